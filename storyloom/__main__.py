@@ -1,0 +1,3 @@
+from storyloom.cli.main import main
+
+raise SystemExit(main())

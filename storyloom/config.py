@@ -1,0 +1,232 @@
+"""Typed configuration, read once at start-up and passed down.
+
+Sources, later ones winning: built-in defaults, ``config.toml``, the profile overlay,
+environment variables ``STORYLOOM_<SECTION>__<KEY>`` (and ``STORYLOOM_PROFILE``).
+The Discord token is never part of the config: it is read from ``DISCORD_TOKEN`` only.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from storyloom.errors import ConfigError
+
+ENV_PREFIX = "STORYLOOM_"
+PROFILES = ("default", "tiny")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PathsConfig(_Section):
+    data_dir: Path = Path("data")
+
+
+class DeviceConfig(_Section):
+    device: str = Field("auto", pattern=r"^(auto|cpu|cuda(:\d+)?|mps)$")
+    dtype: Literal["auto", "float16", "bfloat16", "float32"] = "auto"
+    compile: bool = False
+    vae_tiling: Literal["auto", "on", "off"] = "auto"
+    attention_slicing: bool = False
+
+
+class ModelsConfig(_Section):
+    image: str = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    controlnet_tile: str = "lllyasviel/control_v11f1e_sd15_tile"
+    controlnet_hed: str = "lllyasviel/sd-controlnet-hed"
+    esrgan: str = "lllyasviel/Annotators/RealESRGAN_x4plus.pth"
+    story: str = "microsoft/Phi-3.5-mini-instruct"
+    # The tiny profile builds missing local models on first use instead of downloading.
+    build_tiny: bool = False
+
+
+class ImageConfig(_Section):
+    steps: int = Field(30, ge=1, le=150)
+    guidance_scale: float = Field(7.0, ge=0.0, le=30.0)
+    width: int = Field(512, ge=64, le=2048, multiple_of=8)
+    height: int = Field(512, ge=64, le=2048, multiple_of=8)
+    batch_size: int = Field(4, ge=1, le=8)
+    max_prompt_chars: int = Field(2000, ge=10, le=20000)
+    safety_checker: bool = True
+    variation_subtle: float = Field(0.35, gt=0.0, lt=1.0)
+    variation_strong: float = Field(0.65, gt=0.0, lt=1.0)
+    preview_every: int = Field(5, ge=1, le=100)
+
+
+class UpscaleConfig(_Section):
+    mode: Literal["chain", "esrgan"] = "chain"
+    controlnet: Literal["tile", "hed"] = "tile"
+    strength: float = Field(0.35, gt=0.0, le=1.0)
+    steps: int = Field(20, ge=1, le=150)
+    controlnet_scale: float = Field(1.0, ge=0.0, le=2.0)
+    esrgan_tile: int = Field(256, ge=32, le=2048)
+    esrgan_tile_overlap: int = Field(16, ge=0, le=256)
+
+
+class StoryConfig(_Section):
+    adapter: str = ""
+    quantization: Literal["none", "8bit", "4bit"] = "none"
+    prompt_format: Literal["chat", "storyteller"] = "chat"
+    temperature: float = Field(0.8, gt=0.0, le=2.0)
+    top_p: float = Field(0.9, gt=0.0, le=1.0)
+    repetition_penalty: float = Field(1.1, ge=1.0, le=2.0)
+    max_new_tokens: int = Field(900, ge=16, le=8192)
+    pages: int = Field(6, ge=1, le=20)
+    style: str = "watercolor"
+    memory: Literal["summary", "full"] = "summary"
+    max_summary_chars: int = Field(4000, ge=20, le=20000)
+
+
+class QueueConfig(_Section):
+    database: Path | None = None  # default: <data_dir>/storyloom.db
+    max_waiting_per_user: int = Field(5, ge=1, le=1000)
+    max_waiting_total: int = Field(200, ge=1, le=100000)
+    lease_seconds: float = Field(30.0, gt=0.5, le=3600)
+    heartbeat_seconds: float = Field(5.0, gt=0.05, le=600)
+    max_attempts: int = Field(3, ge=1, le=20)
+    busy_timeout_ms: int = Field(5000, ge=0, le=600000)
+    retention_days: int = Field(30, ge=1, le=3650)
+
+
+class WorkerConfig(_Section):
+    devices: list[str] = Field(default_factory=lambda: ["auto"])
+    progress_interval: float = Field(0.5, ge=0.05, le=60)
+    poll_interval: float = Field(0.005, ge=0.001, le=10)
+    memory_budget_gb: float = Field(0.0, ge=0.0)  # 0 = use the device's total memory
+    restart_backoff_seconds: float = Field(1.0, ge=0.0, le=600)
+    restart_backoff_max_seconds: float = Field(60.0, ge=0.0, le=3600)
+
+
+class BotConfig(_Section):
+    dev_guild: int = 0
+    results_in_thread: bool = True
+    progress_edit_interval: float = Field(2.0, ge=0.5, le=60)
+    banned_words: list[str] = Field(default_factory=list)
+
+
+class Config(_Section):
+    profile: Literal["default", "tiny"] = "default"
+    paths: PathsConfig = PathsConfig()
+    device: DeviceConfig = DeviceConfig()
+    models: ModelsConfig = ModelsConfig()
+    image: ImageConfig = ImageConfig()
+    upscale: UpscaleConfig = UpscaleConfig()
+    story: StoryConfig = StoryConfig()
+    queue: QueueConfig = QueueConfig()
+    worker: WorkerConfig = WorkerConfig()
+    bot: BotConfig = BotConfig()
+
+    @property
+    def database_path(self) -> Path:
+        return self.queue.database or self.paths.data_dir / "storyloom.db"
+
+    @property
+    def tiny_models_dir(self) -> Path:
+        return self.paths.data_dir / "tiny-models"
+
+
+def tiny_overlay(data_dir: Path) -> dict[str, Any]:
+    """What the ``tiny`` profile changes: every model is a seeded tiny model built locally."""
+    root = data_dir / "tiny-models"
+    return {
+        "device": {"device": "cpu", "dtype": "float32"},
+        "models": {
+            "image": str(root / "sd15"),
+            "controlnet_tile": str(root / "controlnet"),
+            "controlnet_hed": str(root / "controlnet"),
+            "esrgan": str(root / "esrgan" / "tiny_x4.safetensors"),
+            "story": str(root / "llama"),
+            "build_tiny": True,
+        },
+        "image": {"width": 64, "height": 64, "steps": 10},
+        "upscale": {"steps": 4, "esrgan_tile": 64, "esrgan_tile_overlap": 8},
+        "story": {"max_new_tokens": 160},
+    }
+
+
+def load_config(
+    path: Path | str | None = None,
+    *,
+    profile: str | None = None,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """Read ``path`` (if it exists), apply the profile and environment, validate."""
+    environ = os.environ if environ is None else environ
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    _merge(data, _environment_values(environ))
+    if overrides:
+        _merge(data, dict(overrides))
+    chosen = profile or data.get("profile") or "default"
+    if chosen not in PROFILES:
+        raise ConfigError(f"profile = {chosen!r} is not allowed; use one of: {', '.join(PROFILES)}")
+    data["profile"] = chosen
+    if chosen == "tiny":
+        data_dir = Path(data.get("paths", {}).get("data_dir", PathsConfig().data_dir))
+        merged = tiny_overlay(data_dir)
+        # Explicit environment values and overrides still win over the profile.
+        _merge(merged, _environment_values(environ))
+        if overrides:
+            _merge(merged, dict(overrides))
+        _merge(data, merged)
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, data)) from None
+
+
+def _environment_values(environ: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        keys = name[len(ENV_PREFIX) :].lower().split("__")
+        if keys == ["profile"]:
+            values["profile"] = raw
+            continue
+        if len(keys) != 2 or not all(keys):
+            continue
+        values.setdefault(keys[0], {})[keys[1]] = _parse_env_value(raw)
+    return values
+
+
+def _parse_env_value(raw: str) -> Any:
+    """Environment values are TOML literals when they parse as one (``20``, ``true``, ``["a"]``)."""
+    try:
+        return tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        return raw
+
+
+def _merge(into: dict[str, Any], new: Mapping[str, Any]) -> None:
+    for key, value in new.items():
+        if isinstance(value, Mapping) and isinstance(into.get(key), dict):
+            _merge(into[key], value)
+        else:
+            into[key] = dict(value) if isinstance(value, Mapping) else value
+
+
+def _describe(exc: ValidationError, data: Mapping[str, Any]) -> str:
+    lines = []
+    for error in exc.errors():
+        key = ".".join(str(part) for part in error["loc"])
+        value = error.get("input")
+        if error["type"] == "extra_forbidden":
+            lines.append(f"{key}: unknown setting")
+        else:
+            lines.append(f"{key} = {value!r} is not allowed: {error['msg']}")
+    return "invalid configuration: " + "; ".join(lines)

@@ -1,0 +1,44 @@
+"""Shared fixtures: tiny models (built once per machine, deterministic) and a tiny-profile config."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from storyloom.config import Config, load_config
+from storyloom.models.tiny import TinyModelPaths, make_tiny_models
+
+
+def _tiny_cache_dir() -> Path:
+    # The builder is seeded and byte-identical, so one build can serve every test run on a machine.
+    base = os.environ.get("STORYLOOM_TEST_CACHE") or Path.home() / ".cache" / "storyloom-tests"
+    return Path(base) / "tiny-models"
+
+
+@pytest.fixture(scope="session")
+def tiny_models() -> TinyModelPaths:
+    return make_tiny_models(_tiny_cache_dir())
+
+
+def make_tiny_config(data_dir: Path, models: TinyModelPaths, **sections) -> Config:
+    """A tiny-profile config whose models are the shared tiny models and whose data lives in ``data_dir``."""
+    overrides: dict = {
+        "paths": {"data_dir": str(data_dir)},
+        "models": {
+            "image": str(models.sd15),
+            "controlnet_tile": str(models.controlnet),
+            "controlnet_hed": str(models.controlnet),
+            "esrgan": str(models.esrgan),
+            "story": str(models.llama),
+        },
+    }
+    for name, values in sections.items():
+        overrides.setdefault(name, {}).update(values)
+    return load_config(None, profile="tiny", environ={}, overrides=overrides)
+
+
+@pytest.fixture
+def tiny_config(tmp_path: Path, tiny_models: TinyModelPaths) -> Config:
+    return make_tiny_config(tmp_path / "data", tiny_models)
