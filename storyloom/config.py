@@ -41,7 +41,7 @@ class ModelsConfig(_Section):
     controlnet_tile: str = "lllyasviel/control_v11f1e_sd15_tile"
     controlnet_hed: str = "lllyasviel/sd-controlnet-hed"
     esrgan: str = "lllyasviel/Annotators/RealESRGAN_x4plus.pth"
-    story: str = "microsoft/Phi-3.5-mini-instruct"
+    story: str = "microsoft/Phi-4-mini-instruct"
     # The tiny profile builds missing local models on first use instead of downloading.
     build_tiny: bool = False
 
@@ -81,6 +81,9 @@ class StoryConfig(_Section):
     style: str = "watercolor"
     memory: Literal["summary", "full"] = "summary"
     max_summary_chars: int = Field(4000, ge=20, le=20000)
+    context_tokens: int = Field(4096, ge=256, le=131072)  # prompt + answer of one call; capped by the model's own limit
+    recent_pages: int = Field(2, ge=0, le=20)  # last pages given word for word when continuing
+    plan_temperature: float = Field(0.3, gt=0.0, le=2.0)  # sampling temperature of the JSON scene plan
 
 
 class QueueConfig(_Section):

@@ -16,6 +16,10 @@ from storyloom.errors import StoryloomError
 COMMAND_MODULES = (
     "storyloom.cli.images",
     "storyloom.cli.models",
+    "storyloom.cli.upscale",
+    "storyloom.cli.queue",
+    "storyloom.cli.worker",
+    "storyloom.cli.story",
 )
 
 DEFAULT_CONFIG = Path("config.toml")

@@ -62,8 +62,17 @@ def resolve_source(name: str, *, build_tiny: bool) -> str:
         return hf_hub_download(repo_id=repo_id, filename=filename)
 
 
+def model_display_name(name: str) -> str:
+    """The name written into image parameters: a hub id as is, a local path by its last component only
+    (images get shared; the server's directory layout should not travel with them)."""
+    name = name.strip().rstrip("/\\")
+    if _looks_like_path(name) or Path(name).expanduser().exists():
+        return Path(name).name
+    return name
+
+
 def _looks_like_path(name: str) -> bool:
-    return name.startswith(("/", "./", "../", "~", "\\")) or Path(name).is_absolute() or name.startswith(".")
+    return name.startswith(("/", ".", "~")) or Path(name).is_absolute()
 
 
 @contextlib.contextmanager
@@ -144,7 +153,7 @@ def _load_sd(config: Config) -> Any:
     if not config.image.safety_checker:
         extra = {"safety_checker": None, "requires_safety_checker": False}
     with model_errors(name):
-        pipe = StableDiffusionPipeline.from_pretrained(source, torch_dtype=dtype, use_safetensors=True, **extra)
+        pipe = StableDiffusionPipeline.from_pretrained(source, dtype=dtype, use_safetensors=True, **extra)
     pipe.scheduler = DPMSolverMultistepScheduler.from_config(
         pipe.scheduler.config, use_karras_sigmas=True, algorithm_type="dpmsolver++"
     )

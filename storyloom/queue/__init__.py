@@ -1,0 +1,51 @@
+"""The persistent job queue: the only channel between the bot and the workers.
+
+Imports neither discord nor torch, so the bot stays small and a worker could live on another machine.
+``JobStore`` (sqlite3) serves workers and the CLI, ``AsyncJobStore`` (aiosqlite) the bot; both run the same
+operations (``ops``) and the same SQL (``sql``). The delivery protocol is described in ``ops/delivery.py``.
+"""
+
+from storyloom.queue.async_store import AsyncJobStore
+from storyloom.queue.job import (
+    Artifact,
+    ArtifactKind,
+    DeliveryIntent,
+    Destination,
+    HeartbeatReply,
+    Job,
+    JobError,
+    JobKind,
+    JobStatus,
+    NewArtifact,
+    NewJob,
+    Progress,
+    QueuePosition,
+    WorkerInfo,
+)
+from storyloom.queue.params import PARAMS_BY_KIND, validate_params
+from storyloom.queue.store import JobStore
+from storyloom.queue.transitions import InvalidTransition, JobNotFound, LeaseLost
+
+__all__ = [
+    "Artifact",
+    "ArtifactKind",
+    "AsyncJobStore",
+    "DeliveryIntent",
+    "Destination",
+    "HeartbeatReply",
+    "InvalidTransition",
+    "Job",
+    "JobError",
+    "JobKind",
+    "JobNotFound",
+    "JobStatus",
+    "JobStore",
+    "LeaseLost",
+    "NewArtifact",
+    "NewJob",
+    "PARAMS_BY_KIND",
+    "Progress",
+    "QueuePosition",
+    "WorkerInfo",
+    "validate_params",
+]

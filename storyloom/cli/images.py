@@ -1,0 +1,142 @@
+"""``storyloom imagine`` and ``storyloom vary``: the image commands, on the terminal.
+
+Arguments are checked before any model loads, so a typo costs no waiting; torch and diffusers are imported
+only when a command actually runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from storyloom.config import Config
+
+if TYPE_CHECKING:
+    from storyloom.models.progress import StepProgress
+    from storyloom.models.txt2img import ImageBatch
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from storyloom.cli.main import add_common_options
+
+    imagine = subparsers.add_parser(
+        "imagine",
+        help="make a 2x2 grid of four images from a prompt",
+        description="Make four images from PROMPT (AUTOMATIC1111 emphasis such as ((x)), (x:1.3), [x] allowed); "
+        "writes grid.png and image_1..4.png with their parameters.",
+    )
+    imagine.add_argument("prompt", help="what to draw")
+    imagine.add_argument("--negative", default="", help="what to avoid (negative prompt)")
+    imagine.add_argument("--seed", type=int, default=None, help="seed of the first image (the others use seed+1..seed+3)")
+    imagine.add_argument("--steps", type=int, default=None, help="denoising steps (default from the config)")
+    imagine.add_argument("--ar", dest="aspect_ratio", default=None, metavar="W:H", help="aspect ratio, e.g. 16:9 or 2:3")
+    imagine.add_argument("--out", type=Path, default=None, help="output directory (default: <data_dir>/images/<time>)")
+    add_common_options(imagine)
+    imagine.set_defaults(handler=run_imagine)
+
+    vary = subparsers.add_parser(
+        "vary",
+        help="make four variations of an image",
+        description="Make four variations of IMAGE, steered by the prompt stored in it (or --prompt).",
+    )
+    vary.add_argument("image", type=Path, help="source image (PNG, JPEG or WebP)")
+    vary.add_argument("--strength", default="subtle", choices=("subtle", "strong"), help="how far the variations may wander")
+    vary.add_argument("--prompt", default=None, help="prompt to use instead of the one stored in the image")
+    vary.add_argument("--negative", default=None, help="negative prompt to use instead of the stored one")
+    vary.add_argument("--seed", type=int, default=None, help="seed of the first variation")
+    vary.add_argument("--out", type=Path, default=None, help="output directory (default: <data_dir>/images/<time>)")
+    add_common_options(vary)
+    vary.set_defaults(handler=run_vary)
+
+
+def run_imagine(config: Config, args: argparse.Namespace) -> int:
+    from storyloom.models.prompts import validate_prompt
+    from storyloom.models.sizes import size_for_aspect_ratio
+
+    # Fail fast on bad input, before seconds of model loading.
+    max_chars = config.image.max_prompt_chars
+    validate_prompt(args.prompt, max_chars=max_chars)
+    validate_prompt(args.negative, max_chars=max_chars, name="negative prompt", allow_empty=True)
+    if args.aspect_ratio:
+        size_for_aspect_ratio(args.aspect_ratio, config.image.width, config.image.height)
+    _check_numbers(config, args.steps, args.seed)
+
+    from storyloom.models.txt2img import Txt2Img
+
+    txt2img = Txt2Img.from_config(config)
+    with _ProgressBar("imagine") as bar:
+        batch = txt2img(
+            args.prompt, args.negative, num_inference_steps=args.steps, aspect_ratio=args.aspect_ratio,
+            seed=args.seed, progress=bar,
+        )
+    _report(batch, batch.save(args.out or _default_out(config)))
+    return 0
+
+
+def run_vary(config: Config, args: argparse.Namespace) -> int:
+    from storyloom.models.imaging import open_image
+    from storyloom.models.prompts import validate_prompt
+
+    source = open_image(args.image)
+    max_chars = config.image.max_prompt_chars
+    if args.prompt is not None:
+        validate_prompt(args.prompt, max_chars=max_chars, allow_empty=True)
+    if args.negative is not None:
+        validate_prompt(args.negative, max_chars=max_chars, name="negative prompt", allow_empty=True)
+    _check_numbers(config, None, args.seed)
+
+    from storyloom.models.variations import Variations
+
+    variations = Variations.from_config(config)
+    with _ProgressBar("vary") as bar:
+        batch = variations(source, args.prompt, args.negative, strength=args.strength, seed=args.seed, progress=bar)
+    _report(batch, batch.save(args.out or _default_out(config)))
+    return 0
+
+
+def _check_numbers(config: Config, steps: int | None, seed: int | None) -> None:
+    from storyloom.models.txt2img import check_common_inputs
+
+    check_common_inputs(
+        num_inference_steps=config.image.steps if steps is None else steps,
+        guidance_scale=config.image.guidance_scale,
+        seed=seed,
+        num_images=config.image.batch_size,
+    )
+
+
+def _default_out(config: Config) -> Path:
+    return config.paths.data_dir / "images" / time.strftime("%Y%m%d-%H%M%S")
+
+
+def _report(batch: "ImageBatch", paths: list[Path]) -> None:
+    print(f"grid: {paths[0]}")
+    for number, (path, seed, flagged) in enumerate(zip(paths[1:], batch.seeds, batch.nsfw), start=1):
+        note = "  (flagged by the safety checker: blurred)" if flagged else ""
+        print(f"image {number}: {path}  seed {seed}{note}")
+
+
+class _ProgressBar:
+    """A tqdm bar fed by ``StepProgress``; restarts cleanly if the pipeline retries image by image."""
+
+    def __init__(self, description: str) -> None:
+        self.description = description
+        self.bar = None
+
+    def __enter__(self) -> "_ProgressBar":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+    def __call__(self, progress: "StepProgress") -> None:
+        from tqdm import tqdm
+
+        if self.bar is None or progress.step < self.bar.n or progress.total != self.bar.total:
+            if self.bar is not None:
+                self.bar.close()
+            self.bar = tqdm(total=progress.total, desc=self.description, unit="step", leave=True)
+        self.bar.update(progress.step - self.bar.n)

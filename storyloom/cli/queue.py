@@ -1,0 +1,125 @@
+"""``storyloom queue list|cancel|retry|purge``: look at and manage the job queue from a terminal."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from typing import TYPE_CHECKING
+
+from storyloom.config import Config
+
+if TYPE_CHECKING:
+    from storyloom.queue.job import Job, QueuePosition
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from storyloom.cli.main import add_common_options
+
+    parser = subparsers.add_parser("queue", help="list, cancel, retry or purge jobs")
+    actions = parser.add_subparsers(dest="queue_command", required=True, metavar="ACTION")
+
+    listing = actions.add_parser("list", help="waiting and running jobs (with --all, finished ones too)")
+    listing.add_argument("--all", action="store_true", help="include finished jobs")
+    listing.add_argument("--user", type=int, default=None, help="only this user's jobs")
+    listing.add_argument("--limit", type=int, default=50, help="at most this many jobs (newest first)")
+    add_common_options(listing)
+    listing.set_defaults(handler=list_command)
+
+    cancel = actions.add_parser("cancel", help="cancel a waiting job, or stop a running one")
+    cancel.add_argument("job_id", type=int, metavar="ID")
+    add_common_options(cancel)
+    cancel.set_defaults(handler=cancel_command)
+
+    retry = actions.add_parser("retry", help="queue a failed or canceled job again (as a new job)")
+    retry.add_argument("job_id", type=int, metavar="ID")
+    add_common_options(retry)
+    retry.set_defaults(handler=retry_command)
+
+    purge = actions.add_parser("purge", help="delete finished jobs and their results after a while")
+    purge.add_argument("--older-than", type=float, default=None, metavar="DAYS", help="default: queue.retention_days")
+    purge.add_argument("--vacuum", action="store_true", help="also shrink the database file (slow on big files)")
+    add_common_options(purge)
+    purge.set_defaults(handler=purge_command)
+
+
+def _store(config: Config):
+    from storyloom.queue.store import JobStore
+
+    return JobStore.from_config(config)
+
+
+def list_command(config: Config, args: argparse.Namespace) -> int:
+    from storyloom.queue.job import JobStatus
+
+    statuses = tuple(JobStatus) if args.all else (JobStatus.QUEUED, JobStatus.RUNNING)
+    with _store(config) as store:
+        jobs = store.list_jobs(statuses, user_id=args.user, limit=args.limit)
+        positions = store.positions()
+    if not jobs:
+        print("no jobs" if args.all else "no jobs waiting or running")
+        return 0
+    now = time.time()
+    rows = [("ID", "STATUS", "USER", "KIND", "AGE", "POSITION")]
+    rows += [
+        (str(job.id), str(job.status), str(job.user_id), str(job.kind), format_age(now - job.created_at), describe(job, positions.get(job.id)))
+        for job in jobs
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+    return 0
+
+
+def describe(job: Job, position: QueuePosition | None) -> str:
+    """``#2, ~40s``; ``step 12/30``; or how it ended."""
+    from storyloom.queue.job import JobStatus
+
+    if job.status is JobStatus.QUEUED and position is not None and position.position:
+        eta = f", ~{format_age(position.eta_seconds)}" if position.eta_seconds is not None else ""
+        return f"#{position.position}{eta}"
+    if job.status is JobStatus.RUNNING:
+        step = f"step {job.progress.step}/{job.progress.total}" if job.progress.total else "starting"
+        return step + (" (cancel requested)" if job.cancel_requested else "")
+    if job.error is not None:
+        return job.error.message[:60]
+    return "-"
+
+
+def format_age(seconds: float) -> str:
+    seconds = max(0, int(round(seconds)))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    if seconds < 86400:
+        return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    return f"{seconds // 86400}d{seconds % 86400 // 3600:02d}h"
+
+
+def cancel_command(config: Config, args: argparse.Namespace) -> int:
+    from storyloom.queue.job import JobStatus
+
+    with _store(config) as store:
+        job = store.cancel(args.job_id)
+    if job.status is JobStatus.RUNNING:
+        print(f"job {job.id} is running; asked it to stop")
+    else:
+        print(f"job {job.id} is {job.status}")
+    return 0
+
+
+def retry_command(config: Config, args: argparse.Namespace) -> int:
+    with _store(config) as store:
+        job = store.retry(args.job_id)
+    print(f"job {args.job_id} queued again as job {job.id}")
+    return 0
+
+
+def purge_command(config: Config, args: argparse.Namespace) -> int:
+    with _store(config) as store:
+        days = config.queue.retention_days if args.older_than is None else args.older_than
+        removed = store.purge(days)
+        if args.vacuum:
+            store.vacuum()
+    print(f"removed {removed} job(s) that finished more than {days:g} day(s) ago")
+    return 0

@@ -1,0 +1,132 @@
+"""``storyloom story "SUMMARY"`` writes and illustrates a book; ``storyloom story --continue DIR`` adds a chapter.
+
+One progress bar covers the whole run: writing, planning, then one step per page.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from storyloom.config import Config
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    from storyloom.cli.main import add_common_options
+
+    parser = subparsers.add_parser(
+        "story",
+        help="write and illustrate a children's story (a book directory with PNGs, HTML and PDF)",
+        description='Write and illustrate a story: storyloom story "A shy cat learns to sail". '
+        "With --continue DIR, add a chapter to an existing book (SUMMARY then says what happens next).",
+    )
+    parser.add_argument("summary", nargs="?", default=None, help="what the story is about (a sentence or two)")
+    parser.add_argument("--pages", type=int, default=None, help="pages in the story, 1-20 (default from config: story.pages)")
+    parser.add_argument("--style", default=None, help="illustration style: watercolor, crayon, storybook, papercut, clay, cartoon")
+    parser.add_argument("--character", default=None, help="a registered character to star in the story")
+    parser.add_argument("--seed", type=int, default=None, help="base seed: the same seed and summary give the same book")
+    parser.add_argument("--out", type=Path, default=None, help="book directory (default: <data_dir>/books/<time>-<summary>)")
+    parser.add_argument("--continue", dest="continue_dir", type=Path, default=None, metavar="DIR", help="add a chapter to the book in DIR")
+    add_common_options(parser)
+    parser.set_defaults(handler=story_command)
+
+
+def story_command(config: Config, args: argparse.Namespace) -> int:
+    from storyloom.errors import InvalidInput
+    from storyloom.models.story import StoryPipeline
+
+    # fpdf subsets fonts through fontTools, which logs every table at INFO level.
+    logging.getLogger("fontTools").setLevel(logging.WARNING)
+    pipeline = StoryPipeline.from_config(config)
+    if args.continue_dir is not None:
+        return _continue(pipeline, args)
+    if not args.summary:
+        raise InvalidInput('give a summary, for example: storyloom story "A shy cat learns to sail"')
+    inputs = pipeline.check_inputs(args.summary, args.pages, args.style, args.character, args.seed)  # before any model loads
+    out = args.out or _default_directory(config, inputs.summary)
+    with _StoryBar(inputs.pages) as bar:
+        plan = pipeline.write(
+            inputs.summary, inputs.pages, inputs.style.name, args.character, args.seed, progress=bar.update
+        )
+        plan.save(out)
+        files = _illustrate(pipeline, plan, out, range(len(plan.pages)), bar)
+    _report(plan, files)
+    return 0
+
+
+def _continue(pipeline: Any, args: argparse.Namespace) -> int:
+    from storyloom.models.story_plan import StoryPlan
+
+    before = len(StoryPlan.load(args.continue_dir).pages)
+    with _StoryBar(args.pages or 0) as bar:
+        plan = pipeline.continue_story(args.continue_dir, args.summary or "", args.pages, progress=bar.update)
+        bar.resize(len(plan.pages) - before)
+        files = _illustrate(pipeline, plan, args.continue_dir, range(before, len(plan.pages)), bar)
+    _report(plan, files)
+    return 0
+
+
+def _illustrate(pipeline: Any, plan: Any, out: Path, indices: range, bar: _StoryBar) -> Any:
+    from storyloom.models.book import write_book
+
+    for position, index in enumerate(indices):
+        bar.page = position
+        pipeline.save_page(out, pipeline.illustrate_page(plan, index, progress=bar.update))
+        bar.update_page_done(position)
+    return write_book(plan, out)
+
+
+def _report(plan: Any, files: Any) -> None:
+    print(f"{plan.title}")
+    print(f"  book:  {files.pdf}")
+    print(f"  html:  {files.html}")
+    print(f"  text:  {files.markdown}")
+    print(f"  pages: {len(plan.pages)} (seed {plan.base_seed}, style {plan.style})")
+    for note in list(plan.notes) + list(files.notes):
+        print(f"  note:  {note}")
+
+
+def _default_directory(config: Config, summary: str) -> Path:
+    slug = "-".join(re.findall(r"[a-z0-9]+", summary.lower())[:6]) or "story"
+    return config.paths.data_dir / "books" / f"{time.strftime('%Y%m%d-%H%M%S')}-{slug}"
+
+
+class _StoryBar:
+    """One tqdm bar: 1 step of writing, 1 of planning, 1 per page; fractions inside each step."""
+
+    def __init__(self, pages: int) -> None:
+        from tqdm import tqdm
+
+        self._bar = tqdm(total=2 + pages, unit="step", bar_format="{l_bar}{bar}| {n:.1f}/{total} [{elapsed}<{remaining}]{postfix}")
+        self.page = -1
+
+    def __enter__(self) -> _StoryBar:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._bar.close()
+
+    def resize(self, pages: int) -> None:
+        self._bar.total = 2 + pages
+        self._bar.refresh()
+
+    def update(self, progress: Any) -> None:
+        """A ``StepProgress`` from any stage, mapped onto the one bar."""
+        fraction = progress.step / progress.total if progress.total else 0.0
+        stage = progress.stage or ""
+        if stage == "writing":
+            position, label = fraction, f"writing {progress.step}/{progress.total} tokens"
+        elif stage == "planning":
+            position, label = 1 + fraction, "planning pages"
+        else:
+            position, label = 2 + max(self.page, 0) + fraction, f"{stage or 'illustrating'} step {progress.step}/{progress.total}"
+        self._bar.n = min(position, self._bar.total)
+        self._bar.set_postfix_str(label, refresh=True)
+
+    def update_page_done(self, position: int) -> None:
+        self._bar.n = min(2 + position + 1, self._bar.total)
+        self._bar.refresh()

@@ -1,0 +1,89 @@
+"""The job store for the bot's event loop, on aiosqlite: the same operations and SQL as ``JobStore``.
+
+Every method returns an awaitable. Operations on one store are serialized by a lock, because a
+transaction spans several awaits and two coroutines must not interleave statements in it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Awaitable, TypeVar
+
+import aiosqlite
+
+from storyloom.config import Config, QueueConfig
+from storyloom.queue import driver
+from storyloom.queue.api import Clock, StoreApi
+from storyloom.queue.operation import Operation
+from storyloom.queue.ops import setup
+from storyloom.queue.schema import Migration, load_migrations
+from storyloom.queue.store import prepare_path
+
+T = TypeVar("T")
+
+
+class AsyncJobStore(StoreApi):
+    def __init__(
+        self, connection: aiosqlite.Connection, settings: QueueConfig, *, where: str, clock: Clock = time.time
+    ) -> None:
+        self._connection = connection
+        self.settings = settings
+        self.where = where
+        self.clock = clock
+        self._translate = driver.translator(where, settings.busy_timeout_ms)
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    async def open(
+        cls,
+        path: Path | str,
+        settings: QueueConfig | None = None,
+        *,
+        clock: Clock = time.time,
+        migrations: tuple[Migration, ...] | None = None,
+    ) -> AsyncJobStore:
+        """Open (creating if needed) and migrate; ``StoreError`` for a locked, corrupt, foreign or newer file."""
+        settings = settings or QueueConfig()
+        where = prepare_path(path)
+        translate = driver.translator(where, settings.busy_timeout_ms)
+        try:
+            connection = await aiosqlite.connect(where, timeout=settings.busy_timeout_ms / 1000, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise (translate(exc) or exc) from exc
+        connection.row_factory = sqlite3.Row
+        store = cls(connection, settings, where=where, clock=clock)
+        try:
+            await store._run(setup.configure(settings.busy_timeout_ms))
+            await store._run(setup.migrate(load_migrations() if migrations is None else migrations, where))
+        except BaseException:
+            await connection.close()
+            raise
+        return store
+
+    @classmethod
+    async def from_config(cls, config: Config) -> AsyncJobStore:
+        return await cls.open(config.database_path, config.queue)
+
+    @property
+    def connection(self) -> aiosqlite.Connection:
+        """The underlying connection, for diagnostics (tests use it to simulate a full disk)."""
+        return self._connection
+
+    def _run(self, op: Operation[T]) -> Awaitable[T]:  # type: ignore[override]
+        return self._locked(op)
+
+    async def _locked(self, op: Operation[Any]) -> Any:
+        async with self._lock:
+            return await driver.run_async(self._connection, op, self._translate)
+
+    async def close(self) -> None:
+        await self._connection.close()
+
+    async def __aenter__(self) -> AsyncJobStore:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()

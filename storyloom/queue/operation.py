@@ -1,0 +1,74 @@
+"""Store logic written once, run by a blocking (sqlite3) or an async (aiosqlite) driver.
+
+Every store operation is a generator that yields :class:`Query` objects and receives each query's rows
+back; it returns its result. It never touches a connection, so the same code (and the same SQL) serves
+the bot's event loop and the worker's thread, and the two stores cannot drift apart. A driver wraps the
+whole generator in one transaction: ``WRITE`` operations in ``BEGIN IMMEDIATE`` (take the write lock up
+front, so two workers can never read the same "next job"), ``READ`` ones in a deferred ``BEGIN`` (one
+consistent snapshot under WAL), ``AUTOCOMMIT`` ones in none (pragmas).
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import sqlite3
+from dataclasses import dataclass
+from typing import Any, Callable, Generator, Generic, Mapping, ParamSpec, Sequence, TypeVar
+
+T = TypeVar("T")
+P = ParamSpec("P")
+
+Rows = list[sqlite3.Row]
+
+
+@dataclass(frozen=True)
+class Query:
+    sql: str
+    params: Sequence[Any] | Mapping[str, Any] = ()
+
+
+Steps = Generator[Query, Rows, T]
+
+
+class Mode(enum.Enum):
+    AUTOCOMMIT = None
+    READ = "BEGIN"
+    WRITE = "BEGIN IMMEDIATE"
+
+
+@dataclass(frozen=True)
+class Operation(Generic[T]):
+    mode: Mode
+    steps: Steps[T]
+
+
+def _operation(mode: Mode) -> Callable[[Callable[P, Steps[T]]], Callable[P, Operation[T]]]:
+    def decorate(function: Callable[P, Steps[T]]) -> Callable[P, Operation[T]]:
+        @functools.wraps(function)
+        def make(*args: P.args, **kwargs: P.kwargs) -> Operation[T]:
+            return Operation(mode, function(*args, **kwargs))
+
+        return make
+
+    return decorate
+
+
+reads = _operation(Mode.READ)
+writes = _operation(Mode.WRITE)
+autocommit = _operation(Mode.AUTOCOMMIT)
+
+
+def query(sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Steps[Rows]:
+    """``rows = yield from query(...)``: reads better than a bare ``yield Query(...)`` in operations."""
+    return (yield Query(sql, params))
+
+
+def one(sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Steps[sqlite3.Row | None]:
+    rows = yield Query(sql, params)
+    return rows[0] if rows else None
+
+
+def scalar(sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Steps[Any]:
+    rows = yield Query(sql, params)
+    return rows[0][0] if rows else None

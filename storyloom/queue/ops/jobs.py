@@ -1,0 +1,226 @@
+"""Operations of the bot and the CLI: enqueue (with caps), look up, list, cancel, retry, purge, positions."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable, Mapping, Sequence
+
+from storyloom.config import QueueConfig
+from storyloom.errors import InvalidInput, QueueFull
+from storyloom.queue import sql
+from storyloom.queue.fairness import Running, Waiting, estimate_waits, remaining_seconds, serving_order
+from storyloom.queue.job import (
+    Artifact,
+    ArtifactKind,
+    Destination,
+    Job,
+    JobKind,
+    JobStatus,
+    QueuePosition,
+)
+from storyloom.queue.operation import Operation, Steps, autocommit, one, query, reads, scalar, writes
+from storyloom.queue.params import NEEDS_PARENT, JobParams, encode_params, parse_kind, validate_params
+from storyloom.queue.transitions import InvalidTransition, JobNotFound, load_job, transition
+
+ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+def enqueue(
+    kind: str | JobKind,
+    params: Mapping[str, Any] | JobParams,
+    destination: Destination,
+    *,
+    parent_id: int | None,
+    now: float,
+    settings: QueueConfig,
+    enforce_caps: bool = True,
+) -> Operation[Job]:
+    """Validate first (no transaction is opened for bad input), then check caps and insert atomically."""
+    kind = parse_kind(kind)
+    encoded = encode_params(kind, params)
+    if kind in NEEDS_PARENT and parent_id is None:
+        raise InvalidInput(f"a {kind} job needs the job it works on (parent_id)")
+    index = getattr(validate_params(kind, params), "index", None) if kind in NEEDS_PARENT else None
+    return _enqueue(kind, encoded, destination, parent_id, index, now, settings, enforce_caps)
+
+
+@writes
+def _enqueue(
+    kind: JobKind,
+    encoded: str,
+    destination: Destination,
+    parent_id: int | None,
+    index: int | None,
+    now: float,
+    settings: QueueConfig,
+    enforce_caps: bool,
+) -> Steps[Job]:
+    if parent_id is not None:
+        yield from _check_parent(kind, parent_id, index)
+    if enforce_caps:
+        yield from _check_caps(destination.user_id, settings)
+    return (yield from insert_job(kind, encoded, destination, parent_id=parent_id, page_index=None, now=now))
+
+
+def insert_job(
+    kind: JobKind, encoded: str, destination: Destination, *, parent_id: int | None, page_index: int | None, now: float
+) -> Steps[Job]:
+    row = yield from one(
+        sql.INSERT_JOB,
+        {
+            "kind": kind.value,
+            "params": encoded,
+            "user_id": destination.user_id,
+            "guild_id": destination.guild_id,
+            "channel_id": destination.channel_id,
+            "thread_id": destination.thread_id,
+            "message_id": destination.message_id,
+            "parent_id": parent_id,
+            "page_index": page_index,
+            "now": now,
+        },
+    )
+    return Job.from_row(row)
+
+
+def _check_parent(kind: JobKind, parent_id: int, index: int | None) -> Steps[None]:
+    parent = yield from load_job(parent_id)
+    if kind is JobKind.STORY_PAGE:
+        return
+    if parent.status is not JobStatus.SUCCEEDED:
+        raise InvalidInput(f"job {parent_id} has no results to work on (it is {parent.status})")
+    if index is not None and not (yield from scalar(sql.HAS_ARTIFACT, (parent_id, ArtifactKind.IMAGE.value, index))):
+        raise InvalidInput(f"job {parent_id} has no image number {index + 1}")
+
+
+def _check_caps(user_id: int, settings: QueueConfig) -> Steps[None]:
+    mine = yield from scalar(sql.COUNT_WAITING_OF_USER, (user_id,))
+    if mine >= settings.max_waiting_per_user:
+        raise QueueFull(
+            f"you already have {mine} jobs waiting (the limit is {settings.max_waiting_per_user}); "
+            "wait until one of them starts, or cancel one"
+        )
+    everyone = yield from scalar(sql.COUNT_WAITING)
+    if everyone >= settings.max_waiting_total:
+        raise QueueFull(f"the queue is full ({everyone} jobs waiting); please try again in a few minutes")
+
+
+@reads
+def get_job(job_id: int) -> Steps[Job]:
+    return (yield from load_job(job_id))
+
+
+@reads
+def list_jobs(statuses: Sequence[JobStatus], user_id: int | None, limit: int) -> Steps[list[Job]]:
+    rows = yield from query(
+        sql.LIST_JOBS, {"statuses": json.dumps([s.value for s in statuses]), "user_id": user_id, "limit": limit}
+    )
+    return [Job.from_row(row) for row in rows]
+
+
+@reads
+def children(job_id: int) -> Steps[list[Job]]:
+    return [Job.from_row(row) for row in (yield from query(sql.SELECT_CHILDREN, (job_id,)))]
+
+
+@writes
+def set_destination(
+    job_id: int, channel_id: int | None, thread_id: int | None, message_id: int | None
+) -> Steps[Job]:
+    """Record where the bot is showing this job (status message, thread) once it knows."""
+    row = yield from one(
+        sql.SET_DESTINATION, {"id": job_id, "channel_id": channel_id, "thread_id": thread_id, "message_id": message_id}
+    )
+    if row is None:
+        raise JobNotFound(job_id)
+    return Job.from_row(row)
+
+
+@writes
+def cancel(job_id: int, now: float) -> Steps[Job]:
+    """Cancel a queued job at once; ask a running one to stop (its worker sees the flag within one step).
+
+    Canceling a finished story cancels its unfinished pages. Canceling a canceled job changes nothing."""
+    job = yield from load_job(job_id)
+    if job.status is JobStatus.QUEUED:
+        return (yield from transition(job, JobStatus.CANCELED, now=now))
+    if job.status is JobStatus.RUNNING:
+        yield from query(sql.REQUEST_CANCEL, (job_id,))
+        return (yield from load_job(job_id))
+    followups = [Job.from_row(row) for row in (yield from query(sql.SELECT_UNFINISHED_FOLLOWUPS, (job_id,)))]
+    for child in followups:
+        if child.status is JobStatus.QUEUED:
+            yield from transition(child, JobStatus.CANCELED, now=now)
+        else:
+            yield from query(sql.REQUEST_CANCEL, (child.id,))
+    if not followups and job.status is not JobStatus.CANCELED:
+        raise InvalidTransition(f"job {job_id} has already finished ({job.status}); there is nothing to cancel")
+    return job
+
+
+@writes
+def retry(job_id: int, now: float) -> Steps[Job]:
+    """A failed or canceled job runs again as a new job (finished jobs never change); caps do not apply."""
+    job = yield from load_job(job_id)
+    if job.status not in (JobStatus.FAILED, JobStatus.CANCELED):
+        raise InvalidTransition(f"job {job_id} is {job.status}; only failed or canceled jobs can be retried")
+    destination = Destination(job.user_id, job.guild_id, job.channel_id, job.thread_id, None)
+    encoded = json.dumps(dict(job.params), ensure_ascii=False, sort_keys=True)
+    return (yield from insert_job(job.kind, encoded, destination, parent_id=job.parent_id, page_index=None, now=now))
+
+
+@writes
+def purge(before: float) -> Steps[int]:
+    """Delete finished jobs (their artifacts and delivery records go with them) that ended before ``before``."""
+    deleted = yield from query(sql.PURGE_FINISHED, (before,))
+    yield from query(sql.PURGE_STOPPED_WORKERS, (before,))
+    return len(deleted)
+
+
+@autocommit
+def vacuum() -> Steps[None]:
+    yield from query(sql.VACUUM)
+
+
+@reads
+def artifacts(job_id: int) -> Steps[list[Artifact]]:
+    return [Artifact.from_row(row) for row in (yield from query(sql.SELECT_ARTIFACTS, (job_id,)))]
+
+
+@reads
+def artifact(job_id: int, kind: ArtifactKind, index: int) -> Steps[Artifact | None]:
+    row = yield from one(sql.SELECT_ARTIFACT, (job_id, kind.value, index))
+    return None if row is None else Artifact.from_row(row)
+
+
+@reads
+def preview(job_id: int) -> Steps[bytes | None]:
+    data = yield from scalar(sql.SELECT_PREVIEW, (job_id,))
+    return None if data is None else bytes(data)
+
+
+@reads
+def positions(job_ids: Iterable[int] | None, now: float, live_after: float) -> Steps[dict[int, QueuePosition]]:
+    """Positions of the given jobs (all active jobs when None), from one consistent snapshot."""
+    waiting = [Waiting(r["id"], r["user_id"], r["kind"], r["last_served"]) for r in (yield from query(sql.SELECT_WAITING_FOR_ORDER))]
+    running = [Running(r["id"], r["kind"], r["started_at"]) for r in (yield from query(sql.SELECT_RUNNING_FOR_ETA))]
+    averages = {r["kind"]: r["average"] for r in (yield from query(sql.SELECT_DURATIONS))}
+    workers = yield from scalar(sql.COUNT_LIVE_WORKERS, (live_after,))
+    estimates = estimate_waits(serving_order(waiting), running, averages, workers=workers, now=now)
+    result = {}
+    for job in running:
+        left = remaining_seconds(job, averages, now)
+        result[job.job_id] = QueuePosition(job.job_id, JobStatus.RUNNING, 0, 0, 0.0, left)
+    for job_id, estimate in estimates.items():
+        result[job_id] = QueuePosition(
+            job_id, JobStatus.QUEUED, estimate.position, estimate.jobs_ahead, estimate.wait_seconds, estimate.eta_seconds
+        )
+    if job_ids is None:
+        return result
+    wanted = {}
+    for job_id in job_ids:
+        if job_id not in result:
+            job = yield from load_job(job_id)
+            result[job_id] = QueuePosition(job_id, job.status, None, 0, None, None)
+        wanted[job_id] = result[job_id]
+    return wanted

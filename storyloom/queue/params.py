@@ -1,0 +1,143 @@
+"""What each job kind accepts, checked when a job is enqueued so a worker never meets malformed input.
+
+These are structural checks (types, required fields, sane bounds). Limits that depend on the configured
+model (steps, prompt length, sizes) are checked again by the pipelines, which know the config.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal, Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from storyloom.errors import InvalidInput
+from storyloom.queue.job import JobKind
+
+MAX_PARAMS_BYTES = 64 * 1024
+_SEED = Field(None, ge=0, le=2**32 - 1)
+
+
+class JobParams(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ImagineParams(JobParams):
+    prompt: str = Field(min_length=1, max_length=20_000)
+    negative_prompt: str = Field("", max_length=20_000)
+    seed: int | None = _SEED
+    num_inference_steps: int | None = Field(None, ge=1, le=1000)
+    guidance_scale: float | None = Field(None, ge=0.0, le=100.0)
+    aspect_ratio: str | None = Field(None, max_length=16)
+    width: int | None = Field(None, ge=8, le=8192)
+    height: int | None = Field(None, ge=8, le=8192)
+    num_images: int | None = Field(None, ge=1, le=16)
+    safety_checker: bool | None = None  # None: the configured default; the bot forces it on where required
+
+
+class VaryParams(JobParams):
+    """Variations of image ``index`` of the parent job."""
+
+    index: int = Field(ge=0, le=63)
+    strength: Literal["subtle", "strong"] = "subtle"
+    seed: int | None = _SEED
+    safety_checker: bool | None = None
+
+
+class UpscaleParams(JobParams):
+    """Upscale image ``index`` of the parent job; ``mode`` None means the configured default."""
+
+    index: int = Field(ge=0, le=63)
+    mode: Literal["chain", "esrgan"] | None = None
+    seed: int | None = _SEED
+
+
+class StoryParams(JobParams):
+    summary: str = Field(min_length=1, max_length=20_000)
+    pages: int | None = Field(None, ge=1, le=20)
+    style: str | None = Field(None, max_length=100)
+    character: str | None = Field(None, max_length=100)  # a character registered by training
+    seed: int | None = _SEED
+    continue_from: int | None = Field(None, ge=1)  # the story job whose book gets a new chapter
+
+
+class StoryPageParams(JobParams):
+    """One illustrated page of a story; the parent job is the story. ``page`` is the 0-based index into the
+    story's pages; ``plan`` carries whatever else the story engine records about the page (number,
+    chapter, scene), opaque to the queue."""
+
+    page: int = Field(ge=0, le=999)
+    text: str = Field(max_length=20_000)
+    prompt: str = Field(min_length=1, max_length=20_000)
+    negative_prompt: str = Field("", max_length=20_000)
+    seed: int | None = _SEED
+    safety_checker: bool | None = None
+    plan: dict[str, Any] = Field(default_factory=dict)
+
+
+class TrainStoryParams(JobParams):
+    dataset: str = Field(min_length=1, max_length=4096)
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    epochs: int | None = Field(None, ge=1, le=100)
+
+
+class TrainSubjectParams(JobParams):
+    identifier: str = Field(min_length=2, max_length=32, pattern=r"^[a-z0-9]+$")
+    class_name: str = Field(min_length=1, max_length=64)
+    images: list[str] = Field(min_length=1, max_length=100)
+    steps: int | None = Field(None, ge=1, le=10_000)
+
+
+PARAMS_BY_KIND: Mapping[JobKind, type[JobParams]] = {
+    JobKind.IMAGINE: ImagineParams,
+    JobKind.VARY: VaryParams,
+    JobKind.UPSCALE: UpscaleParams,
+    JobKind.STORY: StoryParams,
+    JobKind.STORY_PAGE: StoryPageParams,
+    JobKind.TRAIN_STORY: TrainStoryParams,
+    JobKind.TRAIN_SUBJECT: TrainSubjectParams,
+}
+
+# Kinds whose input is the result of another job: they cannot exist without a parent.
+NEEDS_PARENT = frozenset({JobKind.VARY, JobKind.UPSCALE, JobKind.STORY_PAGE})
+
+
+def parse_kind(kind: str | JobKind) -> JobKind:
+    try:
+        return JobKind(kind)
+    except ValueError:
+        allowed = ", ".join(k.value for k in JobKind)
+        raise InvalidInput(f"unknown job kind {kind!r}; expected one of: {allowed}") from None
+
+
+def validate_params(kind: JobKind, params: Mapping[str, Any] | JobParams) -> JobParams:
+    """The typed parameters of ``kind``, or ``InvalidInput`` naming the first bad field."""
+    model = PARAMS_BY_KIND[kind]
+    if isinstance(params, model):
+        return params
+    if isinstance(params, JobParams):
+        params = params.model_dump()
+    if not isinstance(params, Mapping):
+        raise InvalidInput(f"{kind} parameters must be a mapping, not {type(params).__name__}")
+    try:
+        return model.model_validate(dict(params))
+    except ValidationError as exc:
+        raise InvalidInput(f"invalid {kind} parameters: {_first_problem(exc)}") from None
+
+
+def encode_params(kind: JobKind, params: Mapping[str, Any] | JobParams) -> str:
+    """Validated parameters as the JSON stored in the job row (normalized: defaults filled in)."""
+    text = json.dumps(validate_params(kind, params).model_dump(mode="json", exclude_none=True), ensure_ascii=False, sort_keys=True)
+    if len(text.encode("utf-8")) > MAX_PARAMS_BYTES:
+        raise InvalidInput(f"{kind} parameters are too large (more than {MAX_PARAMS_BYTES // 1024} KiB)")
+    return text
+
+
+def _first_problem(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"]) or "parameters"
+    if error["type"] == "extra_forbidden":
+        return f"{where}: unknown field"
+    if error["type"] == "missing":
+        return f"{where}: required"
+    return f"{where}: {error['msg']}"

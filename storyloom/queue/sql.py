@@ -1,0 +1,208 @@
+"""Every SQL statement the store runs, in one place (the schema itself lives in ``migrations/``)."""
+
+from __future__ import annotations
+
+JOB_COLUMNS = (
+    "id, kind, params, status, user_id, guild_id, channel_id, thread_id, message_id, parent_id, page_index, "
+    "created_at, started_at, finished_at, attempts, runs, worker_id, lease_expires_at, cancel_requested, "
+    "progress_step, progress_total, progress_stage, progress_at, preview IS NOT NULL AS has_preview, "
+    "error_message, error_type, error_traceback"
+)
+
+
+def _prefixed(alias: str) -> str:
+    return ", ".join(
+        f"{alias}.preview IS NOT NULL AS has_preview" if c.startswith("preview") else f"{alias}.{c}"
+        for c in (part.strip() for part in JOB_COLUMNS.split(","))
+    )
+
+
+FINISHED = "('succeeded', 'failed', 'canceled')"
+
+# --- connection set-up and schema --------------------------------------------------------------------
+
+USER_VERSION = "PRAGMA user_version"
+APPLICATION_ID = "PRAGMA application_id"
+TABLE_COUNT = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+JOURNAL_WAL = "PRAGMA journal_mode = WAL"
+SYNCHRONOUS_NORMAL = "PRAGMA synchronous = NORMAL"  # with WAL: durable across process crashes, cheap commits
+FOREIGN_KEYS_ON = "PRAGMA foreign_keys = ON"
+DATA_VERSION = "PRAGMA data_version"
+
+
+def set_user_version(version: int) -> str:
+    return f"PRAGMA user_version = {int(version)}"
+
+
+def set_busy_timeout(milliseconds: int) -> str:
+    return f"PRAGMA busy_timeout = {int(milliseconds)}"
+
+
+# --- jobs --------------------------------------------------------------------------------------------
+
+SELECT_JOB = f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"
+
+INSERT_JOB = f"""
+INSERT INTO jobs (kind, params, user_id, guild_id, channel_id, thread_id, message_id, parent_id, page_index, created_at)
+VALUES (:kind, :params, :user_id, :guild_id, :channel_id, :thread_id, :message_id, :parent_id, :page_index, :now)
+RETURNING {JOB_COLUMNS}
+"""
+
+# Caps count what users asked for; a story's pages are the system's follow-ups and never count.
+COUNT_WAITING_OF_USER = "SELECT COUNT(*) FROM jobs WHERE status = 'queued' AND user_id = ? AND page_index IS NULL"
+COUNT_WAITING = "SELECT COUNT(*) FROM jobs WHERE status = 'queued' AND page_index IS NULL"
+
+UPDATABLE_COLUMNS = frozenset(
+    {
+        "started_at", "finished_at", "attempts", "runs", "worker_id", "lease_expires_at", "cancel_requested",
+        "progress_step", "progress_total", "progress_stage", "progress_at", "preview",
+        "error_message", "error_type", "error_traceback",
+    }
+)  # fmt: skip
+
+
+def update_job_status(columns: tuple[str, ...]) -> str:
+    """The one UPDATE that changes a job's status; guarded by the status it was read with."""
+    unknown = set(columns) - UPDATABLE_COLUMNS
+    if unknown:
+        raise ValueError(f"not an updatable job column: {sorted(unknown)}")
+    assignments = "".join(f", {column} = :{column}" for column in columns)
+    return (
+        f"UPDATE jobs SET status = :status{assignments} WHERE id = :id AND status = :from_status "
+        f"RETURNING {JOB_COLUMNS}"
+    )
+
+
+LIST_JOBS = f"""
+SELECT {JOB_COLUMNS} FROM jobs
+WHERE status IN (SELECT value FROM json_each(:statuses)) AND (:user_id IS NULL OR user_id = :user_id)
+ORDER BY id DESC LIMIT :limit
+"""
+
+SELECT_CHILDREN = f"SELECT {JOB_COLUMNS} FROM jobs WHERE parent_id = ? ORDER BY page_index, id"
+SELECT_UNFINISHED_FOLLOWUPS = f"""
+SELECT {JOB_COLUMNS} FROM jobs
+WHERE parent_id = ? AND page_index IS NOT NULL AND status IN ('queued', 'running') ORDER BY page_index
+"""
+
+SET_DESTINATION = f"""
+UPDATE jobs SET channel_id = COALESCE(:channel_id, channel_id), thread_id = COALESCE(:thread_id, thread_id),
+                message_id = COALESCE(:message_id, message_id)
+WHERE id = :id RETURNING {JOB_COLUMNS}
+"""
+
+REQUEST_CANCEL = "UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND status = 'running'"
+
+PURGE_FINISHED = f"DELETE FROM jobs WHERE status IN {FINISHED} AND finished_at < ? RETURNING id"
+PURGE_STOPPED_WORKERS = "DELETE FROM workers WHERE stopped_at IS NOT NULL AND stopped_at < ?"
+VACUUM = "VACUUM"
+
+# --- claiming, leases, progress ----------------------------------------------------------------------
+
+# Round-robin across users, FIFO within a user: the user served least recently (never = 0) goes first,
+# and among them the oldest job. fairness.serving_order() predicts exactly this order for positions.
+SELECT_NEXT_JOB = """
+SELECT j.id FROM jobs j LEFT JOIN user_turns t ON t.user_id = j.user_id
+WHERE j.status = 'queued' AND j.kind IN (SELECT value FROM json_each(:kinds))
+ORDER BY COALESCE(t.last_served, 0), j.id
+LIMIT 1
+"""
+
+HAS_WORK = """
+SELECT EXISTS (SELECT 1 FROM jobs WHERE status = 'queued' AND kind IN (SELECT value FROM json_each(:kinds)))
+    OR EXISTS (SELECT 1 FROM jobs WHERE status = 'running' AND lease_expires_at < :now)
+"""
+
+MARK_SERVED = """
+INSERT INTO user_turns (user_id, last_served) VALUES (:user_id, (SELECT COALESCE(MAX(last_served), 0) + 1 FROM user_turns))
+ON CONFLICT (user_id) DO UPDATE SET last_served = excluded.last_served
+"""
+
+SELECT_EXPIRED_LEASES = f"SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'running' AND lease_expires_at < ? ORDER BY id"
+SELECT_RUNNING_OF_WORKER = f"SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'running' AND worker_id = ? ORDER BY id"
+SELECT_RUNNING_ON_HOST = f"""
+SELECT {JOB_COLUMNS} FROM jobs WHERE status = 'running' AND substr(worker_id, 1, length(:prefix)) = :prefix ORDER BY id
+"""
+
+RENEW_LEASE = """
+UPDATE jobs SET lease_expires_at = :expires WHERE id = :id AND status = 'running' AND worker_id = :worker_id
+RETURNING cancel_requested
+"""
+
+REPORT_PROGRESS = """
+UPDATE jobs SET progress_step = :step, progress_total = :total, progress_stage = :stage, progress_at = :now,
+                preview = COALESCE(:preview, preview)
+WHERE id = :id AND status = 'running' AND worker_id = :worker_id
+RETURNING cancel_requested
+"""
+
+SELECT_CANCEL_STATE = "SELECT status, worker_id, cancel_requested FROM jobs WHERE id = ?"
+SELECT_PREVIEW = "SELECT preview FROM jobs WHERE id = ?"
+
+# --- artifacts ---------------------------------------------------------------------------------------
+
+INSERT_ARTIFACT = """
+INSERT INTO artifacts (job_id, kind, idx, name, mime, data, metadata, created_at)
+VALUES (:job_id, :kind, :idx, :name, :mime, :data, :metadata, :now)
+"""
+SELECT_ARTIFACTS = "SELECT * FROM artifacts WHERE job_id = ? ORDER BY id"
+SELECT_ARTIFACT = "SELECT * FROM artifacts WHERE job_id = ? AND kind = ? AND idx = ?"
+HAS_ARTIFACT = "SELECT EXISTS (SELECT 1 FROM artifacts WHERE job_id = ? AND kind = ? AND idx = ?)"
+
+# --- durations and positions -------------------------------------------------------------------------
+
+# Running mean for the first `window` samples, then an exponential moving average with weight 1/window.
+RECORD_DURATION = """
+INSERT INTO durations (kind, average, samples) VALUES (:kind, :seconds, 1)
+ON CONFLICT (kind) DO UPDATE SET average = average + (excluded.average - average) / MIN(samples + 1, :window),
+                                 samples = samples + 1
+"""
+SELECT_DURATIONS = "SELECT kind, average FROM durations"
+
+SELECT_WAITING_FOR_ORDER = """
+SELECT j.id, j.user_id, j.kind, COALESCE(t.last_served, 0) AS last_served
+FROM jobs j LEFT JOIN user_turns t ON t.user_id = j.user_id
+WHERE j.status = 'queued' ORDER BY j.id
+"""
+SELECT_RUNNING_FOR_ETA = "SELECT id, kind, started_at FROM jobs WHERE status = 'running'"
+COUNT_LIVE_WORKERS = "SELECT COUNT(*) FROM workers WHERE stopped_at IS NULL AND last_seen >= ?"
+
+# --- workers -----------------------------------------------------------------------------------------
+
+UPSERT_WORKER = """
+INSERT INTO workers (id, host, pid, device, started_at, last_seen, job_id, models)
+VALUES (:id, :host, :pid, :device, :now, :now, NULL, '[]')
+ON CONFLICT (id) DO UPDATE SET last_seen = :now, stopped_at = NULL
+"""
+TOUCH_WORKER = "UPDATE workers SET last_seen = :now, job_id = :job_id, models = :models WHERE id = :id"
+STOP_WORKER = "UPDATE workers SET stopped_at = :now, job_id = NULL WHERE id = :id AND stopped_at IS NULL"
+SELECT_WORKERS = "SELECT * FROM workers WHERE stopped_at IS NULL OR stopped_at >= ? ORDER BY started_at"
+
+# --- delivery ----------------------------------------------------------------------------------------
+
+SELECT_DELIVERY = "SELECT * FROM deliveries WHERE job_id = ?"
+INSERT_DELIVERY_INTENT = "INSERT INTO deliveries (job_id, nonce, started_at) VALUES (?, ?, ?)"
+RETRY_DELIVERY_INTENT = "UPDATE deliveries SET tries = tries + 1 WHERE job_id = ?"
+MARK_DELIVERED = """
+INSERT INTO deliveries (job_id, nonce, started_at, delivered_at, message_ids) VALUES (:job_id, :nonce, :now, :now, :ids)
+ON CONFLICT (job_id) DO UPDATE SET delivered_at = :now, message_ids = :ids WHERE delivered_at IS NULL
+"""
+
+# Finished jobs with a destination and no completed delivery. A follow-up page waits until its parent is
+# delivered and every earlier page is delivered or ended without a result, so pages reach users in order.
+SELECT_UNDELIVERED = f"""
+SELECT {_prefixed("j")} FROM jobs j
+LEFT JOIN deliveries d ON d.job_id = j.id
+LEFT JOIN jobs p ON p.id = j.parent_id AND j.page_index IS NOT NULL
+WHERE j.status IN {FINISHED}
+  AND j.channel_id IS NOT NULL
+  AND d.delivered_at IS NULL
+  AND (j.page_index IS NULL OR j.parent_id IS NULL OR (
+        EXISTS (SELECT 1 FROM deliveries pd WHERE pd.job_id = j.parent_id AND pd.delivered_at IS NOT NULL)
+        AND NOT EXISTS (
+            SELECT 1 FROM jobs s LEFT JOIN deliveries sd ON sd.job_id = s.id
+            WHERE s.parent_id = j.parent_id AND s.page_index < j.page_index
+              AND sd.delivered_at IS NULL AND s.status NOT IN ('failed', 'canceled'))))
+ORDER BY COALESCE(p.finished_at, j.finished_at), COALESCE(p.id, j.id), COALESCE(j.page_index, -1), j.id
+LIMIT ?
+"""

@@ -1,0 +1,3 @@
+from storyloom.cli.worker import main
+
+raise SystemExit(main())

@@ -1,0 +1,89 @@
+"""story and story_page: one text job that writes and plans the book, then one job per page.
+
+The story job's success enqueues its pages in the same transaction (as follow-ups), so a story is never
+left without pages, and other users' jobs run between the pages.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from typing import Any
+
+from storyloom.errors import InvalidInput
+from storyloom.queue.job import ArtifactKind, JobKind, NewJob
+from storyloom.queue.params import StoryPageParams, StoryParams
+from storyloom.worker.context import Handler, HandlerResult, JobContext
+from storyloom.worker.handlers.artifacts import png_artifact, text_artifact
+
+PLAN_NAME = "story.json"
+JSON = "application/json"
+
+
+def handlers() -> dict[JobKind, Handler]:
+    return {JobKind.STORY: story, JobKind.STORY_PAGE: story_page}
+
+
+def story(context: JobContext) -> HandlerResult:
+    """Write (or continue) the story; result: the plan as ``story.json``; follow-ups: its new pages."""
+    from storyloom.models.story import StoryPipeline
+    from storyloom.models.story_plan import StoryPlan
+
+    params = context.params
+    assert isinstance(params, StoryParams)
+    pipeline = StoryPipeline(context.config, lm=context.resources.story_writer(), txt2img=None)
+    if params.continue_from is None:
+        plan = pipeline.write(
+            params.summary, params.pages, params.style, params.character, params.seed,
+            progress=context.progress, should_cancel=context.should_cancel,
+        )  # fmt: skip
+        first_new = 0
+    else:
+        previous = context.lookup_artifact(params.continue_from, 0, ArtifactKind.TEXT)
+        if previous is None or previous.name != PLAN_NAME:
+            raise InvalidInput(f"job {params.continue_from} has no story to continue")
+        before = StoryPlan.model_validate_json(previous.data)
+        with tempfile.TemporaryDirectory(prefix="storyloom-continue-") as book_dir:
+            before.save(book_dir)
+            plan = pipeline.continue_story(
+                book_dir, params.summary, params.pages, progress=context.progress, should_cancel=context.should_cancel
+            )
+        first_new = len(before.pages)
+    document = text_artifact(0, PLAN_NAME, plan.model_dump_json(indent=2), JSON, title=plan.title, pages=len(plan.pages))
+    pages = tuple(
+        NewJob(JobKind.STORY_PAGE, _page_params(index, page), page_index=index)
+        for index, page in enumerate(plan.pages)
+        if index >= first_new
+    )
+    return HandlerResult((document,), pages)
+
+
+def _page_params(index: int, page: Any) -> dict[str, Any]:
+    return {
+        "page": index,
+        "text": page.text,
+        "prompt": page.prompt,
+        "negative_prompt": page.negative_prompt,
+        "seed": page.seed,
+        "plan": {"number": page.number, "chapter": page.chapter, "scene": page.scene},
+    }
+
+
+def story_page(context: JobContext) -> HandlerResult:
+    """Illustrate one page with its planned prompt and seed (a redraw passes a new seed)."""
+    params = context.params
+    assert isinstance(params, StoryPageParams)
+    batch = context.resources.txt2img()(
+        params.prompt,
+        params.negative_prompt,
+        seed=params.seed,
+        num_images=1,
+        safety_checker=params.safety_checker,
+        progress=context.progress,
+        should_cancel=context.should_cancel,
+    )
+    number = params.plan.get("number", params.page + 1)
+    picture = png_artifact(
+        ArtifactKind.IMAGE, 0, f"page_{number:03d}.png", batch.images[0], batch.parameters[0],
+        seed=batch.seeds[0], nsfw=bool(batch.nsfw[0]), page=params.page,
+    )  # fmt: skip
+    return HandlerResult((picture, text_artifact(0, f"page_{number:03d}.txt", params.text, page=params.page)))

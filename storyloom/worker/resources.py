@@ -1,0 +1,255 @@
+"""Models a worker keeps warm between jobs: built once per process, each loaded on first use.
+
+Models come in groups that share weights (txt2img, variations and the upscaler all use one Stable
+Diffusion base) and are loaded and dropped together. When the next group does not fit in the memory budget
+next to the ones already loaded (``worker.memory_budget_gb``, or the device's memory), the others are
+unloaded first: a 12 GB card can alternate between the story model and Stable Diffusion without running out.
+
+Sizes: before a group was ever loaded, an estimate from its weight files (or a typical size for models not
+on disk yet); after, what loading it really took on the device.
+
+Nothing here imports torch until a model is actually loaded, so a worker that only runs light handlers
+starts in a fraction of a second.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from storyloom.config import Config
+
+logger = logging.getLogger(__name__)
+
+GB = 1024**3
+IMAGE = "image"
+LANGUAGE = "language"
+
+# Typical sizes of the default models when their files are not on disk yet to be measured.
+_TYPICAL_BYTES = {
+    IMAGE: int(4.0 * GB),  # SD 1.5 fp16 + safety checker + ControlNet + Real-ESRGAN, with working memory
+    LANGUAGE: int(8.0 * GB),  # a ~3.8B-parameter LM in fp16
+}
+_QUANTIZED_FRACTION = {"none": 1.0, "8bit": 0.55, "4bit": 0.33}
+_WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
+
+Loader = Callable[[Config, Any], Any]  # (config, the group's ModelCache) -> loaded model
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    group: str
+    load: Loader
+
+
+def _load_txt2img(config: Config, cache: Any) -> Any:
+    from storyloom.models.txt2img import Txt2Img
+
+    return Txt2Img.from_config(config, cache)
+
+
+def _load_variations(config: Config, cache: Any) -> Any:
+    from storyloom.models.variations import Variations
+
+    return Variations.from_config(config, cache)
+
+
+def _load_upscaler(config: Config, cache: Any) -> Any:
+    from storyloom.models.upscale import Upscaler
+
+    return Upscaler.from_config(config, cache)
+
+
+def _load_story_writer(config: Config, cache: Any) -> Any:
+    from storyloom.models.story_writer import StoryWriter
+
+    return StoryWriter.from_config(config)
+
+
+def default_specs() -> dict[str, ModelSpec]:
+    specs = (
+        ModelSpec("txt2img", IMAGE, _load_txt2img),
+        ModelSpec("variations", IMAGE, _load_variations),
+        ModelSpec("upscaler", IMAGE, _load_upscaler),
+        ModelSpec("story_writer", LANGUAGE, _load_story_writer),
+    )
+    return {spec.name: spec for spec in specs}
+
+
+class ModelResources:
+    def __init__(
+        self,
+        config: Config,
+        *,
+        specs: Mapping[str, ModelSpec] | None = None,
+        budget_bytes: int | None = None,
+        estimates: Mapping[str, int] | None = None,
+        memory_probe: Callable[[], int] | None = None,
+    ) -> None:
+        self.config = config
+        self._specs = dict(default_specs() if specs is None else specs)
+        self._budget = budget_bytes
+        self._estimates = dict(estimates or {})
+        self._probe = memory_probe
+        self._models: dict[str, Any] = {}
+        self._caches: dict[str, Any] = {}
+        self._measured: dict[str, int] = {}
+        self._lock = threading.Lock()  # the heartbeat thread reads loaded() while jobs load models
+
+    # --- what handlers use ---------------------------------------------------------------------------
+
+    def get(self, name: str) -> Any:
+        with self._lock:
+            if name in self._models:
+                return self._models[name]
+        spec = self._specs.get(name)
+        if spec is None:
+            raise KeyError(f"no model named {name!r}; known: {', '.join(sorted(self._specs))}")
+        self._make_room(spec.group)
+        probe = self._probe or self._default_probe()
+        before = probe()
+        model = spec.load(self.config, self._cache(spec.group))
+        grown = max(0, probe() - before)
+        with self._lock:
+            self._models[name] = model
+            self._measured[spec.group] = self._measured.get(spec.group, 0) + grown
+        logger.info("loaded %s (%s group now about %.2f GB)", name, spec.group, self.size(spec.group) / GB)
+        return model
+
+    def txt2img(self) -> Any:
+        return self.get("txt2img")
+
+    def variations(self) -> Any:
+        return self.get("variations")
+
+    def upscaler(self) -> Any:
+        return self.get("upscaler")
+
+    def story_writer(self) -> Any:
+        return self.get("story_writer")
+
+    def loaded(self) -> tuple[str, ...]:
+        with self._lock:
+            return tuple(sorted(self._models))
+
+    def loaded_groups(self) -> set[str]:
+        with self._lock:
+            return {self._specs[name].group for name in self._models}
+
+    # --- memory --------------------------------------------------------------------------------------
+
+    def budget(self) -> int:
+        if self._budget is None:
+            configured = self.config.worker.memory_budget_gb
+            self._budget = int(configured * GB) if configured > 0 else _device_total_bytes(self.config)
+        return self._budget
+
+    def size(self, group: str) -> int:
+        measured = self._measured.get(group, 0)
+        return measured if measured > 0 else self.estimate(group)
+
+    def estimate(self, group: str) -> int:
+        if group not in self._estimates:
+            self._estimates[group] = _estimate_group(self.config, group)
+        return self._estimates[group]
+
+    def _make_room(self, group: str) -> None:
+        loaded = self.loaded_groups()
+        if group in loaded:
+            return  # joins weights that are already there
+        others = loaded - {group}
+        in_use = sum(self.size(g) for g in others)
+        if others and in_use + self.estimate(group) > self.budget():
+            for other in sorted(others):
+                logger.info("unloading the %s models to make room for the %s models", other, group)
+                self.unload(other)
+
+    def unload(self, group: str) -> None:
+        with self._lock:
+            for name in [n for n in self._models if self._specs[n].group == group]:
+                del self._models[name]
+            cache = self._caches.pop(group, None)
+        if cache is not None:
+            cache.clear()
+        gc.collect()
+        _empty_device_cache(self.config)
+
+    def close(self) -> None:
+        for group in sorted(self.loaded_groups()):
+            self.unload(group)
+
+    def _cache(self, group: str) -> Any:
+        with self._lock:
+            if group not in self._caches:
+                from storyloom.models.loading import ModelCache
+
+                self._caches[group] = ModelCache()
+            return self._caches[group]
+
+    def _default_probe(self) -> Callable[[], int]:
+        return lambda: _device_used_bytes(self.config)
+
+
+def _device_total_bytes(config: Config) -> int:
+    import psutil
+
+    from storyloom.models.devices import resolve_device
+
+    device = resolve_device(config.device)
+    if device.type == "cuda":
+        import torch
+
+        return int(torch.cuda.get_device_properties(device).total_memory)
+    return int(psutil.virtual_memory().total)
+
+
+def _device_used_bytes(config: Config) -> int:
+    import psutil
+
+    from storyloom.models.devices import resolve_device
+
+    device = resolve_device(config.device)
+    if device.type == "cuda":
+        import torch
+
+        return int(torch.cuda.memory_allocated(device))
+    return int(psutil.Process().memory_info().rss)
+
+
+def _empty_device_cache(config: Config) -> None:
+    import sys
+
+    if "torch" not in sys.modules:
+        return  # nothing was ever loaded onto a device
+    from storyloom.models.devices import empty_cache, resolve_device
+
+    empty_cache(resolve_device(config.device))
+
+
+def _estimate_group(config: Config, group: str) -> int:
+    if group == IMAGE:
+        names = (config.models.image, config.models.controlnet_tile, config.models.esrgan)
+        found = [_weights_bytes(name) for name in names]
+        if found[0] is None:
+            return _TYPICAL_BYTES[IMAGE]
+        return int(sum(size or 0 for size in found) * 1.3)  # + activations
+    if group == LANGUAGE:
+        size = _weights_bytes(config.models.story)
+        fraction = _QUANTIZED_FRACTION.get(config.story.quantization, 1.0)
+        return int((size if size is not None else _TYPICAL_BYTES[LANGUAGE]) * fraction * 1.2)
+    return 0
+
+
+def _weights_bytes(name: str) -> int | None:
+    """Bytes of weight files of a local model (file or directory), or None when it is not on disk."""
+    path = Path(name).expanduser()
+    if path.is_file():
+        return path.stat().st_size
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.suffix in _WEIGHT_SUFFIXES and p.is_file())
+    return None

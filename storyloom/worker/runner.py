@@ -1,0 +1,209 @@
+"""The worker loop: claim a job, run its handler with warm models, record the outcome; one job at a time.
+
+Outcomes:
+- the handler returns → results, follow-ups and success in one transaction;
+- ``JobCanceled`` because the worker is shutting down → the job goes back to the queue (no attempt lost);
+  because a user canceled → ``canceled``; because the lease was lost → nothing (another worker has it);
+- a ``StoryloomError`` → ``failed`` with its message (safe to show);
+- anything else → ``failed`` with a short generic line; the traceback goes to the log and the job row.
+
+Idle waiting costs almost nothing: ``PRAGMA data_version`` tells whether any other connection committed
+since the last look, and only then does the worker query for work.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from typing import Callable, Mapping
+
+from storyloom.config import Config
+from storyloom.errors import InvalidInput, JobCanceled, StoreError, StoryloomError
+from storyloom.queue.job import Job, JobError, JobKind
+from storyloom.queue.params import validate_params
+from storyloom.queue.store import JobStore
+from storyloom.queue.transitions import InvalidTransition, LeaseLost
+from storyloom.worker.context import Handler, HandlerResult, JobContext
+from storyloom.worker.heartbeat import Heartbeat
+from storyloom.worker.identity import WorkerIdentity, host_prefix
+from storyloom.worker.monitor import JobMonitor
+from storyloom.worker.resources import ModelResources
+
+logger = logging.getLogger(__name__)
+
+# After this long without work the poll interval grows (up to MAX_IDLE_POLL) to keep an idle worker quiet.
+IDLE_RAMP_SECONDS = 10.0
+MAX_IDLE_POLL = 0.25
+
+
+class Worker:
+    def __init__(
+        self,
+        config: Config,
+        open_store: Callable[[], JobStore],
+        handlers: Mapping[JobKind, Handler],
+        resources: ModelResources,
+        *,
+        device: str,
+        stop: threading.Event | None = None,
+        max_jobs: int | None = None,
+    ) -> None:
+        self.config = config
+        self.identity = WorkerIdentity.current(device)
+        self.id = self.identity.id
+        self._open_store = open_store
+        self._handlers = dict(handlers)
+        self._kinds = tuple(kind.value for kind in self._handlers)
+        self.resources = resources
+        self.stop = stop or threading.Event()
+        self._max_jobs = max_jobs
+        self.jobs_done = 0
+        self._seen_version: int | None = None
+        self._next_sweep = 0.0
+        self._idle_since: float | None = None
+        self._maybe_more = True
+
+    def run(self) -> None:
+        store = self._open_store()
+        heartbeat = Heartbeat(
+            self._open_store, self.id, interval=self.config.queue.heartbeat_seconds, models=self.resources.loaded
+        )
+        try:
+            store.register_worker(self.id, host=self.identity.host, pid=self.identity.pid, device=self.identity.device)
+            self._recover_dead_neighbours(store)
+            heartbeat.start()
+            logger.info("worker %s ready for: %s", self.id, ", ".join(self._kinds))
+            while not self.stop.is_set():
+                job = self._next_job(store)
+                if job is None:
+                    continue
+                self.run_job(store, heartbeat, job)
+                self.jobs_done += 1
+                if self._max_jobs is not None and self.jobs_done >= self._max_jobs:
+                    break
+        finally:
+            heartbeat.stop()
+            try:
+                store.stop_worker(self.id)
+            except StoreError as exc:
+                logger.warning("could not record that worker %s stopped: %s", self.id, exc)
+            store.close()
+            logger.info("worker %s stopped after %d jobs", self.id, self.jobs_done)
+
+    # --- waiting -------------------------------------------------------------------------------------
+
+    def _next_job(self, store: JobStore) -> Job | None:
+        now = time.monotonic()
+        version = store.data_version()
+        if self._maybe_more or version != self._seen_version or now >= self._next_sweep:
+            self._seen_version = version
+            # Leases expire with time, not with a commit: look at least this often even if nothing changed.
+            self._next_sweep = now + min(1.0, self.config.queue.lease_seconds / 4)
+            if self._maybe_more or store.has_work(self._kinds):
+                job = store.claim(self.id, self._kinds)
+                if job is not None:
+                    self._maybe_more = True
+                    self._idle_since = None
+                    return job
+            self._maybe_more = False
+        self._idle_since = self._idle_since or now
+        self.stop.wait(self._poll_interval(now - self._idle_since))
+        return None
+
+    def _poll_interval(self, idle: float) -> float:
+        base = self.config.worker.poll_interval
+        if idle < IDLE_RAMP_SECONDS:
+            return base
+        return min(max(base, MAX_IDLE_POLL), base * 2 ** ((idle - IDLE_RAMP_SECONDS) / IDLE_RAMP_SECONDS))
+
+    def _recover_dead_neighbours(self, store: JobStore) -> None:
+        """Leases held by processes of this host that no longer exist are returned now, not at expiry."""
+        import psutil
+
+        dead = set()
+        for job in store.running_on_host(host_prefix()):
+            holder = WorkerIdentity.parse(job.worker_id or "")
+            if holder is not None and holder.pid != self.identity.pid and not psutil.pid_exists(holder.pid):
+                dead.add(job.worker_id)
+        for worker_id in sorted(dead):
+            released = store.release_worker(worker_id, crashed=True)
+            logger.warning("recovered %d job(s) of worker %s, which is gone", len(released), worker_id)
+
+    # --- running -------------------------------------------------------------------------------------
+
+    def run_job(self, store: JobStore, heartbeat: Heartbeat, job: Job) -> None:
+        monitor = JobMonitor(store, job.id, self.id, interval=self.config.worker.progress_interval, shutdown=self.stop)
+        heartbeat.watch(monitor)
+        logger.info("job %s (%s) started, run %d", job.id, job.kind, job.runs)
+        try:
+            result = self._call_handler(store, job, monitor)
+        except JobCanceled:
+            self._canceled(store, job, monitor)
+        except StoryloomError as exc:
+            logger.info("job %s failed: %s", job.id, exc)
+            self._fail(store, job, JobError(str(exc), type(exc).__name__, traceback.format_exc()))
+        except Exception as exc:  # noqa: BLE001 - a handler bug must fail its job, not the worker
+            logger.exception("job %s (%s) raised an unexpected error", job.id, job.kind)
+            message = f"something went wrong while running this job ({type(exc).__name__}); the details were logged"
+            self._fail(store, job, JobError(message, type(exc).__name__, traceback.format_exc()))
+        except BaseException:
+            self._release(store, job)  # interrupted: hand it back untouched, then let the interruption through
+            raise
+        else:
+            self._complete(store, job, result)
+        finally:
+            heartbeat.watch(None)
+
+    def _call_handler(self, store: JobStore, job: Job, monitor: JobMonitor) -> HandlerResult:
+        handler = self._handlers[job.kind]
+        context = JobContext(
+            job=job,
+            params=validate_params(job.kind, dict(job.params)),
+            config=self.config,
+            resources=self.resources,
+            progress=monitor.progress,
+            should_cancel=monitor.should_cancel,
+            lookup_artifact=lambda job_id, index, kind: store.artifact(job_id, index, kind),
+        )
+        result = handler(context)
+        if not isinstance(result, HandlerResult):
+            raise TypeError(f"the {job.kind} handler returned {type(result).__name__}, not a HandlerResult")
+        return result
+
+    def _complete(self, store: JobStore, job: Job, result: HandlerResult) -> None:
+        try:
+            done = store.complete(job.id, self.id, result.artifacts, result.followups)
+        except LeaseLost as exc:
+            logger.warning("job %s finished here but its results were dropped: %s", job.id, exc)
+        except (InvalidInput, StoreError) as exc:
+            logger.error("job %s: its results could not be saved: %s", job.id, exc)
+            self._fail(store, job, JobError(f"the results could not be saved: {exc}", type(exc).__name__, traceback.format_exc()))
+        else:
+            logger.info("job %s succeeded in %.2f s", job.id, done.duration or 0.0)
+
+    def _canceled(self, store: JobStore, job: Job, monitor: JobMonitor) -> None:
+        if monitor.lease_lost.is_set():
+            logger.warning("job %s stopped: another worker took it over", job.id)
+        elif self.stop.is_set() and not monitor.cancel_requested.is_set():
+            self._release(store, job)  # shutting down: someone else runs it later
+        else:
+            self._guarded(lambda: store.mark_canceled(job.id, self.id), job)
+            logger.info("job %s canceled", job.id)
+
+    def _release(self, store: JobStore, job: Job) -> None:
+        self._guarded(lambda: store.release(job.id, self.id), job)
+        logger.info("job %s handed back to the queue", job.id)
+
+    def _fail(self, store: JobStore, job: Job, error: JobError) -> None:
+        self._guarded(lambda: store.fail(job.id, self.id, error), job)
+
+    def _guarded(self, action: Callable[[], object], job: Job) -> None:
+        """Record an outcome; if that is impossible the lease runs out and the job is retried."""
+        try:
+            action()
+        except (LeaseLost, InvalidTransition) as exc:
+            logger.warning("job %s: %s", job.id, exc)
+        except StoreError as exc:
+            logger.error("job %s: could not record its outcome (%s); it will be retried when its lease expires", job.id, exc)

@@ -1,0 +1,42 @@
+"""How a supervisor starts a worker process with exactly its own configuration.
+
+The resolved ``Config`` is handed down as ``STORYLOOM_<SECTION>__<KEY>`` variables (TOML literals), which
+win over any ``config.toml`` the child might find: parent and children can never disagree about the
+database or the models, whatever built the parent's config (file, profile, programmatic overrides).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Iterable
+
+from storyloom.config import ENV_PREFIX, Config
+
+
+def toml_literal(value: Any) -> str:
+    """JSON scalars and arrays of them are valid TOML literals (``ensure_ascii=False`` keeps them so)."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+def config_environment(config: Config) -> dict[str, str]:
+    data = config.model_dump(mode="json")
+    environment = {f"{ENV_PREFIX}PROFILE": config.profile}
+    for section, values in data.items():
+        if not isinstance(values, dict):
+            continue
+        for key, value in values.items():
+            if value is not None:
+                environment[f"{ENV_PREFIX}{section.upper()}__{key.upper()}"] = toml_literal(value)
+    # Resolved and absolute, so a child with another working directory still finds the same file.
+    environment[f"{ENV_PREFIX}QUEUE__DATABASE"] = toml_literal(str(config.database_path.expanduser().resolve()))
+    environment[f"{ENV_PREFIX}PATHS__DATA_DIR"] = toml_literal(str(config.paths.data_dir.expanduser().resolve()))
+    return environment
+
+
+def worker_command(device: str, handler_specs: Iterable[str] = ()) -> list[str]:
+    """``python -m storyloom.worker --device D``: the worker alone, without the rest of the CLI's imports."""
+    command = [sys.executable, "-m", "storyloom.worker", "--device", device]
+    for spec in handler_specs:
+        command += ["--handlers", spec]
+    return command

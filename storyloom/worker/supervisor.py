@@ -1,0 +1,148 @@
+"""Keeps one worker process per device alive.
+
+- A worker that exits or is killed is restarted after a delay that doubles with each quick failure
+  (``worker.restart_backoff_seconds`` up to ``worker.restart_backoff_max_seconds``; it resets once a worker
+  has stayed up that long). Its jobs are handed back at once (a crash costs the job an attempt) instead of
+  waiting for the lease to expire.
+- On ``stop()`` (SIGTERM/SIGINT in the CLI) each worker gets SIGTERM, hands its running job back to the
+  queue without losing an attempt, and exits. A worker that does not exit in time is killed and its jobs
+  are handed back the same way. Nothing is lost.
+
+It runs in the foreground of whatever owns it (``storyloom worker --devices``, ``storyloom run``) and uses
+no signals itself, so it can also run in a thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Mapping, Sequence
+
+from storyloom.config import Config
+from storyloom.errors import StoreError
+from storyloom.queue.store import JobStore
+from storyloom.worker.identity import WorkerIdentity
+from storyloom.worker.spawn import config_environment, worker_command
+
+logger = logging.getLogger(__name__)
+
+POLL_SECONDS = 0.05
+
+
+@dataclass
+class Slot:
+    """One device's worker: the process running now (if any) and when to start the next one."""
+
+    index: int
+    device: str
+    process: subprocess.Popen | None = None
+    started_at: float = 0.0
+    next_start: float = 0.0
+    quick_failures: int = 0
+    restarts: int = 0
+    pids: list[int] = field(default_factory=list)
+
+    @property
+    def worker_id(self) -> str | None:
+        return None if self.process is None else WorkerIdentity.for_child(self.device, self.process.pid).id
+
+
+class Supervisor:
+    def __init__(
+        self,
+        config: Config,
+        devices: Sequence[str],
+        *,
+        handler_specs: Sequence[str] = (),
+        open_store: Callable[[], JobStore] | None = None,
+        command: Callable[[str], list[str]] | None = None,
+        environment: Mapping[str, str] | None = None,
+        shutdown_timeout: float | None = None,
+        stop: threading.Event | None = None,
+    ) -> None:
+        if not devices:
+            raise ValueError("a supervisor needs at least one device")
+        self.config = config
+        self.slots = [Slot(index, device) for index, device in enumerate(devices)]
+        self._open_store = open_store or (lambda: JobStore.from_config(config))
+        self._command = command or (lambda device: worker_command(device, handler_specs))
+        self._environment = {**os.environ, **config_environment(config), **(environment or {})}
+        # Long enough for a worker to reach its next step and hand the job back.
+        self._shutdown_timeout = shutdown_timeout if shutdown_timeout is not None else max(10.0, config.queue.lease_seconds)
+        self.stop_event = stop or threading.Event()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def run(self) -> None:
+        """Supervise until ``stop()``; then shut the workers down and return."""
+        store = self._open_store()  # refuses a corrupt/newer database before any worker is started
+        try:
+            while not self.stop_event.is_set():
+                now = time.monotonic()
+                for slot in self.slots:
+                    if slot.process is None:
+                        if now >= slot.next_start:
+                            self._start(slot)
+                    elif slot.process.poll() is not None:
+                        self._reap(store, slot, now)
+                self.stop_event.wait(POLL_SECONDS)
+            self._shutdown(store)
+        finally:
+            store.close()
+
+    def _start(self, slot: Slot) -> None:
+        slot.process = subprocess.Popen(self._command(slot.device), env=self._environment)
+        slot.started_at = time.monotonic()
+        slot.pids.append(slot.process.pid)
+        logger.info("started worker %s (pid %d) on %s", slot.worker_id, slot.process.pid, slot.device)
+
+    def _reap(self, store: JobStore, slot: Slot, now: float) -> None:
+        assert slot.process is not None
+        code = slot.process.returncode
+        worker_id = slot.worker_id or ""
+        crashed = code != 0
+        self._hand_back(store, worker_id, crashed=crashed)
+        backoff = self.config.worker
+        if now - slot.started_at >= backoff.restart_backoff_max_seconds:
+            slot.quick_failures = 0
+        delay = min(backoff.restart_backoff_seconds * 2**slot.quick_failures, backoff.restart_backoff_max_seconds)
+        slot.quick_failures += 1
+        slot.restarts += 1
+        slot.next_start = now + delay
+        slot.process = None
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with status {code}"
+        logger.warning("worker %s %s; restarting in %.1f s", worker_id, how, delay)
+
+    def _hand_back(self, store: JobStore, worker_id: str, *, crashed: bool) -> None:
+        try:
+            released = store.release_worker(worker_id, crashed=crashed)
+        except StoreError as exc:
+            logger.error("could not hand back the jobs of worker %s (%s); their leases will expire", worker_id, exc)
+            return
+        for job in released:
+            logger.warning("job %s of worker %s is now %s", job.id, worker_id, job.status)
+
+    def _shutdown(self, store: JobStore) -> None:
+        running = [slot for slot in self.slots if slot.process is not None and slot.process.poll() is None]
+        for slot in running:
+            slot.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + self._shutdown_timeout
+        for slot in running:
+            try:
+                slot.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                logger.warning("worker %s did not stop in time; killing it", slot.worker_id)
+                slot.process.kill()
+                slot.process.wait()
+        for slot in self.slots:
+            if slot.process is not None:
+                # Stopped on purpose: whatever it still held goes back without costing an attempt.
+                self._hand_back(store, slot.worker_id or "", crashed=False)
+                slot.process = None
+        logger.info("all workers stopped")
