@@ -75,13 +75,13 @@ def test_too_small_a_window_is_a_clear_error():
 def test_trimming_with_the_real_tokenizer(tiny_config):
     from storyloom.models.story_writer import StoryWriter
 
-    config = tiny_config.model_copy(update={"story": tiny_config.story.model_copy(update={"context_tokens": 512})})
+    config = tiny_config.model_copy(update={"story": tiny_config.story.model_copy(update={"context_tokens": 1024})})
     writer = StoryWriter.from_config(config)
-    assert writer.context_window == 512
+    assert writer.context_window == 1024
     fitted = continuation(_plan(3, 60), writer, memory="full", prompt_format="chat", recent_pages=2, pages=4, max_new_tokens=160)
     assert fitted.trimmed and fitted.prompt_tokens == writer.prompt_tokens(fitted.request)
-    assert fitted.prompt_tokens + 160 <= 512
-    assert fitted.prompt_tokens > 512 - 160 - 60  # trimmed to the budget, not far below it
+    assert fitted.prompt_tokens + 160 <= 1024
+    assert fitted.prompt_tokens > 1024 - 160 - 60  # trimmed to the budget, not far below it
 
 
 def test_synopsis_from_the_model_or_extractive_fallback():

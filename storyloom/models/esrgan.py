@@ -84,7 +84,7 @@ def blend_weights(spans: list[tuple[int, int]], index: int, scale: int, ramp: in
     if index > 0:
         weights *= _ramp(x, (start + spans[index - 1][1]) * scale / 2, ramp)
     if index + 1 < len(spans):
-        weights *= 1.0 - 0.5 * _ramp(x, (spans[index + 1][0] + end) * scale / 2, ramp)
+        weights *= 1.0 - _ramp(x, (spans[index + 1][0] + end) * scale / 2, ramp)
     return weights
 
 

@@ -57,7 +57,10 @@ class AsyncJobStore(StoreApi):
         store = cls(connection, settings, where=where, clock=clock)
         try:
             await store._run(setup.configure(settings.busy_timeout_ms))
-            await store._run(setup.migrate(load_migrations() if migrations is None else migrations, where))
+            migrations = load_migrations() if migrations is None else migrations
+            # Only take the write lock when there is something to migrate: opening a busy store must work.
+            if await store._run(setup.schema_version(migrations, where)) < len(migrations):
+                await store._run(setup.migrate(migrations, where))
         except BaseException:
             await connection.close()
             raise

@@ -64,7 +64,10 @@ class JobStore(StoreApi):
         store = cls(connection, settings, where=where, clock=clock)
         try:
             store._run(setup.configure(settings.busy_timeout_ms))
-            store._run(setup.migrate(load_migrations() if migrations is None else migrations, where))
+            migrations = load_migrations() if migrations is None else migrations
+            # Only take the write lock when there is something to migrate: opening a busy store must work.
+            if store._run(setup.schema_version(migrations, where)) < len(migrations):
+                store._run(setup.migrate(migrations, where))
         except BaseException:
             connection.close()
             raise

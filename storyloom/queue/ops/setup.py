@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from storyloom.errors import StoreError
 from storyloom.queue import sql
-from storyloom.queue.operation import Steps, autocommit, query, scalar, writes
+from storyloom.queue.operation import Steps, autocommit, query, reads, scalar, writes
 from storyloom.queue.schema import Migration
 
 APPLICATION_ID = 1398033485  # 'STLM', written by migration 0001
@@ -18,12 +18,27 @@ def configure(busy_timeout_ms: int) -> Steps[None]:
     yield from query(sql.SYNCHRONOUS_NORMAL)
 
 
+@reads
+def schema_version(migrations: tuple[Migration, ...], where: str) -> Steps[int]:
+    """The file's schema version, after checking it is a storyloom file this code understands."""
+    return (yield from _checked_version(migrations, where))
+
+
 @writes
 def migrate(migrations: tuple[Migration, ...], where: str) -> Steps[int]:
-    """Bring the file to the newest schema in one transaction; refuse files this code does not understand.
+    """Bring the file to the newest schema in one transaction (checked again under the write lock, since
+    another process may have migrated it meanwhile)."""
+    version = yield from _checked_version(migrations, where)
+    for migration in migrations[version:]:
+        for statement in migration.statements():
+            yield from query(statement)
+        yield from query(sql.set_user_version(migration.version))
+    return len(migrations)
 
-    Never recreates anything: a newer or foreign file is reported, and the user decides what to do with it.
-    """
+
+def _checked_version(migrations: tuple[Migration, ...], where: str) -> Steps[int]:
+    """Refuse files this code does not understand. Never recreates anything: a newer or foreign file is
+    reported, and the user decides what to do with it."""
     version = yield from scalar(sql.USER_VERSION)
     latest = len(migrations)
     if version > latest:
@@ -37,11 +52,7 @@ def migrate(migrations: tuple[Migration, ...], where: str) -> Steps[int]:
                              "set queue.database to another file")  # fmt: skip
     elif (yield from scalar(sql.APPLICATION_ID)) != APPLICATION_ID:
         raise StoreError(f"{where} is not a storyloom job database; set queue.database to another file")
-    for migration in migrations[version:]:
-        for statement in migration.statements():
-            yield from query(statement)
-        yield from query(sql.set_user_version(migration.version))
-    return latest
+    return version
 
 
 @autocommit
