@@ -167,7 +167,7 @@ class ControlNetUpscaler:
 
         ``progress`` gets one ``StepProgress`` per denoising step (stage ``"controlnet"``, a latent preview
         every few steps); ``should_cancel`` is checked at every step and raises ``JobCanceled``."""
-        from storyloom.models.txt2img import cpu_generators, make_step_callback, random_seed
+        from storyloom.models.txt2img import cpu_generators, make_step_callback, random_seed, run_with_oom_retry
 
         steps = self.num_inference_steps if num_inference_steps is None else num_inference_steps
         strength = self.strength if strength is None else strength
@@ -180,23 +180,29 @@ class ControlNetUpscaler:
         width, height = upscaled_size(image.width, image.height)
         resized = image.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
         prompt_embeds, negative_prompt_embeds = self.prompt_encoder.encode(prompt, negative_prompt)
-        result = self.pipe(
-            image=resized,
-            control_image=self.control_image(resized),
-            height=height,
-            width=width,
-            prompt_embeds=prompt_embeds,
-            negative_prompt_embeds=negative_prompt_embeds,
-            strength=strength,
-            num_inference_steps=steps,
-            guidance_scale=self.guidance_scale,
-            controlnet_conditioning_scale=self.controlnet_conditioning_scale,
-            generator=cpu_generators([seed])[0],
-            output_type="pil",
-            callback_on_step_end=make_step_callback(progress, should_cancel, self.preview_every, STAGE),
-        )
+        callback = make_step_callback(progress, should_cancel, self.preview_every, STAGE)
+
+        def generate(seeds: list[int]) -> list[Image.Image]:
+            output = self.pipe(
+                image=resized,
+                control_image=self.control_image(resized),
+                height=height,
+                width=width,
+                prompt_embeds=prompt_embeds,
+                negative_prompt_embeds=negative_prompt_embeds,
+                strength=strength,
+                num_inference_steps=steps,
+                guidance_scale=self.guidance_scale,
+                controlnet_conditioning_scale=self.controlnet_conditioning_scale,
+                generator=cpu_generators(seeds),
+                output_type="pil",
+                callback_on_step_end=callback,
+            )
+            return list(output.images)
+
+        (redrawn,) = run_with_oom_retry(generate, [seed], self.pipe.device, f"the 2× image at {width}×{height}")
         return ControlNetUpscaleOutput(
-            image=result.images[0],
+            image=redrawn,
             seed=seed,
             num_inference_steps=steps,
             strength=strength,

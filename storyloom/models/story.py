@@ -20,7 +20,7 @@ from typing import Any, Callable, Generic, TypeVar
 from PIL import Image
 
 from storyloom.config import Config
-from storyloom.errors import InvalidInput
+from storyloom.errors import InvalidInput, JobCanceled
 from storyloom.models.book import BookFiles, save_page_image, write_book
 from storyloom.models.progress import CancelCheck, ProgressCallback, StepProgress
 from storyloom.models.story_checks import StoryInputs, check_story_inputs, fallback_title, write_text
@@ -163,6 +163,8 @@ class StoryPipeline:
     ) -> PageImage:
         """Draw page ``page_index`` (0-based) with its planned seed, or with ``seed`` for a redraw."""
         page = plan.page(page_index)
+        if should_cancel is not None and should_cancel():
+            raise JobCanceled(f"the story was canceled before page {page.number} was drawn")
         seed = page.seed if seed is None else seed
         if not 0 <= seed <= MAX_SEED:
             raise InvalidInput(f"seed must be between 0 and {MAX_SEED} (got {seed})")

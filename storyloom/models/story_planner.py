@@ -118,7 +118,7 @@ class StoryPlanner:
 
     def _ask(self, pages: list[str], known_cast: list[CastMember], seed: int, should_cancel: CancelCheck | None) -> tuple[dict[str, Any] | None, int]:
         hints = [CastHint(member.name, member.description) for member in known_cast]
-        request = plan_request(pages, known_cast=hints, max_new_tokens=120 + 70 * len(pages), temperature=self.temperature)
+        request = plan_request(pages, known_cast=hints, max_new_tokens=100 + 60 * len(pages), temperature=self.temperature)
         attempts = 0
         for attempt in range(1 + self.retries):
             if should_cancel is not None and should_cancel():

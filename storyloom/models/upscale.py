@@ -157,12 +157,11 @@ class Upscaler:
     ) -> UpscaleResult:
         """Upscale ``image`` (a PIL image or a file). The prompt defaults to the one in the image's PNG
         parameters; ``seed`` makes the chain's re-drawing reproducible (random and reported when None)."""
-        from storyloom.models.parameters import read_png_parameters
-
         mode = self.config.upscale.mode if mode is None else mode
         self.check_inputs(mode)
         source = open_image(image, mode=mode)
-        stored = read_png_parameters(source)
+        stored = _stored_parameters(source)
+        logger.debug("upscaling a %dx%d image (%s)", source.width, source.height, mode)
         if mode == "esrgan":
             return self._esrgan_only(source, stored, prompt, negative_prompt, progress, should_cancel)
         return self._chain(source, stored, prompt, negative_prompt, seed, progress, should_cancel)
@@ -245,6 +244,17 @@ class Upscaler:
             "Source size": f"{source.width}x{source.height}",
         }
         return replace(base, width=image.width, height=image.height, extra=extra)
+
+
+def _stored_parameters(image: Image.Image) -> GenerationParameters | None:
+    """The image's own A1111 parameters; unparseable ones (edited by hand, another tool) count as none."""
+    from storyloom.models.parameters import read_png_parameters
+
+    try:
+        return read_png_parameters(image)
+    except ValueError:
+        logger.debug("ignoring unreadable PNG parameters", exc_info=True)
+        return None
 
 
 class _ChainProgress:

@@ -16,12 +16,14 @@ can prove that no job ran twice.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from typing import Callable, Mapping, Sequence, TypeVar
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Sequence, TypeVar
 
 from storyloom.config import Config
 from storyloom.errors import InvalidInput
@@ -29,6 +31,11 @@ from storyloom.models.progress import StepProgress
 from storyloom.queue.job import JobKind, NewJob
 from storyloom.worker.context import Handler, HandlerResult, JobContext
 from storyloom.worker.handlers.artifacts import text_artifact
+
+if TYPE_CHECKING:
+    from storyloom.queue.store import JobStore
+    from storyloom.worker.resources import ModelResources
+    from storyloom.worker.runner import Worker
 
 RUN_LOG = "STORYLOOM_TEST_RUN_LOG"
 STEP_SECONDS = 0.01
@@ -116,3 +123,37 @@ def wait_until(check: Callable[[], T], timeout: float, *, interval: float = 0.02
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what} did not happen within {timeout:g} s")
         time.sleep(interval)
+
+
+@contextlib.contextmanager
+def worker_in_thread(
+    config: Config,
+    *,
+    handlers: Mapping[JobKind, Handler] | None = None,
+    resources: ModelResources | None = None,
+    open_store: Callable[[], JobStore] | None = None,
+    device: str = "cpu",
+) -> Iterator[Worker]:
+    """A real ``Worker`` running in a thread of this process (the test handlers unless told otherwise);
+    stopped, and its running job handed back, when the block ends."""
+    from storyloom.queue.store import JobStore
+    from storyloom.worker.registry import build_handlers
+    from storyloom.worker.resources import ModelResources
+    from storyloom.worker.runner import Worker
+
+    worker = Worker(
+        config,
+        open_store or (lambda: JobStore.from_config(config)),
+        build_handlers([SPEC]) if handlers is None else handlers,
+        resources or ModelResources(config),
+        device=device,
+    )
+    thread = threading.Thread(target=worker.run, name="worker")
+    thread.start()
+    try:
+        yield worker
+    finally:
+        worker.stop.set()
+        thread.join(timeout=30)
+        if thread.is_alive():
+            raise RuntimeError("the worker thread did not stop")

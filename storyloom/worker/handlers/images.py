@@ -32,8 +32,9 @@ def vary(context: JobContext) -> HandlerResult:
     """Variations of image ``index`` of the parent job; its PNG parameters supply the prompt."""
     params = context.params
     assert isinstance(params, VaryParams)
+    source = context.source_image()  # before loading any model: a vanished source fails at once
     batch = context.resources.variations()(
-        context.source_image(),
+        source,
         strength=params.strength,
         seed=params.seed,
         safety_checker=params.safety_checker,
@@ -46,8 +47,9 @@ def vary(context: JobContext) -> HandlerResult:
 def upscale(context: JobContext) -> HandlerResult:
     params = context.params
     assert isinstance(params, UpscaleParams)
+    source = context.source_image()
     result = context.resources.upscaler()(
-        context.source_image(),
+        source,
         mode=params.mode,
         seed=params.seed,
         progress=context.progress,

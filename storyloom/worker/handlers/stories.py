@@ -30,17 +30,19 @@ def story(context: JobContext) -> HandlerResult:
 
     params = context.params
     assert isinstance(params, StoryParams)
+    previous = None
+    if params.continue_from is not None:  # checked before loading the language model
+        previous = context.lookup_artifact(params.continue_from, 0, ArtifactKind.TEXT)
+        if previous is None or previous.name != PLAN_NAME:
+            raise InvalidInput(f"job {params.continue_from} has no story to continue")
     pipeline = StoryPipeline(context.config, lm=context.resources.story_writer(), txt2img=None)
-    if params.continue_from is None:
+    if previous is None:
         plan = pipeline.write(
             params.summary, params.pages, params.style, params.character, params.seed,
             progress=context.progress, should_cancel=context.should_cancel,
         )  # fmt: skip
         first_new = 0
     else:
-        previous = context.lookup_artifact(params.continue_from, 0, ArtifactKind.TEXT)
-        if previous is None or previous.name != PLAN_NAME:
-            raise InvalidInput(f"job {params.continue_from} has no story to continue")
         before = StoryPlan.model_validate_json(previous.data)
         with tempfile.TemporaryDirectory(prefix="storyloom-continue-") as book_dir:
             before.save(book_dir)

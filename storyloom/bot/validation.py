@@ -1,0 +1,106 @@
+"""Turning slash-command options into job parameters, refusing bad input before anything is queued.
+
+Everything here is pure and fast (no store, no network), so it runs before the interaction is acknowledged
+and a refusal can be an ephemeral message. The rules are the ones the pipelines apply (reused from the
+torch-free parts of ``storyloom.models``), checked early so a worker never meets a request it would refuse.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from storyloom.config import Config, ImageConfig
+from storyloom.errors import InvalidInput
+from storyloom.models.prompts import validate_prompt
+from storyloom.models.sizes import parse_aspect_ratio
+from storyloom.models.story_checks import check_story_inputs
+from storyloom.models.story_plan import MAX_SEED, Character
+from storyloom.models.story_safety import SafetyScreen
+from storyloom.queue.params import ImagineParams, StoryParams
+from storyloom.bot.safety import BannedWords
+
+
+def field_bounds(model: type, name: str) -> tuple[int, int]:
+    """The ``ge``/``le`` bounds pydantic declares for ``model.name`` (one source of truth for limits)."""
+    low, high = 1, 10_000
+    for item in model.model_fields[name].metadata:
+        low = getattr(item, "ge", low)
+        high = getattr(item, "le", high)
+    return int(low), int(high)
+
+
+STEPS_MIN, STEPS_MAX = field_bounds(ImageConfig, "steps")
+
+
+def imagine_params(
+    config: Config,
+    banned: BannedWords,
+    *,
+    prompt: str,
+    negative: str | None = None,
+    aspect_ratio: str | None = None,
+    seed: int | None = None,
+    steps: int | None = None,
+    safety_checker: bool | None = True,
+) -> ImagineParams:
+    """Validated ``imagine`` parameters, or ``InvalidInput`` with a message fit for the user."""
+    limit = config.image.max_prompt_chars
+    validate_prompt(prompt, max_chars=limit)
+    banned.ensure_allowed(prompt)
+    negative = negative or ""
+    validate_prompt(negative, max_chars=limit, name="negative prompt", allow_empty=True)
+    if aspect_ratio is not None and aspect_ratio.strip():
+        parse_aspect_ratio(aspect_ratio)
+        aspect_ratio = aspect_ratio.strip()
+    else:
+        aspect_ratio = None
+    check_seed(seed)
+    if steps is not None and not STEPS_MIN <= steps <= STEPS_MAX:
+        raise InvalidInput(f"steps must be between {STEPS_MIN} and {STEPS_MAX} (got {steps})")
+    return ImagineParams(
+        prompt=prompt.strip(), negative_prompt=negative.strip(), seed=seed, num_inference_steps=steps,
+        aspect_ratio=aspect_ratio, safety_checker=safety_checker,
+    )
+
+
+def story_params(
+    config: Config,
+    screen: SafetyScreen,
+    *,
+    summary: str,
+    pages: int | None = None,
+    style: str | None = None,
+    character: str | None = None,
+    seed: int | None = None,
+    continue_from: int | None = None,
+) -> StoryParams:
+    """Validated ``story`` parameters (kid-safety screened), or ``InvalidInput``.
+
+    Whether ``character`` names a trained character is known only to the workers; they check it."""
+    character = character.strip() if character and character.strip() else None
+    inputs = check_story_inputs(
+        config.story, screen, _any_character, summary, pages, style or None, character, seed
+    )
+    return StoryParams(
+        summary=inputs.summary, pages=pages, style=inputs.style.name if style else None, character=character,
+        seed=seed, continue_from=continue_from,
+    )
+
+
+def check_seed(seed: Any) -> None:
+    if seed is not None and not 0 <= seed <= MAX_SEED:
+        raise InvalidInput(f"seed must be a whole number between 0 and {MAX_SEED} (got {seed})")
+
+
+def parse_pages(text: str | None) -> int | None:
+    """A page count typed into a form (blank: the default)."""
+    if text is None or not text.strip():
+        return None
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise InvalidInput(f"pages must be a whole number (got {text.strip()!r})") from None
+
+
+def _any_character(name: str) -> Character:
+    return Character(name=name, identifier="", class_name="")

@@ -1,0 +1,78 @@
+"""``storyloom queue list|cancel|retry|purge`` through the real command-line entry point."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+
+from storyloom.cli.main import main
+from storyloom.config import QueueConfig
+from storyloom.queue import JobKind, JobStatus, JobStore
+from storyloom.queue.job import JobError
+
+KINDS = [kind.value for kind in JobKind]
+
+
+@pytest.fixture
+def setup(tmp_path: Path):
+    database = tmp_path / "jobs.db"
+    config = tmp_path / "config.toml"
+    config.write_text(f'[paths]\ndata_dir = "{tmp_path}"\n[queue]\ndatabase = "{database}"\n', encoding="utf-8")
+    return config, database
+
+
+def run(config: Path, *args: str) -> int:
+    return main(["queue", *args, "--config", str(config)])
+
+
+def test_list_shows_status_user_kind_age_and_position(setup, capsys) -> None:
+    config, database = setup
+    with JobStore.open(database, QueueConfig(max_waiting_per_user=10)) as store:
+        running = store.enqueue("imagine", {"prompt": "x"}, user_id=11)
+        waiting = [store.enqueue("story", {"summary": "y"}, user_id=22), store.enqueue("imagine", {"prompt": "z"}, user_id=11)]
+        store.claim("w", KINDS)
+        store.report_progress(running.id, "w", 3, 30)
+    assert run(config, "list") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["ID", "STATUS", "USER", "KIND", "AGE", "POSITION"]
+    rows = {line.split()[0]: line.split() for line in lines[1:]}
+    assert rows[str(running.id)][1:4] == ["running", "11", "imagine"] and rows[str(running.id)][5:] == ["step", "3/30"]
+    assert rows[str(waiting[0].id)][1:4] == ["queued", "22", "story"] and rows[str(waiting[0].id)][5] == "#1"
+    assert rows[str(waiting[1].id)][5] == "#2"
+
+
+def test_cancel_retry_and_purge(setup, capsys) -> None:
+    config, database = setup
+    with JobStore.open(database) as store:
+        queued = store.enqueue("imagine", {"prompt": "x"}, user_id=1)
+        failed = store.enqueue("imagine", {"prompt": "y"}, user_id=2)
+        store.claim("w", ["imagine"])
+    assert run(config, "cancel", str(queued.id)) == 0  # it was claimed first, so it is running: asked to stop
+    assert "asked it to stop" in capsys.readouterr().out
+    assert run(config, "cancel", str(failed.id)) == 0
+    assert "canceled" in capsys.readouterr().out
+    assert run(config, "retry", str(failed.id)) == 0
+    assert f"job {failed.id} queued again as job {failed.id + 1}" in capsys.readouterr().out
+
+    with JobStore.open(database) as store:
+        store.fail(queued.id, "w", JobError("boom"))
+    old = time.time() - 40 * 86400
+    with sqlite3.connect(database) as connection:
+        connection.execute("UPDATE jobs SET finished_at = ? WHERE id = ?", (old, queued.id))
+    assert run(config, "purge", "--older-than", "30", "--vacuum") == 0
+    assert "removed 1 job(s)" in capsys.readouterr().out
+    with JobStore.open(database) as store:
+        assert {job.id for job in store.list_jobs(tuple(JobStatus))} == {failed.id, failed.id + 1}
+
+
+def test_errors_are_one_line_not_a_traceback(setup, capsys) -> None:
+    config, database = setup
+    JobStore.open(database).close()
+    assert run(config, "cancel", "999") == 2
+    assert capsys.readouterr().err.strip() == "storyloom: there is no job 999 (it may have been removed after the retention period)"
+    database.write_bytes(b"not a database" * 100)
+    assert run(config, "list") == 2
+    assert "damaged or is not a SQLite file" in capsys.readouterr().err

@@ -1,0 +1,68 @@
+"""``storyloom story`` end to end on the tiny profile: a 2-page book, then ``--continue``."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from storyloom.cli.main import main
+from storyloom.models.story_plan import StoryPlan
+
+
+@pytest.fixture
+def tiny_env(monkeypatch, tmp_path, tiny_models):
+    """Run in an empty directory (no ./config.toml) with the shared tiny models and data under tmp_path."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("STORYLOOM_PATHS__DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("STORYLOOM_MODELS__STORY", str(tiny_models.llama))
+    monkeypatch.setenv("STORYLOOM_MODELS__IMAGE", str(tiny_models.sd15))
+    monkeypatch.setenv("STORYLOOM_STORY__MAX_NEW_TOKENS", "64")
+    return tmp_path
+
+
+def _pdf_pages(path) -> int:
+    return len(re.findall(rb"/Type\s*/Page\b", path.read_bytes()))
+
+
+def test_story_and_continue(tiny_env, capsys):
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        book = tiny_env / "book"
+        code = main(["story", "A little cat named Bhna meets a kind dragon.", "--pages", "2", "--seed", "5", "--style", "papercut", "--out", str(book), "--profile", "tiny"])
+        assert code == 0
+        out = capsys.readouterr()
+        assert f"book:  {book / 'book.pdf'}" in out.out and "pages: 2 (seed 5, style papercut)" in out.out
+        assert "%|" in out.err  # the progress bar
+        assert sorted(path.name for path in book.glob("page-*.png")) == ["page-01.png", "page-02.png"]
+        assert _pdf_pages(book / "book.pdf") == 3
+
+        code = main(["story", "--continue", str(book), "They fly to the moon", "--pages", "1", "--profile", "tiny"])
+        assert code == 0
+    finally:
+        torch.set_num_threads(previous)
+    plan = StoryPlan.load(book)
+    assert len(plan.chapters) == 2 and len(plan.pages) == 3 and plan.chapters[1].summary == "They fly to the moon"
+    assert (book / "page-03.png").is_file() and _pdf_pages(book / "book.pdf") == 4
+    html = (book / "book.html").read_text(encoding="utf-8")
+    assert all(f'src="page-0{n}.png"' in html for n in (1, 2, 3))
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["story", "The soldier kills everyone with a gun"], "violent content"),
+        (["story", "A cat", "--pages", "0"], "pages must be between 1 and 20"),
+        (["story", "A cat", "--style", "neon"], "style 'neon' is unknown"),
+        (["story", "A cat", "--character", "Bob"], "character 'Bob' is unknown"),
+        (["story"], "give a summary"),
+    ],
+)
+def test_bad_requests_exit_2_with_one_line(tiny_env, capsys, argv, message):
+    assert main(argv + ["--profile", "tiny"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("storyloom: ") and message in err and "Traceback" not in err
+    assert not (tiny_env / "data" / "books").exists()

@@ -1,0 +1,243 @@
+"""StoryPipeline: bad input, bad model output, consistency, redraw, continuation; and one real tiny-model run."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+
+import pytest
+
+from storyloom.errors import InvalidInput, JobCanceled
+from storyloom.models.story import StoryPipeline
+from storyloom.models.story_checks import StoryFailed
+from storyloom.models.story_plan import Character, StoryPlan, character_lookup, page_seed
+from storyloom.models.story_testing import FakeTxt2Img, ScriptedLanguageModel
+from storyloom.models.story_writer import TextRequest
+
+STORY = (
+    "Title: Bhna and the Kind Dragon\n\n"
+    "Bhna the cat lived by the sea. She loved the boats.\n\n"
+    "One morning Pip the dog came to visit. They walked into the forest together.\n\n"
+    "They crossed a river and climbed a hill. A kind dragon slept on top.\n\n"
+    "The dragon told them about the stars. Then everyone went home happy."
+)
+PLAN_JSON = json.dumps(
+    {
+        "title": "ignored when the story has one",
+        "characters": [{"name": "Bhna", "description": "a small orange cat"}, {"name": "Pip", "description": "a white puppy"}],
+        "pages": [{"page": n, "scene": f"scene number {n} by the sea", "characters": ["Bhna"]} for n in range(1, 5)],
+    }
+)
+
+
+def answers(story: str = STORY, plan: str = PLAN_JSON):
+    """Story requests get ``story``; planning requests (base model) get ``plan``."""
+    return lambda request: plan if not request.use_adapter else story
+
+
+@pytest.fixture(autouse=True)
+def _quiet_fonts():
+    logging.getLogger("fontTools").setLevel(logging.WARNING)
+
+
+def make_pipeline(config, *scripts, characters=None) -> tuple[StoryPipeline, ScriptedLanguageModel, FakeTxt2Img]:
+    lm = ScriptedLanguageModel(scripts or [answers()])
+    images = FakeTxt2Img()
+    return StoryPipeline(config, lm=lm, txt2img=images, characters=characters), lm, images
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"summary": ""}, "summary is empty"),
+        ({"summary": "   "}, "summary is empty"),
+        ({"summary": "x" * 20000}, "20,000 characters long; the limit is 4,000"),
+        ({"summary": "!!! ???"}, "no words"),
+        ({"summary": "A cat", "pages": 0}, r"pages must be between 1 and 20 \(got 0\)"),
+        ({"summary": "A cat", "pages": 99}, r"pages must be between 1 and 20 \(got 99\)"),
+        ({"summary": "A cat", "style": "vaporwave"}, "style 'vaporwave' is unknown; choose one of: watercolor, crayon"),
+        ({"summary": "A cat", "character": "Zed"}, "character 'Zed' is unknown; no characters are registered yet"),
+        ({"summary": "A cat", "seed": -1}, "seed must be"),
+        ({"summary": "The knight kills the dragon in a bloody fight"}, r"Sorry.*violent content \(\"kills\", \"bloody\"\)"),
+        ({"summary": "A naked romance for grown-ups"}, r"Sorry.*adult content \(\"naked\"\)"),
+    ],
+)
+def test_bad_input_is_refused_before_any_model_runs(tiny_config, kwargs, message):
+    pipeline, lm, _ = make_pipeline(tiny_config)
+    with pytest.raises(InvalidInput, match=message):
+        pipeline.write(**kwargs)
+    assert lm.requests == []
+
+
+def test_unknown_character_lists_the_known_ones(tiny_config):
+    lookup = character_lookup({"Bhna": Character("Bhna", "bhna", "cat"), "Rex": Character("Rex", "rxz", "dog")})
+    pipeline, _, _ = make_pipeline(tiny_config, characters=lookup)
+    with pytest.raises(InvalidInput, match="known characters: Bhna, Rex"):
+        pipeline.write("A cat", character="Tom")
+
+
+def test_write_plans_a_consistent_story(tiny_config):
+    pipeline, lm, _ = make_pipeline(tiny_config)
+    plan = pipeline.write("Bhna the cat meets a kind dragon.", pages=4, style="crayon", seed=11)
+    assert plan.title == "Bhna and the Kind Dragon" and plan.base_seed == 11 and plan.style == "crayon"
+    assert [page.number for page in plan.pages] == [1, 2, 3, 4]
+    assert plan.pages[0].text == "Bhna the cat lived by the sea. She loved the boats."
+    assert [page.seed for page in plan.pages] == [page_seed(11, n) for n in range(1, 5)]
+    assert len({page.seed for page in plan.pages}) == 4
+    assert len({page.negative_prompt for page in plan.pages}) == 1
+    assert all(page.prompt.startswith("crayon and colored pencil drawing") for page in plan.pages)
+    assert all("Bhna, a small orange cat" in page.prompt for page in plan.pages)
+    assert "Pip, a white puppy" in plan.pages[1].prompt  # named on the page, so drawn with his fixed look
+    story_request = lm.requests[0]
+    assert story_request.chat and "Bhna the cat meets a kind dragon." in story_request.prompt
+    assert "no violence" in story_request.system
+
+
+def test_same_seed_same_plan(tiny_config):
+    first = make_pipeline(tiny_config)[0].write("Bhna the cat meets a kind dragon.", pages=3, seed=5)
+    second = make_pipeline(tiny_config)[0].write("Bhna the cat meets a kind dragon.", pages=3, seed=5)
+    assert first == second
+
+
+def test_registered_character_is_in_every_page_where_it_appears(tiny_config):
+    lookup = character_lookup({"Bhna": Character("Bhna", "bhna", "cat", "a fluffy grey kitten")})
+    pipeline, lm, _ = make_pipeline(tiny_config, characters=lookup)
+    plan = pipeline.write("Bhna goes on an adventure.", pages=4, character="bhna", seed=1)
+    assert plan.character == "Bhna" and plan.cast[0].token == "bhna cat"
+    assert "The main character is Bhna, a fluffy grey kitten" in lm.requests[0].prompt
+    for page in plan.pages:
+        assert ("((bhna cat))" in page.prompt) == ("Bhna" in page.characters)
+    assert all("((bhna cat)), a fluffy grey kitten" in page.prompt for page in plan.pages)
+
+
+def test_storyteller_format_stops_at_end_and_uses_the_adapter(tiny_config):
+    config = tiny_config.model_copy(update={"story": tiny_config.story.model_copy(update={"prompt_format": "storyteller"})})
+    story = STORY.split("\n\n", 1)[1] + " END Summary: and the model kept going"
+    pipeline, lm, _ = make_pipeline(config, answers(story=story))
+    plan = pipeline.write("Bhna the cat meets a kind dragon.", pages=4, seed=1)
+    assert "kept going" not in plan.chapters[0].text and "END" not in plan.chapters[0].text
+    assert not lm.requests[0].chat and lm.requests[0].use_adapter and lm.requests[0].stop == ("END",)
+    assert plan.title == "Bhna and the Kind Dragon" or plan.title  # title from the plan or the summary
+
+
+def test_empty_model_output_is_a_clear_failure_after_one_retry(tiny_config):
+    pipeline, lm, _ = make_pipeline(tiny_config, "", "   \n ")
+    with pytest.raises(StoryFailed, match=r"returned no story text \(2 tries\)"):
+        pipeline.write("A cat learns to sail.", pages=3, seed=1)
+    assert lm.seeds == [1, 2]
+
+
+def test_unsuitable_model_output_is_retried_then_refused(tiny_config):
+    pipeline, _, _ = make_pipeline(tiny_config, "The pirates kill everyone with guns and there is blood. " * 3)
+    with pytest.raises(StoryFailed, match="unsuitable for children"):
+        pipeline.write("A cat learns to sail.", pages=3, seed=1)
+
+
+def test_one_bad_attempt_then_a_good_one(tiny_config):
+    pipeline, _, _ = make_pipeline(tiny_config, "", answers())
+    plan = pipeline.write("Bhna the cat meets a kind dragon.", pages=2, seed=1)
+    assert len(plan.pages) == 2 and any("second was used" in note for note in plan.notes)
+
+
+def test_garbage_model_output_still_makes_a_valid_book(tiny_config, tmp_path):
+    garbage = "renenerbho endver7appellifimim wXWhe [{\"very fores st\x1c +haracters endp illFche Little inimOct was friE flowcenittleekind&Giv dayden~7 foutlle"
+    pipeline, _, images = make_pipeline(tiny_config, garbage)
+    plan = pipeline.write("A little cat named Bhna meets a dragon.", pages=5, seed=2)
+    assert plan.title == "A little cat named Bhna meets a dragon"
+    assert len(plan.pages) == 5 and all(page.text for page in plan.pages)
+    assert all(page.source == "fallback" for page in plan.pages)
+    assert not any(char in page.prompt for page in plan.pages for char in "[]{}()")
+    files = pipeline.make_book(plan, tmp_path / "book")
+    assert len(files.images) == 5 and len(images.calls) == 5
+    assert len(re.findall(rb"/Type\s*/Page\b", files.pdf.read_bytes())) == 6
+
+
+def test_redraw_changes_one_page_only(tiny_config, tmp_path):
+    pipeline, _, _ = make_pipeline(tiny_config)
+    plan = pipeline.write("Bhna the cat meets a kind dragon.", pages=4, seed=3)
+    book = tmp_path / "book"
+    pipeline.make_book(plan, book)
+    before = {path.name: path.read_bytes() for path in book.glob("page-*.png")}
+    result = pipeline.redraw_page(book, 2, seed=777)
+    after = {path.name: path.read_bytes() for path in book.glob("page-*.png")}
+    assert result.seed == 777 and result.page.number == 3
+    assert [name for name in before if before[name] != after[name]] == ["page-03.png"]
+    saved = StoryPlan.load(book)
+    assert saved.pages[2].seed == 777
+    assert [page.seed for i, page in enumerate(saved.pages) if i != 2] == [page.seed for i, page in enumerate(plan.pages) if i != 2]
+    with pytest.raises(InvalidInput, match="page 9 does not exist"):
+        pipeline.redraw_page(book, 8)
+
+
+def test_continue_adds_a_chapter_with_memory(tiny_config, tmp_path):
+    chapter_two = "Title: The Starry Night\n\nBhna and Pip watched the stars. The dragon sang softly.\n\nThey flew over the sea. Then they slept."
+    scripted = iter([STORY, PLAN_JSON, "Bhna met Pip and a kind dragon on a hill.", chapter_two, PLAN_JSON])
+    pipeline, lm, _ = make_pipeline(tiny_config, lambda request: next(scripted))
+    plan = pipeline.write("Bhna the cat meets a kind dragon.", pages=4, seed=3)
+    book = tmp_path / "book"
+    pipeline.make_book(plan, book)
+    longer = pipeline.continue_story(book, "They watch the stars", pages=2)
+    assert [c.number for c in longer.chapters] == [1, 2] and longer.chapters[1].title == "The Starry Night"
+    assert longer.chapters[0].synopsis == "Bhna met Pip and a kind dragon on a hill."
+    assert [page.number for page in longer.pages] == [1, 2, 3, 4, 5, 6]
+    assert [page.chapter for page in longer.pages[4:]] == [2, 2]
+    assert longer.pages[4].seed == page_seed(3, 5)
+    assert longer.pages[:4] == plan.pages  # earlier pages untouched
+    prompt = lm.requests[3].prompt
+    assert "Bhna met Pip and a kind dragon on a hill." in prompt  # the running synopsis
+    assert "The dragon told them about the stars." in prompt  # the last page word for word
+    assert "Write chapter 2: They watch the stars" in prompt
+    assert StoryPlan.load(book) == longer
+    files = pipeline.make_book(longer, book)
+    assert len(files.images) == 6
+
+
+def test_continue_refuses_unsafe_hints_and_non_books(tiny_config, tmp_path):
+    pipeline, _, _ = make_pipeline(tiny_config)
+    with pytest.raises(InvalidInput, match="not a story book"):
+        pipeline.continue_story(tmp_path)
+    plan = pipeline.write("Bhna the cat meets a kind dragon.", pages=2, seed=3)
+    plan.save(tmp_path)
+    with pytest.raises(InvalidInput, match="violent"):
+        pipeline.continue_story(tmp_path, "and then the dragon kills Pip")
+
+
+def test_cancel_between_pages(tiny_config, tmp_path):
+    pipeline, _, images = make_pipeline(tiny_config)
+    plan = pipeline.write("Bhna the cat meets a kind dragon.", pages=3, seed=3)
+    with pytest.raises(JobCanceled, match="before page 2"):
+        pipeline.make_book(plan, tmp_path, should_cancel=lambda: len(images.calls) >= 1)
+    assert sorted(path.name for path in tmp_path.glob("page-*.png")) == ["page-01.png"]
+
+
+def test_refuses_to_run_inside_an_event_loop(tiny_config):
+    pipeline, _, _ = make_pipeline(tiny_config)
+
+    async def inside() -> None:
+        pipeline.write("A cat learns to sail.", pages=2, seed=1)
+
+    with pytest.raises(RuntimeError, match="event loop"):
+        asyncio.run(inside())
+
+
+def test_real_tiny_models_end_to_end(tiny_config, tmp_path):
+    """The transformers LM (garbage writer) and the tiny SD pipeline make a complete 2-page book."""
+    import torch
+
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        pipeline = StoryPipeline.from_config(tiny_config)
+        progress = []
+        plan = pipeline.write("A little cat named Bhna meets a kind dragon.", pages=2, seed=9, progress=progress.append)
+        assert len(plan.pages) == 2 and plan.title
+        assert {step.stage for step in progress} >= {"writing", "planning"}
+        files = pipeline.make_book(plan, tmp_path / "book", progress=progress.append)
+    finally:
+        torch.set_num_threads(previous)
+    assert len(files.images) == 2
+    assert any(step.stage == "page 2" for step in progress)
+    assert len(re.findall(rb"/Type\s*/Page\b", files.pdf.read_bytes())) == 3
+    assert isinstance(pipeline.lm.generate(TextRequest("hi", max_new_tokens=16), seed=1).text, str)

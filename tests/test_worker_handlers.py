@@ -1,0 +1,138 @@
+"""The real job handlers, run by a real worker: tiny Stable Diffusion models for the image commands, the story
+engine's scripted language model for stories (the tiny LM takes minutes to write a story on 2 CPU cores)."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+from PIL import Image
+
+from storyloom.models.parameters import read_png_parameters
+from storyloom.queue import ArtifactKind, JobStatus, JobStore, NewArtifact
+from storyloom.worker.registry import build_handlers
+from storyloom.worker.resources import ModelResources, ModelSpec
+from storyloom.worker.testing import wait_until, worker_in_thread
+from conftest import make_tiny_config
+
+
+def finished(store: JobStore, job_id: int, timeout: float = 120.0):
+    job = wait_until(lambda: (j := store.get(job_id)).is_finished and j, timeout, interval=0.05, what=f"job {job_id}")
+    assert job.status is JobStatus.SUCCEEDED, job.error
+    return job
+
+
+def image(artifact) -> Image.Image:
+    picture = Image.open(io.BytesIO(artifact.data))
+    picture.load()
+    return picture
+
+
+def test_imagine_vary_and_upscale_on_tiny_models(tmp_path: Path, tiny_models) -> None:
+    config = make_tiny_config(tmp_path, tiny_models, image={"steps": 3})
+    with JobStore.from_config(config) as store, worker_in_thread(config, handlers=build_handlers()):
+        grid_job = store.enqueue("imagine", {"prompt": "a ((red)) fox", "negative_prompt": "blurry", "seed": 5, "num_inference_steps": 2}, user_id=1)
+        finished(store, grid_job.id)
+        vary_job = store.enqueue("vary", {"index": 1, "strength": "strong", "seed": 9}, user_id=2, parent_id=grid_job.id)
+        upscale_job = store.enqueue("upscale", {"index": 0, "mode": "esrgan"}, user_id=3, parent_id=grid_job.id)
+        finished(store, vary_job.id)
+        finished(store, upscale_job.id)
+        models = wait_until(lambda: store.list_workers()[0].models, 5, what="the heartbeat to report models")
+
+        artifacts = store.artifacts(grid_job.id)
+        assert [(a.kind, a.index) for a in artifacts] == [(ArtifactKind.GRID, 0)] + [(ArtifactKind.IMAGE, i) for i in range(4)]
+        assert image(artifacts[0]).size == (128, 128)  # 2x2 grid of 64x64
+        for index, artifact in enumerate(artifacts[1:]):
+            params = read_png_parameters(image(artifact))
+            assert (params.prompt, params.negative_prompt, params.seed, params.steps) == ("a ((red)) fox", "blurry", 5 + index, 2)
+            assert artifact.metadata["seed"] == 5 + index and artifact.mime == "image/png"
+
+        variations = [a for a in store.artifacts(vary_job.id) if a.kind is ArtifactKind.IMAGE]
+        assert len(variations) == 4 and all(image(a).size == (64, 64) for a in variations)
+        assert read_png_parameters(image(variations[0])).prompt == "a ((red)) fox"  # taken from the source PNG
+        assert variations[0].metadata["seed"] == 9
+
+        (upscaled,) = store.artifacts(upscale_job.id)
+        assert image(upscaled).size == (256, 256) and upscaled.metadata["mode"] == "esrgan"
+        assert read_png_parameters(image(upscaled)).extra["Upscale"] == "esrgan 4x"
+        assert {"txt2img", "variations", "upscaler"} <= set(models)
+
+
+def test_a_bad_value_only_the_pipeline_can_judge_fails_the_job_with_its_message(tmp_path: Path, tiny_models) -> None:
+    config = make_tiny_config(tmp_path, tiny_models)
+    with JobStore.from_config(config) as store, worker_in_thread(config, handlers=build_handlers()):
+        job = store.enqueue("imagine", {"prompt": "a fox", "aspect_ratio": "0:1"}, user_id=1)
+        failed = wait_until(lambda: (j := store.get(job.id)).is_finished and j, 120, what="the job to end")
+    assert failed.status is JobStatus.FAILED and failed.error.type == "InvalidInput"
+    assert "0:1" in failed.error.message and "Traceback" not in failed.error.message
+
+
+STORY = (
+    "Title: Bhna and the Moon\n\nBhna the cat built a little boat.\n\n"
+    "She sailed across the sea at night.\n\nThe moon came down to say hello.\n\nThen Bhna sailed home to sleep."
+)
+PLAN = json.dumps(
+    {
+        "title": "Bhna and the Moon",
+        "characters": [{"name": "Bhna", "description": "a small orange cat"}],
+        "pages": [{"page": n, "scene": f"scene {n} on the sea", "characters": ["Bhna"]} for n in range(1, 5)],
+    }
+)
+
+
+def scripted_story_resources(config) -> ModelResources:
+    from storyloom.models.story_testing import FakeTxt2Img, ScriptedLanguageModel
+
+    lm = ScriptedLanguageModel([lambda request: STORY if request.use_adapter else PLAN])
+    pictures = FakeTxt2Img()
+    specs = {
+        "story_writer": ModelSpec("story_writer", "language", lambda config, cache: lm),
+        "txt2img": ModelSpec("txt2img", "image", lambda config, cache: pictures),
+    }
+    return ModelResources(config, specs=specs, budget_bytes=100, estimates={"language": 1, "image": 1}, memory_probe=lambda: 0)
+
+
+def test_a_story_enqueues_one_page_job_per_page_and_each_page_gets_its_picture(tmp_path: Path, tiny_models) -> None:
+    config = make_tiny_config(tmp_path, tiny_models)
+    with JobStore.from_config(config) as store, worker_in_thread(config, handlers=build_handlers(), resources=scripted_story_resources(config)):
+        story = store.enqueue("story", {"summary": "Bhna the cat sails to the moon", "pages": 3, "seed": 11}, user_id=1, channel_id=5)
+        finished(store, story.id)
+        pages = store.children(story.id)
+        assert [p.page_index for p in pages] == [0, 1, 2]
+        for page in pages:
+            finished(store, page.id)
+
+        (document,) = store.artifacts(story.id)
+        plan = json.loads(document.data)
+        assert document.name == "story.json" and document.metadata["title"] == plan["title"] and len(plan["pages"]) == 3
+        for page, planned in zip(pages, plan["pages"]):
+            assert (page.params["prompt"], page.params["seed"], page.params["text"]) == (planned["prompt"], planned["seed"], planned["text"])
+            picture, text = store.artifacts(page.id)
+            assert picture.kind is ArtifactKind.IMAGE and read_png_parameters(image(picture)).seed == planned["seed"]
+            assert text.data.decode() == planned["text"]
+
+        sequel = store.enqueue("story", {"summary": "Bhna comes home", "pages": 2, "continue_from": story.id}, user_id=1, channel_id=5)
+        finished(store, sequel.id)
+        new_pages = store.children(sequel.id)
+        assert [p.page_index for p in new_pages] == [3, 4]
+        assert len(json.loads(store.artifacts(sequel.id)[0].data)["pages"]) == 5
+
+
+def test_a_source_image_that_vanished_fails_the_job_before_any_model_loads(tmp_path: Path, tiny_models) -> None:
+    config = make_tiny_config(tmp_path, tiny_models)
+    no_models = ModelResources(config, specs={})  # loading anything would be a KeyError, not this message
+    with JobStore.from_config(config) as store:
+        parent = store.enqueue("imagine", {"prompt": "a fox"}, user_id=1)
+        store.claim("setup", ["imagine"])
+        png = NewArtifact(ArtifactKind.IMAGE, 0, "image_1.png", "image/png", b"png")
+        store.complete(parent.id, "setup", [png])
+        vary = store.enqueue("vary", {"index": 0}, user_id=1, parent_id=parent.id)
+        sequel = store.enqueue("story", {"summary": "more", "continue_from": parent.id}, user_id=2)
+        store.connection.execute("DELETE FROM artifacts WHERE job_id = ?", (parent.id,))
+        with worker_in_thread(config, handlers=build_handlers(), resources=no_models):
+            ended = [wait_until(lambda j=j: (x := store.get(j.id)).is_finished and x, 60, what="the job to end") for j in (vary, sequel)]
+    assert [(j.status, j.error.message) for j in ended] == [
+        (JobStatus.FAILED, f"the source of this job (job {parent.id}, image 1) no longer exists"),
+        (JobStatus.FAILED, f"job {parent.id} has no story to continue"),
+    ]
