@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any
 
 IDLE_JOBS = 200
-OVERHEAD_ROUNDS = 7
+OVERHEAD_ROUNDS = 5
 MEMORY_EARLY, MEMORY_LATE = 20, 200
-OVERHEAD_REQUEST = {"prompt": "a red fox in the snow", "seed": 1234}
+OVERHEAD_REQUEST = {"prompt": "a red fox in the snow", "seed": 1234, "num_inference_steps": 4, "num_images": 2}
 SMALL_REQUEST = {"prompt": "a red fox", "num_inference_steps": 1, "num_images": 1, "width": 32, "height": 32}
 QUEUE_SETTINGS = {"max_waiting_per_user": 1000, "max_waiting_total": 1000, "heartbeat_seconds": 1.0}
 
@@ -82,7 +82,13 @@ def _imagine_benchmarks(data_dir: Path) -> list[dict]:
     with JobStore.from_config(config) as store:
         worker = start_worker_process(config, handler_specs=(), stderr=subprocess.DEVNULL)  # the real handlers
         try:
-            return [_overhead(store, Txt2Img.from_config(config)), _memory_growth(store, worker.pid)]
+            started = time.monotonic()
+            overhead = _overhead(store, Txt2Img.from_config(config))
+            overhead["seconds"] = round(time.monotonic() - started, 1)
+            started = time.monotonic()
+            memory = _memory_growth(store, worker.pid)
+            memory["seconds"] = round(time.monotonic() - started, 1)
+            return [overhead, memory]
         finally:
             _stop(worker)
 
@@ -96,7 +102,7 @@ def _overhead(store: Any, pipeline: Any) -> dict:
 
     def bare() -> float:
         start = time.perf_counter()
-        pipeline(OVERHEAD_REQUEST["prompt"], seed=OVERHEAD_REQUEST["seed"])
+        pipeline(**OVERHEAD_REQUEST)
         return time.perf_counter() - start
 
     through_queue()  # warm: the worker loads the models on its first job

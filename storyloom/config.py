@@ -111,6 +111,7 @@ class BotConfig(_Section):
     results_in_thread: bool = True
     progress_edit_interval: float = Field(2.0, ge=0.5, le=60)
     banned_words: list[str] = Field(default_factory=list)
+    delivery_poll_interval: float = Field(0.5, ge=0.05, le=60)  # how often the store is checked for finished jobs
 
 
 class Config(_Section):

@@ -8,13 +8,13 @@ from pathlib import Path
 import pytest
 
 from storyloom.config import Config, load_config
-from storyloom.models.tiny import TinyModelPaths, make_tiny_models
+from storyloom.models.tiny import TINY_FORMAT_VERSION, TinyModelPaths, make_tiny_models
 
 
 def _tiny_cache_dir() -> Path:
     # The builder is seeded and byte-identical, so one build can serve every test run on a machine.
     base = os.environ.get("STORYLOOM_TEST_CACHE") or Path.home() / ".cache" / "storyloom-tests"
-    return Path(base) / "tiny-models"
+    return Path(base) / f"tiny-models-v{TINY_FORMAT_VERSION}"
 
 
 @pytest.fixture(scope="session")

@@ -33,7 +33,22 @@ def tiny_env(tmp_path: Path, tiny_models, monkeypatch) -> Path:
 
 def test_imagine_writes_a_grid_and_four_images(tiny_env: Path, capsys) -> None:
     out = tiny_env / "out"
-    code = main(["imagine", "a small (orange:1.2) cat", "--negative", "blurry", "--seed", "5", "--steps", "3", "--out", str(out), "--profile", "tiny"])
+    code = main(
+        [
+            "imagine",
+            "a small (orange:1.2) cat",
+            "--negative",
+            "blurry",
+            "--seed",
+            "5",
+            "--steps",
+            "3",
+            "--out",
+            str(out),
+            "--profile",
+            "tiny",
+        ]
+    )
     captured = capsys.readouterr()
     assert code == 0, captured.err
     files = sorted(p.name for p in out.glob("*.png"))
@@ -41,7 +56,12 @@ def test_imagine_writes_a_grid_and_four_images(tiny_env: Path, capsys) -> None:
     with Image.open(out / "grid.png") as grid:
         assert grid.size == (128, 128)
     params = read_png_parameters(out / "image_3.png")
-    assert (params.prompt, params.negative_prompt, params.seed, params.steps) == ("a small (orange:1.2) cat", "blurry", 7, 3)
+    assert (params.prompt, params.negative_prompt, params.seed, params.steps) == (
+        "a small (orange:1.2) cat",
+        "blurry",
+        7,
+        3,
+    )
     for seed in (5, 6, 7, 8):
         assert f"seed {seed}" in captured.out
     assert str(out / "grid.png") in captured.out
@@ -49,14 +69,20 @@ def test_imagine_writes_a_grid_and_four_images(tiny_env: Path, capsys) -> None:
 
 def test_imagine_aspect_ratio(tiny_env: Path, capsys) -> None:
     out = tiny_env / "wide"
-    assert main(["imagine", "a cat", "--ar", "2:1", "--seed", "1", "--steps", "1", "--out", str(out), "--profile", "tiny"]) == 0
+    assert (
+        main(["imagine", "a cat", "--ar", "2:1", "--seed", "1", "--steps", "1", "--out", str(out), "--profile", "tiny"])
+        == 0
+    )
     with Image.open(out / "image_1.png") as image:
         assert image.size == (88, 48)
 
 
 def test_vary_writes_four_variations_of_the_source_size(tiny_env: Path, capsys) -> None:
     source = tiny_env / "source.png"
-    assert main(["imagine", "a cat", "--seed", "2", "--steps", "2", "--out", str(tiny_env / "first"), "--profile", "tiny"]) == 0
+    assert (
+        main(["imagine", "a cat", "--seed", "2", "--steps", "2", "--out", str(tiny_env / "first"), "--profile", "tiny"])
+        == 0
+    )
     (tiny_env / "first" / "image_1.png").rename(source)
     out = tiny_env / "vary"
     code = main(["vary", str(source), "--strength", "strong", "--seed", "30", "--out", str(out), "--profile", "tiny"])

@@ -15,36 +15,8 @@ from storyloom.models.esrgan import RealEsrgan, blend_weights, tile_spans
 
 
 @pytest.fixture(scope="module")
-def esrgan(tiny_models, tmp_path_factory) -> RealEsrgan:
-    return RealEsrgan.from_file(informative_weights(tiny_models.esrgan, tmp_path_factory.mktemp("esrgan")), tile=64, overlap=16)
-
-
-def informative_weights(tiny: Path, directory: Path) -> Path:
-    """The tiny RRDBNet rewired so its output is a picture, not the near-black of random weights.
-
-    Three channels carry the image straight through every layer (identity kernels), so the output is the
-    nearest-neighbour upscale plus the random residual trunk scaled to about ±15 levels. The trunk's
-    receptive field is what makes tile borders differ, so seams are measurable."""
-    from safetensors.torch import load_file, save_file
-
-    state = load_file(str(tiny))
-
-    def pass_through(prefix: str, keep_other_channels: bool) -> None:
-        weight = state[f"{prefix}.weight"].clone() if keep_other_channels else torch.zeros_like(state[f"{prefix}.weight"])
-        bias = state[f"{prefix}.bias"].clone() if keep_other_channels else torch.zeros_like(state[f"{prefix}.bias"])
-        weight[:3], bias[:3] = 0.0, 0.0
-        for channel in range(3):
-            weight[channel, channel, 1, 1] = 1.0
-        state[f"{prefix}.weight"], state[f"{prefix}.bias"] = weight, bias
-
-    pass_through("model.0", keep_other_channels=True)  # first conv: the image plus random features
-    for prefix in ("model.3", "model.6", "model.8", "model.10"):  # upsampling convs, HR conv, last conv
-        pass_through(prefix, keep_other_channels=False)
-    state["model.1.sub.1.weight"] = state["model.1.sub.1.weight"] * 0.2  # trunk output conv: a modest residual
-    state["model.1.sub.1.bias"] = torch.zeros_like(state["model.1.sub.1.bias"])
-    path = directory / "informative_x4.safetensors"
-    save_file(state, str(path))
-    return path
+def esrgan(tiny_models) -> RealEsrgan:
+    return RealEsrgan.from_file(tiny_models.esrgan, tile=64, overlap=16)
 
 
 def smooth_image(width: int, height: int, seed: int = 0) -> Image.Image:

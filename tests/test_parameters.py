@@ -59,7 +59,12 @@ def test_reads_a1111_written_text() -> None:
         'Lora hashes: "x: 1, y: 2", Version: v1.10.1'
     )
     params = GenerationParameters.from_infotext(text)
-    assert (params.prompt, params.negative_prompt, params.steps, params.sampler) == ("masterpiece, (cat:1.2)", "ugly", 20, "Euler a")
+    assert (params.prompt, params.negative_prompt, params.steps, params.sampler) == (
+        "masterpiece, (cat:1.2)",
+        "ugly",
+        20,
+        "Euler a",
+    )
     assert (params.cfg_scale, params.seed, params.width, params.height, params.model) == (7.5, 42, 512, 512, "v1-5")
     assert params.extra == {"Model hash": "abc123", "Lora hashes": "x: 1, y: 2", "Version": "v1.10.1"}
 

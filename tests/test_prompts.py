@@ -142,7 +142,13 @@ text_alphabet = st.sampled_from(list("abcxyz019 ,.:;!?'\"()+-=\\/_&#"))
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.tuples(st.text(text_alphabet, min_size=1, max_size=12), st.sampled_from([1.0, 1.1, 1.21, 0.5, 2.5, 0.0])), min_size=1, max_size=4))
+@given(
+    st.lists(
+        st.tuples(st.text(text_alphabet, min_size=1, max_size=12), st.sampled_from([1.0, 1.1, 1.21, 0.5, 2.5, 0.0])),
+        min_size=1,
+        max_size=4,
+    )
+)
 def test_any_text_survives_compels_parser(chunks: list[tuple[str, float]]) -> None:
     """Every non-space character reaches compel, with its weight (characters compel cannot hold inside a
     weighted group, such as '=', go between groups at weight 1)."""
@@ -155,7 +161,8 @@ def test_any_text_survives_compels_parser(chunks: list[tuple[str, float]]) -> No
             if char.isspace():
                 continue
             unsafe = char in "=\\" or (
-                char in "+-" and (position + 1 == len(text) or text[position + 1].isspace() or text[position + 1] in '()",.+-=\\')
+                char in "+-"
+                and (position + 1 == len(text) or text[position + 1].isspace() or text[position + 1] in '()",.+-=\\')
             )
             expected.append((char, 1.0 if unsafe else round(weight, 6)))
     assert got == expected, translated

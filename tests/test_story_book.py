@@ -32,14 +32,20 @@ def pdf_pages(path: Path) -> int:
     return len(re.findall(rb"/Type\s*/Page\b", path.read_bytes()))
 
 
-def make_plan(pages: list[str], *, title: str = "Bhna and the Sea", language: str = "en", chapters: int = 1) -> StoryPlan:
+def make_plan(
+    pages: list[str], *, title: str = "Bhna and the Sea", language: str = "en", chapters: int = 1
+) -> StoryPlan:
     plan = StoryPlan(title=title, summary="A cat by the sea.", language=language, style="watercolor", base_seed=3)
     per_chapter = max(1, len(pages) // chapters)
     for number in range(1, chapters + 1):
         plan.chapters.append(ChapterPlan(number=number, title=f"Part {number}", summary="", text=""))
     for index, text in enumerate(pages):
         chapter = min(chapters, index // per_chapter + 1)
-        plan.pages.append(PagePlan(number=index + 1, chapter=chapter, text=text, scene=f"scene {index + 1} <b>", prompt="p", negative_prompt="n", seed=index))
+        scene = f"scene {index + 1} <b>"
+        page = PagePlan(
+            number=index + 1, chapter=chapter, text=text, scene=scene, prompt="p", negative_prompt="n", seed=index
+        )
+        plan.pages.append(page)
     return plan
 
 

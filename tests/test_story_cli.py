@@ -32,7 +32,9 @@ def test_story_and_continue(tiny_env, capsys):
     torch.set_num_threads(1)
     try:
         book = tiny_env / "book"
-        code = main(["story", "A little cat named Bhna meets a kind dragon.", "--pages", "2", "--seed", "5", "--style", "papercut", "--out", str(book), "--profile", "tiny"])
+        summary = "A little cat named Bhna meets a kind dragon."
+        options = ["--pages", "2", "--seed", "5", "--style", "papercut", "--out", str(book), "--profile", "tiny"]
+        code = main(["story", summary, *options])
         assert code == 0
         out = capsys.readouterr()
         assert f"book:  {book / 'book.pdf'}" in out.out and "pages: 2 (seed 5, style papercut)" in out.out

@@ -78,7 +78,8 @@ def test_fallback_is_deterministic():
 
 
 def test_partial_answers_mix_model_and_fallback_pages():
-    partial = dict(GOOD, pages=[GOOD["pages"][0], {"page": 2, "scene": "!!"}, {"page": 7, "scene": "out of range scene here"}])
+    pages = [GOOD["pages"][0], {"page": 2, "scene": "!!"}, {"page": 7, "scene": "out of range scene here"}]
+    partial = dict(GOOD, pages=pages)
     planner, _ = _planner(json.dumps(partial))
     plan = planner(PAGES, seed=1)
     assert [page.source for page in plan.pages] == ["model", "fallback", "fallback"]

@@ -8,7 +8,13 @@ from storyloom.errors import InvalidInput
 from storyloom.models.story_json import parse_json_object
 from storyloom.models.story_pages import split_pages
 from storyloom.models.story_safety import SafetyScreen
-from storyloom.models.story_text import clean_model_text, detect_language, extract_title, looks_like_text, split_sentences
+from storyloom.models.story_text import (
+    clean_model_text,
+    detect_language,
+    extract_title,
+    looks_like_text,
+    split_sentences,
+)
 
 ENGLISH = (
     "Once upon a time there was a little cat named Bhna. She lived in a cozy house by the sea.\n\n"
@@ -158,7 +164,12 @@ def test_unsafe_summaries_are_refused_with_the_reason(summary, category):
 
 @pytest.mark.parametrize(
     "summary",
-    ["A shy cat learns to sail", "The skillful fox shoots hoops with a bear", "一只小猫学会了游泳", "A dragon who is afraid of the dark"],
+    [
+        "A shy cat learns to sail",
+        "The skillful fox shoots hoops with a bear",
+        "一只小猫学会了游泳",
+        "A dragon who is afraid of the dark",
+    ],
 )
 def test_gentle_summaries_pass(summary):
     assert SafetyScreen().check(summary).allowed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,13 @@ def adapter_dir(tmp_path_factory, tiny_models) -> Path:
 
     torch.manual_seed(0)
     base = AutoModelForCausalLM.from_pretrained(tiny_models.llama)
-    lora = LoraConfig(r=8, lora_alpha=32, target_modules=["q_proj", "v_proj", "o_proj"], init_lora_weights=False, task_type="CAUSAL_LM")
+    lora = LoraConfig(
+        r=8,
+        lora_alpha=32,
+        target_modules=["q_proj", "v_proj", "o_proj"],
+        init_lora_weights=False,
+        task_type="CAUSAL_LM",
+    )
     model = get_peft_model(base, lora)
     target = tmp_path_factory.mktemp("adapter") / "story-lora"
     model.save_pretrained(target)
@@ -89,7 +96,8 @@ def test_storyteller_request_is_the_exact_training_template():
     assert request.prompt == (
         "You are a storyteller. Given a summary of a children's story, generate the full story. Make sure your story "
         "follows the same plot points of the summary and expands on each point. Make sure your story has a clear "
-        "beginning, multiple plot points that build on each other, and a clear ending. \n Summary: A cat sails. END \n Full story:"
+        "beginning, multiple plot points that build on each other, and a clear ending. \n Summary: A cat sails. END "
+        "\n Full story:"
     )
     assert request.stop == ("END",) and not request.chat
 
@@ -140,7 +148,8 @@ def test_adapter_changes_the_output_and_can_be_switched_off(base_config, writer,
     with_lora = adapted.generate(greedy, seed=1).text
     without = writer.generate(greedy, seed=1).text
     assert with_lora != without
-    assert adapted.generate(TextRequest(greedy.prompt, chat=False, max_new_tokens=16, min_new_tokens=16, temperature=0.01, use_adapter=False), seed=1).text == without
+    base_only = replace(greedy, use_adapter=False)
+    assert adapted.generate(base_only, seed=1).text == without
 
 
 def test_adapter_on_a_4bit_model(base_config, adapter_dir):

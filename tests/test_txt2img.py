@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import make_tiny_config
 from PIL import Image
 
 from storyloom.errors import InvalidInput, JobCanceled, OutOfMemory
@@ -14,7 +15,6 @@ from storyloom.models.imaging import blurred_placeholder
 from storyloom.models.parameters import read_png_parameters
 from storyloom.models.progress import StepProgress
 from storyloom.models.txt2img import ImageBatch, Txt2Img
-from conftest import make_tiny_config
 
 PROMPT = "a watercolor painting of a small orange cat"
 
@@ -250,3 +250,45 @@ def test_out_of_memory_twice_is_a_clear_error(txt2img: Txt2Img, monkeypatch) -> 
         small(txt2img, PROMPT, seed=8, num_inference_steps=2)
     assert flaky.batches == [4, 1]
     assert "out of GPU memory" in str(info.value) and "one image at a time" in str(info.value)
+
+
+def test_device_choice_on_a_cpu_machine(txt2img: Txt2Img) -> None:
+    from storyloom.config import DeviceConfig
+    from storyloom.models.devices import optimize_pipeline, resolve_device, resolve_dtype
+
+    cpu = resolve_device(DeviceConfig(device="cpu"))
+    assert cpu == torch.device("cpu")
+    assert resolve_dtype(DeviceConfig(), cpu) == torch.float32
+    assert resolve_dtype(DeviceConfig(), torch.device("cuda")) == torch.float16
+    assert resolve_dtype(DeviceConfig(dtype="bfloat16"), cpu) == torch.bfloat16
+    if not torch.cuda.is_available():
+        assert resolve_device(DeviceConfig()) == cpu
+    unet = txt2img.pipe.unet
+    assert optimize_pipeline(txt2img.pipe, DeviceConfig(compile=True, vae_tiling="on"), cpu) is txt2img.pipe
+    assert txt2img.pipe.unet is unet  # nothing compiled or tiled on CPU
+    assert not getattr(txt2img.pipe.vae, "use_tiling", False)
+
+
+def test_missing_models_are_one_clear_line(tiny_models, tmp_path, monkeypatch) -> None:
+    from storyloom.errors import ModelUnavailable
+    from storyloom.models.loading import load_sd_components, model_display_name, resolve_source
+
+    assert resolve_source(str(tiny_models.sd15), build_tiny=False) == str(tiny_models.sd15)
+    assert resolve_source("stable-diffusion-v1-5/stable-diffusion-v1-5", build_tiny=False) == (
+        "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    )
+    with pytest.raises(ModelUnavailable, match="does not exist"):
+        resolve_source(str(tmp_path / "nowhere"), build_tiny=False)
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    from storyloom.config import load_config
+
+    config = load_config(None, environ={}, overrides={"models": {"image": "nobody-here/no-such-model"}})
+    with pytest.raises(ModelUnavailable) as info:
+        load_sd_components(config)
+    message = str(info.value)
+    assert "nobody-here/no-such-model" in message and "storyloom models download" in message
+    assert "HF_HUB_OFFLINE" in message and "\n" not in message
+
+    assert model_display_name(str(tiny_models.sd15)) == "sd15"
+    assert model_display_name("stable-diffusion-v1-5/stable-diffusion-v1-5") == "stable-diffusion-v1-5/stable-diffusion-v1-5"

@@ -41,7 +41,9 @@ def variations(config, cache) -> Variations:
 
 @pytest.fixture(scope="module")
 def source(config, cache) -> Image.Image:
-    batch = Txt2Img.from_config(config, cache)("a small orange cat", "blurry", seed=40, num_images=1, width=48, height=40)
+    batch = Txt2Img.from_config(config, cache)(
+        "a small orange cat", "blurry", seed=40, num_images=1, width=48, height=40
+    )
     return batch.images[0]
 
 
@@ -85,7 +87,11 @@ def test_odd_sized_source_comes_back_at_its_size(variations: Variations, source:
 
 def test_prompt_is_read_from_the_png(variations: Variations, source: Image.Image, tmp_path, monkeypatch) -> None:
     path = tmp_path / "source.png"
-    save_png(source, path, GenerationParameters(prompt="a ((red)) fox", negative_prompt="blurry", seed=40, width=48, height=40))
+    save_png(
+        source,
+        path,
+        GenerationParameters(prompt="a ((red)) fox", negative_prompt="blurry", seed=40, width=48, height=40),
+    )
     seen: list[tuple[str, str]] = []
     original = variations.encoder.encode
 

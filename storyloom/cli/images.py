@@ -29,9 +29,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     imagine.add_argument("prompt", help="what to draw")
     imagine.add_argument("--negative", default="", help="what to avoid (negative prompt)")
-    imagine.add_argument("--seed", type=int, default=None, help="seed of the first image (the others use seed+1..seed+3)")
+    imagine.add_argument(
+        "--seed", type=int, default=None, help="seed of the first image (the others use seed+1..seed+3)"
+    )
     imagine.add_argument("--steps", type=int, default=None, help="denoising steps (default from the config)")
-    imagine.add_argument("--ar", dest="aspect_ratio", default=None, metavar="W:H", help="aspect ratio, e.g. 16:9 or 2:3")
+    imagine.add_argument(
+        "--ar", dest="aspect_ratio", default=None, metavar="W:H", help="aspect ratio, e.g. 16:9 or 2:3"
+    )
     imagine.add_argument("--out", type=Path, default=None, help="output directory (default: <data_dir>/images/<time>)")
     add_common_options(imagine)
     imagine.set_defaults(handler=run_imagine)
@@ -42,7 +46,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Make four variations of IMAGE, steered by the prompt stored in it (or --prompt).",
     )
     vary.add_argument("image", type=Path, help="source image (PNG, JPEG or WebP)")
-    vary.add_argument("--strength", default="subtle", choices=("subtle", "strong"), help="how far the variations may wander")
+    vary.add_argument(
+        "--strength", default="subtle", choices=("subtle", "strong"), help="how far the variations may wander"
+    )
     vary.add_argument("--prompt", default=None, help="prompt to use instead of the one stored in the image")
     vary.add_argument("--negative", default=None, help="negative prompt to use instead of the stored one")
     vary.add_argument("--seed", type=int, default=None, help="seed of the first variation")
@@ -68,8 +74,12 @@ def run_imagine(config: Config, args: argparse.Namespace) -> int:
     txt2img = Txt2Img.from_config(config)
     with _ProgressBar("imagine") as bar:
         batch = txt2img(
-            args.prompt, args.negative, num_inference_steps=args.steps, aspect_ratio=args.aspect_ratio,
-            seed=args.seed, progress=bar,
+            args.prompt,
+            args.negative,
+            num_inference_steps=args.steps,
+            aspect_ratio=args.aspect_ratio,
+            seed=args.seed,
+            progress=bar,
         )
     _report(batch, batch.save(args.out or _default_out(config)))
     return 0

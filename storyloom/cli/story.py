@@ -25,12 +25,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "With --continue DIR, add a chapter to an existing book (SUMMARY then says what happens next).",
     )
     parser.add_argument("summary", nargs="?", default=None, help="what the story is about (a sentence or two)")
-    parser.add_argument("--pages", type=int, default=None, help="pages in the story, 1-20 (default from config: story.pages)")
-    parser.add_argument("--style", default=None, help="illustration style: watercolor, crayon, storybook, papercut, clay, cartoon")
+    parser.add_argument("--pages", type=int, default=None, help="pages, 1-20 (default: story.pages from config)")
+    parser.add_argument(
+        "--style", default=None, help="illustration style: watercolor, crayon, storybook, papercut, clay, cartoon"
+    )
     parser.add_argument("--character", default=None, help="a registered character to star in the story")
-    parser.add_argument("--seed", type=int, default=None, help="base seed: the same seed and summary give the same book")
-    parser.add_argument("--out", type=Path, default=None, help="book directory (default: <data_dir>/books/<time>-<summary>)")
-    parser.add_argument("--continue", dest="continue_dir", type=Path, default=None, metavar="DIR", help="add a chapter to the book in DIR")
+    parser.add_argument("--seed", type=int, default=None, help="base seed: same seed and summary, same book")
+    parser.add_argument("--out", type=Path, default=None, help="book directory (default: <data_dir>/books/...)")
+    parser.add_argument(
+        "--continue", dest="continue_dir", type=Path, default=None, metavar="DIR", help="add a chapter to the book"
+    )
     add_common_options(parser)
     parser.set_defaults(handler=story_command)
 
@@ -46,7 +50,8 @@ def story_command(config: Config, args: argparse.Namespace) -> int:
         return _continue(pipeline, args)
     if not args.summary:
         raise InvalidInput('give a summary, for example: storyloom story "A shy cat learns to sail"')
-    inputs = pipeline.check_inputs(args.summary, args.pages, args.style, args.character, args.seed)  # before any model loads
+    # Checked before any model loads, so a bad request fails at once.
+    inputs = pipeline.check_inputs(args.summary, args.pages, args.style, args.character, args.seed)
     out = args.out or _default_directory(config, inputs.summary)
     with _StoryBar(inputs.pages) as bar:
         plan = pipeline.write(
@@ -101,7 +106,8 @@ class _StoryBar:
     def __init__(self, pages: int) -> None:
         from tqdm import tqdm
 
-        self._bar = tqdm(total=2 + pages, unit="step", bar_format="{l_bar}{bar}| {n:.1f}/{total} [{elapsed}<{remaining}]{postfix}")
+        layout = "{l_bar}{bar}| {n:.1f}/{total} [{elapsed}<{remaining}]{postfix}"
+        self._bar = tqdm(total=2 + pages, unit="step", bar_format=layout)
         self.page = -1
 
     def __enter__(self) -> _StoryBar:
@@ -123,7 +129,8 @@ class _StoryBar:
         elif stage == "planning":
             position, label = 1 + fraction, "planning pages"
         else:
-            position, label = 2 + max(self.page, 0) + fraction, f"{stage or 'illustrating'} step {progress.step}/{progress.total}"
+            position = 2 + max(self.page, 0) + fraction
+            label = f"{stage or 'illustrating'} step {progress.step}/{progress.total}"
         self._bar.n = min(position, self._bar.total)
         self._bar.set_postfix_str(label, refresh=True)
 

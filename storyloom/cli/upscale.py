@@ -49,7 +49,7 @@ def run_upscale(config: Config, args: argparse.Namespace) -> int:
 
     from storyloom.cli.images import _ProgressBar
 
-    upscaler = Upscaler.from_config(config, controlnet=args.controlnet)
+    upscaler = Upscaler.from_config(config, controlnet=args.controlnet, mode=mode)
     with _ProgressBar(f"upscale ({mode})") as bar:
         result = upscaler(source, prompt=args.prompt, negative_prompt=args.negative, mode=mode, seed=args.seed, progress=bar)
     out = args.out or config.paths.data_dir / "images" / time.strftime("%Y%m%d-%H%M%S")

@@ -99,7 +99,8 @@ def render_html(plan: StoryPlan, book_dir: Path) -> str:
 <title>{escape(plan.title)}</title>
 <style>
 body {{ margin: 0; background: #f6f1e7; color: #2b2622;
-  font: 1.2rem/1.65 "Iowan Old Style", Georgia, "Noto Serif", "DejaVu Serif", "Noto Serif CJK SC", "Source Han Serif SC",
+  font: 1.2rem/1.65 "Iowan Old Style", Georgia, "Noto Serif", "DejaVu Serif",
+    "Noto Serif CJK SC", "Source Han Serif SC",
     "Songti SC", "PingFang SC", "Hiragino Mincho ProN", "Microsoft YaHei", "Noto Sans", serif; }}
 main {{ max-width: 42rem; margin: 0 auto; padding: 2rem 1rem 4rem; }}
 h1 {{ font-size: 2.4rem; line-height: 1.2; text-align: center; margin: 1rem 0 1.5rem; }}
@@ -131,7 +132,8 @@ def _figure(page: PagePlan, book_dir: Path, *, eager: bool = False) -> str:
     with Image.open(path) as image:
         width, height = image.size
     loading = "" if eager else ' loading="lazy"'
-    return f'<figure><img src="{html.escape(page.image_name, quote=True)}" alt="{alt}" width="{width}" height="{height}"{loading}></figure>'
+    source = html.escape(page.image_name, quote=True)
+    return f'<figure><img src="{source}" alt="{alt}" width="{width}" height="{height}"{loading}></figure>'
 
 
 def _chapter_heading(plan: StoryPlan, number: int) -> str:

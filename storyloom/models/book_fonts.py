@@ -54,7 +54,9 @@ FALLBACK_FONTS = (
     "Arial Unicode.ttf",
 )
 LATIN_1 = frozenset(range(0x20, 0x7F)) | frozenset(range(0xA0, 0x100))
-_ASCII_LOOKALIKES = {"“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "—": "-", "–": "-", "…": "...", "\u00a0": " "}
+_ASCII_LOOKALIKES = {
+    "“": '"', "”": '"', "„": '"', "‘": "'", "’": "'", "—": "-", "–": "-", "…": "...", "\u00a0": " ",
+}
 # Above this share of undrawable letters a page shows a notice instead of a row of replacement marks.
 MAX_MISSING_SHARE = 0.3
 
@@ -140,7 +142,8 @@ def _fc_list_fonts(code_points: list[int]) -> list[FontFile]:
     fonts: list[FontFile] = []
     for code in code_points:
         try:
-            result = subprocess.run(["fc-list", f":charset={code:x}", "file", "index"], capture_output=True, text=True, timeout=10, check=False)
+            command = ["fc-list", f":charset={code:x}", "file", "index"]
+            result = subprocess.run(command, capture_output=True, text=True, timeout=10, check=False)
         except (OSError, subprocess.SubprocessError):
             return fonts
         for line in sorted(result.stdout.splitlines()):

@@ -24,7 +24,10 @@ MIN_PICTURE = 60.0
 GAP = 6.0
 INK = (43, 38, 34)
 MUTED = (138, 127, 114)
-UNREADABLE = "[This text uses a script no installed font can show. Read it in book.html, or install a font such as Noto Sans CJK and write the book again.]"
+UNREADABLE = (
+    "[This text uses a script no installed font can show. Read it in book.html, or install a font "
+    "such as Noto Sans CJK and write the book again.]"
+)
 
 
 def write_pdf(plan: StoryPlan, book_dir: Path, target: Path, *, fonts: FontSet | None = None) -> list[str]:

@@ -46,8 +46,9 @@ def optimize_pipeline(pipe: Any, cfg: DeviceConfig, device: torch.device) -> Any
     if unet is not None:
         unet.to(memory_format=torch.channels_last)
         if cfg.compile:
-            # Compiling the UNet pays off over many calls; the worker keeps the pipeline warm.
-            pipe.unet = torch.compile(unet, mode="reduce-overhead", fullgraph=False)
+            # Pays off over many calls (the worker keeps the pipeline warm). The default mode, not
+            # "reduce-overhead": CUDA graphs would be recorded again for every batch size and aspect ratio.
+            pipe.unet = torch.compile(unet)
     vae = getattr(pipe, "vae", None)
     if vae is not None and _want_vae_tiling(cfg, device):
         vae.enable_tiling()

@@ -40,25 +40,20 @@ _SAFE_PICKLE_SUFFIXES = {".pth", ".pt", ".ckpt", ".bin"}
 
 def load_state_dict(path: Path) -> dict[str, torch.Tensor]:
     """Read a weights file without ever running pickled code: safetensors, or ``weights_only`` torch.load."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     suffix = path.suffix.lower()
+    if suffix != ".safetensors" and suffix not in _SAFE_PICKLE_SUFFIXES:
+        raise ModelUnavailable(f"Real-ESRGAN weights {path.name!r} must be .safetensors or .pth")
     try:
         if suffix == ".safetensors":
-            from safetensors.torch import load_file
-
             state = load_file(str(path), device="cpu")
-        elif suffix in _SAFE_PICKLE_SUFFIXES:
-            state = torch.load(path, map_location="cpu", weights_only=True)
         else:
-            raise ModelUnavailable(f"Real-ESRGAN weights {path.name!r} must be .safetensors or .pth")
-    except ModelUnavailable:
-        raise
-    except (OSError, RuntimeError, pickle.UnpicklingError, ValueError) as exc:
-        # safetensors raises SafetensorError (a plain Exception subclass on some versions): caught below.
+            state = torch.load(path, map_location="cpu", weights_only=True)
+    except (OSError, RuntimeError, ValueError, pickle.UnpicklingError, SafetensorError) as exc:
+        # weights_only refuses anything but tensors and plain containers with UnpicklingError.
         raise ModelUnavailable(f"Real-ESRGAN weights {path.name!r} could not be read ({type(exc).__name__})") from None
-    except Exception as exc:  # noqa: BLE001 - SafetensorError and friends; the file is unusable either way
-        if type(exc).__name__ != "SafetensorError":
-            raise
-        raise ModelUnavailable(f"Real-ESRGAN weights {path.name!r} are not valid safetensors") from None
     if not isinstance(state, dict):
         raise ModelUnavailable(f"Real-ESRGAN weights {path.name!r} do not hold a state dict")
     return state

@@ -78,5 +78,7 @@ def open_image(path: str | Path) -> Image.Image:
         image = Image.open(path)
         image.load()
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise InvalidInput(f"{path} is not an image storyloom can read (use PNG, JPEG or WebP): {type(exc).__name__}") from None
+        raise InvalidInput(
+            f"{path} is not an image storyloom can read (use PNG, JPEG or WebP): {type(exc).__name__}"
+        ) from None
     return image

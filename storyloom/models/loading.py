@@ -103,7 +103,10 @@ def _unavailable_message(name: str, exc: Exception) -> str:
             f"{_DOWNLOAD_HINT}, or unset HF_HUB_OFFLINE"
         )
     reason = type(exc).__name__
-    return f"model {name!r} could not be loaded ({reason}); {_DOWNLOAD_HINT} (or set HF_HUB_OFFLINE=1 to use only the local cache)"
+    return (
+        f"model {name!r} could not be loaded ({reason}); {_DOWNLOAD_HINT} "
+        "(or set HF_HUB_OFFLINE=1 to use only the local cache)"
+    )
 
 
 class ModelCache:

@@ -47,7 +47,8 @@ class GenerationParameters:
         return replace(self, seed=seed)
 
     def to_infotext(self) -> str:
-        """``prompt\\nNegative prompt: …\\nSteps: 30, Sampler: DPM++ 2M Karras, CFG scale: 7, Seed: 1, Size: 512x512, Model: …``"""
+        """A1111 text: the prompt, ``Negative prompt: …`` (when there is one), then one line of settings:
+        ``Steps: 30, Sampler: DPM++ 2M Karras, CFG scale: 7, Seed: 1, Size: 512x512, Model: …``."""
         values: dict[str, Any] = {
             "Steps": self.steps,
             "Sampler": self.sampler,

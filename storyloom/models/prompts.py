@@ -26,9 +26,7 @@ ROUND_FACTOR = 1.1
 SQUARE_FACTOR = 1 / 1.1
 
 # ":1.3)" closing a round bracket; exponents, inf and nan are matched too so they can be rejected clearly.
-_WEIGHT_RE = re.compile(
-    r":\s*([+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan))\s*\)", re.IGNORECASE
-)
+_WEIGHT_RE = re.compile(r":\s*([+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan))\s*\)", re.IGNORECASE)
 _BREAK_RE = re.compile(r"\s*\bBREAK\b\s*")
 _ESCAPABLE = "()[]\\"
 _CLOSING = {")": "(", "]": "["}
@@ -51,7 +49,9 @@ class PromptChunk:
 BREAK = PromptChunk("BREAK", -1.0)
 
 
-def validate_prompt(prompt: str, *, max_chars: int, name: str = "prompt", allow_empty: bool = False) -> list[PromptChunk]:
+def validate_prompt(
+    prompt: str, *, max_chars: int, name: str = "prompt", allow_empty: bool = False
+) -> list[PromptChunk]:
     """Check length and emptiness, then parse; every problem is an ``InvalidInput`` naming what is allowed."""
     if not isinstance(prompt, str):
         raise InvalidInput(f"{name} must be text")
@@ -94,7 +94,9 @@ def parse_emphasis(prompt: str, *, name: str = "prompt") -> list[PromptChunk]:
         if char in "([":
             flush()
             open_brackets.append((char, index, len(chunks)))
-        elif char == ":" and open_brackets and open_brackets[-1][0] == "(" and (match := _WEIGHT_RE.match(prompt, index)):
+        elif (
+            char == ":" and open_brackets and open_brackets[-1][0] == "(" and (match := _WEIGHT_RE.match(prompt, index))
+        ):
             weight = _explicit_weight(match.group(1), prompt, open_brackets[-1][1], match.end(), name)
             close(weight)
             index = match.end()
@@ -140,7 +142,8 @@ def _explicit_weight(raw: str, prompt: str, start: int, end: int, name: str) -> 
         if len(snippet) > 40:
             snippet = snippet[:37] + "..."
         raise InvalidInput(
-            f"weight {raw} in {snippet!r} ({name}) is not allowed; use a number between {MIN_WEIGHT:g} and {MAX_WEIGHT:g}, "
+            f"weight {raw} in {snippet!r} ({name}) is not allowed; "
+            f"use a number between {MIN_WEIGHT:g} and {MAX_WEIGHT:g}, "
             "for example (cat:1.3)"
         )
     return weight
@@ -288,9 +291,7 @@ class PromptEncoder:
         validate_prompt(prompt, max_chars=self.max_chars, name="prompt", allow_empty=allow_empty_prompt)
         validate_prompt(negative_prompt, max_chars=self.max_chars, name="negative prompt", allow_empty=True)
 
-    def encode(
-        self, prompt: str, negative_prompt: str = "", *, allow_empty_prompt: bool = False
-    ) -> tuple[Any, Any]:
+    def encode(self, prompt: str, negative_prompt: str = "", *, allow_empty_prompt: bool = False) -> tuple[Any, Any]:
         """(prompt_embeds, negative_prompt_embeds), each ``(1, 77·k, hidden)``, padded to the same ``k``."""
         import torch
 

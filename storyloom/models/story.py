@@ -26,7 +26,17 @@ from storyloom.models.progress import CancelCheck, ProgressCallback, StepProgres
 from storyloom.models.story_checks import StoryInputs, check_story_inputs, fallback_title, write_text
 from storyloom.models.story_memory import chapter_synopsis, continuation
 from storyloom.models.story_pages import split_pages
-from storyloom.models.story_plan import MAX_SEED, CastMember, Character, CharacterLookup, ChapterPlan, PagePlan, StoryPlan, character_lookup, page_seed
+from storyloom.models.story_plan import (
+    MAX_SEED,
+    CastMember,
+    ChapterPlan,
+    Character,
+    CharacterLookup,
+    PagePlan,
+    StoryPlan,
+    character_lookup,
+    page_seed,
+)
 from storyloom.models.story_planner import ScenePlan, StoryPlanner, compose_prompt
 from storyloom.models.story_prompts import CastHint, story_request
 from storyloom.models.story_safety import SafetyScreen
@@ -83,7 +93,9 @@ class StoryPipeline:
         self.screen = SafetyScreen(config.bot.banned_words)
 
     @classmethod
-    def from_config(cls, config: Config, *, characters: CharacterLookup | None = None, cache: Any = None) -> StoryPipeline:
+    def from_config(
+        cls, config: Config, *, characters: CharacterLookup | None = None, cache: Any = None
+    ) -> StoryPipeline:
         """Both models are loaded on first use (``cache`` shares the image model with other pipelines)."""
 
         def load_lm() -> LanguageModel:
@@ -109,9 +121,13 @@ class StoryPipeline:
             raise InvalidInput("this story pipeline has no image model")
         return model
 
-    def check_inputs(self, summary: Any, pages: Any = None, style: Any = None, character: Any = None, seed: Any = None) -> StoryInputs:
+    def check_inputs(
+        self, summary: Any, pages: Any = None, style: Any = None, character: Any = None, seed: Any = None
+    ) -> StoryInputs:
         """Validate a request before any model runs; raises a concise, polite ``InvalidInput``."""
-        return check_story_inputs(self.config.story, self.screen, self.characters, summary, pages, style, character, seed)
+        return check_story_inputs(
+            self.config.story, self.screen, self.characters, summary, pages, style, character, seed
+        )
 
     def write(
         self,
@@ -134,7 +150,9 @@ class StoryPipeline:
             inputs.summary, prompt_format=self.config.story.prompt_format, pages=inputs.pages,
             max_new_tokens=self.config.story.max_new_tokens, character=hint,
         )
-        written = write_text(self.lm, self.screen, request, inputs.pages, seed=base_seed, progress=progress, should_cancel=should_cancel)
+        written = write_text(
+            self.lm, self.screen, request, inputs.pages, seed=base_seed, progress=progress, should_cancel=should_cancel
+        )
         _report(progress, "planning", 0, 1)
         page_texts = split_pages(written.body, inputs.pages)
         scenes = StoryPlanner(self.lm, temperature=self.config.story.plan_temperature, screen=self.screen)(
@@ -170,7 +188,9 @@ class StoryPipeline:
             raise InvalidInput(f"seed must be between 0 and {MAX_SEED} (got {seed})")
         stage = f"page {page.number}"
         relay = None if progress is None else (lambda step: progress(replace(step, stage=stage)))
-        batch = self.txt2img(page.prompt, page.negative_prompt, seed=seed, num_images=1, progress=relay, should_cancel=should_cancel)
+        batch = self.txt2img(
+            page.prompt, page.negative_prompt, seed=seed, num_images=1, progress=relay, should_cancel=should_cancel
+        )
         return PageImage(page, batch.images[0], batch.seeds[0], batch.parameters[0], bool(batch.nsfw[0]))
 
     def save_page(self, book_dir: Path | str, result: PageImage) -> Path:
@@ -188,10 +208,19 @@ class StoryPipeline:
         plan.save(book_dir)
         for index, page in enumerate(plan.pages):
             if not (Path(book_dir) / page.image_name).is_file():
-                self.save_page(book_dir, self.illustrate_page(plan, index, progress=progress, should_cancel=should_cancel))
+                result = self.illustrate_page(plan, index, progress=progress, should_cancel=should_cancel)
+                self.save_page(book_dir, result)
         return write_book(plan, book_dir)
 
-    def redraw_page(self, book_dir: Path | str, page_index: int, seed: int | None = None, *, progress: ProgressCallback | None = None, should_cancel: CancelCheck | None = None) -> PageImage:
+    def redraw_page(
+        self,
+        book_dir: Path | str,
+        page_index: int,
+        seed: int | None = None,
+        *,
+        progress: ProgressCallback | None = None,
+        should_cancel: CancelCheck | None = None,
+    ) -> PageImage:
         """Draw one page again with a new seed (random unless given); the other pages are not touched."""
         plan = StoryPlan.load(book_dir)
         page = plan.page(page_index)
@@ -220,7 +249,8 @@ class StoryPipeline:
         if hint:
             self.check_inputs(hint)
         last_chapter = plan.chapters[-1].number if plan.chapters else 0
-        count = pages if pages is not None else sum(1 for page in plan.pages if page.chapter == last_chapter) or settings.pages
+        last_pages = sum(1 for page in plan.pages if page.chapter == last_chapter)
+        count = pages if pages is not None else last_pages or settings.pages
         self.check_inputs(plan.summary, count)
         chapter = len(plan.chapters) + 1
         seed = plan.base_seed + chapter * _CHAPTER_SEED_STRIDE
@@ -232,10 +262,16 @@ class StoryPipeline:
             plan, self.lm, memory=settings.memory, prompt_format=settings.prompt_format,
             recent_pages=settings.recent_pages, pages=count, max_new_tokens=settings.max_new_tokens, hint=hint,
         )
-        written = write_text(self.lm, self.screen, fitted.request, count, seed=seed, progress=progress, should_cancel=should_cancel)
+        written = write_text(
+            self.lm, self.screen, fitted.request, count, seed=seed, progress=progress, should_cancel=should_cancel
+        )
         _report(progress, "planning", 0, 1)
         scenes = StoryPlanner(self.lm, temperature=settings.plan_temperature, screen=self.screen)(
-            split_pages(written.body, count), known_cast=plan.cast, summary=hint or plan.summary, seed=seed, should_cancel=should_cancel
+            split_pages(written.body, count),
+            known_cast=plan.cast,
+            summary=hint or plan.summary,
+            seed=seed,
+            should_cancel=should_cancel,
         )
         _report(progress, "planning", 1, 1)
         title = _first_title(self.screen, written.title) or f"Chapter {chapter}"
@@ -259,9 +295,15 @@ class StoryPipeline:
             members = [by_name[name] for name in planned.characters if name in by_name]
             pages.append(
                 PagePlan(
-                    number=number, chapter=chapter, text=planned.text, scene=planned.scene, characters=planned.characters,
-                    prompt=compose_prompt(style, planned.scene, members), negative_prompt=style.negative_prompt,
-                    seed=page_seed(plan.base_seed, number), source=planned.source,
+                    number=number,
+                    chapter=chapter,
+                    text=planned.text,
+                    scene=planned.scene,
+                    characters=planned.characters,
+                    prompt=compose_prompt(style, planned.scene, members),
+                    negative_prompt=style.negative_prompt,
+                    seed=page_seed(plan.base_seed, number),
+                    source=planned.source,
                 )
             )
         return pages
@@ -290,4 +332,6 @@ def _refuse_event_loop() -> None:
         asyncio.get_running_loop()
     except RuntimeError:
         return
-    raise RuntimeError("StoryPipeline blocks while the model runs; call it from a worker thread or process, not an event loop")
+    raise RuntimeError(
+        "StoryPipeline blocks while the model runs; call it from a worker thread or process, not an event loop"
+    )

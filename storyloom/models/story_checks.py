@@ -16,7 +16,14 @@ from storyloom.models.progress import CancelCheck, ProgressCallback
 from storyloom.models.story_plan import MAX_SEED, Character, CharacterLookup
 from storyloom.models.story_safety import SafetyScreen
 from storyloom.models.story_styles import StylePreset, get_style
-from storyloom.models.story_text import clean_model_text, extract_title, letter_count, paragraphs, shorten, split_sentences
+from storyloom.models.story_text import (
+    clean_model_text,
+    extract_title,
+    letter_count,
+    paragraphs,
+    shorten,
+    split_sentences,
+)
 from storyloom.models.story_writer import LanguageModel, TextRequest
 
 MAX_PAGES = 20
@@ -61,7 +68,8 @@ def check_story_inputs(
         raise InvalidInput("the summary is empty; describe the story in a sentence or two")
     summary = summary.strip()
     if len(summary) > settings.max_summary_chars:
-        raise InvalidInput(f"the summary is {len(summary):,} characters long; the limit is {settings.max_summary_chars:,}")
+        limit = settings.max_summary_chars
+        raise InvalidInput(f"the summary is {len(summary):,} characters long; the limit is {limit:,}")
     if letter_count(summary) < 3:
         raise InvalidInput("the summary has no words in it; describe the story in a sentence or two")
     pages = settings.pages if pages is None else pages

@@ -137,13 +137,17 @@ def chapter_synopsis(lm: LanguageModel, chapter_text: str, *, seed: int, screen:
     screen = screen or SafetyScreen()
     answer = answer_room(lm, 160)
     try:
-        fitted = fit_request(lm, lambda v: synopsis_request(v["text"]), {"text": chapter_text}, [("text", "front")], answer)
+        fitted = fit_request(lm, _synopsis_render, {"text": chapter_text}, [("text", "front")], answer)
         text = clean_model_text(lm.generate(fitted.request, seed=seed).text)
     except InvalidInput:
         text = ""
     if looks_like_text(text, min_letters=12) and screen.check(text).allowed:
         return shorten(" ".join(text.split()), MAX_SYNOPSIS_CHARS)
     return extractive_synopsis(chapter_text)
+
+
+def _synopsis_render(values: dict[str, str]) -> TextRequest:
+    return synopsis_request(values["text"])
 
 
 def extractive_synopsis(chapter_text: str) -> str:

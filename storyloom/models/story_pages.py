@@ -61,7 +61,8 @@ def _halve(unit: _Unit) -> list[_Unit]:
     cuts = [(match.end(), text[match.start() : match.end()][1:] and " ") for match in _CLAUSE.finditer(text)]
     cuts = [(position, separator) for position, separator in cuts if 0 < position < len(text)]
     if not cuts:
-        cuts = [(match.end(), " ") for match in re.finditer(r"\s+", text) if 0 < match.start() and match.end() < len(text)]
+        spaces = re.finditer(r"\s+", text)
+        cuts = [(match.end(), " ") for match in spaces if 0 < match.start() and match.end() < len(text)]
     if cuts:
         position, separator = min(cuts, key=lambda cut: abs(cut[0] - middle))
     else:
@@ -71,7 +72,8 @@ def _halve(unit: _Unit) -> list[_Unit]:
 
 
 def _join(units: list[_Unit]) -> str:
-    return "".join(unit.text + (unit.separator if index < len(units) - 1 else "") for index, unit in enumerate(units)).strip()
+    last = len(units) - 1
+    return "".join(unit.text + (unit.separator if index < last else "") for index, unit in enumerate(units)).strip()
 
 
 def _partition(lengths: list[int], paragraph_ends: list[bool], pages: int) -> list[tuple[int, int]]:

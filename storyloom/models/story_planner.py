@@ -32,6 +32,9 @@ MAX_CAST = 4
 MAX_SCENE_CHARS = 240
 MAX_DESCRIPTION_CHARS = 160
 MAX_PROMPT_CHARS = 900
+# Answer budget of the JSON plan: title and cast, plus a scene of at most 30 words per page.
+_PLAN_TOKENS = 100
+_PLAN_TOKENS_PER_PAGE = 60
 
 
 class _SceneJSON(BaseModel):
@@ -78,7 +81,9 @@ class ScenePlan:
 class StoryPlanner:
     """Turns page texts into scenes and a cast sheet with the language model, falling back to the text."""
 
-    def __init__(self, lm: LanguageModel, *, temperature: float, screen: SafetyScreen | None = None, retries: int = 1) -> None:
+    def __init__(
+        self, lm: LanguageModel, *, temperature: float, screen: SafetyScreen | None = None, retries: int = 1
+    ) -> None:
         self.lm = lm
         self.temperature = temperature
         self.screen = screen or SafetyScreen()
@@ -97,14 +102,15 @@ class StoryPlanner:
         data, attempts = self._ask(pages, known_cast, seed, should_cancel)
         title, model_cast, scenes = self._read(data, len(pages))
         notes: list[str] = []
-        cast = _merge_cast(known_cast, model_cast) if model_cast else _merge_cast(known_cast, guess_cast("\n".join(pages), summary))
+        cast = _merge_cast(known_cast, model_cast or guess_cast("\n".join(pages), summary))
         if not model_cast:
             notes.append("cast sheet built from the text (the model gave none)")
         planned: list[PlannedPage] = []
         for number, text in enumerate(pages, start=1):
             scene = scenes.get(number)
             if scene is not None:
-                names = [member.name for member in cast if member.name.lower() in {n.lower() for n in scene.characters} or mentioned(member.name, text)]
+                shown = {name.lower() for name in scene.characters}
+                names = [m.name for m in cast if m.name.lower() in shown or mentioned(m.name, text)]
                 planned.append(PlannedPage(text, scene.scene, names, "model"))
                 continue
             names = [member.name for member in cast if mentioned(member.name, text)]
@@ -116,9 +122,12 @@ class StoryPlanner:
             notes.append(f"{missing} of {len(pages)} scenes built from the page text")
         return ScenePlan(title, cast, planned, attempts, notes)
 
-    def _ask(self, pages: list[str], known_cast: list[CastMember], seed: int, should_cancel: CancelCheck | None) -> tuple[dict[str, Any] | None, int]:
+    def _ask(
+        self, pages: list[str], known_cast: list[CastMember], seed: int, should_cancel: CancelCheck | None
+    ) -> tuple[dict[str, Any] | None, int]:
         hints = [CastHint(member.name, member.description) for member in known_cast]
-        request = plan_request(pages, known_cast=hints, max_new_tokens=100 + 60 * len(pages), temperature=self.temperature)
+        budget = _PLAN_TOKENS + _PLAN_TOKENS_PER_PAGE * len(pages)
+        request = plan_request(pages, known_cast=hints, max_new_tokens=budget, temperature=self.temperature)
         attempts = 0
         for attempt in range(1 + self.retries):
             if should_cancel is not None and should_cancel():
@@ -135,7 +144,9 @@ class StoryPlanner:
             logger.info("scene plan attempt %d gave no usable JSON", attempts)
         return None, attempts
 
-    def _read(self, data: dict[str, Any] | None, count: int) -> tuple[str | None, list[CastMember], dict[int, _SceneJSON]]:
+    def _read(
+        self, data: dict[str, Any] | None, count: int
+    ) -> tuple[str | None, list[CastMember], dict[int, _SceneJSON]]:
         """Title, cast and scenes by page number: every item validated on its own; bad ones dropped."""
         if not data:
             return None, [], {}
@@ -170,10 +181,11 @@ def compose_prompt(style: StylePreset, scene: str, members: list[CastMember]) ->
     Story text never carries prompt syntax: brackets (emphasis) and ``BREAK`` are taken out of the
     scene and descriptions, so only the emphasis added here for trained characters applies."""
     scene = shorten(prompt_safe(scene), MAX_SCENE_CHARS).rstrip(". ")
-    cast = "; ".join(
-        member.model_copy(update={"description": prompt_safe(member.description), "name": prompt_safe(member.name)}).prompt_text()
+    cleaned = [
+        member.model_copy(update={"name": prompt_safe(member.name), "description": prompt_safe(member.description)})
         for member in members
-    )
+    ]
+    cast = "; ".join(member.prompt_text() for member in cleaned)
     subject = f"{scene}, {cast}" if cast else scene
     return style.apply(shorten(subject, MAX_PROMPT_CHARS) if len(subject) > MAX_PROMPT_CHARS else subject)
 

@@ -42,11 +42,15 @@ class CastHint:
     description: str
 
 
-def story_request(summary: str, *, prompt_format: str, pages: int, max_new_tokens: int, character: CastHint | None = None) -> TextRequest:
+def story_request(
+    summary: str, *, prompt_format: str, pages: int, max_new_tokens: int, character: CastHint | None = None
+) -> TextRequest:
     """The request that writes a new story from ``summary``."""
     if prompt_format == "storyteller":
-        text = summary if character is None else f"{summary} The main character is {character.name}, {character.description}."
-        return TextRequest(STORYTELLER_TEMPLATE.format(summary=text.strip()), chat=False, stop=(STORYTELLER_STOP,))
+        text = summary.strip()
+        if character is not None:
+            text = f"{text} The main character is {character.name}, {character.description}."
+        return TextRequest(STORYTELLER_TEMPLATE.format(summary=text), chat=False, stop=(STORYTELLER_STOP,))
     words = _word_budget(max_new_tokens)
     lines = [
         "Write a children's story from this summary.",
@@ -79,13 +83,14 @@ def continuation_request(
     """The request that writes chapter ``chapter`` from the story's summary, its memory and the last pages."""
     goal = hint.strip() or "a new gentle adventure for the same characters"
     if prompt_format == "storyteller":
-        parts = [f"Chapter {chapter} of \"{title}\": {goal}.", f"The story: {summary.strip()}"]
+        parts = [f'Chapter {chapter} of "{title}": {goal}.', f"The story: {summary.strip()}"]
         if memory:
             parts.append(f"{memory_label}: {memory}")
         if recent:
             parts.append(f"The previous chapter ended: {recent}")
         return TextRequest(STORYTELLER_TEMPLATE.format(summary=" ".join(parts)), chat=False, stop=(STORYTELLER_STOP,))
-    lines = [f'We are writing a children\'s story called "{title}".', "", f"Summary of the story: {summary.strip()}", ""]
+    lines = [f'We are writing a children\'s story called "{title}".', "", f"Summary of the story: {summary.strip()}"]
+    lines.append("")
     if memory:
         lines += [f"{memory_label}:", memory, ""]
     if recent:
@@ -98,7 +103,9 @@ def continuation_request(
     return TextRequest("\n".join(lines), system=STORYTELLER_SYSTEM_PROMPT)
 
 
-def plan_request(pages: list[str], *, known_cast: list[CastHint], max_new_tokens: int, temperature: float, max_page_chars: int = 600) -> TextRequest:
+def plan_request(
+    pages: list[str], *, known_cast: list[CastHint], max_new_tokens: int, temperature: float, max_page_chars: int = 600
+) -> TextRequest:
     """Ask for title, cast sheet and one scene per page as JSON (base model, low temperature)."""
     numbered = "\n".join(f"Page {index}: {_clip(text, max_page_chars)}" for index, text in enumerate(pages, start=1))
     lines = [
@@ -109,13 +116,20 @@ def plan_request(pages: list[str], *, known_cast: list[CastHint], max_new_tokens
         "Return one JSON object with these keys:",
         '{"title": "a short title",',
         ' "characters": [{"name": "Name", "description": "fixed look: species or kind, age, colours, clothes"}],',
-        ' "pages": [{"page": 1, "scene": "what the picture shows, in English, at most 30 words", "characters": ["Name"]}]}',
+        ' "pages": [{"page": 1, "scene": "what the picture shows, in English, at most 30 words",',
+        '            "characters": ["Name"]}]}',
         f"List each main character once (at most 4). Give exactly {len(pages)} pages, numbered 1 to {len(pages)}.",
     ]
     if known_cast:
         known = "; ".join(f"{hint.name}: {hint.description}" for hint in known_cast)
         lines.append(f"These characters already have a fixed look, keep their names as they are: {known}.")
-    return TextRequest("\n".join(lines), system=PLANNER_SYSTEM_PROMPT, max_new_tokens=max_new_tokens, temperature=temperature, use_adapter=False)
+    return TextRequest(
+        "\n".join(lines),
+        system=PLANNER_SYSTEM_PROMPT,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        use_adapter=False,
+    )
 
 
 def synopsis_request(chapter_text: str, *, max_new_tokens: int = 160) -> TextRequest:
@@ -125,7 +139,9 @@ def synopsis_request(chapter_text: str, *, max_new_tokens: int = 160) -> TextReq
         "say where the chapter ends. Write in the language of the chapter and write only the summary.\n\n"
         f"{chapter_text.strip()}"
     )
-    return TextRequest(prompt, system=STORYTELLER_SYSTEM_PROMPT, max_new_tokens=max_new_tokens, temperature=0.3, use_adapter=False)
+    return TextRequest(
+        prompt, system=STORYTELLER_SYSTEM_PROMPT, max_new_tokens=max_new_tokens, temperature=0.3, use_adapter=False
+    )
 
 
 def _word_budget(max_new_tokens: int) -> int:

@@ -49,7 +49,12 @@ _WORDS: dict[str, tuple[str, ...]] = {
         r"strangl\w*",
         r"(shoot|shot|shooting)s? (him|her|them|people|everyone|each other|his|her|their)",
     ),
-    "self-harm": (r"suicid\w*", r"self[- ]?harm\w*", r"kill (him|her|them)sel(f|ves)", r"cut(s|ting)? (him|her|my|them)sel(f|ves)"),
+    "self-harm": (
+        r"suicid\w*",
+        r"self[- ]?harm\w*",
+        r"kill (him|her|them)sel(f|ves)",
+        r"cut(s|ting)? (him|her|my|them)sel(f|ves)",
+    ),
     "adult": (
         r"sex(y|ual|ually)?",
         r"nude(s)?",

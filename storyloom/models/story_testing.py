@@ -55,7 +55,7 @@ class ScriptedLanguageModel:
     ) -> Generation:
         prompt_tokens = self.prompt_tokens(request)
         if self.context_window - prompt_tokens < MIN_ANSWER_TOKENS:  # as the real writer does
-            raise InvalidInput(f"the prompt is {prompt_tokens} tokens, too long for the context of {self.context_window}")
+            raise InvalidInput(f"the prompt is {prompt_tokens} tokens, too long for a {self.context_window} context")
         index = min(len(self.requests), len(self.answers) - 1)
         self.requests.append(request)
         self.seeds.append(seed)
@@ -102,5 +102,7 @@ class FakeTxt2Img:
                 progress(StepProgress(step, self.steps, stage="txt2img"))
         colour = tuple(hashlib.sha256(str(seed).encode()).digest()[:3])
         image = Image.new("RGB", (self.size, self.size), colour)
-        params = GenerationParameters(prompt=prompt, negative_prompt=negative_prompt, seed=seed, width=self.size, height=self.size)
+        params = GenerationParameters(
+            prompt=prompt, negative_prompt=negative_prompt, seed=seed, width=self.size, height=self.size
+        )
         return FakeImageBatch([image], [seed], [params], [False])

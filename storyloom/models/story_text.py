@@ -15,11 +15,15 @@ _SPACED_ENDS = ".!?…"
 # Sentence ends that do not (Chinese, Japanese; Devanagari danda; Arabic and Urdu marks).
 _UNSPACED_ENDS = "。！？｡।؟۔"
 _CLOSERS = "\"'”’»)]）」』》〉】"
+_ENDS_AND_CLOSERS = _SPACED_ENDS + _UNSPACED_ENDS + _CLOSERS
 _ABBREVIATIONS = {"mr", "mrs", "ms", "dr", "st", "mt", "prof", "sr", "jr", "vs", "etc", "e.g", "i.e"}
 
 _SPECIAL_TOKENS = re.compile(r"<\|[^|>]{1,40}\|>|</?s>|<unk>|<pad>|\[/?INST\]")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ufffd\u200b]")
-_TITLE_LINE = re.compile(r"^\s*(?:#+\s*)?(?:\*\*)?\s*(?:title|标题|標題|题目|タイトル)\s*[:：]\s*(.+?)\s*(?:\*\*)?\s*$", re.IGNORECASE)
+_TITLE_LINE = re.compile(
+    r"^\s*(?:#+\s*)?(?:\*\*)?\s*(?:title|标题|標題|题目|タイトル)\s*[:：]\s*(.+?)\s*(?:\*\*)?\s*$",
+    re.IGNORECASE,
+)
 _LABEL = re.compile(r"^\s*(?:full story|story|chapter \d+)\s*[:：]\s*", re.IGNORECASE)
 
 
@@ -97,7 +101,7 @@ def split_sentences(paragraph: str) -> list[Sentence]:
         char = paragraph[index]
         if char in _SPACED_ENDS or char in _UNSPACED_ENDS:
             end = index + 1
-            while end < size and (paragraph[end] in _SPACED_ENDS or paragraph[end] in _UNSPACED_ENDS or paragraph[end] in _CLOSERS):
+            while end < size and paragraph[end] in _ENDS_AND_CLOSERS:
                 end += 1
             gap = end
             while gap < size and paragraph[gap].isspace():

@@ -176,7 +176,9 @@ class StoryWriter:
             kwargs["stopping_criteria"] = StoppingCriteriaList([watch])
         if seed is not None:
             torch.manual_seed(seed)
-        adapter_off = self.model.disable_adapter() if self.has_adapter and not request.use_adapter else contextlib.nullcontext()
+        adapter_off: Any = contextlib.nullcontext()
+        if self.has_adapter and not request.use_adapter:
+            adapter_off = self.model.disable_adapter()
         start = time.perf_counter()
         with adapter_off, torch.inference_mode():
             output = self.model.generate(**inputs, **kwargs)
@@ -216,7 +218,9 @@ class _Watch:
     Called once per generated token; it only reads the clock unless a quarter second has passed.
     """
 
-    def __init__(self, prompt_length: int, total: int, progress: ProgressCallback | None, should_cancel: CancelCheck | None) -> None:
+    def __init__(
+        self, prompt_length: int, total: int, progress: ProgressCallback | None, should_cancel: CancelCheck | None
+    ) -> None:
         self.prompt_length = prompt_length
         self.total = total
         self.progress = progress
@@ -286,5 +290,6 @@ def check_quantization_support(quantization: str) -> None:
         import bitsandbytes  # noqa: F401
     except ImportError:
         raise ModelUnavailable(
-            f"story.quantization = {quantization!r} needs the bitsandbytes package; install it or set quantization = \"none\""
+            f"story.quantization = {quantization!r} needs the bitsandbytes package; "
+            'install it or set quantization = "none"'
         ) from None

@@ -17,6 +17,8 @@ logger = logging.getLogger(__name__)
 
 CLIP_HIDDEN = 32
 TINY_SEED = 0
+# Bump when a builder changes, so caches of older tiny models are not reused.
+TINY_FORMAT_VERSION = 2
 
 # Chat template in the common ``<|role|>`` style; enough for apply_chat_template() to work.
 TINY_CHAT_TEMPLATE = (
@@ -291,14 +293,34 @@ def build_tiny_controlnet(target: Path, sd15: Path, seed: int = TINY_SEED) -> No
 
 
 def build_tiny_esrgan(target: Path, seed: int = TINY_SEED) -> None:
-    """A 4x RRDBNet (Real-ESRGAN x4plus architecture, fewer filters and blocks) as safetensors."""
+    """A 4x RRDBNet (Real-ESRGAN x4plus architecture, fewer filters and blocks) as safetensors.
+
+    Random weights would turn every picture near-black, so three channels carry the image straight
+    through (identity kernels) and the random residual trunk adds a modest change on top: the output is
+    a recognisable picture, and the trunk's receptive field still makes tile borders matter."""
+    import torch
     from safetensors.torch import save_file
     from spandrel.architectures.ESRGAN import ESRGAN
 
     _seeded(seed + 5)
     model = ESRGAN(in_nc=3, out_nc=3, num_filters=8, num_blocks=1, scale=4)
+    state = {key: value.detach().clone().contiguous() for key, value in model.state_dict().items()}
+
+    def pass_through(prefix: str, keep_other_channels: bool) -> None:
+        weight, bias = state[f"{prefix}.weight"], state[f"{prefix}.bias"]
+        if not keep_other_channels:
+            weight.zero_()
+            bias.zero_()
+        weight[:3], bias[:3] = 0.0, 0.0
+        for channel in range(3):
+            weight[channel, channel, 1, 1] = 1.0
+
+    pass_through("model.0", keep_other_channels=True)  # first conv: the image plus random features
+    for prefix in ("model.3", "model.6", "model.8", "model.10"):  # upsampling convs, HR conv, last conv
+        pass_through(prefix, keep_other_channels=False)
+    state["model.1.sub.1.weight"].mul_(0.2)  # trunk output conv: a modest residual
+    state["model.1.sub.1.bias"] = torch.zeros_like(state["model.1.sub.1.bias"])
     target.parent.mkdir(parents=True, exist_ok=True)
-    state = {key: value.contiguous() for key, value in model.state_dict().items()}
     save_file(state, str(target))
 
 

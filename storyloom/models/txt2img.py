@@ -113,23 +113,30 @@ def make_step_callback(
 def run_with_oom_retry(
     generate: Callable[[list[int]], list[Image.Image]], seeds: list[int], device: torch.device, what: str
 ) -> list[Image.Image]:
-    """All seeds in one batch; on CUDA out-of-memory, free the cache and make them one at a time, once."""
+    """All seeds in one batch; on CUDA out-of-memory, free the cache and make them one at a time, once.
+
+    The cache is emptied after leaving the ``except`` block: until then the traceback keeps the failed
+    attempt's tensors alive.
+    """
     try:
         return generate(seeds)
     except torch.cuda.OutOfMemoryError:
-        empty_cache(device)
-        if len(seeds) == 1:
-            raise OutOfMemory(f"out of GPU memory while making {what}; try a smaller size") from None
-        logger.warning("out of memory making %s as a batch of %d; retrying one image at a time", what, len(seeds))
+        logger.warning("out of memory making %s as a batch of %d", what, len(seeds))
+    empty_cache(device)
+    if len(seeds) == 1:
+        raise OutOfMemory(f"out of GPU memory while making {what}; try a smaller size")
     images: list[Image.Image] = []
+    failed = False
     try:
         for seed in seeds:
             images.extend(generate([seed]))
     except torch.cuda.OutOfMemoryError:
+        failed = True
+    if failed:
         empty_cache(device)
         raise OutOfMemory(
             f"out of GPU memory while making {what}, even one image at a time; try a smaller size or fewer images"
-        ) from None
+        )
     return images
 
 
@@ -144,9 +151,7 @@ def apply_safety(
     return result.images, result.flagged
 
 
-def check_common_inputs(
-    *, num_inference_steps: Any, guidance_scale: Any, seed: Any, num_images: Any
-) -> None:
+def check_common_inputs(*, num_inference_steps: Any, guidance_scale: Any, seed: Any, num_images: Any) -> None:
     """Range checks shared by every image task; each message names the value and what is allowed."""
     if not _is_int(num_inference_steps) or not 1 <= num_inference_steps <= MAX_STEPS:
         raise InvalidInput(f"steps must be between 1 and {MAX_STEPS} (got {num_inference_steps})")
@@ -195,7 +200,9 @@ class Txt2Img:
 
         pipe = StableDiffusionPipeline(**task_components(base), requires_safety_checker=False)
         pipe.set_progress_bar_config(disable=True)
-        return cls(pipe, config, safety=SafetyFilter.from_pipeline(base), model_name=model_display_name(config.models.image))
+        return cls(
+            pipe, config, safety=SafetyFilter.from_pipeline(base), model_name=model_display_name(config.models.image)
+        )
 
     def check_inputs(
         self,
@@ -254,8 +261,14 @@ class Txt2Img:
 
         def generate(batch_seeds: list[int]) -> list[Image.Image]:
             return self._generate(
-                batch_seeds, prompt_embeds, negative_embeds,
-                num_inference_steps=steps, guidance_scale=guidance, width=width, height=height, callback=callback,
+                batch_seeds,
+                prompt_embeds,
+                negative_embeds,
+                num_inference_steps=steps,
+                guidance_scale=guidance,
+                width=width,
+                height=height,
+                callback=callback,
             )
 
         images = run_with_oom_retry(generate, seeds, self.device, f"{count} images at {width}×{height}")
@@ -263,8 +276,15 @@ class Txt2Img:
         images, nsfw = apply_safety(images, self.safety, enabled)
         parameters = [
             GenerationParameters(
-                prompt=prompt, negative_prompt=negative_prompt, steps=steps, sampler=DEFAULT_SAMPLER,
-                cfg_scale=float(guidance), seed=s, width=width, height=height, model=self.model_name,
+                prompt=prompt,
+                negative_prompt=negative_prompt,
+                steps=steps,
+                sampler=DEFAULT_SAMPLER,
+                cfg_scale=float(guidance),
+                seed=s,
+                width=width,
+                height=height,
+                model=self.model_name,
             )
             for s in seeds
         ]

@@ -3,8 +3,8 @@
 ``chain``: img2img + ControlNet at 2× (keeps the form, adds detail), then Real-ESRGAN 4× (sharp, cheap):
 8× overall, 512² → 1024² → 4096². ``esrgan``: Real-ESRGAN 4× only, for when the picture must not change.
 
-Each stage's models are loaded the first time a request needs them and kept: a worker that only ever
-runs ``esrgan`` never loads Stable Diffusion. Progress runs across both stages: ``step``/``total`` count
+``Upscaler.from_config`` loads the configured mode's models up front; any stage a later request needs is
+loaded then and kept, so a process that only ever runs ``esrgan`` never loads Stable Diffusion. Progress runs across both stages: ``step``/``total`` count
 denoising steps plus tiles, and ``StepProgress.stage`` names the stage (``"controlnet"``/``"esrgan"``).
 """
 
@@ -117,8 +117,21 @@ class Upscaler:
         self._safety: SafetyFilter | None = None
 
     @classmethod
-    def from_config(cls, config: Config, cache: ModelCache | None = None, *, controlnet: ControlNetKind | None = None) -> Upscaler:
-        return cls(config, cache, controlnet=controlnet)
+    def from_config(
+        cls, config: Config, cache: ModelCache | None = None, *, controlnet: ControlNetKind | None = None, mode: UpscaleMode | None = None
+    ) -> Upscaler:
+        """An upscaler with the models of ``mode`` (default: the configured one) already loaded, so a worker
+        pays (and measures) the loading when it builds its resources, not in the first job."""
+        upscaler = cls(config, cache, controlnet=controlnet)
+        upscaler.load(config.upscale.mode if mode is None else mode)
+        return upscaler
+
+    def load(self, mode: UpscaleMode) -> None:
+        """Load the models ``mode`` needs now; the constructor alone loads nothing."""
+        self.check_inputs(mode)
+        if mode == "chain":
+            self.controlnet  # noqa: B018 - loading is the point
+        self.esrgan  # noqa: B018
 
     @property
     def esrgan(self) -> RealEsrgan:

@@ -59,7 +59,9 @@ class Variations:
 
         pipe = StableDiffusionImg2ImgPipeline(**task_components(base), requires_safety_checker=False)
         pipe.set_progress_bar_config(disable=True)
-        return cls(pipe, config, safety=SafetyFilter.from_pipeline(base), model_name=model_display_name(config.models.image))
+        return cls(
+            pipe, config, safety=SafetyFilter.from_pipeline(base), model_name=model_display_name(config.models.image)
+        )
 
     def resolve_strength(self, strength: str | float) -> float:
         """``"subtle"``/``"strong"`` from the config, or a number in (0, 1]."""
@@ -75,7 +77,12 @@ class Variations:
                 raise InvalidInput(
                     f"strength {strength!r} is not allowed; use subtle, strong or a number between 0 and 1"
                 ) from None
-        if isinstance(strength, bool) or not isinstance(strength, (int, float)) or not math.isfinite(strength) or not 0 < strength <= 1:
+        if (
+            isinstance(strength, bool)
+            or not isinstance(strength, (int, float))
+            or not math.isfinite(strength)
+            or not 0 < strength <= 1
+        ):
             raise InvalidInput(f"strength {strength!r} is not allowed; use subtle, strong or a number between 0 and 1")
         return float(strength)
 
@@ -108,7 +115,9 @@ class Variations:
         denoise = self.resolve_strength(strength)
         check_common_inputs(num_inference_steps=steps, guidance_scale=guidance, seed=seed, num_images=count)
         if int(steps * denoise) < 1:
-            raise InvalidInput(f"{steps} steps at strength {denoise:g} leave no step to run; use more steps or a stronger variation")
+            raise InvalidInput(
+                f"{steps} steps at strength {denoise:g} leave no step to run; use more steps or a stronger variation"
+            )
         # An empty prompt is fine here: the source image carries the content.
         self.encoder.validate(prompt, negative_prompt, allow_empty_prompt=True)
         seed = random_seed() if seed is None else seed
@@ -123,20 +132,36 @@ class Variations:
 
         def generate(batch_seeds: list[int]) -> list[Image.Image]:
             return self._generate(
-                work, batch_seeds, prompt_embeds, negative_embeds,
-                strength=denoise, num_inference_steps=steps, guidance_scale=guidance, callback=callback,
+                work,
+                batch_seeds,
+                prompt_embeds,
+                negative_embeds,
+                strength=denoise,
+                num_inference_steps=steps,
+                guidance_scale=guidance,
+                callback=callback,
             )
 
         images = run_with_oom_retry(generate, seeds, self.device, f"{count} variations at {work.width}×{work.height}")
-        images = [im if im.size == original_size else im.resize(original_size, Image.Resampling.LANCZOS) for im in images]
+        images = [
+            im if im.size == original_size else im.resize(original_size, Image.Resampling.LANCZOS) for im in images
+        ]
         enabled = image_cfg.safety_checker if safety_checker is None else safety_checker
         images, nsfw = apply_safety(images, self.safety, enabled)
         extra = {"Variation of seed": str(stored.seed)} if stored else {}
         parameters = [
             GenerationParameters(
-                prompt=prompt, negative_prompt=negative_prompt, steps=steps, sampler=DEFAULT_SAMPLER,
-                cfg_scale=float(guidance), seed=s, width=original_size[0], height=original_size[1],
-                model=self.model_name, denoising_strength=denoise, extra=extra,
+                prompt=prompt,
+                negative_prompt=negative_prompt,
+                steps=steps,
+                sampler=DEFAULT_SAMPLER,
+                cfg_scale=float(guidance),
+                seed=s,
+                width=original_size[0],
+                height=original_size[1],
+                model=self.model_name,
+                denoising_strength=denoise,
+                extra=extra,
             )
             for s in seeds
         ]

@@ -1,0 +1,86 @@
+"""What pressing a result button does: a new job made from the job the button belongs to.
+
+Anyone may press any button; the new job belongs to whoever pressed it. The button's custom ID carries only
+the source job's ID and an image number; everything else (prompt, parameters) is read from the store, so a
+button works the same after a restart. Results appear in the channel or thread where the button was.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import TYPE_CHECKING, Callable
+
+import discord
+
+from storyloom.bot.errors import JobFailure, user_line
+from storyloom.bot.safety import safety_checker_for
+from storyloom.bot.submit import Request, submit
+from storyloom.bot.texts import quote
+from storyloom.errors import StoryloomError
+from storyloom.models.story_plan import MAX_SEED
+from storyloom.queue.job import Job, JobKind
+from storyloom.queue.params import ImagineParams, StoryPageParams, UpscaleParams, VaryParams
+
+if TYPE_CHECKING:
+    from storyloom.bot.app import StoryloomBot
+
+MakeRequest = Callable[[Job, discord.Interaction], Request]
+
+
+async def press(interaction: discord.Interaction, source_id: int, make: MakeRequest) -> Job | None:
+    """Acknowledge at once, then read the source job, build the request and queue it."""
+    bot: StoryloomBot = interaction.client  # type: ignore[assignment]
+    await interaction.response.defer(thinking=True)
+    try:
+        source = await bot.store.get(source_id)
+        request = make(source, interaction)
+    except StoryloomError as exc:
+        await interaction.followup.send(user_line(exc, source_id))
+        return None
+    return await submit(bot, interaction, request)
+
+
+def upscale(index: int, mode: str | None = None) -> MakeRequest:
+    def make(source: Job, interaction: discord.Interaction) -> Request:
+        label = "4× Real-ESRGAN" if mode == "esrgan" else "upscaling"
+        return Request(
+            JobKind.UPSCALE, UpscaleParams(index=index, mode=mode), f"⬆️ {label} image {index + 1} of job {source.id}",
+            parent_id=source.id,
+        )
+
+    return make
+
+
+def vary(index: int, strength: str) -> MakeRequest:
+    def make(source: Job, interaction: discord.Interaction) -> Request:
+        params = VaryParams(index=index, strength=strength, safety_checker=safety_checker_for(interaction.channel))
+        head = f"🎲 {strength} variations of image {index + 1} of job {source.id}"
+        return Request(JobKind.VARY, params, head, parent_id=source.id)
+
+    return make
+
+
+def reroll(source: Job, interaction: discord.Interaction) -> Request:
+    """Same request, new seeds."""
+    safety = safety_checker_for(interaction.channel)
+    if source.kind is JobKind.IMAGINE:
+        params = ImagineParams.model_validate({**source.params, "seed": None, "safety_checker": safety})
+        return Request(JobKind.IMAGINE, params, f"🔄 {_prompt_head(params.prompt)}")
+    if source.kind is JobKind.VARY:
+        params = VaryParams.model_validate({**source.params, "seed": None, "safety_checker": safety})
+        return Request(JobKind.VARY, params, f"🔄 variations of job {source.parent_id}", parent_id=source.parent_id)
+    raise JobFailure("only picture grids can be re-rolled", source.id)
+
+
+def redraw(source: Job, interaction: discord.Interaction) -> Request:
+    """The same page of the same story with a new seed."""
+    if source.kind is not JobKind.STORY_PAGE or source.parent_id is None:
+        raise JobFailure("only story pages can be redrawn", source.id)
+    params = StoryPageParams.model_validate(
+        {**source.params, "seed": secrets.randbelow(MAX_SEED + 1), "safety_checker": safety_checker_for(interaction.channel)}
+    )
+    return Request(JobKind.STORY_PAGE, params, f"🔁 redrawing page {params.page + 1}", parent_id=source.parent_id)
+
+
+def _prompt_head(prompt: str) -> str:
+    return f"**{quote(prompt, 120)}**"

@@ -1,0 +1,126 @@
+"""The bot process: a ``commands.Bot`` that receives its resources, loads its commands and starts its loops.
+
+Built like discord.py's ``examples/advanced_startup.py``: the config and the open job store are handed in, and
+``setup_hook`` loads one extension per command, registers the restart-proof buttons, starts the delivery and
+progress loops, and syncs the slash commands (to ``bot.dev_guild`` when set, for instant updates).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import discord
+from discord.ext import commands
+
+from storyloom.bot.attachments import SizeLimits
+from storyloom.bot.buttons import ALL_BUTTONS
+from storyloom.bot.delivery import DeliveryLoop
+from storyloom.bot.errors import StoryloomTree
+from storyloom.bot.progress import ProgressLoop, StatusBoard
+from storyloom.bot.safety import BannedWords, story_screen
+from storyloom.bot.stories import Stories
+from storyloom.bot.user_settings import UserSettings
+from storyloom.config import Config
+from storyloom.queue.async_store import AsyncJobStore
+
+logger = logging.getLogger(__name__)
+
+EXTENSIONS = (
+    "storyloom.bot.commands.imagine",
+    "storyloom.bot.commands.story",
+    "storyloom.bot.commands.queue",
+    "storyloom.bot.commands.cancel",
+    "storyloom.bot.commands.settings",
+    "storyloom.bot.commands.help",
+    "storyloom.bot.commands.status",
+)
+
+
+def default_intents() -> discord.Intents:
+    """Slash commands and buttons need no privileged intents; guilds are enough to see channels and threads."""
+    intents = discord.Intents.none()
+    intents.guilds = True
+    return intents
+
+
+class StoryloomBot(commands.Bot):
+    def __init__(self, config: Config, store: AsyncJobStore, *, sync_commands: bool = True, **options: Any) -> None:
+        options.setdefault("intents", default_intents())
+        options.setdefault("allowed_mentions", discord.AllowedMentions.none())
+        options.setdefault("max_messages", None)  # the bot never reads message history from its cache
+        options.setdefault("chunk_guilds_at_startup", False)
+        options.setdefault("member_cache_flags", discord.MemberCacheFlags.none())
+        super().__init__(command_prefix=commands.when_mentioned, tree_cls=StoryloomTree, help_command=None, **options)
+        self.config = config
+        self.store = store
+        self.sync_commands = sync_commands
+        self.limits = SizeLimits()
+        self.banned = BannedWords(config.bot.banned_words)
+        self.story_screen = story_screen(config.bot.banned_words)
+        self.stories = Stories(store)
+        self.settings = UserSettings(store)
+        interval = config.bot.progress_edit_interval
+        self.board = StatusBoard(self, interval)
+        self.delivery = DeliveryLoop(self, config.bot.delivery_poll_interval)
+        self.progress = ProgressLoop(self, poll=min(1.0, max(0.1, interval / 4)))
+        self._loops: list[asyncio.Task[None]] = []
+
+    async def setup_hook(self) -> None:
+        for name in EXTENSIONS:
+            await self.load_extension(name)
+        self.add_dynamic_items(*ALL_BUTTONS)
+        self._loops = [
+            asyncio.create_task(self.delivery.run(), name="storyloom-delivery"),
+            asyncio.create_task(self.progress.run(), name="storyloom-progress"),
+        ]
+        if self.sync_commands:
+            await self._sync()
+
+    async def _sync(self) -> None:
+        guild_id = self.config.bot.dev_guild
+        if guild_id:
+            guild = discord.Object(guild_id)
+            self.tree.copy_global_to(guild=guild)
+            synced = await self.tree.sync(guild=guild)
+            logger.info("synced %d commands to guild %s", len(synced), guild_id)
+        else:
+            synced = await self.tree.sync()
+            logger.info("synced %d global commands (they can take a while to appear)", len(synced))
+
+    async def on_ready(self) -> None:
+        logger.info("connected as %s (id %s) to %d guild(s)", self.user, self.user.id if self.user else "?", len(self.guilds))
+
+    async def on_interaction(self, interaction: discord.Interaction) -> None:
+        # Every interaction tells the upload limit of where it came from; delivery uses the latest one.
+        self.limits.learn(interaction.guild_id, interaction.channel_id, interaction.filesize_limit)
+
+    async def close(self) -> None:
+        for task in self._loops:
+            task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        await self.board.close()
+        await super().close()
+
+
+async def run_bot(config: Config, token: str, *, stop: asyncio.Event | None = None, **options: Any) -> None:
+    """Open the store, run the bot until it is closed (or ``stop`` is set), then close the store."""
+    store = await AsyncJobStore.from_config(config)
+    try:
+        async with StoryloomBot(config, store, **options) as bot:
+            runner = asyncio.create_task(bot.start(token))
+            waiters = {runner}
+            if stop is not None:
+                waiters.add(asyncio.create_task(stop.wait()))
+            done, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                if task is not runner:
+                    task.cancel()
+            await bot.close()
+            if runner in done:
+                runner.result()
+            else:
+                await asyncio.gather(runner, return_exceptions=True)
+    finally:
+        await store.close()

@@ -1,0 +1,38 @@
+"""``/help``: what the bot can do, in one screen."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+if TYPE_CHECKING:
+    from storyloom.bot.app import StoryloomBot
+
+HELP = """\
+**/imagine** `prompt` — four pictures as a grid. Options: `negative` (what to leave out), `ar` (16:9, 2:3 …), \
+`seed` (same number, same pictures), `steps`. Emphasis works as in AUTOMATIC1111: `((word))`, `(word:1.3)`, `[word]`.
+Under the grid: **U1–U4** upscale a picture, **V1–V4** make variations of it, **🔄** draws the prompt again. \
+Under an upscaled picture: **Vary (Subtle)**, **Vary (Strong)**, **4× Real-ESRGAN**.
+**/story** `summary` — a children's story, written and illustrated page by page in a thread named after it, \
+then the whole book as a PDF. Options: `pages`, `style`, `character`. Under each page: **🔁 Redraw**, \
+**⬆️ Upscale**; under the book: **➕ Continue** for the next chapter.
+**/queue** — your jobs and when they should be done. **/cancel** `[job]` — stop one.
+**/settings** — your defaults (negative prompt, aspect ratio, story style).
+Anyone can press any button; the new pictures are theirs."""
+
+
+class Help(commands.Cog):
+    def __init__(self, bot: StoryloomBot) -> None:
+        self.bot = bot
+
+    @app_commands.command(name="help")
+    async def show_help(self, interaction: discord.Interaction) -> None:
+        """What this bot can do."""
+        await interaction.response.send_message(HELP, ephemeral=True)
+
+
+async def setup(bot: StoryloomBot) -> None:
+    await bot.add_cog(Help(bot))

@@ -1,0 +1,69 @@
+"""``/imagine``: four pictures from a prompt, as a 2×2 grid with U1–U4, V1–V4 and 🔄."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from storyloom.bot import texts
+from storyloom.bot.errors import report
+from storyloom.bot.safety import safety_checker_for
+from storyloom.bot.submit import Request, submit
+from storyloom.bot.validation import STEPS_MAX, STEPS_MIN, imagine_params
+from storyloom.errors import StoryloomError
+from storyloom.models.story_plan import MAX_SEED
+from storyloom.queue.job import JobKind
+
+if TYPE_CHECKING:
+    from storyloom.bot.app import StoryloomBot
+
+
+class Imagine(commands.Cog):
+    def __init__(self, bot: StoryloomBot) -> None:
+        self.bot = bot
+
+    @app_commands.command()
+    @app_commands.describe(
+        prompt="what to draw; ((word)), (word:1.3) and [word] change how much a word counts",
+        negative="what to keep out of the pictures",
+        ar="aspect ratio such as 16:9, 2:3 or 1:1",
+        seed="a number that makes the same pictures again",
+        steps="denoising steps: more is slower and often finer",
+    )
+    async def imagine(
+        self,
+        interaction: discord.Interaction,
+        prompt: str,
+        negative: Optional[str] = None,
+        ar: Optional[str] = None,
+        seed: Optional[app_commands.Range[int, 0, MAX_SEED]] = None,
+        steps: Optional[app_commands.Range[int, STEPS_MIN, STEPS_MAX]] = None,
+    ) -> None:
+        """Draw four pictures from a prompt."""
+        bot = self.bot
+        try:  # pure checks first, so a refusal is private and nothing is queued
+            params = imagine_params(
+                bot.config, bot.banned, prompt=prompt, negative=negative, aspect_ratio=ar, seed=seed, steps=steps,
+                safety_checker=safety_checker_for(interaction.channel),
+            )  # fmt: skip
+        except StoryloomError as exc:
+            await report(interaction, exc)
+            return
+        await interaction.response.defer(thinking=True)
+        defaults = await bot.settings.get(interaction.user.id)
+        changes = {}
+        if negative is None and defaults.negative_prompt:
+            changes["negative_prompt"] = defaults.negative_prompt
+        if ar is None and defaults.aspect_ratio:
+            changes["aspect_ratio"] = defaults.aspect_ratio
+        if changes:
+            params = params.model_copy(update=changes)
+        thread = texts.shorten(params.prompt, 90) if bot.config.bot.results_in_thread else ""
+        await submit(bot, interaction, Request(JobKind.IMAGINE, params, f"🎨 **{texts.quote(params.prompt, 120)}**", thread))
+
+
+async def setup(bot: StoryloomBot) -> None:
+    await bot.add_cog(Imagine(bot))

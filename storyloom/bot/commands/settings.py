@@ -1,0 +1,88 @@
+"""``/settings``: see or change your defaults for /imagine and /story; they are kept in the store."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING, Optional
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from storyloom.bot import texts
+from storyloom.bot.commands.story import style_names
+from storyloom.bot.errors import report
+from storyloom.bot.user_settings import UserDefaults
+from storyloom.errors import StoryloomError
+from storyloom.models.prompts import validate_prompt
+from storyloom.models.sizes import parse_aspect_ratio
+from storyloom.models.story_styles import get_style
+
+if TYPE_CHECKING:
+    from storyloom.bot.app import StoryloomBot
+
+CLEAR = ("none", "-")
+
+
+def _cleared(value: str | None) -> str | None:
+    """None: leave as is; "": clear; else the new value."""
+    if value is None:
+        return None
+    value = value.strip()
+    return "" if value.lower() in CLEAR else value
+
+
+def describe(defaults: UserDefaults) -> str:
+    if defaults.empty:
+        return "You have no defaults: every command uses the server's."
+    rows = [
+        ("negative prompt", texts.quote(defaults.negative_prompt, 200)),
+        ("aspect ratio", defaults.aspect_ratio),
+        ("story style", defaults.style),
+    ]
+    return "Your defaults:\n" + "\n".join(f"• {name}: {value}" for name, value in rows if value)
+
+
+class Settings(commands.Cog):
+    def __init__(self, bot: StoryloomBot) -> None:
+        self.bot = bot
+
+    @app_commands.command()
+    @app_commands.describe(
+        negative="default negative prompt for /imagine (\"none\" clears it)",
+        ar="default aspect ratio for /imagine, such as 2:3 (\"none\" clears it)",
+        style="default illustration style for /story (\"none\" clears it)",
+        reset="forget all your defaults",
+    )
+    @app_commands.autocomplete(style=style_names)
+    async def settings(
+        self,
+        interaction: discord.Interaction,
+        negative: Optional[str] = None,
+        ar: Optional[str] = None,
+        style: Optional[str] = None,
+        reset: bool = False,
+    ) -> None:
+        """See or change your defaults for /imagine and /story."""
+        negative, ar, style = _cleared(negative), _cleared(ar), _cleared(style)
+        try:
+            if negative:
+                validate_prompt(negative, max_chars=self.bot.config.image.max_prompt_chars, name="negative prompt")
+            if ar:
+                parse_aspect_ratio(ar)
+            if style:
+                style = get_style(style).name
+        except StoryloomError as exc:
+            await report(interaction, exc)
+            return
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        current = UserDefaults() if reset else await self.bot.settings.get(interaction.user.id)
+        changes = {k: v for k, v in (("negative_prompt", negative), ("aspect_ratio", ar), ("style", style)) if v is not None}
+        updated = replace(current, **changes)
+        if reset or changes:
+            updated = await self.bot.settings.save(interaction.user.id, updated)
+        await interaction.followup.send(texts.fit(describe(updated)), ephemeral=True)
+
+
+async def setup(bot: StoryloomBot) -> None:
+    await bot.add_cog(Settings(bot))

@@ -1,0 +1,66 @@
+"""``/story``: a children's story written, split into pages and illustrated, in a thread named after it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from storyloom.bot import texts
+from storyloom.bot.errors import report
+from storyloom.bot.submit import Request, submit
+from storyloom.bot.validation import story_params
+from storyloom.errors import StoryloomError
+from storyloom.models.story_checks import MAX_PAGES
+from storyloom.models.story_styles import style_presets
+from storyloom.queue.job import JobKind
+
+if TYPE_CHECKING:
+    from storyloom.bot.app import StoryloomBot
+
+
+async def style_names(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+    found = [name for name in style_presets() if current.lower() in name.lower()]
+    return [app_commands.Choice(name=name, value=name) for name in found[:25]]
+
+
+class Story(commands.Cog):
+    def __init__(self, bot: StoryloomBot) -> None:
+        self.bot = bot
+
+    @app_commands.command()
+    @app_commands.describe(
+        summary="what the story is about, in a sentence or two",
+        pages="how many illustrated pages",
+        style="illustration style (watercolor, crayon, storybook, …)",
+        character="a trained character to star in it",
+    )
+    @app_commands.autocomplete(style=style_names)
+    async def story(
+        self,
+        interaction: discord.Interaction,
+        summary: str,
+        pages: Optional[app_commands.Range[int, 1, MAX_PAGES]] = None,
+        style: Optional[str] = None,
+        character: Optional[str] = None,
+    ) -> None:
+        """Write and illustrate a children's story."""
+        bot = self.bot
+        try:
+            params = story_params(bot.config, bot.story_screen, summary=summary, pages=pages, style=style, character=character)
+        except StoryloomError as exc:
+            await report(interaction, exc)
+            return
+        await interaction.response.defer(thinking=True)
+        if style is None:
+            defaults = await bot.settings.get(interaction.user.id)
+            if defaults.style:
+                params = params.model_copy(update={"style": defaults.style})
+        head = f"📖 *{texts.quote(params.summary, 120)}*"
+        await submit(bot, interaction, Request(JobKind.STORY, params, head, thread_name=f"📖 {texts.shorten(params.summary, 90)}"))
+
+
+async def setup(bot: StoryloomBot) -> None:
+    await bot.add_cog(Story(bot))

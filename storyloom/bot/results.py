@@ -1,0 +1,174 @@
+"""What a finished job looks like in Discord: the messages to post, where, and the status message's last words.
+
+Pure reading and formatting: everything comes from the store (parameters, artifacts, the story's plan), and
+nothing is posted here; ``delivery`` does the posting, exactly once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import discord
+
+from storyloom.bot import buttons, texts
+from storyloom.bot.book import book_filename, book_pdf
+from storyloom.errors import StoryloomError
+from storyloom.queue.job import Artifact, ArtifactKind, Job, JobKind, JobStatus
+
+if TYPE_CHECKING:
+    from storyloom.bot.app import StoryloomBot
+
+MAX_PAGE_TEXT = 1700
+MAX_CHAIN = 20
+
+
+@dataclass(frozen=True)
+class Post:
+    content: str
+    data: bytes | None = None
+    filename: str = ""
+    shrinkable: bool = True  # a picture may be re-encoded to fit the upload limit; a PDF cannot
+    items: tuple[Any, ...] = ()  # DynamicItem buttons
+    reply_to: int | None = None  # results posted in place answer the status message
+
+
+@dataclass(frozen=True)
+class Outcome:
+    target: int  # the channel or thread to post in
+    posts: list[Post] = field(default_factory=list)
+    status: str | None = None  # new text of the status message (None: leave it to the progress loop)
+    status_final: bool = True
+    rename_thread: str | None = None  # a story's thread takes the story's title
+
+
+async def prepare(bot: StoryloomBot, job: Job) -> Outcome:
+    parent = await _job_or_none(bot, job.parent_id)
+    target = job.thread_id or (parent.thread_id if parent and job.kind is JobKind.STORY_PAGE else None) or job.channel_id
+    assert target is not None  # only jobs with a channel are delivered
+    in_place = target == job.channel_id
+    reply_to = job.message_id if in_place and job.kind is not JobKind.STORY_PAGE else None
+    where = "results in the thread" if not in_place else ""
+    head = texts.headline(job)
+
+    if job.kind is JobKind.STORY_PAGE and job.page_index is not None and parent is not None:
+        return await _numbered_page(bot, job, parent, target)
+    if job.status is not JobStatus.SUCCEEDED:
+        posts = [] if job.status is JobStatus.CANCELED else [Post(texts.failure_post(head, job, job.user_id), reply_to=reply_to)]
+        return Outcome(target, posts, texts.finished_line(head, job))
+    if job.kind in (JobKind.IMAGINE, JobKind.VARY):
+        return Outcome(target, [await _grid(bot, job, reply_to)], texts.finished_line(head, job, where))
+    if job.kind is JobKind.UPSCALE:
+        return Outcome(target, [await _upscaled(bot, job, reply_to)], texts.finished_line(head, job, where))
+    if job.kind is JobKind.STORY:
+        return await _story(bot, job, target, reply_to)
+    if job.kind is JobKind.STORY_PAGE:  # a redrawn page
+        page = await _page_post(bot, job, redrawn=True)
+        return Outcome(target, [page], texts.finished_line(head, job, where))
+    return Outcome(target, [Post(f"✅ job {job.id} ({job.kind}) finished", reply_to=reply_to)], texts.finished_line(head, job))
+
+
+async def _grid(bot: StoryloomBot, job: Job, reply_to: int | None) -> Post:
+    artifacts = await bot.store.artifacts(job.id)
+    grid = _first(artifacts, ArtifactKind.GRID) or _first(artifacts, ArtifactKind.IMAGE)
+    images = [a for a in artifacts if a.kind is ArtifactKind.IMAGE]
+    prompt = await origin_prompt(bot, job)
+    if job.kind is JobKind.VARY:
+        what = f"{job.params.get('strength', 'subtle')} variations of image {job.params.get('index', 0) + 1} of job {job.parent_id}"
+        line = f"🎲 **{texts.quote(prompt)}** — {what} for <@{job.user_id}>"
+    else:
+        line = f"🎨 **{texts.quote(prompt)}** — for <@{job.user_id}>"
+    seeds = (grid.metadata.get("seeds") if grid else None) or [a.metadata.get("seed") for a in images]
+    notes = [f"seeds {', '.join(str(s) for s in seeds if s is not None)}" if seeds else ""]
+    if any(a.metadata.get("nsfw") for a in images):
+        notes.append("some pictures were blurred by the safety checker")
+    content = f"{line}\n{texts.job_footer(job.id, *notes)}"
+    data = grid.data if grid else None
+    return Post(texts.fit(content), data, f"storyloom_{job.id}_grid.png", items=tuple(buttons.grid_buttons(job.id, len(images) or 4)), reply_to=reply_to)
+
+
+async def _upscaled(bot: StoryloomBot, job: Job, reply_to: int | None) -> Post:
+    picture = await bot.store.artifact(job.id, 0)
+    prompt = await origin_prompt(bot, job)
+    mode = job.params.get("mode") or (picture.metadata.get("mode") if picture else None)
+    how = "4× Real-ESRGAN" if mode == "esrgan" else "upscaled"
+    size = f"{picture.metadata.get('width')}×{picture.metadata.get('height')}" if picture else ""
+    line = f"⬆️ **{texts.quote(prompt)}** — image {job.params.get('index', 0) + 1} of job {job.parent_id}, {how}, for <@{job.user_id}>"
+    notes = [size, "blurred by the safety checker" if picture and picture.metadata.get("nsfw") else ""]
+    items = tuple(buttons.upscaled_buttons(job.id, esrgan=mode != "esrgan"))
+    return Post(texts.fit(f"{line}\n{texts.job_footer(job.id, *notes)}"), picture.data if picture else None,
+                f"storyloom_{job.id}_upscaled.png", items=items, reply_to=reply_to)  # fmt: skip
+
+
+async def _story(bot: StoryloomBot, job: Job, target: int, reply_to: int | None) -> Outcome:
+    summary = await bot.stories.summary(job.id)
+    title = summary.title if summary else "A story"
+    pages = summary.pages if summary else 0
+    if job.params.get("continue_from"):
+        line = f"📖 **{texts.quote(title, 100)}** — a new chapter: *{texts.quote(job.params.get('summary', ''))}*"
+    else:
+        line = f"📖 **{texts.quote(title, 100)}**\n*{texts.quote(job.params.get('summary', ''), 600)}*"
+    content = texts.fit(f"{line}\nwritten for <@{job.user_id}>; the pages follow one by one\n{texts.job_footer(job.id)}")
+    status = texts.fit(f"📖 **{texts.quote(title, 100)}** — written; drawing the pages\n{texts.job_footer(job.id)}")
+    rename = texts.thread_name(title) if job.thread_id else None
+    return Outcome(target, [Post(content, reply_to=reply_to)], status, status_final=False, rename_thread=rename)
+
+
+async def _numbered_page(bot: StoryloomBot, job: Job, story: Job, target: int) -> Outcome:
+    posts: list[Post] = []
+    if job.status is JobStatus.SUCCEEDED:
+        posts.append(await _page_post(bot, job))
+    elif job.status is JobStatus.FAILED:
+        number = job.params.get("page", 0) + 1
+        posts.append(Post(texts.failure_post(f"page {number}", job, job.user_id)))
+    numbered = [c.page_index for c in await bot.store.children(story.id) if c.page_index is not None]
+    if numbered and job.page_index != max(numbered):
+        return Outcome(target, posts, None)
+    made = await book_pdf(bot.stories, story.id)
+    title = made[0].title if made else "the story"
+    if made is not None:
+        line = f"📕 **{texts.quote(title, 100)}** — the whole book, for <@{job.user_id}>"
+        posts.append(Post(f"{line}\n{texts.job_footer(story.id)}", made[1], book_filename(title), shrinkable=False,
+                          items=tuple(buttons.book_buttons(story.id))))  # fmt: skip
+    where = "the pages and the book are in the thread" if story.thread_id else "the pages and the book are below"
+    status = texts.fit(f"✅ 📖 **{texts.quote(title, 100)}** — done; {where}\n{texts.job_footer(story.id)}")
+    return Outcome(target, posts, status)
+
+
+async def _page_post(bot: StoryloomBot, job: Job, *, redrawn: bool = False) -> Post:
+    picture = await bot.store.artifact(job.id, 0)
+    number = (job.params.get("plan") or {}).get("number") or job.params.get("page", 0) + 1
+    text = discord.utils.escape_mentions(texts.shorten(job.params.get("text", ""), MAX_PAGE_TEXT))
+    heading = f"**Page {number}**" + (" (redrawn)" if redrawn else "")
+    notes = ["blurred by the safety checker" if picture and picture.metadata.get("nsfw") else ""]
+    content = texts.fit(f"{heading}\n{text}\n{texts.job_footer(job.id, *notes)}")
+    return Post(content, picture.data if picture else None, f"page_{number:03d}.png", items=tuple(buttons.page_buttons(job.id)))
+
+
+async def origin_prompt(bot: StoryloomBot, job: Job) -> str:
+    """The prompt a picture came from, following vary/upscale back to the imagine (or page) job."""
+    current = job
+    for _ in range(MAX_CHAIN):
+        if current.kind is JobKind.IMAGINE:
+            return str(current.params.get("prompt", ""))
+        if current.kind is JobKind.STORY_PAGE:
+            return f"page {current.params.get('page', 0) + 1} of story job {current.parent_id}"
+        parent = await _job_or_none(bot, current.parent_id)
+        if parent is None:
+            break
+        current = parent
+    return f"job {job.id}"
+
+
+async def _job_or_none(bot: StoryloomBot, job_id: int | None) -> Job | None:
+    """A related job, or None when there is none or it was purged."""
+    if job_id is None:
+        return None
+    try:
+        return await bot.store.get(job_id)
+    except StoryloomError:
+        return None
+
+
+def _first(artifacts: list[Artifact], kind: ArtifactKind) -> Artifact | None:
+    return next((a for a in artifacts if a.kind is kind), None)

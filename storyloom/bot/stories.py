@@ -1,0 +1,68 @@
+"""What the bot needs to know about a story job: its title, its page count, its plan and its pictures.
+
+All of it comes from the store (the story job's ``story.json`` artifact and its page jobs), so it survives
+restarts; titles are cached because every progress edit of a story's status message shows one.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass
+
+from storyloom.models.story_plan import StoryPlan
+from storyloom.queue.async_store import AsyncJobStore
+from storyloom.queue.job import ArtifactKind, JobKind, JobStatus
+
+PLAN_NAME = "story.json"
+CACHE_SIZE = 256
+MAX_CHAIN = 50  # chapters followed back through continue_from
+
+
+@dataclass(frozen=True)
+class StorySummary:
+    title: str
+    pages: int
+
+
+class Stories:
+    def __init__(self, store: AsyncJobStore) -> None:
+        self._store = store
+        self._summaries: OrderedDict[int, StorySummary] = OrderedDict()
+
+    async def summary(self, story_id: int) -> StorySummary | None:
+        """Title and page count of a finished story job (None while it is still being written)."""
+        cached = self._summaries.get(story_id)
+        if cached is not None:
+            return cached
+        artifact = await self._store.artifact(story_id, 0, ArtifactKind.TEXT)
+        if artifact is None or artifact.name != PLAN_NAME:
+            return None
+        found = StorySummary(str(artifact.metadata.get("title") or "A story"), int(artifact.metadata.get("pages") or 0))
+        self._summaries[story_id] = found
+        while len(self._summaries) > CACHE_SIZE:
+            self._summaries.popitem(last=False)
+        return found
+
+    async def plan(self, story_id: int) -> StoryPlan | None:
+        artifact = await self._store.artifact(story_id, 0, ArtifactKind.TEXT)
+        if artifact is None or artifact.name != PLAN_NAME:
+            return None
+        return StoryPlan.model_validate_json(artifact.data)
+
+    async def page_images(self, story_id: int) -> dict[int, bytes]:
+        """Page index → PNG of every illustrated page, following earlier chapters through ``continue_from``."""
+        images: dict[int, bytes] = {}
+        current: int | None = story_id
+        for _ in range(MAX_CHAIN):
+            if current is None:
+                break
+            for child in await self._store.children(current):
+                if child.kind is not JobKind.STORY_PAGE or child.page_index is None or child.page_index in images:
+                    continue
+                if child.status is JobStatus.SUCCEEDED:
+                    picture = await self._store.artifact(child.id, 0, ArtifactKind.IMAGE)
+                    if picture is not None:
+                        images[child.page_index] = picture.data
+            story = await self._store.get(current)
+            current = story.params.get("continue_from")
+        return images

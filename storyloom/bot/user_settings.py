@@ -1,0 +1,54 @@
+"""A user's defaults for /imagine and /story (negative prompt, aspect ratio, story style), kept in the store.
+
+Defaults fill only what a command leaves out; an explicit option always wins. They are validated when saved
+(``/settings``), so applying them later cannot fail.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Mapping
+
+from storyloom.errors import StoryloomError
+from storyloom.queue.async_store import AsyncJobStore
+
+FIELDS = ("negative_prompt", "aspect_ratio", "style")
+
+
+@dataclass(frozen=True)
+class UserDefaults:
+    negative_prompt: str = ""
+    aspect_ratio: str = ""
+    style: str = ""
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> UserDefaults:
+        return cls(**{name: str(values.get(name) or "") for name in FIELDS})
+
+    def as_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+    @property
+    def empty(self) -> bool:
+        return not any(self.as_dict().values())
+
+
+class UserSettings:
+    """Reads and writes defaults through the store (``user_settings`` / ``save_user_settings``).
+
+    A store without those methods (an older one) has no defaults to give, and says so when asked to save."""
+
+    def __init__(self, store: AsyncJobStore) -> None:
+        self._store = store
+
+    async def get(self, user_id: int) -> UserDefaults:
+        read = getattr(self._store, "user_settings", None)
+        if read is None:
+            return UserDefaults()
+        return UserDefaults.from_mapping(await read(user_id))
+
+    async def save(self, user_id: int, defaults: UserDefaults) -> UserDefaults:
+        write = getattr(self._store, "save_user_settings", None)
+        if write is None:
+            raise StoryloomError("this bot's job store cannot keep settings yet; please ask the server's admin to update it")
+        return UserDefaults.from_mapping(await write(user_id, defaults.as_dict()))

@@ -1,0 +1,223 @@
+"""Shared pieces of the bot tests (no tests here): running the bot against the fake Discord, a real worker
+under the supervisor, a fast in-process stand-in worker, and helpers to read what the bot posted."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import re
+import threading
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import AsyncIterator, Callable
+
+from fakediscord import FakeDiscord, FakeMessage
+
+from storyloom.bot.app import StoryloomBot
+from storyloom.config import Config
+from storyloom.queue.async_store import AsyncJobStore
+from storyloom.queue.job import ArtifactKind, Job, JobKind, JobStatus, NewArtifact, NewJob
+
+FOOTER = re.compile(r"^-# .*\bjob (\d+)$", re.MULTILINE)
+
+
+def job_of(message: FakeMessage) -> int | None:
+    """The job a result message belongs to (its ``-# … job N`` footer)."""
+    found = FOOTER.findall(message.content)
+    return int(found[-1]) if found else None
+
+
+@asynccontextmanager
+async def running_bot(config: Config, store: AsyncJobStore, fake: FakeDiscord) -> AsyncIterator[StoryloomBot]:
+    bot = StoryloomBot(config, store, guild_ready_timeout=0.05)
+    runner = asyncio.create_task(bot.start(fake.token))
+    ready = asyncio.create_task(bot.wait_until_ready())
+    try:
+        done, _ = await asyncio.wait({runner, ready}, timeout=20, return_when=asyncio.FIRST_COMPLETED)
+        if runner in done:
+            runner.result()
+        assert ready in done, "the bot did not become ready within 20 s"
+        yield bot
+    finally:
+        ready.cancel()
+        await bot.close()
+        await asyncio.wait_for(asyncio.gather(runner, return_exceptions=True), 10)
+
+
+class LogCollector(logging.Handler):
+    """Every record from every logger, formatted with tracebacks, to search for secrets."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.lines: list[str] = []
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)
+
+
+@asynccontextmanager
+async def collecting_logs() -> AsyncIterator[LogCollector]:
+    collector = LogCollector()
+    root = logging.getLogger()
+    old_level = root.level
+    root.addHandler(collector)
+    root.setLevel(logging.DEBUG)
+    try:
+        yield collector
+    finally:
+        root.removeHandler(collector)
+        root.setLevel(old_level)
+
+
+@dataclass
+class SupervisedWorker:
+    """``storyloom worker`` as ``storyloom run`` starts it: a supervisor (in a thread) keeping one worker alive."""
+
+    config: Config
+    supervisor: object = None
+    thread: threading.Thread | None = None
+
+    def start(self) -> "SupervisedWorker":
+        from storyloom.worker.supervisor import Supervisor
+
+        self.supervisor = Supervisor(self.config, ["cpu"], shutdown_timeout=10)
+        self.thread = threading.Thread(target=self.supervisor.run, name="test-supervisor", daemon=True)
+        self.thread.start()
+        return self
+
+    @property
+    def pid(self) -> int | None:
+        process = self.supervisor.slots[0].process
+        return None if process is None else process.pid
+
+    def stop(self) -> None:
+        if self.supervisor is not None:
+            self.supervisor.stop()
+        if self.thread is not None:
+            self.thread.join(30)
+
+
+async def wait_job(store: AsyncJobStore, job_id: int, predicate: Callable[[Job], bool], timeout: float = 60.0) -> Job:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while True:
+        job = await store.get(job_id)
+        if predicate(job):
+            return job
+        if loop.time() > deadline:
+            raise TimeoutError(f"job {job_id} is {job.status} after {timeout} s")
+        await asyncio.sleep(0.05)
+
+
+# ------------------------------------------------------------------------------------------------ fast worker
+def png(width: int, height: int, color: tuple[int, int, int]) -> bytes:
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (width, height), color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def noisy_png(width: int, height: int, seed: int = 0) -> bytes:
+    """A PNG that compresses badly (like a real picture), for upload-limit tests."""
+    import random
+
+    from PIL import Image
+
+    rng = random.Random(seed)
+    image = Image.frombytes("RGB", (width, height), bytes(rng.randrange(256) for _ in range(width * height * 3)))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def story_plan_json(title: str, pages: int, summary: str = "a cat and a ball") -> str:
+    plan = {
+        "title": title, "summary": summary, "style": "watercolor", "base_seed": 1,
+        "chapters": [{"number": 1, "title": title, "summary": summary, "text": "..."}],
+        "pages": [
+            {"number": i + 1, "chapter": 1, "text": f"Text of page {i + 1}.", "scene": "a garden",
+             "prompt": f"page {i + 1}", "negative_prompt": "", "seed": i}
+            for i in range(pages)
+        ],
+    }  # fmt: skip
+    return json.dumps(plan)
+
+
+@dataclass
+class FastWorker:
+    """Completes jobs in the store at once with small made-up results: for tests of the bot's side only.
+
+    ``hold`` keeps jobs of the listed kinds queued until released; ``title``/``pages`` shape stories."""
+
+    store: AsyncJobStore
+    image: bytes = field(default_factory=lambda: png(8, 8, (200, 30, 90)))
+    grid: bytes = field(default_factory=lambda: png(16, 16, (30, 200, 90)))
+    title: str = "The Cat and the Red Ball"
+    fail_kinds: set[JobKind] = field(default_factory=set)
+    paused: asyncio.Event = field(default_factory=asyncio.Event)
+    done: list[int] = field(default_factory=list)
+
+    async def run(self) -> None:
+        await self.store.register_worker("fast/1", host="fast", pid=1, device="cpu")
+        while True:
+            if self.paused.is_set():
+                await asyncio.sleep(0.02)
+                continue
+            job = await self.store.claim("fast/1", [k.value for k in JobKind])
+            if job is None:
+                await asyncio.sleep(0.02)
+                continue
+            await self.store.report_progress(job.id, "fast/1", 1, 2, stage="drawing", preview=png(4, 4, (1, 2, 3)))
+            if job.kind in self.fail_kinds:
+                from storyloom.queue.job import JobError
+
+                await self.store.fail(job.id, "fast/1", JobError("the fast worker refuses this", "Test"))
+            else:
+                artifacts, followups = self.results(job)
+                await self.store.complete(job.id, "fast/1", artifacts, followups)
+            self.done.append(job.id)
+
+    def results(self, job: Job) -> tuple[list[NewArtifact], list[NewJob]]:
+        image = lambda i: NewArtifact(ArtifactKind.IMAGE, i, f"image_{i + 1}.png", "image/png", self.image, {"seed": 100 + i, "width": 8, "height": 8})  # noqa: E731
+        if job.kind in (JobKind.IMAGINE, JobKind.VARY):
+            grid = NewArtifact(ArtifactKind.GRID, 0, "grid.png", "image/png", self.grid, {"seeds": [100, 101, 102, 103]})
+            return [grid, *(image(i) for i in range(4))], []
+        if job.kind is JobKind.UPSCALE:
+            return [image(0)], []
+        if job.kind is JobKind.STORY:
+            pages = job.params.get("pages") or 2
+            plan = NewArtifact(ArtifactKind.TEXT, 0, "story.json", "application/json", story_plan_json(self.title, pages).encode(), {"title": self.title, "pages": pages})
+            followups = [NewJob(JobKind.STORY_PAGE, {"page": i, "text": f"Text of page {i + 1}.", "prompt": f"page {i + 1}", "plan": {"number": i + 1}}, page_index=i) for i in range(pages)]
+            return [plan], followups
+        if job.kind is JobKind.STORY_PAGE:
+            return [image(0)], []
+        return [], []
+
+
+@asynccontextmanager
+async def fast_worker(store: AsyncJobStore, **options) -> AsyncIterator[FastWorker]:
+    worker = FastWorker(store, **options)
+    task = asyncio.create_task(worker.run())
+    try:
+        yield worker
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+def messages_of_job(fake: FakeDiscord, channel, job_id: int) -> list[FakeMessage]:
+    return [m for m in fake.messages_in(channel) if job_of(m) == job_id]
+
+
+async def open_store(config: Config) -> AsyncJobStore:
+    Path(config.paths.data_dir).mkdir(parents=True, exist_ok=True)
+    return await AsyncJobStore.from_config(config)
