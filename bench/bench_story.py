@@ -55,11 +55,12 @@ def _measure() -> list[dict]:
     from storyloom.models.story_planner import StoryPlanner
     from storyloom.models.story_prompts import story_request
     from storyloom.models.story_writer import StoryWriter
-    from storyloom.models.tiny import make_tiny_models
+    from storyloom.models.tiny import build_tiny_llama
 
     with tempfile.TemporaryDirectory() as directory:
-        models = make_tiny_models(Path.home() / ".cache" / "storyloom-tests" / "tiny-models")
-        overrides = {"paths": {"data_dir": directory}, "models": {"story": str(models.llama)}}
+        llama = Path(directory) / "llama"
+        build_tiny_llama(llama)  # seeded: the same model on every run
+        overrides = {"paths": {"data_dir": directory}, "models": {"story": str(llama)}}
         config = load_config(None, profile="tiny", environ={}, overrides=overrides)
         writer = StoryWriter.from_config(config)
 

@@ -12,7 +12,6 @@ import io
 import os
 import signal
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, AsyncIterator
 
 import pytest
@@ -21,19 +20,21 @@ from PIL import Image
 
 from conftest import make_tiny_config
 from fakediscord import FakeDiscord, FakeMessage
+from fakediscord.state import DEFAULT_ATTACHMENT_LIMIT
 
 from test_bot_support import (
-    LogCollector, SupervisedWorker, collecting_logs, job_of, messages_of_job, open_store, running_bot, wait_job,
+    LogCollector, RunningBot, SupervisedWorker, collecting_logs, job_of, messages_of_job, open_store, start_bot,
+    wait_job,
 )  # fmt: skip
 
-from storyloom.bot.app import StoryloomBot
 from storyloom.config import Config
 from storyloom.queue.async_store import AsyncJobStore
 from storyloom.queue.job import ArtifactKind, JobKind, JobStatus
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-WORK_TIMEOUT = 120.0  # a worker on a shared 2-core machine can be slow to load the tiny models
+WORK_TIMEOUT = 150.0  # a worker on a shared 2-core machine can be slow to load the tiny models
+EDIT_INTERVAL = 0.5
 
 
 @dataclass
@@ -43,7 +44,7 @@ class World:
     store: AsyncJobStore
     worker: SupervisedWorker
     logs: LogCollector
-    bot: StoryloomBot | None = None
+    running: RunningBot | None = None
     shared: dict[str, Any] = field(default_factory=dict)
 
 
@@ -53,7 +54,7 @@ async def world(tmp_path_factory, tiny_models) -> AsyncIterator[World]:
     config = make_tiny_config(
         data, tiny_models,
         image={"steps": 4}, upscale={"steps": 2}, story={"max_new_tokens": 24},
-        bot={"progress_edit_interval": 0.5, "delivery_poll_interval": 0.05},
+        bot={"progress_edit_interval": EDIT_INTERVAL, "delivery_poll_interval": 0.05},
         worker={"restart_backoff_seconds": 0.1, "progress_interval": 0.1},
     )  # fmt: skip
     store = await open_store(config)
@@ -61,18 +62,31 @@ async def world(tmp_path_factory, tiny_models) -> AsyncIterator[World]:
     async with collecting_logs() as logs, FakeDiscord() as fake:
         world = World(fake, config, store, worker, logs)
         try:
-            async with running_bot(config, store, fake) as bot:
-                world.bot = bot
-                yield world
+            world.running = await start_bot(config, store, fake)
+            yield world
         finally:
+            if world.running is not None:
+                await world.running.stop()
             worker.stop()
             await store.close()
 
 
-def grid_messages(fake: FakeDiscord, channel) -> list[FakeMessage]:
-    return [m for m in fake.messages_in(channel) if any(c.startswith("sl:u:") for c in m.custom_ids()) and "sl:r:" in " ".join(m.custom_ids())]
+def is_grid(message: FakeMessage) -> bool:
+    ids = message.custom_ids()
+    return bool(message.attachments) and any(i.startswith("sl:u:") for i in ids) and any(i.startswith("sl:r:") for i in ids)
 
 
+def status_job(message: FakeMessage) -> int:
+    job_id = job_of(message)
+    assert job_id is not None, message.content
+    return job_id
+
+
+def edit_times(world: World, message: FakeMessage) -> list[float]:
+    return [c.at for c in world.fake.calls.filter("PATCH", f"/channels/{message.channel_id}/messages/{message.id}")]
+
+
+# ------------------------------------------------------------------------------------------------ /imagine
 async def test_imagine_shows_progress_then_a_grid_with_nine_buttons(world: World) -> None:
     fake, store = world.fake, world.store
     handle = await fake.invoke_command("imagine", {"prompt": "a small red house", "seed": 7, "steps": 6})
@@ -80,17 +94,18 @@ async def test_imagine_shows_progress_then_a_grid_with_nine_buttons(world: World
     assert ack.type == 5 and ack.elapsed_ms < 3000
     status = await handle.wait_original()
     assert "queued" in status.content
+    job_id = status_job(status)
     [thread] = await fake.wait_for(lambda: fake.threads_of(fake.text_channel))
-    grid = await fake.wait_for_message(thread, lambda m: bool(m.attachments), timeout=WORK_TIMEOUT)
-    job_id = job_of(grid)
-    assert job_id is not None and f"job {job_id}" in status.content
+    assert thread.id == status.id and thread.name == "a small red house"
+    grid = await fake.wait_for_message(thread, is_grid, timeout=WORK_TIMEOUT)
+    assert job_of(grid) == job_id
 
     assert grid.custom_ids() == [
         *(f"sl:u:{job_id}:{n}" for n in range(1, 5)), f"sl:r:{job_id}", *(f"sl:v:{job_id}:{n}" for n in range(1, 5))
     ]
     [picture] = grid.attachments
     one = await store.artifact(job_id, 0, ArtifactKind.IMAGE)
-    assert (picture.width, picture.height) == (2 * one.metadata["width"], 2 * one.metadata["height"])
+    assert (picture.width, picture.height) == (2 * one.metadata["width"], 2 * one.metadata["height"])  # 2×2
     with Image.open(io.BytesIO(picture.data)) as image:
         assert image.size == (picture.width, picture.height)
     assert "a small red house" in grid.content and f"<@{fake.member.id}>" in grid.content
@@ -99,5 +114,156 @@ async def test_imagine_shows_progress_then_a_grid_with_nine_buttons(world: World
     history = [e["content"] for e in final.edits]
     assert any("%" in text or "…" in text for text in history), history  # progress was shown while it ran
     assert final.attachments == []  # the preview is gone once the job is done
-    world.shared["grid"] = grid
-    world.shared["thread"] = thread
+    times = edit_times(world, status)
+    assert all(b - a >= EDIT_INTERVAL * 0.9 for a, b in zip(times, times[1:])), times
+    assert (await store.get(job_id)).status is JobStatus.SUCCEEDED and await store.is_delivered(job_id)
+    world.shared.update(grid=grid, thread=thread, seeds=grid.content)
+
+
+async def test_after_a_bot_restart_u1_on_the_old_grid_upscales(world: World) -> None:
+    fake = world.fake
+    grid, thread = world.shared["grid"], world.shared["thread"]
+    await world.running.stop()
+    await fake.wait_for(lambda: not fake.connected, timeout=5)
+    world.running = await start_bot(world.config, world.store, fake)  # a new bot, same store, as after a restart
+
+    source = job_of(grid)
+    click = await fake.click_button(grid, f"sl:u:{source}:1", user=fake.manager)  # anyone may press
+    assert (await click.wait_ack()).type == 5
+    [status] = await click.wait_followups(1)
+    job_id = status_job(status)
+    job = await world.store.get(job_id)
+    assert (job.kind, job.parent_id, job.params["index"], job.user_id) == (JobKind.UPSCALE, source, 0, fake.manager.id)
+
+    result = await fake.wait_for_message(thread, lambda m: job_of(m) == job_id and bool(m.attachments), timeout=WORK_TIMEOUT)
+    assert result.custom_ids() == [f"sl:vs:{job_id}:1", f"sl:vx:{job_id}:1", f"sl:x4:{job_id}:1"]
+    assert [b["label"] for b in result.buttons()] == ["Vary (Subtle)", "Vary (Strong)", "4× Real-ESRGAN"]
+    width = (await world.store.artifact(source, 0)).metadata["width"]
+    assert result.attachments[0].width > width
+    assert f"<@{fake.manager.id}>" in result.content
+    assert fake.gateway.identify_count == 2
+
+
+async def test_v2_and_reroll_make_new_grids_delivered_once_despite_429_and_500(world: World) -> None:
+    fake, grid, thread = world.fake, world.shared["grid"], world.shared["thread"]
+    source = job_of(grid)
+    fake.fail_next("POST", "/channels/*/messages", status=429, retry_after=0.05)  # the first result post
+    fake.delay_next("POST", "/channels/*/messages", 0.0)  # its retry goes through
+    fake.fail_next("POST", "/channels/*/messages", status=500)  # the second result post
+
+    vary = await fake.click_button(grid, f"sl:v:{source}:2")
+    reroll = await fake.click_button(grid, f"sl:r:{source}")
+    vary_id = status_job((await vary.wait_followups(1))[0])
+    reroll_id = status_job((await reroll.wait_followups(1))[0])
+    varied = await world.store.get(vary_id)
+    assert (varied.kind, varied.parent_id, varied.params["index"]) == (JobKind.VARY, source, 1)
+    assert (await world.store.get(reroll_id)).kind is JobKind.IMAGINE
+
+    for job_id in (vary_id, reroll_id):
+        await fake.wait_for(lambda: any(job_of(m) == job_id and is_grid(m) for m in fake.messages_in(thread)), timeout=WORK_TIMEOUT)
+    await asyncio.sleep(0.5)  # room for a duplicate to show up, if there were one
+    for job_id in (vary_id, reroll_id):
+        posted = [m for m in messages_of_job(fake, thread, job_id) if m.attachments]
+        assert len(posted) == 1, f"job {job_id} posted {len(posted)} times"
+        assert posted[0].custom_ids()[0] == f"sl:u:{job_id}:1"
+    injected = [c.status for c in fake.calls.filter("POST", "/channels/*/messages") if c.injected]
+    assert injected == [429, 500]
+    original_seeds = (await world.store.artifact(source, 0, ArtifactKind.GRID)).metadata["seeds"]
+    new_seeds = (await world.store.artifact(reroll_id, 0, ArtifactKind.GRID)).metadata["seeds"]
+    assert new_seeds != original_seeds
+
+
+# ------------------------------------------------------------------------------------------------ /story
+async def test_story_gets_a_thread_named_after_its_title_pages_in_order_then_the_pdf(world: World) -> None:
+    fake, store = world.fake, world.store
+    handle = await fake.invoke_command("story", {"summary": "a cat finds a red ball in the garden", "pages": 2})
+    assert (await handle.wait_ack()).type == 5
+    status = await handle.wait_original()
+    story_id = status_job(status)
+    thread = await fake.wait_for(lambda: next((t for t in fake.threads_of(fake.text_channel) if t.id == status.id), None))
+
+    def book_posted():
+        return next((m for m in fake.messages_in(thread) if any(a.filename.endswith(".pdf") for a in m.attachments)), None)
+
+    book = await fake.wait_for(book_posted, timeout=WORK_TIMEOUT)
+    title = (await store.artifact(story_id, 0, ArtifactKind.TEXT)).metadata["title"]
+    assert fake.channel(thread.id).name == title[:100]
+
+    posted = [m for m in fake.messages_in(thread)]
+    pages = [c for c in await store.children(story_id) if c.page_index is not None]
+    assert [job_of(m) for m in posted] == [story_id, pages[0].id, pages[1].id, story_id]
+    cover, first, second, _ = posted
+    assert title in cover.content and not cover.attachments
+    for message, page in ((first, pages[0]), (second, pages[1])):
+        assert message.content.startswith(f"**Page {page.page_index + 1}**")
+        assert message.attachments[0].content_type == "image/png"
+        assert message.custom_ids() == [f"sl:rd:{page.id}", f"sl:u:{page.id}:1"]
+    [pdf] = book.attachments
+    assert pdf.data.startswith(b"%PDF") and book.custom_ids() == [f"sl:c:{story_id}"]
+    await fake.wait_for(lambda: fake.message(status.id).content.startswith("✅"), timeout=10)
+
+    # ➕ Continue asks what happens next, then queues a story that continues this one.
+    click = await fake.click_button(book, f"sl:c:{story_id}")
+    assert (await click.wait_ack()).type == 9
+    submitted = await click.submit_modal({"next": "the ball rolls into the pond", "pages": "1"})
+    assert (await submitted.wait_ack()).type == 5
+    next_id = status_job((await submitted.wait_followups(1))[0])
+    chapter = await store.get(next_id)
+    assert (chapter.kind, chapter.params["continue_from"], chapter.thread_id, chapter.channel_id) == (JobKind.STORY, story_id, None, thread.id)
+    cancel = await fake.invoke_command("cancel", {"job": next_id})
+    [answer] = await cancel.wait_followups(1)
+    assert answer.ephemeral and f"job {next_id}" in answer.content
+    await wait_job(store, next_id, lambda j: j.is_finished, timeout=WORK_TIMEOUT)
+
+
+# ------------------------------------------------------------------------------------------------ limits and losses
+async def test_tiny_upload_limit_reencodes_the_grid_and_says_so(world: World) -> None:
+    fake = world.fake
+    fake.set_attachment_size_limit(2500)
+    try:
+        handle = await fake.invoke_command("imagine", {"prompt": "a noisy forest", "steps": 2})
+        job_id = status_job(await handle.wait_original())
+        thread = await fake.wait_for(lambda: next((t for t in fake.threads_of(fake.text_channel) if t.id == handle.original_response().id), None))
+        grid = await fake.wait_for_message(thread, lambda m: job_of(m) == job_id and bool(m.attachments), timeout=WORK_TIMEOUT)
+    finally:
+        fake.set_attachment_size_limit(DEFAULT_ATTACHMENT_LIMIT)
+    [picture] = grid.attachments
+    stored = await world.store.artifact(job_id, 0, ArtifactKind.GRID)
+    assert len(stored.data) > 2500 >= len(picture.data)  # the store keeps the full PNG
+    assert picture.filename.endswith((".webp", ".jpg")) and "re-encoded" in grid.content
+    assert "2 KB upload limit" in grid.content
+
+
+async def test_deleted_status_message_does_not_lose_the_result(world: World) -> None:
+    fake = world.fake
+    handle = await fake.invoke_command("imagine", {"prompt": "a lighthouse", "steps": 2}, channel=fake.no_threads_channel)
+    status = await handle.wait_original()
+    job_id = status_job(status)
+    await fake.wait_for(lambda: "threads are not allowed" in fake.message(status.id).content, timeout=10)
+    fake.delete_message(fake.no_threads_channel, status)
+    grid = await fake.wait_for_message(fake.no_threads_channel, lambda m: job_of(m) == job_id and is_grid(m), timeout=WORK_TIMEOUT)
+    assert fake.threads_of(fake.no_threads_channel) == []
+    assert await world.store.is_delivered(job_id)
+    assert [m.id for m in messages_of_job(fake, fake.no_threads_channel, job_id)] == [grid.id]
+
+
+async def test_worker_killed_mid_imagine_still_gives_exactly_one_grid(world: World) -> None:
+    fake, store = world.fake, world.store
+    handle = await fake.invoke_command("imagine", {"prompt": "a windmill at dusk", "steps": 40})
+    job_id = status_job(await handle.wait_original())
+    await wait_job(store, job_id, lambda j: j.status is JobStatus.RUNNING and j.progress.step >= 1, timeout=WORK_TIMEOUT)
+    victim = world.worker.pid
+    os.kill(victim, signal.SIGKILL)
+    job = await wait_job(store, job_id, lambda j: j.is_finished, timeout=WORK_TIMEOUT)
+    assert job.status is JobStatus.SUCCEEDED and job.attempts == 1 and job.runs == 2
+    assert world.worker.pid != victim
+    thread = fake.channel(handle.original_response().id)
+    await fake.wait_for(lambda: any(is_grid(m) for m in messages_of_job(fake, thread, job_id)), timeout=10)
+    await asyncio.sleep(0.5)
+    assert len([m for m in messages_of_job(fake, thread, job_id) if m.attachments]) == 1
+
+
+async def test_the_token_never_leaks(world: World) -> None:
+    assert world.fake.token_leaks() == []
+    assert world.fake.token not in world.logs.text
+    assert len(world.logs.lines) > 50  # the logs were really collected

@@ -30,21 +30,38 @@ def job_of(message: FakeMessage) -> int | None:
     return int(found[-1]) if found else None
 
 
-@asynccontextmanager
-async def running_bot(config: Config, store: AsyncJobStore, fake: FakeDiscord) -> AsyncIterator[StoryloomBot]:
+@dataclass
+class RunningBot:
+    bot: StoryloomBot
+    runner: asyncio.Task
+
+    async def stop(self) -> None:
+        await self.bot.close()
+        await asyncio.wait_for(asyncio.gather(self.runner, return_exceptions=True), 10)
+
+
+async def start_bot(config: Config, store: AsyncJobStore, fake: FakeDiscord) -> RunningBot:
+    """A new bot (as a new process would be) on ``store``, connected and ready."""
     bot = StoryloomBot(config, store, guild_ready_timeout=0.05)
     runner = asyncio.create_task(bot.start(fake.token))
     ready = asyncio.create_task(bot.wait_until_ready())
-    try:
-        done, _ = await asyncio.wait({runner, ready}, timeout=20, return_when=asyncio.FIRST_COMPLETED)
-        if runner in done:
-            runner.result()
-        assert ready in done, "the bot did not become ready within 20 s"
-        yield bot
-    finally:
+    done, _ = await asyncio.wait({runner, ready}, timeout=20, return_when=asyncio.FIRST_COMPLETED)
+    if runner in done:
+        runner.result()
+    if ready not in done:
         ready.cancel()
-        await bot.close()
-        await asyncio.wait_for(asyncio.gather(runner, return_exceptions=True), 10)
+        await RunningBot(bot, runner).stop()
+        raise AssertionError("the bot did not become ready within 20 s")
+    return RunningBot(bot, runner)
+
+
+@asynccontextmanager
+async def running_bot(config: Config, store: AsyncJobStore, fake: FakeDiscord) -> AsyncIterator[StoryloomBot]:
+    running = await start_bot(config, store, fake)
+    try:
+        yield running.bot
+    finally:
+        await running.stop()
 
 
 class LogCollector(logging.Handler):

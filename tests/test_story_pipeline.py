@@ -252,3 +252,23 @@ def test_real_tiny_models_end_to_end(tiny_config, tmp_path):
     assert any(step.stage == "page 2" for step in progress)
     assert len(re.findall(rb"/Type\s*/Page\b", files.pdf.read_bytes())) == 3
     assert isinstance(pipeline.lm.generate(TextRequest("hi", max_new_tokens=16), seed=1).text, str)
+
+
+def test_chinese_summary_makes_a_chinese_book(tiny_config, tmp_path):
+    story = (
+        "标题：小花和善良的龙\n\n"
+        "从前，有一只叫小花的小猫，住在海边的房子里。每天早上，她都看着窗外的船。\n\n"
+        "有一天，一只友好的小狗来敲门。“你想去冒险吗？”小狗问。她们走过森林，穿过小河。\n\n"
+        "山顶上有一个开满鲜花的花园！一条善良的龙在那里睡觉。龙醒来了，笑着给她们讲星星的故事。"
+        "太阳下山了，朋友们回家喝了热汤。她们开心地睡着了。"
+    )
+    pipeline, lm, _ = make_pipeline(tiny_config, answers(story=story, plan="不是JSON"))
+    plan = pipeline.write("一只叫小花的小猫遇见了一条善良的龙。", pages=6, seed=4)
+    assert plan.title == "小花和善良的龙" and plan.language == "zh"
+    assert len(plan.pages) == 6
+    assert all(page.text.rstrip("”").endswith(("。", "！", "？")) for page in plan.pages)
+    assert "".join(page.text for page in plan.pages).replace("\n", "") == story.split("\n\n", 1)[1].replace("\n", "")
+    assert plan.cast and plan.cast[0].name == "小花"  # "一只叫小花的小猫" names the hero
+    files = pipeline.make_book(plan, tmp_path / "book")
+    assert '<html lang="zh"' in files.html.read_text(encoding="utf-8")
+    assert len(re.findall(rb"/Type\s*/Page\b", files.pdf.read_bytes())) == 7

@@ -179,3 +179,14 @@ def test_extra_banned_words():
     screen = SafetyScreen(["broccoli"])
     assert not screen.check("A story about Broccoli").allowed
     assert screen.check("A story about carrots").allowed
+
+
+def test_plan_checks_and_book_modules_do_not_import_torch():
+    """The bot process validates stories and renders PDFs with these modules, and must stay torch-free."""
+    import subprocess
+    import sys
+
+    modules = ["story_plan", "story_checks", "story_safety", "story_styles", "story_prompts", "story_memory", "book"]
+    code = "; ".join(f"import storyloom.models.{name}" for name in modules)
+    code += "; import sys; assert 'torch' not in sys.modules, 'torch was imported'"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -11,10 +11,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from storyloom.cli.progress import ProgressBar
 from storyloom.config import Config
 
 if TYPE_CHECKING:
-    from storyloom.models.progress import StepProgress
     from storyloom.models.txt2img import ImageBatch
 
 
@@ -72,7 +72,7 @@ def run_imagine(config: Config, args: argparse.Namespace) -> int:
     from storyloom.models.txt2img import Txt2Img
 
     txt2img = Txt2Img.from_config(config)
-    with _ProgressBar("imagine") as bar:
+    with ProgressBar("imagine") as bar:
         batch = txt2img(
             args.prompt,
             args.negative,
@@ -100,7 +100,7 @@ def run_vary(config: Config, args: argparse.Namespace) -> int:
     from storyloom.models.variations import Variations
 
     variations = Variations.from_config(config)
-    with _ProgressBar("vary") as bar:
+    with ProgressBar("vary") as bar:
         batch = variations(source, args.prompt, args.negative, strength=args.strength, seed=args.seed, progress=bar)
     _report(batch, batch.save(args.out or _default_out(config)))
     return 0
@@ -126,27 +126,3 @@ def _report(batch: "ImageBatch", paths: list[Path]) -> None:
     for number, (path, seed, flagged) in enumerate(zip(paths[1:], batch.seeds, batch.nsfw), start=1):
         note = "  (flagged by the safety checker: blurred)" if flagged else ""
         print(f"image {number}: {path}  seed {seed}{note}")
-
-
-class _ProgressBar:
-    """A tqdm bar fed by ``StepProgress``; restarts cleanly if the pipeline retries image by image."""
-
-    def __init__(self, description: str) -> None:
-        self.description = description
-        self.bar = None
-
-    def __enter__(self) -> "_ProgressBar":
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        if self.bar is not None:
-            self.bar.close()
-
-    def __call__(self, progress: "StepProgress") -> None:
-        from tqdm import tqdm
-
-        if self.bar is None or progress.step < self.bar.n or progress.total != self.bar.total:
-            if self.bar is not None:
-                self.bar.close()
-            self.bar = tqdm(total=progress.total, desc=self.description, unit="step", leave=True)
-        self.bar.update(progress.step - self.bar.n)

@@ -47,10 +47,10 @@ def run_upscale(config: Config, args: argparse.Namespace) -> int:
         validate_prompt(args.negative, max_chars=max_chars, name="negative prompt", allow_empty=True)
     check_common_inputs(num_inference_steps=config.upscale.steps, guidance_scale=config.image.guidance_scale, seed=args.seed, num_images=1)
 
-    from storyloom.cli.images import _ProgressBar
+    from storyloom.cli.progress import ProgressBar
 
     upscaler = Upscaler.from_config(config, controlnet=args.controlnet, mode=mode)
-    with _ProgressBar(f"upscale ({mode})") as bar:
+    with ProgressBar(f"upscale ({mode})") as bar:
         result = upscaler(source, prompt=args.prompt, negative_prompt=args.negative, mode=mode, seed=args.seed, progress=bar)
     out = args.out or config.paths.data_dir / "images" / time.strftime("%Y%m%d-%H%M%S")
     path = result.save(out / f"{args.image.stem}_{mode}_x{result.image.width // source.width}.png")

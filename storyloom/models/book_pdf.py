@@ -38,6 +38,8 @@ def write_pdf(plan: StoryPlan, book_dir: Path, target: Path, *, fonts: FontSet |
     sample = plan.title + "".join(page.text for page in plan.pages) + "".join(c.title for c in plan.chapters)
     fonts = fonts if fonts is not None else find_fonts(sample)
     notes: list[str] = []
+    if plan.direction == "rtl":
+        notes.append("book.pdf shows right-to-left text unshaped (no text shaping engine); book.html shows it properly")
 
     class _Book(FPDF):
         def footer(self) -> None:
@@ -74,7 +76,7 @@ def write_pdf(plan: StoryPlan, book_dir: Path, target: Path, *, fonts: FontSet |
     if plan.pages:
         pdf.ln(GAP)
         room = PAGE_SIZE[1] - pdf.get_y() - MARGIN - FOOTER
-        _picture(pdf, book_dir / plan.pages[0].image_name, min(width, room))
+        _picture(pdf, book_dir / plan.pages[0].image_name, max(MIN_PICTURE, min(width, room)))
 
     chapter = 0
     for page in plan.pages:

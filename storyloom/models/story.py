@@ -288,7 +288,7 @@ class StoryPipeline:
     def _page_plans(self, plan: StoryPlan, scenes: ScenePlan, *, chapter: int) -> list[PagePlan]:
         style = get_style(plan.style)
         by_name = {member.name: member for member in scenes.cast}
-        first = len(plan.pages) + 1 if chapter > 1 else 1
+        first = len(plan.pages) + 1  # numbering runs on across chapters
         pages = []
         for offset, planned in enumerate(scenes.pages):
             number = first + offset
