@@ -9,7 +9,7 @@
   goes first; median of per-round ratios. The worker's extra work: noticing the job, claiming it,
   progress writes with previews, PNG encoding of the grid and the four images, one commit.
 - ``worker_memory_growth``: resident memory of that same worker process after 200 small ``imagine`` jobs
-  (1 step, 1 image, 32x32) against after the first 20. A per-job leak would show as growth.
+  (1 step, 1 image, 32x32, no safety check) against after the first 20. A per-job leak would show as growth.
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ IDLE_JOBS = 200
 OVERHEAD_ROUNDS = 5
 MEMORY_EARLY, MEMORY_LATE = 20, 200
 OVERHEAD_REQUEST = {"prompt": "a red fox in the snow", "seed": 1234, "num_inference_steps": 4, "num_images": 2}
-SMALL_REQUEST = {"prompt": "a red fox", "num_inference_steps": 1, "num_images": 1, "width": 32, "height": 32}
+SMALL_REQUEST = {
+    "prompt": "a red fox", "num_inference_steps": 1, "num_images": 1, "width": 32, "height": 32, "safety_checker": False,
+}  # fmt: skip
 QUEUE_SETTINGS = {"max_waiting_per_user": 1000, "max_waiting_total": 1000, "heartbeat_seconds": 1.0}
 
 
@@ -141,7 +143,7 @@ def _memory_growth(store: Any, pid: int) -> dict:
     return record(
         "worker_memory_growth", ratio, "ratio", "<= 1.10", ratio <= 1.10,
         rss_mb={str(MEMORY_EARLY): round(early / 2**20, 1), str(MEMORY_LATE): round(late / 2**20, 1)},
-        handler="imagine on the tiny models (1 step, 1 image, 32x32)",
+        handler="imagine on the tiny models (1 step, 1 image, 32x32, no safety check)",
     )  # fmt: skip
 
 
@@ -179,7 +181,10 @@ def _wait_for(store: Any, ids: list[int], *, timeout: float) -> list:
     from storyloom.queue import JobStatus
     from storyloom.worker.testing import wait_until
 
-    wait_until(lambda: store.get(ids[-1]).is_finished and all(store.get(i).is_finished for i in ids), timeout, interval=0.005, what="the jobs")
+    def all_finished() -> bool:
+        return store.get(ids[-1]).is_finished and all(store.get(i).is_finished for i in ids)
+
+    wait_until(all_finished, timeout, interval=0.005, what="the jobs")
     jobs = [store.get(i) for i in ids]
     failed = [job for job in jobs if job.status is not JobStatus.SUCCEEDED]
     if failed:

@@ -84,14 +84,18 @@ class LogCollector(logging.Handler):
 async def collecting_logs() -> AsyncIterator[LogCollector]:
     collector = LogCollector()
     root = logging.getLogger()
-    old_level = root.level
+    loggers = [logging.getLogger(name) for name in ("storyloom", "discord")]
+    old = [(logger, logger.level) for logger in [root, *loggers]]
     root.addHandler(collector)
-    root.setLevel(logging.DEBUG)
+    root.setLevel(logging.INFO)
+    for logger in loggers:  # everything the bot and discord.py say, down to debug
+        logger.setLevel(logging.DEBUG)
     try:
         yield collector
     finally:
         root.removeHandler(collector)
-        root.setLevel(old_level)
+        for logger, level in old:
+            logger.setLevel(level)
 
 
 @dataclass

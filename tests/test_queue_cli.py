@@ -72,7 +72,8 @@ def test_errors_are_one_line_not_a_traceback(setup, capsys) -> None:
     config, database = setup
     JobStore.open(database).close()
     assert run(config, "cancel", "999") == 2
-    assert capsys.readouterr().err.strip() == "storyloom: there is no job 999 (it may have been removed after the retention period)"
+    error = capsys.readouterr().err.strip()
+    assert error == "storyloom: there is no job 999 (it may have been removed after the retention period)"
     database.write_bytes(b"not a database" * 100)
     assert run(config, "list") == 2
     assert "damaged or is not a SQLite file" in capsys.readouterr().err

@@ -35,7 +35,8 @@ def test_predicted_positions_equal_the_claim_order(script: list[int]) -> None:
 
 
 def test_serving_order_is_round_robin_by_last_service() -> None:
-    waiting = [Waiting(1, 10, "imagine", 5), Waiting(2, 10, "imagine", 5), Waiting(3, 20, "imagine", 0), Waiting(4, 30, "imagine", 2)]
+    # (job, user, kind, last served): user 20 never served, then user 30, then user 10's two jobs.
+    waiting = [Waiting(1, 10, "imagine", 5), Waiting(2, 10, "imagine", 5), Waiting(3, 20, "imagine", 0), Waiting(4, 30, "imagine", 2)]  # fmt: skip
     assert [w.job_id for w in serving_order(waiting)] == [3, 4, 1, 2]
 
 

@@ -17,8 +17,12 @@ from storyloom.worker.testing import wait_until, worker_in_thread
 from conftest import make_tiny_config
 
 
+def finished_somehow(store: JobStore, job_id: int, timeout: float = 120.0):
+    return wait_until(lambda: (j := store.get(job_id)).is_finished and j, timeout, interval=0.05, what=f"job {job_id} to end")
+
+
 def finished(store: JobStore, job_id: int, timeout: float = 120.0):
-    job = wait_until(lambda: (j := store.get(job_id)).is_finished and j, timeout, interval=0.05, what=f"job {job_id}")
+    job = finished_somehow(store, job_id, timeout)
     assert job.status is JobStatus.SUCCEEDED, job.error
     return job
 
@@ -32,7 +36,8 @@ def image(artifact) -> Image.Image:
 def test_imagine_vary_and_upscale_on_tiny_models(tmp_path: Path, tiny_models) -> None:
     config = make_tiny_config(tmp_path, tiny_models, image={"steps": 3})
     with JobStore.from_config(config) as store, worker_in_thread(config, handlers=build_handlers()):
-        grid_job = store.enqueue("imagine", {"prompt": "a ((red)) fox", "negative_prompt": "blurry", "seed": 5, "num_inference_steps": 2}, user_id=1)
+        request = {"prompt": "a ((red)) fox", "negative_prompt": "blurry", "seed": 5, "num_inference_steps": 2}
+        grid_job = store.enqueue("imagine", request, user_id=1)
         finished(store, grid_job.id)
         vary_job = store.enqueue("vary", {"index": 1, "strength": "strong", "seed": 9}, user_id=2, parent_id=grid_job.id)
         upscale_job = store.enqueue("upscale", {"index": 0, "mode": "esrgan"}, user_id=3, parent_id=grid_job.id)
@@ -63,7 +68,7 @@ def test_a_bad_value_only_the_pipeline_can_judge_fails_the_job_with_its_message(
     config = make_tiny_config(tmp_path, tiny_models)
     with JobStore.from_config(config) as store, worker_in_thread(config, handlers=build_handlers()):
         job = store.enqueue("imagine", {"prompt": "a fox", "aspect_ratio": "0:1"}, user_id=1)
-        failed = wait_until(lambda: (j := store.get(job.id)).is_finished and j, 120, what="the job to end")
+        failed = finished_somehow(store, job.id)
     assert failed.status is JobStatus.FAILED and failed.error.type == "InvalidInput"
     assert "0:1" in failed.error.message and "Traceback" not in failed.error.message
 
@@ -95,8 +100,10 @@ def scripted_story_resources(config) -> ModelResources:
 
 def test_a_story_enqueues_one_page_job_per_page_and_each_page_gets_its_picture(tmp_path: Path, tiny_models) -> None:
     config = make_tiny_config(tmp_path, tiny_models)
-    with JobStore.from_config(config) as store, worker_in_thread(config, handlers=build_handlers(), resources=scripted_story_resources(config)):
-        story = store.enqueue("story", {"summary": "Bhna the cat sails to the moon", "pages": 3, "seed": 11}, user_id=1, channel_id=5)
+    resources = scripted_story_resources(config)
+    with JobStore.from_config(config) as store, worker_in_thread(config, handlers=build_handlers(), resources=resources):
+        request = {"summary": "Bhna the cat sails to the moon", "pages": 3, "seed": 11}
+        story = store.enqueue("story", request, user_id=1, channel_id=5)
         finished(store, story.id)
         pages = store.children(story.id)
         assert [p.page_index for p in pages] == [0, 1, 2]
@@ -107,12 +114,14 @@ def test_a_story_enqueues_one_page_job_per_page_and_each_page_gets_its_picture(t
         plan = json.loads(document.data)
         assert document.name == "story.json" and document.metadata["title"] == plan["title"] and len(plan["pages"]) == 3
         for page, planned in zip(pages, plan["pages"]):
-            assert (page.params["prompt"], page.params["seed"], page.params["text"]) == (planned["prompt"], planned["seed"], planned["text"])
+            asked = (page.params["prompt"], page.params["seed"], page.params["text"])
+            assert asked == (planned["prompt"], planned["seed"], planned["text"])
             picture, text = store.artifacts(page.id)
             assert picture.kind is ArtifactKind.IMAGE and read_png_parameters(image(picture)).seed == planned["seed"]
             assert text.data.decode() == planned["text"]
 
-        sequel = store.enqueue("story", {"summary": "Bhna comes home", "pages": 2, "continue_from": story.id}, user_id=1, channel_id=5)
+        request = {"summary": "Bhna comes home", "pages": 2, "continue_from": story.id}
+        sequel = store.enqueue("story", request, user_id=1, channel_id=5)
         finished(store, sequel.id)
         new_pages = store.children(sequel.id)
         assert [p.page_index for p in new_pages] == [3, 4]
@@ -131,7 +140,7 @@ def test_a_source_image_that_vanished_fails_the_job_before_any_model_loads(tmp_p
         sequel = store.enqueue("story", {"summary": "more", "continue_from": parent.id}, user_id=2)
         store.connection.execute("DELETE FROM artifacts WHERE job_id = ?", (parent.id,))
         with worker_in_thread(config, handlers=build_handlers(), resources=no_models):
-            ended = [wait_until(lambda j=j: (x := store.get(j.id)).is_finished and x, 60, what="the job to end") for j in (vary, sequel)]
+            ended = [finished_somehow(store, job.id) for job in (vary, sequel)]
     assert [(j.status, j.error.message) for j in ended] == [
         (JobStatus.FAILED, f"the source of this job (job {parent.id}, image 1) no longer exists"),
         (JobStatus.FAILED, f"job {parent.id} has no story to continue"),

@@ -24,7 +24,10 @@ def config(tmp_path: Path) -> Config:
         environ={},
         overrides={
             "paths": {"data_dir": str(tmp_path)},
-            "queue": {"lease_seconds": 1.0, "heartbeat_seconds": 0.1, "max_attempts": 3, "max_waiting_per_user": 1000, "max_waiting_total": 1000},
+            "queue": {
+                "lease_seconds": 1.0, "heartbeat_seconds": 0.1, "max_attempts": 3,
+                "max_waiting_per_user": 1000, "max_waiting_total": 1000,
+            },  # fmt: skip
             "worker": {"restart_backoff_seconds": 0.05, "restart_backoff_max_seconds": 1.0, "progress_interval": 0.1},
         },
     )
@@ -147,7 +150,8 @@ def test_a_hung_worker_loses_its_lease_and_another_one_finishes_the_job(store: J
     finally:
         first.send_signal(signal.SIGCONT)
     # The first worker wakes up, finds its lease gone, and drops its run without writing anything.
-    wait_until(lambda: "another worker took it over" in (processes.tmp_path / "first.log").read_text(), 20, what="the first worker to give up")
+    first_log = processes.tmp_path / "first.log"
+    wait_until(lambda: "another worker took it over" in first_log.read_text(), 20, what="the first worker to give up")
     assert store.get(job.id).status is JobStatus.SUCCEEDED
     (artifact,) = store.artifacts(job.id)
     assert artifact.data.decode() == f"{job.id} {second.pid}"

@@ -143,7 +143,8 @@ def test_handler_overrides_replace_only_what_they_name() -> None:
     defaults = build_handlers()
     assert handlers[JobKind.IMAGINE] is not defaults[JobKind.IMAGINE]
     assert handlers[JobKind.VARY] is defaults[JobKind.VARY]
-    for bad in ("no.colon", "storyloom.worker.testing:missing", "nonexistent.module:handlers", "storyloom.worker.testing:RUN_LOG"):
+    bad_specs = ("no.colon", "storyloom.worker.testing:missing", "nonexistent.module:handlers", "storyloom.worker.testing:RUN_LOG")
+    for bad in bad_specs:
         with pytest.raises(ConfigError):
             load_handlers(bad)
 
@@ -180,7 +181,8 @@ def test_measured_sizes_replace_estimates(config: Config) -> None:
         return object()
 
     specs = {"txt2img": ModelSpec("txt2img", "image", load), "story_writer": ModelSpec("story_writer", "language", load)}
-    resources = ModelResources(config, specs=specs, budget_bytes=20, estimates={"image": 1, "language": 1}, memory_probe=lambda: used[0])
+    estimates = {"image": 1, "language": 1}
+    resources = ModelResources(config, specs=specs, budget_bytes=20, estimates=estimates, memory_probe=lambda: used[0])
     resources.txt2img()
     assert resources.size("image") == 9
     resources.story_writer()  # 9 + estimate 1 fits in 20
@@ -188,7 +190,9 @@ def test_measured_sizes_replace_estimates(config: Config) -> None:
 
 
 def test_children_get_exactly_the_parents_configuration(tmp_path: Path) -> None:
-    config = make_config(tmp_path, image={"steps": 7}, worker={"devices": ["cpu", "cuda:1"]}, bot={"banned_words": ['a "quoted" word', "ünï"]})
+    config = make_config(
+        tmp_path, image={"steps": 7}, worker={"devices": ["cpu", "cuda:1"]}, bot={"banned_words": ['a "quoted" word', "ünï"]}
+    )
     environment = config_environment(config)
     assert load_config(None, environ=environment) == config.model_copy(
         update={"queue": config.queue.model_copy(update={"database": config.database_path.resolve()}),

@@ -60,10 +60,9 @@ def list_command(config: Config, args: argparse.Namespace) -> int:
         return 0
     now = time.time()
     rows = [("ID", "STATUS", "USER", "KIND", "AGE", "POSITION")]
-    rows += [
-        (str(job.id), str(job.status), str(job.user_id), str(job.kind), format_age(now - job.created_at), describe(job, positions.get(job.id)))
-        for job in jobs
-    ]
+    for job in jobs:
+        age = format_age(now - job.created_at)
+        rows.append((str(job.id), str(job.status), str(job.user_id), str(job.kind), age, describe(job, positions.get(job.id))))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())

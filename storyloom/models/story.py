@@ -23,14 +23,13 @@ from storyloom.config import Config
 from storyloom.errors import InvalidInput, JobCanceled
 from storyloom.models.book import BookFiles, save_page_image, write_book
 from storyloom.models.progress import CancelCheck, ProgressCallback, StepProgress
-from storyloom.models.story_checks import StoryInputs, check_story_inputs, fallback_title, write_text
+from storyloom.models.story_checks import StoryInputs, accept_title, check_story_inputs, fallback_title, write_text
 from storyloom.models.story_memory import chapter_synopsis, continuation
 from storyloom.models.story_pages import split_pages
 from storyloom.models.story_plan import (
     MAX_SEED,
     CastMember,
     ChapterPlan,
-    Character,
     CharacterLookup,
     PagePlan,
     StoryPlan,
@@ -41,7 +40,7 @@ from storyloom.models.story_planner import ScenePlan, StoryPlanner, compose_prom
 from storyloom.models.story_prompts import CastHint, story_request
 from storyloom.models.story_safety import SafetyScreen
 from storyloom.models.story_styles import get_style
-from storyloom.models.story_text import detect_language, looks_like_text, shorten
+from storyloom.models.story_text import detect_language
 from storyloom.models.story_writer import LanguageModel
 
 logger = logging.getLogger(__name__)
@@ -144,7 +143,7 @@ class StoryPipeline:
         _refuse_event_loop()
         inputs = self.check_inputs(summary, pages, style, character, seed)
         base_seed = inputs.seed if inputs.seed is not None else secrets.randbelow(MAX_SEED + 1)
-        known = [_cast_member(inputs.character)] if inputs.character else []
+        known = [CastMember.from_character(inputs.character)] if inputs.character else []
         hint = CastHint(known[0].name, known[0].description) if known else None
         request = story_request(
             inputs.summary, prompt_format=self.config.story.prompt_format, pages=inputs.pages,
@@ -159,7 +158,7 @@ class StoryPipeline:
             page_texts, known_cast=known, summary=inputs.summary, seed=base_seed, should_cancel=should_cancel
         )
         _report(progress, "planning", 1, 1)
-        title = _first_title(self.screen, written.title, scenes.title) or fallback_title(inputs.summary)
+        title = accept_title(self.screen, written.title, scenes.title) or fallback_title(inputs.summary)
         language, direction = detect_language(inputs.summary + "\n" + written.body)
         plan = StoryPlan(
             title=title, summary=inputs.summary, language=language, direction=direction, style=inputs.style.name,
@@ -267,14 +266,11 @@ class StoryPipeline:
         )
         _report(progress, "planning", 0, 1)
         scenes = StoryPlanner(self.lm, temperature=settings.plan_temperature, screen=self.screen)(
-            split_pages(written.body, count),
-            known_cast=plan.cast,
-            summary=hint or plan.summary,
-            seed=seed,
+            split_pages(written.body, count), known_cast=plan.cast, summary=hint or plan.summary, seed=seed,
             should_cancel=should_cancel,
         )
         _report(progress, "planning", 1, 1)
-        title = _first_title(self.screen, written.title) or f"Chapter {chapter}"
+        title = accept_title(self.screen, written.title) or f"Chapter {chapter}"
         plan.chapters.append(ChapterPlan(number=chapter, title=title, summary=hint, text=written.body))
         plan.cast = scenes.cast
         plan.pages = plan.pages + self._page_plans(plan, scenes, chapter=chapter)
@@ -293,32 +289,13 @@ class StoryPipeline:
         for offset, planned in enumerate(scenes.pages):
             number = first + offset
             members = [by_name[name] for name in planned.characters if name in by_name]
-            pages.append(
-                PagePlan(
-                    number=number,
-                    chapter=chapter,
-                    text=planned.text,
-                    scene=planned.scene,
-                    characters=planned.characters,
-                    prompt=compose_prompt(style, planned.scene, members),
-                    negative_prompt=style.negative_prompt,
-                    seed=page_seed(plan.base_seed, number),
-                    source=planned.source,
-                )
-            )
+            page = PagePlan(
+                number=number, chapter=chapter, text=planned.text, scene=planned.scene, characters=planned.characters,
+                prompt=compose_prompt(style, planned.scene, members), negative_prompt=style.negative_prompt,
+                seed=page_seed(plan.base_seed, number), source=planned.source,
+            )  # fmt: skip
+            pages.append(page)
         return pages
-
-
-def _cast_member(character: Character) -> CastMember:
-    description = character.description or f"a {character.class_name}"
-    return CastMember(name=character.name, description=description, token=character.token)
-
-
-def _first_title(screen: SafetyScreen, *candidates: str | None) -> str | None:
-    for candidate in candidates:
-        if candidate and looks_like_text(candidate, min_letters=2) and screen.check(candidate).allowed:
-            return shorten(candidate, 80)
-    return None
 
 
 def _report(progress: ProgressCallback | None, stage: str, step: int, total: int) -> None:

@@ -20,6 +20,7 @@ from storyloom.models.story_text import (
     clean_model_text,
     extract_title,
     letter_count,
+    looks_like_text,
     paragraphs,
     shorten,
     split_sentences,
@@ -27,6 +28,7 @@ from storyloom.models.story_text import (
 from storyloom.models.story_writer import LanguageModel, TextRequest
 
 MAX_PAGES = 20
+MAX_TITLE_CHARS = 80
 # A story needs at least this many letters (and one per page) to be worth a book.
 MIN_STORY_LETTERS = 20
 # When generation hit the token limit, drop the unfinished last sentence if that keeps this much text.
@@ -114,6 +116,14 @@ def write_text(
             body = cut
         return WrittenText(title, body, notes)
     raise StoryFailed(f"The story model {problem} ({attempts} tries). Please try again, or change the summary.")
+
+
+def accept_title(screen: SafetyScreen, *candidates: str | None) -> str | None:
+    """The first candidate title that reads like text and is suitable, shortened; None if none is."""
+    for candidate in candidates:
+        if candidate and looks_like_text(candidate, min_letters=2) and screen.check(candidate).allowed:
+            return shorten(candidate, MAX_TITLE_CHARS)
+    return None
 
 
 def fallback_title(summary: str) -> str:

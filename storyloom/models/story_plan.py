@@ -68,6 +68,12 @@ class CastMember(_Plain):
     description: str
     token: str = ""  # trained identifier + class (``bhna cat``) for registered characters
 
+    @classmethod
+    def from_character(cls, character: Character) -> CastMember:
+        """A registered character keeps its trained look: its token and its own description."""
+        description = character.description or f"a {character.class_name}"
+        return cls(name=character.name, description=description, token=character.token)
+
     def prompt_text(self) -> str:
         if self.token:
             # Emphasis (AUTOMATIC1111 syntax) keeps the trained character from being drowned by the scene.

@@ -127,7 +127,8 @@ def validate_params(kind: JobKind, params: Mapping[str, Any] | JobParams) -> Job
 
 def encode_params(kind: JobKind, params: Mapping[str, Any] | JobParams) -> str:
     """Validated parameters as the JSON stored in the job row (normalized: defaults filled in)."""
-    text = json.dumps(validate_params(kind, params).model_dump(mode="json", exclude_none=True), ensure_ascii=False, sort_keys=True)
+    values = validate_params(kind, params).model_dump(mode="json", exclude_none=True)
+    text = json.dumps(values, ensure_ascii=False, sort_keys=True)
     if len(text.encode("utf-8")) > MAX_PARAMS_BYTES:
         raise InvalidInput(f"{kind} parameters are too large (more than {MAX_PARAMS_BYTES // 1024} KiB)")
     return text

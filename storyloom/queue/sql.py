@@ -175,6 +175,7 @@ VALUES (:id, :host, :pid, :device, :now, :now, NULL, '[]')
 ON CONFLICT (id) DO UPDATE SET last_seen = :now, stopped_at = NULL
 """
 TOUCH_WORKER = "UPDATE workers SET last_seen = :now, job_id = :job_id, models = :models WHERE id = :id"
+WORKER_TOOK_JOB = "UPDATE workers SET last_seen = :now, job_id = :job_id WHERE id = :id"
 STOP_WORKER = "UPDATE workers SET stopped_at = :now, job_id = NULL WHERE id = :id AND stopped_at IS NULL"
 SELECT_WORKERS = "SELECT * FROM workers WHERE stopped_at IS NULL OR stopped_at >= ? ORDER BY started_at"
 

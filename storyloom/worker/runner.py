@@ -64,6 +64,12 @@ class Worker:
         self._next_sweep = 0.0
         self._idle_since: float | None = None
         self._maybe_more = True
+        if config.queue.heartbeat_seconds * 2 > config.queue.lease_seconds:
+            logger.warning(
+                "queue.heartbeat_seconds (%g) should be well under half of queue.lease_seconds (%g), "
+                "or a busy worker may lose its job to another",
+                config.queue.heartbeat_seconds, config.queue.lease_seconds,
+            )  # fmt: skip
 
     def run(self) -> None:
         store = self._open_store()

@@ -22,9 +22,6 @@ from storyloom.queue.operation import Operation, Steps, autocommit, one, query, 
 from storyloom.queue.params import NEEDS_PARENT, JobParams, encode_params, parse_kind, validate_params
 from storyloom.queue.transitions import InvalidTransition, JobNotFound, load_job, transition
 
-ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
-
-
 def enqueue(
     kind: str | JobKind,
     params: Mapping[str, Any] | JobParams,
@@ -147,7 +144,8 @@ def cancel(job_id: int, now: float) -> Steps[Job]:
     if job.status is JobStatus.RUNNING:
         yield from query(sql.REQUEST_CANCEL, (job_id,))
         return (yield from load_job(job_id))
-    followups = [Job.from_row(row) for row in (yield from query(sql.SELECT_UNFINISHED_FOLLOWUPS, (job_id,)))]
+    rows = yield from query(sql.SELECT_UNFINISHED_FOLLOWUPS, (job_id,))
+    followups = [Job.from_row(row) for row in rows]
     for child in followups:
         if child.status is JobStatus.QUEUED:
             yield from transition(child, JobStatus.CANCELED, now=now)
@@ -202,8 +200,10 @@ def preview(job_id: int) -> Steps[bytes | None]:
 @reads
 def positions(job_ids: Iterable[int] | None, now: float, live_after: float) -> Steps[dict[int, QueuePosition]]:
     """Positions of the given jobs (all active jobs when None), from one consistent snapshot."""
-    waiting = [Waiting(r["id"], r["user_id"], r["kind"], r["last_served"]) for r in (yield from query(sql.SELECT_WAITING_FOR_ORDER))]
-    running = [Running(r["id"], r["kind"], r["started_at"]) for r in (yield from query(sql.SELECT_RUNNING_FOR_ETA))]
+    rows = yield from query(sql.SELECT_WAITING_FOR_ORDER)
+    waiting = [Waiting(r["id"], r["user_id"], r["kind"], r["last_served"]) for r in rows]
+    rows = yield from query(sql.SELECT_RUNNING_FOR_ETA)
+    running = [Running(r["id"], r["kind"], r["started_at"]) for r in rows]
     averages = {r["kind"]: r["average"] for r in (yield from query(sql.SELECT_DURATIONS))}
     workers = yield from scalar(sql.COUNT_LIVE_WORKERS, (live_after,))
     estimates = estimate_waits(serving_order(waiting), running, averages, workers=workers, now=now)

@@ -58,7 +58,7 @@ def claim(worker_id: str, kinds: Sequence[str], now: float, settings: QueueConfi
         lease_expires_at=now + settings.lease_seconds,
         runs=job.runs + 1,
     )
-    yield from query(sql.TOUCH_WORKER, {"id": worker_id, "now": now, "job_id": job.id, "models": "[]"})
+    yield from query(sql.WORKER_TOOK_JOB, {"id": worker_id, "now": now, "job_id": job.id})
     return job
 
 
