@@ -8,7 +8,7 @@ ENV DEBIAN_FRONTEND=noninteractive \
     STORYLOOM_PATHS__DATA_DIR=/data
 
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3.11 python3.11-venv fonts-dejavu-core \
+ && apt-get install -y --no-install-recommends python3.11 python3.11-venv fonts-dejavu-core fonts-noto-cjk \
  && rm -rf /var/lib/apt/lists/*
 
 RUN useradd --create-home --uid 1000 storyloom \

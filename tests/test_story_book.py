@@ -147,3 +147,29 @@ def test_page_png_carries_its_parameters(tmp_path):
     params = read_png_parameters(tmp_path / "page-01.png")
     assert params is not None and params.seed == plan.pages[0].seed
     assert Image.open(tmp_path / "page-01.png").size == (64, 64)
+
+
+def _is_subsequence(needles: list[str], haystack: list[str]) -> bool:
+    remaining = iter(haystack)
+    return all(any(word == candidate for candidate in remaining) for word in needles)
+
+
+def test_pdf_renders_with_title_on_the_cover_and_every_word_of_every_page(tmp_path):
+    """Rendered by a real PDF engine: the cover shows the title and a picture; no page text is lost or clipped."""
+    pdfium = pytest.importorskip("pypdfium2")
+    plan = make_plan(ENGLISH_PAGES)
+    illustrate(plan, tmp_path)
+    files = write_book(plan, tmp_path)
+    document = pdfium.PdfDocument(str(files.pdf))
+    assert len(document) == 1 + len(plan.pages)
+
+    def words(text: str) -> list[str]:
+        return re.findall(r"[A-Za-z]+", text)
+
+    assert _is_subsequence(words(plan.title), words(document[0].get_textpage().get_text_range()))
+    cover = document[0].render(scale=1).to_pil().convert("L")
+    low, high = cover.getextrema()
+    assert high - low > 50  # a picture, not a blank sheet
+    for number, page in enumerate(plan.pages, start=1):
+        extracted = words(document[number].get_textpage().get_text_range())
+        assert _is_subsequence(words(page.text), extracted), f"page {number} lost words"
