@@ -24,9 +24,16 @@ def user_version(path: Path) -> int:
         return connection.execute("PRAGMA user_version").fetchone()[0]
 
 
-def test_an_empty_file_is_migrated_to_the_latest_schema(tmp_path: Path) -> None:
+@pytest.mark.parametrize("start", ["no file", "empty file", "version-0 SQLite file"])
+def test_a_new_or_version_0_file_is_migrated_to_the_latest_schema(tmp_path: Path, start: str) -> None:
     path = tmp_path / "jobs.db"
-    path.touch()
+    if start == "empty file":
+        path.touch()
+    elif start == "version-0 SQLite file":
+        with sqlite3.connect(path) as connection:  # a real SQLite file: header written, no tables
+            connection.execute("PRAGMA user_version = 0")
+            connection.execute("VACUUM")
+        assert path.stat().st_size > 0
     with JobStore.open(path) as store:
         store.enqueue("imagine", {"prompt": "x"}, user_id=1)
     latest = len(load_migrations())

@@ -34,7 +34,7 @@ def image(artifact) -> Image.Image:
 
 
 def test_imagine_vary_and_upscale_on_tiny_models(tmp_path: Path, tiny_models) -> None:
-    config = make_tiny_config(tmp_path, tiny_models, image={"steps": 3})
+    config = make_tiny_config(tmp_path, tiny_models, image={"steps": 3}, queue={"heartbeat_seconds": 0.2})
     with JobStore.from_config(config) as store, worker_in_thread(config, handlers=build_handlers()):
         request = {"prompt": "a ((red)) fox", "negative_prompt": "blurry", "seed": 5, "num_inference_steps": 2}
         grid_job = store.enqueue("imagine", request, user_id=1)

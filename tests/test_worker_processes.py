@@ -156,3 +156,17 @@ def test_a_hung_worker_loses_its_lease_and_another_one_finishes_the_job(store: J
     (artifact,) = store.artifacts(job.id)
     assert artifact.data.decode() == f"{job.id} {second.pid}"
     assert first.poll() is None  # still alive and ready for more work
+
+
+def test_workers_do_not_outlive_a_killed_supervisor(store: JobStore, processes: Processes) -> None:
+    import psutil
+
+    supervisor = processes.start("supervisor", devices=["cpu"])
+    (worker,) = wait_until(lambda: live_workers(store), 20, what="a worker")
+    supervisor.kill()
+    supervisor.wait()
+    def gone() -> bool:
+        return not psutil.pid_exists(worker.pid) or psutil.Process(worker.pid).status() == psutil.STATUS_ZOMBIE
+
+    wait_until(gone, 20, what="the orphaned worker to stop")
+    assert live_workers(store) == []

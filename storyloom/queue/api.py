@@ -8,7 +8,6 @@ same result. The annotations name the result; on the async store, ``await`` the 
 
 from __future__ import annotations
 
-import time
 from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 from storyloom.config import QueueConfig
@@ -43,7 +42,7 @@ DAY = 86400.0
 class StoreApi:
     settings: QueueConfig
     where: str  # the file, for messages
-    clock: Clock = time.time
+    clock: Clock  # wall-clock seconds; shared by every process that uses the file
 
     def _run(self, op: Operation[T]) -> T:
         raise NotImplementedError
@@ -163,7 +162,10 @@ class StoreApi:
             if key in seen:
                 raise InvalidInput(f"two results of job {job_id} are both {item.kind} number {item.index}")
             seen.add(key)
-        encoded = [(parse_kind(f.kind), encode_params(parse_kind(f.kind), f.params), f.page_index) for f in followups]
+        encoded = []
+        for followup in followups:
+            kind = parse_kind(followup.kind)
+            encoded.append((kind, encode_params(kind, followup.params), followup.page_index))
         return self._run(work.complete(job_id, worker_id, tuple(artifacts), encoded, self.clock()))
 
     def fail(self, job_id: int, worker_id: str, error: JobError) -> Job:

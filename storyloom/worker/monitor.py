@@ -58,12 +58,15 @@ class JobMonitor:
         self._clock = clock
         self._last_write = float("-inf")
         self._last_check = clock()
+        # The store's connection belongs to the worker's thread; model code that reports from a helper
+        # thread (a text streamer, say) gets the flags only, which the heartbeat keeps current.
+        self._owner = threading.get_ident()
         self.cancel_requested = threading.Event()  # someone asked to cancel this job
         self.lease_lost = threading.Event()  # the job was given to another worker
 
     def progress(self, update: StepProgress) -> None:
         now = self._clock()
-        if now - self._last_write < self._interval:
+        if now - self._last_write < self._interval or threading.get_ident() != self._owner:
             return
         self._last_write = now
         preview = preview_jpeg(update.preview) if update.preview is not None else None
@@ -80,7 +83,7 @@ class JobMonitor:
         if self._shutdown.is_set() or self.cancel_requested.is_set() or self.lease_lost.is_set():
             return True
         now = self._clock()
-        if now - self._last_check >= CANCEL_POLL_SECONDS:
+        if now - self._last_check >= CANCEL_POLL_SECONDS and threading.get_ident() == self._owner:
             self._last_check = now
             try:
                 self.absorb(self._store.cancel_state(self.job_id, self._worker_id))

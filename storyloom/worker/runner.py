@@ -14,6 +14,7 @@ since the last look, and only then does the worker query for work.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import traceback
@@ -36,6 +37,7 @@ logger = logging.getLogger(__name__)
 # After this long without work the poll interval grows (up to MAX_IDLE_POLL) to keep an idle worker quiet.
 IDLE_RAMP_SECONDS = 10.0
 MAX_IDLE_POLL = 0.25
+STORE_RETRY_SECONDS = 1.0
 
 
 class Worker:
@@ -49,6 +51,7 @@ class Worker:
         device: str,
         stop: threading.Event | None = None,
         max_jobs: int | None = None,
+        parent_pid: int | None = None,
     ) -> None:
         self.config = config
         self.identity = WorkerIdentity.current(device)
@@ -59,6 +62,7 @@ class Worker:
         self.resources = resources
         self.stop = stop or threading.Event()
         self._max_jobs = max_jobs
+        self._parent_pid = parent_pid  # a supervised worker stops when its supervisor is gone
         self.jobs_done = 0
         self._seen_version: int | None = None
         self._next_sweep = 0.0
@@ -82,7 +86,12 @@ class Worker:
             heartbeat.start()
             logger.info("worker %s ready for: %s", self.id, ", ".join(self._kinds))
             while not self.stop.is_set():
-                job = self._next_job(store)
+                try:
+                    job = self._next_job(store)
+                except StoreError as exc:  # busy or briefly unwritable: wait and look again, don't die
+                    logger.warning("worker %s cannot look for work: %s", self.id, exc)
+                    self.stop.wait(STORE_RETRY_SECONDS)
+                    continue
                 if job is None:
                     continue
                 self.run_job(store, heartbeat, job)
@@ -101,6 +110,10 @@ class Worker:
     # --- waiting -------------------------------------------------------------------------------------
 
     def _next_job(self, store: JobStore) -> Job | None:
+        if self._parent_pid is not None and os.getppid() != self._parent_pid:
+            logger.warning("worker %s: its supervisor is gone; stopping", self.id)
+            self.stop.set()
+            return None
         now = time.monotonic()
         version = store.data_version()
         if self._maybe_more or version != self._seen_version or now >= self._next_sweep:

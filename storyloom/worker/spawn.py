@@ -36,7 +36,7 @@ def config_environment(config: Config) -> dict[str, str]:
 
 def worker_command(device: str, handler_specs: Iterable[str] = ()) -> list[str]:
     """``python -m storyloom.worker --device D``: the worker alone, without the rest of the CLI's imports."""
-    command = [sys.executable, "-m", "storyloom.worker", "--device", device]
+    command = [sys.executable, "-m", "storyloom.worker", "--device", device, "--supervised"]
     for spec in handler_specs:
         command += ["--handlers", spec]
     return command

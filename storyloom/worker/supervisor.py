@@ -7,6 +7,8 @@
 - On ``stop()`` (SIGTERM/SIGINT in the CLI) each worker gets SIGTERM, hands its running job back to the
   queue without losing an attempt, and exits. A worker that does not exit in time is killed and its jobs
   are handed back the same way. Nothing is lost.
+- If the supervisor itself is killed, its workers notice that their parent changed and stop after their
+  current job, so a restarted supervisor never ends up with twice the workers on one device.
 
 It runs in the foreground of whatever owns it (``storyloom worker --devices``, ``storyloom run``) and uses
 no signals itself, so it can also run in a thread.

@@ -22,6 +22,7 @@ from storyloom.queue.operation import Operation, Steps, autocommit, one, query, 
 from storyloom.queue.params import NEEDS_PARENT, JobParams, encode_params, parse_kind, validate_params
 from storyloom.queue.transitions import InvalidTransition, JobNotFound, load_job, transition
 
+
 def enqueue(
     kind: str | JobKind,
     params: Mapping[str, Any] | JobParams,
@@ -34,10 +35,11 @@ def enqueue(
 ) -> Operation[Job]:
     """Validate first (no transaction is opened for bad input), then check caps and insert atomically."""
     kind = parse_kind(kind)
-    encoded = encode_params(kind, params)
+    typed = validate_params(kind, params)
+    encoded = encode_params(kind, typed)
     if kind in NEEDS_PARENT and parent_id is None:
         raise InvalidInput(f"a {kind} job needs the job it works on (parent_id)")
-    index = getattr(validate_params(kind, params), "index", None) if kind in NEEDS_PARENT else None
+    index = getattr(typed, "index", None) if kind in NEEDS_PARENT else None
     return _enqueue(kind, encoded, destination, parent_id, index, now, settings, enforce_caps)
 
 
