@@ -155,8 +155,11 @@ def _memory_growth(store: Any, pid: int) -> dict:
 
 
 def _tiny_models_dir() -> Path:
+    """The tests' tiny-model cache (same place, same format version), so nothing is built twice."""
+    from storyloom.models.tiny import TINY_FORMAT_VERSION
+
     base = os.environ.get("STORYLOOM_TEST_CACHE") or Path.home() / ".cache" / "storyloom-tests"
-    return Path(base) / "tiny-models"
+    return Path(base) / f"tiny-models-v{TINY_FORMAT_VERSION}"
 
 
 def _tiny_config(data_dir: Path, models: Any) -> Any:
