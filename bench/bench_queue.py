@@ -7,7 +7,8 @@
   enqueue (``created_at``) to results committed (``finished_at``), against the bare ``Txt2Img`` call with
   the same request in this process (same model, steps, size and batch of four). Rounds alternate which
   goes first; median of per-round ratios. The worker's extra work: noticing the job, claiming it,
-  progress writes with previews, PNG encoding of the grid and the four images, one commit.
+  progress writes with previews, PNG encoding of the grid and the images, one commit. Both sides use one
+  torch thread (see ``_imagine_benchmarks``).
 - ``worker_memory_growth``: resident memory of that same worker process after 200 small ``imagine`` jobs
   (1 step, 1 image, 32x32, no safety check) against after the first 20. A per-job leak would show as growth.
 """
@@ -83,9 +84,16 @@ def _imagine_benchmarks(data_dir: Path) -> list[dict]:
     from storyloom.queue import JobStore
     from storyloom.worker.testing import start_worker_process
 
+    import torch
+
     config = _tiny_config(data_dir, make_tiny_models(_tiny_models_dir()))
+    # One torch thread on both sides: on a small shared machine, two-thread pools stall on each other and on
+    # other processes, and that noise would swamp the few milliseconds being measured.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    single = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     with JobStore.from_config(config) as store:
-        worker = start_worker_process(config, handler_specs=(), stderr=subprocess.DEVNULL)  # the real handlers
+        worker = start_worker_process(config, handler_specs=(), environment=single, stderr=subprocess.DEVNULL)
         try:
             started = time.monotonic()
             overhead = _overhead(store, Txt2Img.from_config(config))
@@ -96,6 +104,7 @@ def _imagine_benchmarks(data_dir: Path) -> list[dict]:
             return [overhead, memory]
         finally:
             _stop(worker)
+            torch.set_num_threads(threads)
 
 
 def _overhead(store: Any, pipeline: Any) -> dict:

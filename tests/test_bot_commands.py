@@ -60,3 +60,178 @@ async def test_imagine_is_deferred_queued_and_delivered_into_a_thread(fake: Fake
         await fake.wait_for(lambda: fake.message(status.id).content.startswith("✅"), timeout=5)
         assert thread.name == "a red cat"
         assert await store.is_delivered(job_id)
+
+
+# ------------------------------------------------------------------------------------------------ bad input
+BAD_IMAGINE = [
+    ({"prompt": ""}, "empty"),
+    ({"prompt": "   "}, "empty"),
+    ({"prompt": "x" * 20_000}, "20,000 characters"),
+    ({"prompt": "a cat", "ar": "abc"}, "aspect ratio"),
+    ({"prompt": "a cat", "ar": "10:1"}, "aspect ratio"),
+    ({"prompt": "a cat", "steps": 0}, "steps must be between"),
+    ({"prompt": "a cat", "steps": 500}, "steps must be between"),
+    ({"prompt": "a cat", "seed": -1}, "seed"),
+    ({"prompt": "((a cat"}, "prompt"),
+    ({"prompt": "a cat", "negative": "y" * 20_000}, "negative prompt"),
+    ({"prompt": "a Forbidden thing"}, "does not allow"),
+]
+
+
+async def test_bad_inputs_get_ephemeral_errors_and_queue_nothing(fake: FakeDiscord, store, tmp_path: Path) -> None:
+    config = bot_config(tmp_path, banned_words=["forbidden"])
+    async with running_bot(config, store, fake):
+        cases = [("imagine", options, expected) for options, expected in BAD_IMAGINE] + [
+            ("story", {"summary": "  "}, "summary is empty"),
+            ("story", {"summary": "a knight with a gun"}, "gentle stories"),
+            ("story", {"summary": "a cat and a forbidden box"}, "gentle stories"),
+            ("story", {"summary": "a cat", "style": "cubist"}, "style"),
+            ("story", {"summary": "a cat", "pages": 50}, "pages"),
+        ]
+        for name, options, expected in cases:
+            handle = await fake.invoke_command(name, options, validate=False)
+            ack = await handle.wait_ack()
+            reply = handle.original_response()
+            assert ack.type == 4 and reply.ephemeral, (name, options)
+            assert reply.content.startswith("⚠️") and expected in reply.content, (options, reply.content)
+        assert await store.list_jobs(tuple(JobStatus)) == []
+        assert fake.threads_of(fake.text_channel) == []
+
+
+# ------------------------------------------------------------------------------------------------ places
+async def test_in_direct_messages_results_come_in_place_and_the_status_says_why(fake: FakeDiscord, store, tmp_path: Path) -> None:
+    async with running_bot(bot_config(tmp_path), store, fake), fast_worker(store):
+        handle = await fake.invoke_command("imagine", {"prompt": "a quiet moon"}, channel=fake.dm_channel)
+        status = await handle.wait_original()
+        assert "direct messages have no threads" in status.content
+        grid = await fake.wait_for_message(fake.dm_channel, lambda m: bool(m.attachments))
+        assert int(grid.message_reference["message_id"]) == status.id  # it answers the request
+        job = await store.get(job_of(grid))
+        assert (job.guild_id, job.channel_id, job.thread_id) == (None, fake.dm_channel.id, None)
+        assert job.params["safety_checker"] is True  # DMs are not age-restricted
+
+
+async def test_where_threads_are_refused_results_come_in_place(fake: FakeDiscord, store, tmp_path: Path) -> None:
+    async with running_bot(bot_config(tmp_path), store, fake), fast_worker(store):
+        handle = await fake.invoke_command("imagine", {"prompt": "a loud sun"}, channel=fake.no_threads_channel)
+        status = await handle.wait_original()
+        grid = await fake.wait_for_message(fake.no_threads_channel, lambda m: bool(m.attachments))
+        await fake.wait_for(lambda: "threads are not allowed" in fake.message(status.id).content, timeout=5)
+        assert fake.threads_of(fake.no_threads_channel) == [] and job_of(grid) is not None
+
+
+async def test_results_in_the_channel_when_threads_are_switched_off(fake: FakeDiscord, store, tmp_path: Path) -> None:
+    async with running_bot(bot_config(tmp_path, results_in_thread=False), store, fake), fast_worker(store):
+        handle = await fake.invoke_command("imagine", {"prompt": "a red fox"})
+        await handle.wait_original()
+        grid = await fake.wait_for_message(fake.text_channel, lambda m: bool(m.attachments))
+        assert fake.threads_of(fake.text_channel) == [] and job_of(grid) is not None
+
+
+async def test_age_restricted_channels_leave_the_safety_checker_to_the_config(fake: FakeDiscord, store, tmp_path: Path) -> None:
+    async with running_bot(bot_config(tmp_path), store, fake):
+        first = await fake.invoke_command("imagine", {"prompt": "a night club"}, channel=fake.nsfw_channel)
+        second = await fake.invoke_command("imagine", {"prompt": "a day club"})
+        for handle in (first, second):
+            await handle.wait_original()
+        jobs = {job.params["prompt"]: job for job in await store.list_jobs(tuple(JobStatus))}
+        assert "safety_checker" not in jobs["a night club"].params  # None: the configured default
+        assert jobs["a day club"].params["safety_checker"] is True
+
+
+# ------------------------------------------------------------------------------------------------ /queue, /cancel, /help, /status
+async def test_queue_cancel_help_and_status(fake: FakeDiscord, store, tmp_path: Path) -> None:
+    async with running_bot(bot_config(tmp_path), store, fake):
+        mine = await fake.invoke_command("imagine", {"prompt": "first"})
+        theirs = await fake.invoke_command("imagine", {"prompt": "second"}, user=fake.owner)
+        mine_id = job_of(await mine.wait_original())
+        theirs_id = job_of(await theirs.wait_original())
+
+        listing = await fake.invoke_command("queue")
+        [reply] = await listing.wait_followups(1)
+        assert reply.ephemeral and f"`{mine_id}`" in reply.content and f"`{theirs_id}`" not in reply.content
+        assert "position 1" in reply.content and "2 waiting" in reply.content
+
+        refused = await fake.invoke_command("cancel", {"job": theirs_id})
+        [answer] = await refused.wait_followups(1)
+        assert answer.ephemeral and "someone else" in answer.content and f"job {theirs_id}" in answer.content
+        assert (await store.get(theirs_id)).status is JobStatus.QUEUED
+
+        by_manager = await fake.invoke_command("cancel", {"job": theirs_id}, user=fake.manager)
+        assert f"Canceled job {theirs_id}" in (await by_manager.wait_followups(1))[0].content
+        newest = await fake.invoke_command("cancel")
+        assert f"Canceled job {mine_id}" in (await newest.wait_followups(1))[0].content
+        unknown = await fake.invoke_command("cancel", {"job": 999})
+        assert "999" in (await unknown.wait_followups(1))[0].content
+        for job_id in (mine_id, theirs_id):
+            assert (await store.get(job_id)).status is JobStatus.CANCELED
+        status = await fake.wait_for(lambda: fake.message(mine.original_response().id).content.startswith("🛑") and True, timeout=5)
+        assert status
+
+        helped = await fake.invoke_command("help")
+        await helped.wait_ack()
+        assert helped.original_response().ephemeral and "/imagine" in helped.original_response().content
+
+        denied = await fake.invoke_command("status", validate=False)
+        await denied.wait_ack()
+        assert denied.original_response().ephemeral and "managers" in denied.original_response().content
+        await store.register_worker("host/1/cpu", host="host", pid=1, device="cpu")
+        shown = await fake.invoke_command("status", user=fake.manager)
+        [report] = await shown.wait_followups(1)
+        assert report.ephemeral and "host/1/cpu" in report.content and "**cpu**" in report.content
+
+
+# ------------------------------------------------------------------------------------------------ stories
+async def test_story_flow_with_a_failed_page_redraw_and_upscale(fake: FakeDiscord, store, tmp_path: Path) -> None:
+    async with running_bot(bot_config(tmp_path), store, fake), fast_worker(store) as worker:
+        handle = await fake.invoke_command("story", {"summary": "a cat and a red ball", "pages": 3})
+        status = await handle.wait_original()
+        story_id = job_of(status)
+        thread = await fake.wait_for(lambda: fake.threads_of(fake.text_channel) and fake.threads_of(fake.text_channel)[0])
+        book = await fake.wait_for_message(thread, lambda m: any(a.filename.endswith(".pdf") for a in m.attachments), timeout=10)
+        assert fake.channel(thread.id).name == "The Cat and the Red Ball"
+        contents = [m.content.split("\n")[0] for m in fake.messages_in(thread)]
+        assert contents == ["📖 **The Cat and the Red Ball**", "**Page 1**", "**Page 2**", "**Page 3**", contents[-1]]
+        assert book.attachments[0].data.startswith(b"%PDF")
+        await fake.wait_for(lambda: fake.message(status.id).content.startswith("✅"), timeout=5)
+
+        pages = [m for m in fake.messages_in(thread) if m.content.startswith("**Page")]
+        worker.fail_kinds.add(JobKind.STORY_PAGE)
+        redraw = await fake.click_button(pages[1], f"sl:rd:{job_of(pages[1])}", user=fake.owner)
+        redraw_id = job_of((await redraw.wait_followups(1))[0])
+        failed = await fake.wait_for_message(thread, lambda m: job_of(m) == redraw_id and "failed" in m.content)
+        assert "the fast worker refuses this" in failed.content and f"<@{fake.owner.id}>" in failed.content
+        worker.fail_kinds.clear()
+
+        again = await fake.click_button(pages[1], f"sl:rd:{job_of(pages[1])}")
+        again_id = job_of((await again.wait_followups(1))[0])
+        redrawn = await fake.wait_for_message(thread, lambda m: job_of(m) == again_id and bool(m.attachments))
+        assert redrawn.content.startswith("**Page 2** (redrawn)")
+        job = await store.get(again_id)
+        assert (job.kind, job.parent_id, job.params["page"]) == (JobKind.STORY_PAGE, story_id, 1)
+        assert job.params["seed"] != (await store.get(job_of(pages[1]))).params.get("seed")
+
+        up = await fake.click_button(pages[0], f"sl:u:{job_of(pages[0])}:1")
+        up_id = job_of((await up.wait_followups(1))[0])
+        upscaled = await fake.wait_for_message(thread, lambda m: job_of(m) == up_id and bool(m.attachments))
+        assert upscaled.custom_ids()[0] == f"sl:vs:{up_id}:1"
+
+
+async def test_a_failed_story_page_is_reported_and_the_book_still_comes(fake: FakeDiscord, store, tmp_path: Path) -> None:
+    async with running_bot(bot_config(tmp_path), store, fake), fast_worker(store) as worker:
+        worker.paused.set()
+        handle = await fake.invoke_command("story", {"summary": "a dog and a kite", "pages": 2})
+        story_id = job_of(await handle.wait_original())
+        job = await store.claim("fast/1", ["story"])
+        artifacts, followups = worker.results(job)
+        await store.complete(job.id, "fast/1", artifacts, followups)
+        page1, page2 = [c for c in await store.children(story_id)]
+        from storyloom.queue.job import JobError
+
+        first = await store.claim("fast/1", ["story_page"])
+        await store.fail(first.id, "fast/1", JobError("out of paint", "Test"))
+        worker.paused.clear()
+        thread = fake.threads_of(fake.text_channel)[0]
+        book = await fake.wait_for_message(thread, lambda m: any(a.filename.endswith(".pdf") for a in m.attachments), timeout=10)
+        lines = [m.content.split("\n")[0] for m in fake.messages_in(thread)]
+        assert "out of paint" in lines[1] and lines[2] == "**Page 2**" and book.custom_ids() == [f"sl:c:{story_id}"]

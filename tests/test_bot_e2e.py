@@ -24,7 +24,7 @@ from fakediscord.state import DEFAULT_ATTACHMENT_LIMIT
 
 from test_bot_support import (
     LogCollector, RunningBot, SupervisedWorker, collecting_logs, job_of, messages_of_job, open_store, start_bot,
-    wait_job,
+    wait_delivered, wait_job,
 )  # fmt: skip
 
 from storyloom.config import Config
@@ -116,7 +116,8 @@ async def test_imagine_shows_progress_then_a_grid_with_nine_buttons(world: World
     assert final.attachments == []  # the preview is gone once the job is done
     times = edit_times(world, status)
     assert all(b - a >= EDIT_INTERVAL * 0.9 for a, b in zip(times, times[1:])), times
-    assert (await store.get(job_id)).status is JobStatus.SUCCEEDED and await store.is_delivered(job_id)
+    assert (await store.get(job_id)).status is JobStatus.SUCCEEDED
+    assert await wait_delivered(store, job_id) == (grid.id,)
     world.shared.update(grid=grid, thread=thread, seeds=grid.content)
 
 
@@ -208,7 +209,7 @@ async def test_story_gets_a_thread_named_after_its_title_pages_in_order_then_the
     submitted = await click.submit_modal({"next": "the ball rolls into the pond", "pages": "1"})
     assert (await submitted.wait_ack()).type == 5
     next_id = status_job((await submitted.wait_followups(1))[0])
-    chapter = await store.get(next_id)
+    chapter = await wait_job(store, next_id, lambda j: j.channel_id is not None, timeout=5)
     assert (chapter.kind, chapter.params["continue_from"], chapter.thread_id, chapter.channel_id) == (JobKind.STORY, story_id, None, thread.id)
     cancel = await fake.invoke_command("cancel", {"job": next_id})
     [answer] = await cancel.wait_followups(1)
@@ -243,7 +244,7 @@ async def test_deleted_status_message_does_not_lose_the_result(world: World) -> 
     fake.delete_message(fake.no_threads_channel, status)
     grid = await fake.wait_for_message(fake.no_threads_channel, lambda m: job_of(m) == job_id and is_grid(m), timeout=WORK_TIMEOUT)
     assert fake.threads_of(fake.no_threads_channel) == []
-    assert await world.store.is_delivered(job_id)
+    assert await wait_delivered(world.store, job_id) == (grid.id,)
     assert [m.id for m in messages_of_job(fake, fake.no_threads_channel, job_id)] == [grid.id]
 
 

@@ -138,6 +138,17 @@ async def wait_job(store: AsyncJobStore, job_id: int, predicate: Callable[[Job],
         await asyncio.sleep(0.05)
 
 
+async def wait_delivered(store: AsyncJobStore, job_id: int, timeout: float = 10.0) -> tuple[int, ...]:
+    """The message IDs the bot recorded for the job, once it has recorded them."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while (ids := await store.delivered_messages(job_id)) is None:
+        if loop.time() > deadline:
+            raise TimeoutError(f"job {job_id} was not recorded as delivered within {timeout} s")
+        await asyncio.sleep(0.05)
+    return ids
+
+
 # ------------------------------------------------------------------------------------------------ fast worker
 def png(width: int, height: int, color: tuple[int, int, int]) -> bytes:
     from PIL import Image
@@ -190,13 +201,20 @@ class FastWorker:
     async def run(self) -> None:
         await self.store.register_worker("fast/1", host="fast", pid=1, device="cpu")
         while True:
+            try:
+                await self._step()
+            except Exception:
+                logging.getLogger(__name__).exception("the fast worker failed")
+                raise
+
+    async def _step(self) -> None:
             if self.paused.is_set():
                 await asyncio.sleep(0.02)
-                continue
+                return
             job = await self.store.claim("fast/1", [k.value for k in JobKind])
             if job is None:
                 await asyncio.sleep(0.02)
-                continue
+                return
             await self.store.report_progress(job.id, "fast/1", 1, 2, stage="drawing", preview=png(4, 4, (1, 2, 3)))
             if job.kind in self.fail_kinds:
                 from storyloom.queue.job import JobError

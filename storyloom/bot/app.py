@@ -27,6 +27,8 @@ from storyloom.queue.async_store import AsyncJobStore
 
 logger = logging.getLogger(__name__)
 
+LOOP_STOP_SECONDS = 30.0
+
 EXTENSIONS = (
     "storyloom.bot.commands.imagine",
     "storyloom.bot.commands.story",
@@ -97,9 +99,17 @@ class StoryloomBot(commands.Bot):
         self.limits.learn(interaction.guild_id, interaction.channel_id, interaction.filesize_limit)
 
     async def close(self) -> None:
-        for task in self._loops:
-            task.cancel()
-        await asyncio.gather(*self._loops, return_exceptions=True)
+        # Let the loops finish the round in hand: cancelling one halfway through a store call could leave the
+        # store's connection inside a transaction.
+        self.delivery.stop()
+        self.progress.stop()
+        if self._loops:
+            _, late = await asyncio.wait(self._loops, timeout=LOOP_STOP_SECONDS)
+            for task in late:
+                logger.warning("%s did not stop in time; cancelling it", task.get_name())
+                task.cancel()
+            await asyncio.gather(*self._loops, return_exceptions=True)
+            self._loops = []
         await self.board.close()
         await super().close()
 

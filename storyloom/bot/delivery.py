@@ -62,13 +62,19 @@ class DeliveryLoop:
         self._failures: dict[int, int] = {}
         self._retry_at: dict[int, float] = {}
         self._wake = asyncio.Event()
+        self._stop = asyncio.Event()
 
     def wake(self) -> None:
         """Look at the store now instead of at the next poll."""
         self._wake.set()
 
+    def stop(self) -> None:
+        """Finish the delivery in hand, then return from ``run`` (never cancel it halfway through a store call)."""
+        self._stop.set()
+        self._wake.set()
+
     async def run(self) -> None:
-        while True:
+        while not self._stop.is_set():
             delivered = 0
             try:
                 delivered = await self.tick()
@@ -89,6 +95,8 @@ class DeliveryLoop:
         now = self._clock()
         count = 0
         for job in await self._bot.store.list_undelivered(BATCH):
+            if self._stop.is_set():
+                break
             if self._retry_at.get(job.id, 0.0) > now:
                 continue
             if await self.deliver(job):
@@ -121,11 +129,12 @@ class DeliveryLoop:
         self._failures.pop(job.id, None)
         self._retry_at.pop(job.id, None)
         logger.info("delivered job %s (%s) as %d message(s)", job.id, job.status, len(ids))
-        if outcome is not None and outcome.status and job.message_id and job.channel_id:
+        if outcome is not None and outcome.status and outcome.status_at:
+            channel_id, message_id = outcome.status_at
             if outcome.status_final:
-                self._bot.board.finish(job.channel_id, job.message_id, outcome.status)
+                self._bot.board.finish(channel_id, message_id, outcome.status)
             else:
-                await self._bot.board.progress(job.channel_id, job.message_id, outcome.status)
+                await self._bot.board.progress(channel_id, message_id, outcome.status)
         return True
 
     def _later(self, job: Job, why: str, *, give_up: bool) -> bool:

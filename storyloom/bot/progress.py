@@ -65,10 +65,6 @@ class StatusBoard:
         state = self._state(channel_id, message_id)
         state.last_edit, state.content, state.note = self._clock(), content, note
 
-    def note(self, message_id: int) -> str:
-        state = self._states.get(message_id)
-        return state.note if state else ""
-
     def due(self, message_id: int) -> bool:
         """Whether a progress edit of this message would be allowed now."""
         state = self._states.get(message_id)
@@ -103,6 +99,8 @@ class StatusBoard:
     async def _edit(self, state: _Status, message_id: int, content: str, preview: bytes | None, *, final: bool) -> bool:
         if state.dead or state.final:
             return False
+        if state.note and state.note not in content:
+            content = texts.fit(f"{content}\n-# {state.note}")  # why results are here, kept on every edit
         digest = hashlib.sha1(preview).digest() if preview else None
         if not final and content == state.content and digest == state.preview:
             return False
@@ -135,41 +133,58 @@ class ProgressLoop:
     def __init__(self, bot: StoryloomBot, poll: float) -> None:
         self._bot = bot
         self._poll = poll
+        self._stop = asyncio.Event()
+
+    def stop(self) -> None:
+        """Return from ``run`` after the current round (never cancel it halfway through a store call)."""
+        self._stop.set()
 
     async def run(self) -> None:
-        while True:
+        while not self._stop.is_set():
             try:
                 await self.tick()
             except StoryloomError as exc:
                 logger.warning("progress update skipped: %s", exc)
             except Exception:
                 logger.exception("progress update failed")
-            await asyncio.sleep(self._poll)
+            try:
+                await asyncio.wait_for(self._stop.wait(), self._poll)
+            except asyncio.TimeoutError:
+                pass
 
     async def tick(self) -> None:
         store, board = self._bot.store, self._bot.board
         active = await store.list_jobs((JobStatus.QUEUED, JobStatus.RUNNING), limit=500)
-        shown: dict[int, Job] = {}
+        shown: dict[tuple[int, int], Job] = {}
         for job in active:
-            if job.message_id is None or job.channel_id is None or not board.due(job.message_id):
+            where = await self._status_message(job)
+            if where is None or not board.due(where[1]):
                 continue
-            current = shown.get(job.message_id)
+            current = shown.get(where)
             if current is None or _more_telling(job, current):
-                shown[job.message_id] = job
+                shown[where] = job
         if not shown:
             return
         positions = await store.positions([job.id for job in shown.values()])
-        for message_id, job in shown.items():
-            content = await self._content(job, positions.get(job.id), board.note(message_id))
+        for (channel_id, message_id), job in shown.items():
+            content = await self._content(job, positions.get(job.id))
             preview = await store.preview(job.id) if job.status is JobStatus.RUNNING and job.has_preview else None
-            await board.progress(job.channel_id, message_id, content, preview)
+            await board.progress(channel_id, message_id, content, preview)
 
-    async def _content(self, job: Job, position, note: str) -> str:
+    async def _status_message(self, job: Job) -> tuple[int, int] | None:
+        """A job's own status message; a story's pages (which have none) show on the story's."""
+        if job.message_id is not None and job.channel_id is not None:
+            return job.channel_id, job.message_id
+        if job.kind is JobKind.STORY_PAGE and job.parent_id is not None:
+            return await self._bot.stories.status_message(job.parent_id)
+        return None
+
+    async def _content(self, job: Job, position) -> str:
         if job.kind is JobKind.STORY_PAGE and job.parent_id is not None:
             story = await self._bot.stories.summary(job.parent_id)
             if story is not None:
-                return texts.page_status(story.title, job, story.pages, position, note)
-        return texts.status_line(texts.headline(job), job, position, note)
+                return texts.page_status(story.title, job, story.pages, position)
+        return texts.status_line(texts.headline(job), job, position)
 
 
 def _more_telling(job: Job, other: Job) -> bool:

@@ -6,7 +6,7 @@ nothing is posted here; ``delivery`` does the posting, exactly once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -40,10 +40,24 @@ class Outcome:
     status: str | None = None  # new text of the status message (None: leave it to the progress loop)
     status_final: bool = True
     rename_thread: str | None = None  # a story's thread takes the story's title
+    status_at: tuple[int, int] | None = None  # (channel, message) of the status message to update
 
 
 async def prepare(bot: StoryloomBot, job: Job) -> Outcome:
     parent = await _job_or_none(bot, job.parent_id)
+    outcome = await _prepare(bot, job, parent)
+    return replace(outcome, status_at=status_message(job, parent))
+
+
+def status_message(job: Job, parent: Job | None) -> tuple[int, int] | None:
+    """Where a job's progress is shown: its own status message, or for a story's page the story's."""
+    owner = parent if job.message_id is None and job.kind is JobKind.STORY_PAGE and parent is not None else job
+    if owner.message_id is None or owner.channel_id is None:
+        return None
+    return owner.channel_id, owner.message_id
+
+
+async def _prepare(bot: StoryloomBot, job: Job, parent: Job | None) -> Outcome:
     target = job.thread_id or (parent.thread_id if parent and job.kind is JobKind.STORY_PAGE else None) or job.channel_id
     assert target is not None  # only jobs with a channel are delivered
     in_place = target == job.channel_id

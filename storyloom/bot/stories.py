@@ -28,6 +28,19 @@ class Stories:
     def __init__(self, store: AsyncJobStore) -> None:
         self._store = store
         self._summaries: OrderedDict[int, StorySummary] = OrderedDict()
+        self._status: OrderedDict[int, tuple[int, int]] = OrderedDict()
+
+    async def status_message(self, story_id: int) -> tuple[int, int] | None:
+        """(channel, message) of a story's status message, which its pages report on."""
+        found = self._status.get(story_id)
+        if found is None:
+            story = await self._store.get(story_id)
+            if story.message_id is None or story.channel_id is None:
+                return None  # not placed yet
+            found = self._status[story_id] = (story.channel_id, story.message_id)
+            while len(self._status) > CACHE_SIZE:
+                self._status.popitem(last=False)
+        return found
 
     async def summary(self, story_id: int) -> StorySummary | None:
         """Title and page count of a finished story job (None while it is still being written)."""
