@@ -235,3 +235,122 @@ async def test_a_failed_story_page_is_reported_and_the_book_still_comes(fake: Fa
         book = await fake.wait_for_message(thread, lambda m: any(a.filename.endswith(".pdf") for a in m.attachments), timeout=10)
         lines = [m.content.split("\n")[0] for m in fake.messages_in(thread)]
         assert "out of paint" in lines[1] and lines[2] == "**Page 2**" and book.custom_ids() == [f"sl:c:{story_id}"]
+
+
+# ------------------------------------------------------------------------------------------------ exactly once
+async def test_a_delivery_interrupted_after_posting_is_not_posted_again(fake: FakeDiscord, store, tmp_path: Path) -> None:
+    """A crash between posting and recording: the next try finds the message (by nonce, else by footer)."""
+    from storyloom.bot.delivery import part_nonce
+
+    async with running_bot(bot_config(tmp_path), store, fake) as bot, fast_worker(store):
+        bot.delivery.stop()  # deliver by hand below
+        await fake.wait_for(lambda: bot._loops[0].done(), timeout=5)
+        first = await fake.invoke_command("imagine", {"prompt": "one"}, channel=fake.no_threads_channel)
+        second = await fake.invoke_command("imagine", {"prompt": "two"}, channel=fake.no_threads_channel)
+        ids = [job_of(await h.wait_original()) for h in (first, second)]
+        jobs = [await wait_job(store, i, lambda j: j.is_finished and j.channel_id is not None, timeout=5) for i in ids]
+        channel = bot.get_partial_messageable(fake.no_threads_channel.id)
+        posted = []
+        for job, with_nonce in zip(jobs, (True, False)):
+            intent = await store.begin_delivery(job.id)
+            nonce = part_nonce(intent.nonce, 0) if with_nonce else "12345"  # the second: Discord lost the nonce
+            posted.append(await channel.send(f"earlier try\n-# job {job.id}", nonce=nonce))
+        for job, message in zip(jobs, posted):
+            assert await bot.delivery.deliver(job)
+            assert await store.delivered_messages(job.id) == (message.id,)
+            found = [m.id for m in messages_of_job(fake, fake.no_threads_channel, job.id) if m.id != job.message_id]
+            assert found == [message.id]
+        assert not await bot.delivery.deliver(jobs[0])  # already delivered: nothing happens
+
+
+async def test_an_upload_refused_as_too_large_is_shrunk_and_retried(fake: FakeDiscord, store, tmp_path: Path) -> None:
+    from test_bot_support import noisy_png
+
+    async with running_bot(bot_config(tmp_path), store, fake), fast_worker(store, grid=noisy_png(96, 96)) as worker:
+        worker.paused.set()
+        handle = await fake.invoke_command("imagine", {"prompt": "static"})  # the bot learns a 10 MB limit here
+        await handle.wait_original()
+        fake.set_attachment_size_limit(6000)  # ...but the guild's limit has since dropped
+        [thread] = await fake.wait_for(lambda: fake.threads_of(fake.text_channel))
+        worker.paused.clear()
+        grid = await fake.wait_for_message(thread, lambda m: bool(m.attachments), timeout=10)
+        statuses = [c.status for c in fake.calls.filter("POST", f"/channels/{thread.id}/messages")]
+        assert statuses[0] == 413 and statuses[-1] == 200
+        assert len(grid.attachments[0].data) <= 6000 and "re-encoded" in grid.content
+
+
+async def test_the_token_never_reaches_the_log(fake: FakeDiscord, store, tmp_path: Path, caplog) -> None:
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+    async with running_bot(bot_config(tmp_path), store, fake), fast_worker(store):
+        handle = await fake.invoke_command("imagine", {"prompt": "a secret garden"})
+        await handle.wait_original()
+        [thread] = await fake.wait_for(lambda: fake.threads_of(fake.text_channel))
+        await fake.wait_for_message(thread, lambda m: bool(m.attachments))
+        broken = await fake.invoke_command("imagine", {"prompt": "x" * 3000}, validate=False)
+        await broken.wait_ack()
+    assert "discord.gateway" in caplog.text  # debug logging really was on
+    assert fake.token not in caplog.text and fake.token_leaks() == []
+
+
+# ------------------------------------------------------------------------------------------------ /settings
+async def test_settings_are_saved_and_fill_what_a_command_leaves_out(fake: FakeDiscord, store, tmp_path: Path) -> None:
+    async with running_bot(bot_config(tmp_path), store, fake):
+        saved = await fake.invoke_command("settings", {"negative": "blurry", "ar": "2:3", "style": "Crayon"})
+        [answer] = await saved.wait_followups(1)
+        assert answer.ephemeral and "blurry" in answer.content and "2:3" in answer.content and "crayon" in answer.content
+        assert await store.user_settings(fake.member.id) == {"negative_prompt": "blurry", "aspect_ratio": "2:3", "style": "crayon"}
+
+        bad = await fake.invoke_command("settings", {"ar": "wide"})
+        await bad.wait_ack()
+        assert bad.original_response().ephemeral and "aspect ratio" in bad.original_response().content
+
+        plain = await fake.invoke_command("imagine", {"prompt": "a boat"})
+        explicit = await fake.invoke_command("imagine", {"prompt": "a ship", "negative": "fog", "ar": "16:9"})
+        story = await fake.invoke_command("story", {"summary": "a boat trip with a duck", "pages": 1})
+        ids = [job_of(await h.wait_original()) for h in (plain, explicit, story)]
+        boat, ship, trip = [await store.get(i) for i in ids]
+        assert (boat.params["negative_prompt"], boat.params["aspect_ratio"]) == ("blurry", "2:3")
+        assert (ship.params["negative_prompt"], ship.params["aspect_ratio"]) == ("fog", "16:9")
+        assert trip.params["style"] == "crayon"
+
+        other = await fake.invoke_command("imagine", {"prompt": "a car"}, user=fake.owner)
+        car = await store.get(job_of(await other.wait_original()))
+        assert car.params["negative_prompt"] == "" and "aspect_ratio" not in car.params  # defaults are per user
+
+        cleared = await fake.invoke_command("settings", {"ar": "none"})
+        await cleared.wait_followups(1)
+        assert await store.user_settings(fake.member.id) == {"negative_prompt": "blurry", "style": "crayon"}
+        reset = await fake.invoke_command("settings", {"reset": True})
+        assert "no defaults" in (await reset.wait_followups(1))[0].content
+        assert await store.user_settings(fake.member.id) == {}
+
+
+# ------------------------------------------------------------------------------------------------ status and tokens
+async def test_progress_and_preview_show_on_the_status_message_then_go(fake: FakeDiscord, store, tmp_path: Path) -> None:
+    import asyncio
+
+    hold = asyncio.Event()
+    async with running_bot(bot_config(tmp_path), store, fake), fast_worker(store, hold=hold):
+        handle = await fake.invoke_command("imagine", {"prompt": "a slow snail"})
+        status = await handle.wait_original()
+        handle.expire()  # like 15 minutes later: everything from now on must use the bot token
+        shown = await fake.wait_for(lambda: (m := fake.message(status.id)).attachments and m, timeout=5)
+        assert "drawing 50% (step 1/2)" in shown.content and shown.attachments[0].filename == "preview.jpg"
+        hold.set()
+        await fake.wait_for(lambda: fake.message(status.id).content.startswith("✅"), timeout=5)
+        assert fake.message(status.id).attachments == []
+        [thread] = fake.threads_of(fake.text_channel)
+        assert any(m.attachments for m in fake.messages_in(thread))
+    webhook = [c for c in fake.calls if c.path.startswith("/webhooks/")]
+    assert [(c.method, c.ok) for c in webhook] == [("POST", True)]  # the one followup that filled "thinking…"
+
+
+async def test_commands_sync_to_the_dev_guild_when_set(fake: FakeDiscord, store, tmp_path: Path) -> None:
+    async with running_bot(bot_config(tmp_path, dev_guild=fake.guild.id), store, fake):
+        [put] = fake.calls.filter("PUT", f"/applications/{fake.application_id}/guilds/{fake.guild.id}/commands")
+        assert {c["name"] for c in put.response} == {"imagine", "story", "queue", "cancel", "settings", "help", "status"}
+        assert fake.calls.filter("PUT", f"/applications/{fake.application_id}/commands") == []
+        handle = await fake.invoke_command("help")
+        assert (await handle.wait_ack()).type == 4

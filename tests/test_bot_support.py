@@ -196,6 +196,7 @@ class FastWorker:
     title: str = "The Cat and the Red Ball"
     fail_kinds: set[JobKind] = field(default_factory=set)
     paused: asyncio.Event = field(default_factory=asyncio.Event)
+    hold: asyncio.Event | None = None  # when set: each job waits for it after reporting progress
     done: list[int] = field(default_factory=list)
 
     async def run(self) -> None:
@@ -216,6 +217,8 @@ class FastWorker:
                 await asyncio.sleep(0.02)
                 return
             await self.store.report_progress(job.id, "fast/1", 1, 2, stage="drawing", preview=png(4, 4, (1, 2, 3)))
+            if self.hold is not None:
+                await self.hold.wait()
             if job.kind in self.fail_kinds:
                 from storyloom.queue.job import JobError
 

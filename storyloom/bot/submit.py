@@ -59,6 +59,11 @@ async def submit(bot: StoryloomBot, interaction: discord.Interaction, request: R
         # A note learned only now (threads refused) appears with the next progress edit, within the rate limit.
         bot.board.created(channel_id, status.id, content, opened.note)
         await store.set_destination(job.id, channel_id=channel_id, thread_id=opened.thread_id, message_id=status.id)
+        # A job that finished before it had a place handed its (then placeless) destination to its follow-ups
+        # (a story's pages); give them the place too. Later follow-ups inherit it from the job itself.
+        for child in await store.children(job.id):
+            if child.channel_id is None:
+                await store.set_destination(child.id, channel_id=channel_id, thread_id=opened.thread_id)
     except BaseException:
         # Nobody will ever see this job's results: do not spend a worker on it.
         logger.warning("job %s could not be given a place in Discord; canceling it", job.id)

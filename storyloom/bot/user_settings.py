@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
-from storyloom.errors import StoryloomError
 from storyloom.queue.async_store import AsyncJobStore
 
 FIELDS = ("negative_prompt", "aspect_ratio", "style")
@@ -34,21 +33,13 @@ class UserDefaults:
 
 
 class UserSettings:
-    """Reads and writes defaults through the store (``user_settings`` / ``save_user_settings``).
-
-    A store without those methods (an older one) has no defaults to give, and says so when asked to save."""
+    """Reads and writes a user's defaults through the store (``user_settings`` / ``save_user_settings``)."""
 
     def __init__(self, store: AsyncJobStore) -> None:
         self._store = store
 
     async def get(self, user_id: int) -> UserDefaults:
-        read = getattr(self._store, "user_settings", None)
-        if read is None:
-            return UserDefaults()
-        return UserDefaults.from_mapping(await read(user_id))
+        return UserDefaults.from_mapping(await self._store.user_settings(user_id))
 
     async def save(self, user_id: int, defaults: UserDefaults) -> UserDefaults:
-        write = getattr(self._store, "save_user_settings", None)
-        if write is None:
-            raise StoryloomError("this bot's job store cannot keep settings yet; please ask the server's admin to update it")
-        return UserDefaults.from_mapping(await write(user_id, defaults.as_dict()))
+        return UserDefaults.from_mapping(await self._store.save_user_settings(user_id, defaults.as_dict()))

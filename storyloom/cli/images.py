@@ -107,7 +107,7 @@ def run_vary(config: Config, args: argparse.Namespace) -> int:
 
 
 def _check_numbers(config: Config, steps: int | None, seed: int | None) -> None:
-    from storyloom.models.txt2img import check_common_inputs
+    from storyloom.models.sd_common import check_common_inputs
 
     check_common_inputs(
         num_inference_steps=config.image.steps if steps is None else steps,

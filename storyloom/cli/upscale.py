@@ -34,7 +34,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_upscale(config: Config, args: argparse.Namespace) -> int:
     from storyloom.models.prompts import validate_prompt
-    from storyloom.models.txt2img import check_common_inputs
+    from storyloom.models.sd_common import check_common_inputs
     from storyloom.models.upscale import Upscaler, open_image
 
     mode = args.mode or config.upscale.mode

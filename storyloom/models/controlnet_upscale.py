@@ -115,7 +115,7 @@ class ControlNetUpscaler:
         from diffusers import StableDiffusionControlNetImg2ImgPipeline
 
         from storyloom.models.prompts import PromptEncoder
-        from storyloom.models.txt2img import task_components
+        from storyloom.models.sd_common import task_components
 
         kind: ControlNetKind = controlnet or config.upscale.controlnet
         model = load_controlnet(config, kind, device=base.device, dtype=base.dtype, cache=cache)
@@ -142,7 +142,7 @@ class ControlNetUpscaler:
         return max(num_inference_steps, math.ceil(1.0 / strength))
 
     def check_inputs(self, image: Any, prompt: str, negative_prompt: str, num_inference_steps: Any, strength: Any, seed: Any) -> None:
-        from storyloom.models.txt2img import check_common_inputs
+        from storyloom.models.sd_common import check_common_inputs
 
         if not isinstance(image, Image.Image):
             raise InvalidInput(f"image must be a PIL image, not {type(image).__name__}")
@@ -167,7 +167,7 @@ class ControlNetUpscaler:
 
         ``progress`` gets one ``StepProgress`` per denoising step (stage ``"controlnet"``, a latent preview
         every few steps); ``should_cancel`` is checked at every step and raises ``JobCanceled``."""
-        from storyloom.models.txt2img import cpu_generators, make_step_callback, random_seed, run_with_oom_retry
+        from storyloom.models.sd_common import cpu_generators, make_step_callback, random_seed, run_with_oom_retry
 
         steps = self.num_inference_steps if num_inference_steps is None else num_inference_steps
         strength = self.strength if strength is None else strength

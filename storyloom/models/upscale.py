@@ -209,7 +209,7 @@ class Upscaler:
         from storyloom.models.imaging import blurred_placeholder
         from storyloom.models.loading import model_display_name
         from storyloom.models.parameters import DEFAULT_SAMPLER, GenerationParameters
-        from storyloom.models.txt2img import apply_safety
+        from storyloom.models.sd_common import apply_safety
 
         if prompt is None:
             prompt = stored.prompt if stored and stored.prompt.strip() else FALLBACK_PROMPT

@@ -12,17 +12,13 @@ from typing import Any
 
 from PIL import Image
 
-from storyloom.config import Config
 from storyloom.errors import InvalidInput, JobCanceled
-from storyloom.models.devices import resolve_device
 from storyloom.models.imaging import open_image
-from storyloom.models.loading import ModelCache, load_sd_components, model_display_name
 from storyloom.models.parameters import DEFAULT_SAMPLER, GenerationParameters, read_png_parameters
 from storyloom.models.progress import CancelCheck, ProgressCallback
-from storyloom.models.prompts import PromptEncoder
-from storyloom.models.safety import SafetyFilter
-from storyloom.models.txt2img import (
+from storyloom.models.sd_common import (
     ImageBatch,
+    SDTask,
     StepCallback,
     apply_safety,
     check_common_inputs,
@@ -30,7 +26,6 @@ from storyloom.models.txt2img import (
     make_step_callback,
     random_seed,
     run_with_oom_retry,
-    task_components,
 )
 
 STRENGTH_NAMES = ("subtle", "strong")
@@ -38,30 +33,10 @@ STRENGTH_NAMES = ("subtle", "strong")
 MAX_AREA_FACTOR = 4
 
 
-class Variations:
+class Variations(SDTask):
     """Image (+ optional prompt) → ``ImageBatch`` of variations, sharing the loaded SD components."""
 
-    def __init__(self, pipe: Any, config: Config, *, safety: SafetyFilter | None, model_name: str) -> None:
-        self.pipe = pipe
-        self.config = config
-        self.safety = safety
-        self.model_name = model_name
-        self.device = resolve_device(config.device)
-        self.encoder = PromptEncoder.from_pipeline(pipe, max_chars=config.image.max_prompt_chars)
-
-    @classmethod
-    def from_config(cls, config: Config, cache: ModelCache | None = None) -> "Variations":
-        return cls.from_pipeline(load_sd_components(config, cache), config)
-
-    @classmethod
-    def from_pipeline(cls, base: Any, config: Config) -> "Variations":
-        from diffusers import StableDiffusionImg2ImgPipeline
-
-        pipe = StableDiffusionImg2ImgPipeline(**task_components(base), requires_safety_checker=False)
-        pipe.set_progress_bar_config(disable=True)
-        return cls(
-            pipe, config, safety=SafetyFilter.from_pipeline(base), model_name=model_display_name(config.models.image)
-        )
+    pipeline_class = "StableDiffusionImg2ImgPipeline"
 
     def resolve_strength(self, strength: str | float) -> float:
         """``"subtle"``/``"strong"`` from the config, or a number in (0, 1]."""

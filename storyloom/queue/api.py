@@ -28,7 +28,7 @@ from storyloom.queue.job import (
     WorkerInfo,
 )
 from storyloom.queue.operation import Operation
-from storyloom.queue.ops import delivery, jobs, setup, work
+from storyloom.queue.ops import delivery, jobs, settings, setup, work
 from storyloom.queue.params import JobParams, encode_params, parse_kind
 
 T = TypeVar("T")
@@ -37,6 +37,8 @@ Clock = Callable[[], float]
 
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 DAY = 86400.0
+MAX_SETTING_CHARS = 4000
+MAX_SETTINGS = 20
 
 
 class StoreApi:
@@ -125,6 +127,26 @@ class StoreApi:
         now = self.clock()
         ids = None if job_ids is None else tuple(job_ids)
         return self._run(jobs.positions(ids, now, now - self.settings.lease_seconds))
+
+    # --- users' defaults (the bot's /settings) ------------------------------------------------------
+
+    def user_settings(self, user_id: int) -> dict[str, str]:
+        """The user's saved defaults (empty when there are none)."""
+        return self._run(settings.user_settings(user_id))
+
+    def save_user_settings(self, user_id: int, values: Mapping[str, str]) -> dict[str, str]:
+        """Replace the user's defaults; empty values are dropped, and no values at all forgets the user."""
+        cleaned = {}
+        for key, value in values.items():
+            if not isinstance(key, str) or not isinstance(value, str):
+                raise InvalidInput("settings are names with text values")
+            if len(value) > MAX_SETTING_CHARS:
+                raise InvalidInput(f"the setting {key!r} is too long (more than {MAX_SETTING_CHARS:,} characters)")
+            if value:
+                cleaned[key] = value
+        if len(cleaned) > MAX_SETTINGS:
+            raise InvalidInput(f"at most {MAX_SETTINGS} settings can be saved per user")
+        return self._run(settings.save_user_settings(user_id, cleaned, self.clock()))
 
     # --- workers -------------------------------------------------------------------------------------
 

@@ -207,3 +207,12 @@ WHERE j.status IN {FINISHED}
 ORDER BY COALESCE(p.finished_at, j.finished_at), COALESCE(p.id, j.id), COALESCE(j.page_index, -1), j.id
 LIMIT ?
 """
+
+# --- user settings -----------------------------------------------------------------------------------
+
+SELECT_USER_SETTINGS = "SELECT settings FROM user_settings WHERE user_id = ?"
+UPSERT_USER_SETTINGS = """
+INSERT INTO user_settings (user_id, settings, updated_at) VALUES (:user_id, :settings, :now)
+ON CONFLICT (user_id) DO UPDATE SET settings = excluded.settings, updated_at = excluded.updated_at
+"""
+DELETE_USER_SETTINGS = "DELETE FROM user_settings WHERE user_id = ?"
