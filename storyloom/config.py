@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal, Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from storyloom.errors import ConfigError
 
@@ -25,7 +25,13 @@ class _Section(BaseModel):
 
 
 class PathsConfig(_Section):
-    data_dir: Path = Path("data")
+    data_dir: Path = Field(Path("data"), validate_default=True)
+
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute(cls, value: Path) -> Path:
+        # Absolute once, at start-up: model paths derived from it must never look like hub repo ids.
+        return value.expanduser().absolute()
 
 
 class DeviceConfig(_Section):
@@ -137,7 +143,7 @@ class Config(_Section):
 
 def tiny_overlay(data_dir: Path) -> dict[str, Any]:
     """What the ``tiny`` profile changes: every model is a seeded tiny model built locally."""
-    root = data_dir / "tiny-models"
+    root = data_dir.expanduser().absolute() / "tiny-models"
     return {
         "device": {"device": "cpu", "dtype": "float32"},
         "models": {

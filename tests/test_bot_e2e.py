@@ -264,6 +264,13 @@ async def test_worker_killed_mid_imagine_still_gives_exactly_one_grid(world: Wor
     assert len([m for m in messages_of_job(fake, thread, job_id) if m.attachments]) == 1
 
 
+async def test_only_the_first_response_uses_the_interaction_token(world: World) -> None:
+    fake = world.fake
+    deferred = [h for h in fake.interactions if h.ack is not None and h.ack.type == 5]
+    assert len(fake.calls.filter("POST", "/webhooks/*")) == len(deferred) > 5  # one followup each: the status
+    assert fake.calls.filter("PATCH", "/webhooks/*") == [] and fake.calls.filter("DELETE", "/webhooks/*") == []
+
+
 async def test_the_token_never_leaks(world: World) -> None:
     assert world.fake.token_leaks() == []
     assert world.fake.token not in world.logs.text

@@ -79,3 +79,32 @@ async def test_the_bot_process_serves_commands_without_torch_and_stops_on_sigter
     with JobStore.from_config(config) as store:
         [job] = store.list_jobs((JobStatus.QUEUED,))
         assert (job.id, job.kind, job.message_id, job.thread_id) == (job_of(status), JobKind.IMAGINE, status.id, thread.id)
+
+
+async def test_run_starts_the_bot_and_a_supervised_worker_and_stops_both(tmp_path: Path) -> None:
+    config = load_config(None, environ={}, overrides={"paths": {"data_dir": str(tmp_path / "data")}})
+    async with FakeDiscord() as fake:
+        env = {**fake.subprocess_env(tmp_path / "site"), **config_environment(config)}
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "storyloom", "run", "--devices", "cpu", env=env,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        try:
+            await fake.wait_for(lambda: fake.connected, timeout=30, what="the bot to connect")
+            with JobStore.from_config(config) as store:
+                for _ in range(600):
+                    live = [w for w in store.list_workers() if w.stopped_at is None]
+                    if live:
+                        break
+                    await asyncio.sleep(0.1)
+                assert live and live[0].device == "cpu" and live[0].pid != process.pid
+            process.send_signal(signal.SIGTERM)
+            _, stderr = await asyncio.wait_for(process.communicate(), 60)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+    assert process.returncode == 0, stderr.decode()[-3000:]
+    with JobStore.from_config(config) as store:
+        assert all(w.stopped_at is not None for w in store.list_workers())
+    assert fake.token not in stderr.decode()

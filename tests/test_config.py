@@ -14,7 +14,7 @@ def test_repository_config_file_loads_with_documented_defaults():
     assert config.image.steps == 30
     assert config.image.guidance_scale == 7.0
     assert config.models.image == "stable-diffusion-v1-5/stable-diffusion-v1-5"
-    assert config.database_path == Path("data") / "storyloom.db"
+    assert config.database_path == Path.cwd() / "data" / "storyloom.db"
 
 
 def test_environment_overrides_a_key_as_a_typed_value():
@@ -57,3 +57,10 @@ def test_missing_and_malformed_files(tmp_path):
     bad.write_text("[image\n")
     with pytest.raises(ConfigError, match="not valid TOML"):
         load_config(bad, environ={})
+
+
+def test_relative_data_dir_becomes_absolute_so_tiny_models_are_local_paths(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    config = load_config(None, profile="tiny", environ={})
+    assert config.paths.data_dir == tmp_path / "data"
+    assert Path(config.models.image) == tmp_path / "data" / "tiny-models" / "sd15"

@@ -32,7 +32,7 @@ import discord
 from storyloom.bot import results, texts
 from storyloom.bot.attachments import FittedFile, fit_image
 from storyloom.bot.buttons import frozen_view
-from storyloom.errors import StoryloomError
+from storyloom.errors import StoreError, StoryloomError
 from storyloom.queue.job import DeliveryIntent, Job
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ MAX_DELAY = 60.0
 SHRINK_TRIES = 4
 HISTORY_LIMIT = 100
 UNKNOWN_CHANNEL = 10003
-TRANSIENT = (discord.HTTPException, aiohttp.ClientError, asyncio.TimeoutError, OSError)
+TRANSIENT = (discord.HTTPException, aiohttp.ClientError, asyncio.TimeoutError, OSError, StoreError)
 
 
 def part_nonce(nonce: str, index: int) -> str:
@@ -63,10 +63,6 @@ class DeliveryLoop:
         self._retry_at: dict[int, float] = {}
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
-
-    def wake(self) -> None:
-        """Look at the store now instead of at the next poll."""
-        self._wake.set()
 
     def stop(self) -> None:
         """Finish the delivery in hand, then return from ``run`` (never cancel it halfway through a store call)."""
@@ -124,7 +120,7 @@ class DeliveryLoop:
             logger.exception("could not deliver the results of job %s", job.id)
             if not self._later(job, "error", give_up=True):
                 return False
-            ids, outcome = [], None
+            ids, outcome = await self._apologize(job), None
         await store.record_delivery(job.id, ids)
         self._failures.pop(job.id, None)
         self._retry_at.pop(job.id, None)
@@ -136,6 +132,19 @@ class DeliveryLoop:
             else:
                 await self._bot.board.progress(channel_id, message_id, outcome.status)
         return True
+
+    async def _apologize(self, job: Job) -> list[int]:
+        """After giving up: one line where the results should have been, so the user is not left waiting."""
+        target = job.thread_id or job.channel_id
+        if target is None:
+            return []
+        text = f"⚠️ <@{job.user_id}> the results of job {job.id} could not be posted; it has been logged\n{texts.job_footer(job.id)}"
+        try:
+            channel = self._bot.get_partial_messageable(target, guild_id=job.guild_id)
+            message = await channel.send(text, allowed_mentions=discord.AllowedMentions(users=[discord.Object(job.user_id)]))
+        except discord.HTTPException:
+            return []
+        return [message.id]
 
     def _later(self, job: Job, why: str, *, give_up: bool) -> bool:
         """Schedule another try; True when the job should be given up on instead."""
