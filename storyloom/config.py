@@ -122,15 +122,15 @@ class BotConfig(_Section):
 
 class Config(_Section):
     profile: Literal["default", "tiny"] = "default"
-    paths: PathsConfig = PathsConfig()
-    device: DeviceConfig = DeviceConfig()
-    models: ModelsConfig = ModelsConfig()
-    image: ImageConfig = ImageConfig()
-    upscale: UpscaleConfig = UpscaleConfig()
-    story: StoryConfig = StoryConfig()
-    queue: QueueConfig = QueueConfig()
-    worker: WorkerConfig = WorkerConfig()
-    bot: BotConfig = BotConfig()
+    paths: PathsConfig = Field(default_factory=PathsConfig)
+    device: DeviceConfig = Field(default_factory=DeviceConfig)
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
+    image: ImageConfig = Field(default_factory=ImageConfig)
+    upscale: UpscaleConfig = Field(default_factory=UpscaleConfig)
+    story: StoryConfig = Field(default_factory=StoryConfig)
+    queue: QueueConfig = Field(default_factory=QueueConfig)
+    worker: WorkerConfig = Field(default_factory=WorkerConfig)
+    bot: BotConfig = Field(default_factory=BotConfig)
 
     @property
     def database_path(self) -> Path:
@@ -186,7 +186,7 @@ def load_config(
         raise ConfigError(f"profile = {chosen!r} is not allowed; use one of: {', '.join(PROFILES)}")
     data["profile"] = chosen
     if chosen == "tiny":
-        data_dir = Path(data.get("paths", {}).get("data_dir", PathsConfig().data_dir))
+        data_dir = Path(data.get("paths", {}).get("data_dir", "data"))
         merged = tiny_overlay(data_dir)
         # Explicit environment values and overrides still win over the profile.
         _merge(merged, _environment_values(environ))
