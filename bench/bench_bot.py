@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import statistics
 import subprocess
@@ -36,9 +35,10 @@ def run() -> list[dict]:
 
 async def _run() -> list[dict]:
     sys.path.insert(0, str(ROOT / "tests"))  # the fake Discord lives with the tests
-    from bench.common import record
-    from bench.bench_queue import _tiny_models_dir
     from fakediscord import FakeDiscord
+
+    from bench.bench_queue import _tiny_models_dir
+    from bench.common import record
     from storyloom.config import load_config
     from storyloom.models.tiny import make_tiny_models
     from storyloom.queue import JobStore
@@ -61,7 +61,9 @@ async def _run() -> list[dict]:
         busy = [store.enqueue("imagine", BUSY_REQUEST, user_id=1).id for _ in range(3)]
         worker = start_worker_process(config, handler_specs=(), stderr=subprocess.DEVNULL)
         try:
-            await _wait(lambda: any(store.get(i).status.value == "running" for i in busy), 180, "the worker to start a job")
+            await _wait(
+                lambda: any(store.get(i).status.value == "running" for i in busy), 180, "the worker to start a job"
+            )
             async with FakeDiscord() as fake:
                 env = {**fake.subprocess_env(Path(tmp) / "site"), **config_environment(config)}
                 bot = await asyncio.create_subprocess_exec(

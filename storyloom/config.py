@@ -120,6 +120,47 @@ class BotConfig(_Section):
     delivery_poll_interval: float = Field(0.5, ge=0.05, le=60)  # how often the store is checked for finished jobs
 
 
+class TrainingConfig(_Section):
+    """``storyloom train-story`` (a peft LoRA on the story LM) and ``train-subject`` (DreamBooth LoRA characters)."""
+
+    story_split: float = Field(0.8, gt=0.0, le=1.0)
+    story_epochs: int = Field(6, ge=1, le=100)
+    story_learning_rate: float = Field(2e-4, gt=0.0, le=1.0)
+    story_rank: int = Field(8, ge=1, le=256)
+    story_lora_alpha: int = Field(16, ge=1, le=1024)
+    story_lora_dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    story_target_modules: list[str] = Field(default_factory=list)
+    story_batch_size: int = Field(4, ge=1, le=256)
+    story_max_tokens: int = Field(1024, ge=32, le=131072)
+    subject_epochs: int = Field(100, ge=1, le=1000)
+    subject_learning_rate: float = Field(1e-4, gt=0.0, le=1.0)
+    subject_rank: int = Field(4, ge=1, le=256)
+    subject_batch_size: int = Field(4, ge=1, le=64)
+    gradient_accumulation: int = Field(2, ge=1, le=64)
+    prior_loss_weight: float = Field(0.75, ge=0.0, le=10.0)
+    num_class_images: int = Field(100, ge=0, le=1000)
+    resolution: int = Field(512, ge=32, le=2048, multiple_of=8)
+    instance_prompt: str = Field("a photo of {identifier} {class_name}", min_length=1, max_length=500)
+    class_prompt: str = Field("photograph of {class_name}", min_length=1, max_length=500)
+    train_text_encoder: bool = False
+    sample_images: int = Field(4, ge=0, le=16)
+    min_images: int = Field(3, ge=1, le=1000)
+    max_images: int = Field(100, ge=1, le=10000)
+    checkpoint_every: int = Field(50, ge=1, le=1_000_000)
+    seed: int = Field(0, ge=0, le=2**32 - 1)
+    mixed_precision: Literal["auto", "fp16", "bf16", "no"] = "auto"
+    optimizer: Literal["auto", "adamw", "adamw8bit"] = "auto"
+
+    @field_validator("instance_prompt", "class_prompt")
+    @classmethod
+    def _known_fields(cls, value: str) -> str:
+        try:
+            value.format(identifier="x", class_name="y")
+        except (KeyError, IndexError, ValueError):
+            raise ValueError("may only use {identifier} and {class_name}") from None
+        return value
+
+
 class Config(_Section):
     profile: Literal["default", "tiny"] = "default"
     paths: PathsConfig = Field(default_factory=PathsConfig)
@@ -131,6 +172,7 @@ class Config(_Section):
     queue: QueueConfig = Field(default_factory=QueueConfig)
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
     bot: BotConfig = Field(default_factory=BotConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
 
     @property
     def database_path(self) -> Path:
@@ -157,6 +199,10 @@ def tiny_overlay(data_dir: Path) -> dict[str, Any]:
         "image": {"width": 64, "height": 64, "steps": 10},
         "upscale": {"steps": 4, "esrgan_tile": 64, "esrgan_tile_overlap": 8},
         "story": {"max_new_tokens": 160},
+        "training": {
+            "resolution": 64, "num_class_images": 4, "subject_epochs": 4, "story_epochs": 2, "story_max_tokens": 256,
+            "sample_images": 2, "checkpoint_every": 5,
+        },
     }
 
 

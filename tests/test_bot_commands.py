@@ -11,9 +11,7 @@ from pathlib import Path
 from typing import AsyncIterator
 
 import pytest
-
 from fakediscord import FakeDiscord
-
 from test_bot_support import fast_worker, job_of, messages_of_job, open_store, running_bot, wait_job
 
 from storyloom.config import Config, load_config
@@ -55,7 +53,9 @@ async def test_imagine_is_deferred_queued_and_delivered_into_a_thread(fake: Fake
         job_id = job_of(grid)
         assert job_id is not None and f"job {job_id}" in status.content
         assert grid.custom_ids() == [
-            *(f"sl:u:{job_id}:{n}" for n in range(1, 5)), f"sl:r:{job_id}", *(f"sl:v:{job_id}:{n}" for n in range(1, 5))
+            *(f"sl:u:{job_id}:{n}" for n in range(1, 5)),
+            f"sl:r:{job_id}",
+            *(f"sl:v:{job_id}:{n}" for n in range(1, 5)),
         ]
         await fake.wait_for(lambda: fake.message(status.id).content.startswith("✅"), timeout=5)
         assert thread.name == "a red cat"
@@ -99,7 +99,9 @@ async def test_bad_inputs_get_ephemeral_errors_and_queue_nothing(fake: FakeDisco
 
 
 # ------------------------------------------------------------------------------------------------ places
-async def test_in_direct_messages_results_come_in_place_and_the_status_says_why(fake: FakeDiscord, store, tmp_path: Path) -> None:
+async def test_in_direct_messages_results_come_in_place_and_the_status_says_why(
+    fake: FakeDiscord, store, tmp_path: Path
+) -> None:
     async with running_bot(bot_config(tmp_path), store, fake), fast_worker(store):
         handle = await fake.invoke_command("imagine", {"prompt": "a quiet moon"}, channel=fake.dm_channel)
         status = await handle.wait_original()
@@ -128,7 +130,9 @@ async def test_results_in_the_channel_when_threads_are_switched_off(fake: FakeDi
         assert fake.threads_of(fake.text_channel) == [] and job_of(grid) is not None
 
 
-async def test_age_restricted_channels_leave_the_safety_checker_to_the_config(fake: FakeDiscord, store, tmp_path: Path) -> None:
+async def test_age_restricted_channels_leave_the_safety_checker_to_the_config(
+    fake: FakeDiscord, store, tmp_path: Path
+) -> None:
     async with running_bot(bot_config(tmp_path), store, fake):
         first = await fake.invoke_command("imagine", {"prompt": "a night club"}, channel=fake.nsfw_channel)
         second = await fake.invoke_command("imagine", {"prompt": "a day club"})
@@ -165,7 +169,9 @@ async def test_queue_cancel_help_and_status(fake: FakeDiscord, store, tmp_path: 
         assert "999" in (await unknown.wait_followups(1))[0].content
         for job_id in (mine_id, theirs_id):
             assert (await store.get(job_id)).status is JobStatus.CANCELED
-        status = await fake.wait_for(lambda: fake.message(mine.original_response().id).content.startswith("🛑") and True, timeout=5)
+        status = await fake.wait_for(
+            lambda: fake.message(mine.original_response().id).content.startswith("🛑") and True, timeout=5
+        )
         assert status
 
         helped = await fake.invoke_command("help")
@@ -187,8 +193,12 @@ async def test_story_flow_with_a_failed_page_redraw_and_upscale(fake: FakeDiscor
         handle = await fake.invoke_command("story", {"summary": "a cat and a red ball", "pages": 3})
         status = await handle.wait_original()
         story_id = job_of(status)
-        thread = await fake.wait_for(lambda: fake.threads_of(fake.text_channel) and fake.threads_of(fake.text_channel)[0])
-        book = await fake.wait_for_message(thread, lambda m: any(a.filename.endswith(".pdf") for a in m.attachments), timeout=10)
+        thread = await fake.wait_for(
+            lambda: fake.threads_of(fake.text_channel) and fake.threads_of(fake.text_channel)[0]
+        )
+        book = await fake.wait_for_message(
+            thread, lambda m: any(a.filename.endswith(".pdf") for a in m.attachments), timeout=10
+        )
         assert fake.channel(thread.id).name == "The Cat and the Red Ball"
         contents = [m.content.split("\n")[0] for m in fake.messages_in(thread)]
         assert contents == ["📖 **The Cat and the Red Ball**", "**Page 1**", "**Page 2**", "**Page 3**", contents[-1]]
@@ -217,7 +227,9 @@ async def test_story_flow_with_a_failed_page_redraw_and_upscale(fake: FakeDiscor
         assert upscaled.custom_ids()[0] == f"sl:vs:{up_id}:1"
 
 
-async def test_a_failed_story_page_is_reported_and_the_book_still_comes(fake: FakeDiscord, store, tmp_path: Path) -> None:
+async def test_a_failed_story_page_is_reported_and_the_book_still_comes(
+    fake: FakeDiscord, store, tmp_path: Path
+) -> None:
     async with running_bot(bot_config(tmp_path), store, fake), fast_worker(store) as worker:
         worker.paused.set()
         handle = await fake.invoke_command("story", {"summary": "a dog and a kite", "pages": 2})
@@ -225,20 +237,24 @@ async def test_a_failed_story_page_is_reported_and_the_book_still_comes(fake: Fa
         job = await store.claim("fast/1", ["story"])
         artifacts, followups = worker.results(job)
         await store.complete(job.id, "fast/1", artifacts, followups)
-        page1, page2 = [c for c in await store.children(story_id)]
+        assert len(await store.children(story_id)) == 2
         from storyloom.queue.job import JobError
 
         first = await store.claim("fast/1", ["story_page"])
         await store.fail(first.id, "fast/1", JobError("out of paint", "Test"))
         worker.paused.clear()
         thread = fake.threads_of(fake.text_channel)[0]
-        book = await fake.wait_for_message(thread, lambda m: any(a.filename.endswith(".pdf") for a in m.attachments), timeout=10)
+        book = await fake.wait_for_message(
+            thread, lambda m: any(a.filename.endswith(".pdf") for a in m.attachments), timeout=10
+        )
         lines = [m.content.split("\n")[0] for m in fake.messages_in(thread)]
         assert "out of paint" in lines[1] and lines[2] == "**Page 2**" and book.custom_ids() == [f"sl:c:{story_id}"]
 
 
 # ------------------------------------------------------------------------------------------------ exactly once
-async def test_a_delivery_interrupted_after_posting_is_not_posted_again(fake: FakeDiscord, store, tmp_path: Path) -> None:
+async def test_a_delivery_interrupted_after_posting_is_not_posted_again(
+    fake: FakeDiscord, store, tmp_path: Path
+) -> None:
     """A crash between posting and recording: the next try finds the message (by nonce, else by footer)."""
     from storyloom.bot.delivery import part_nonce
 
@@ -299,8 +315,14 @@ async def test_settings_are_saved_and_fill_what_a_command_leaves_out(fake: FakeD
     async with running_bot(bot_config(tmp_path), store, fake):
         saved = await fake.invoke_command("settings", {"negative": "blurry", "ar": "2:3", "style": "Crayon"})
         [answer] = await saved.wait_followups(1)
-        assert answer.ephemeral and "blurry" in answer.content and "2:3" in answer.content and "crayon" in answer.content
-        assert await store.user_settings(fake.member.id) == {"negative_prompt": "blurry", "aspect_ratio": "2:3", "style": "crayon"}
+        assert (
+            answer.ephemeral and "blurry" in answer.content and "2:3" in answer.content and "crayon" in answer.content
+        )
+        assert await store.user_settings(fake.member.id) == {
+            "negative_prompt": "blurry",
+            "aspect_ratio": "2:3",
+            "style": "crayon",
+        }
 
         bad = await fake.invoke_command("settings", {"ar": "wide"})
         await bad.wait_ack()
@@ -328,7 +350,9 @@ async def test_settings_are_saved_and_fill_what_a_command_leaves_out(fake: FakeD
 
 
 # ------------------------------------------------------------------------------------------------ status and tokens
-async def test_progress_and_preview_show_on_the_status_message_then_go(fake: FakeDiscord, store, tmp_path: Path) -> None:
+async def test_progress_and_preview_show_on_the_status_message_then_go(
+    fake: FakeDiscord, store, tmp_path: Path
+) -> None:
     import asyncio
 
     hold = asyncio.Event()
@@ -350,7 +374,15 @@ async def test_progress_and_preview_show_on_the_status_message_then_go(fake: Fak
 async def test_commands_sync_to_the_dev_guild_when_set(fake: FakeDiscord, store, tmp_path: Path) -> None:
     async with running_bot(bot_config(tmp_path, dev_guild=fake.guild.id), store, fake):
         [put] = fake.calls.filter("PUT", f"/applications/{fake.application_id}/guilds/{fake.guild.id}/commands")
-        assert {c["name"] for c in put.response} == {"imagine", "story", "queue", "cancel", "settings", "help", "status"}
+        assert {c["name"] for c in put.response} == {
+            "imagine",
+            "story",
+            "queue",
+            "cancel",
+            "settings",
+            "help",
+            "status",
+        }
         assert fake.calls.filter("PUT", f"/applications/{fake.application_id}/commands") == []
         handle = await fake.invoke_command("help")
         assert (await handle.wait_ack()).type == 4

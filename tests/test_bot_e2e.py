@@ -16,15 +16,21 @@ from typing import Any, AsyncIterator
 
 import pytest
 import pytest_asyncio
-from PIL import Image
-
 from conftest import make_tiny_config
 from fakediscord import FakeDiscord, FakeMessage
 from fakediscord.state import DEFAULT_ATTACHMENT_LIMIT
-
+from PIL import Image
 from test_bot_support import (
-    LogCollector, RunningBot, SupervisedWorker, collecting_logs, job_of, messages_of_job, open_store, start_bot,
-    wait_delivered, wait_job,
+    LogCollector,
+    RunningBot,
+    SupervisedWorker,
+    collecting_logs,
+    job_of,
+    messages_of_job,
+    open_store,
+    start_bot,
+    wait_delivered,
+    wait_job,
 )  # fmt: skip
 
 from storyloom.config import Config
@@ -73,7 +79,11 @@ async def world(tmp_path_factory, tiny_models) -> AsyncIterator[World]:
 
 def is_grid(message: FakeMessage) -> bool:
     ids = message.custom_ids()
-    return bool(message.attachments) and any(i.startswith("sl:u:") for i in ids) and any(i.startswith("sl:r:") for i in ids)
+    return (
+        bool(message.attachments)
+        and any(i.startswith("sl:u:") for i in ids)
+        and any(i.startswith("sl:r:") for i in ids)
+    )
 
 
 def status_job(message: FakeMessage) -> int:
@@ -101,7 +111,9 @@ async def test_imagine_shows_progress_then_a_grid_with_nine_buttons(world: World
     assert job_of(grid) == job_id
 
     assert grid.custom_ids() == [
-        *(f"sl:u:{job_id}:{n}" for n in range(1, 5)), f"sl:r:{job_id}", *(f"sl:v:{job_id}:{n}" for n in range(1, 5))
+        *(f"sl:u:{job_id}:{n}" for n in range(1, 5)),
+        f"sl:r:{job_id}",
+        *(f"sl:v:{job_id}:{n}" for n in range(1, 5)),
     ]
     [picture] = grid.attachments
     one = await store.artifact(job_id, 0, ArtifactKind.IMAGE)
@@ -136,7 +148,9 @@ async def test_after_a_bot_restart_u1_on_the_old_grid_upscales(world: World) -> 
     job = await world.store.get(job_id)
     assert (job.kind, job.parent_id, job.params["index"], job.user_id) == (JobKind.UPSCALE, source, 0, fake.manager.id)
 
-    result = await fake.wait_for_message(thread, lambda m: job_of(m) == job_id and bool(m.attachments), timeout=WORK_TIMEOUT)
+    result = await fake.wait_for_message(
+        thread, lambda m: job_of(m) == job_id and bool(m.attachments), timeout=WORK_TIMEOUT
+    )
     assert result.custom_ids() == [f"sl:vs:{job_id}:1", f"sl:vx:{job_id}:1", f"sl:x4:{job_id}:1"]
     assert [b["label"] for b in result.buttons()] == ["Vary (Subtle)", "Vary (Strong)", "4× Real-ESRGAN"]
     width = (await world.store.artifact(source, 0)).metadata["width"]
@@ -161,7 +175,10 @@ async def test_v2_and_reroll_make_new_grids_delivered_once_despite_429_and_500(w
     assert (await world.store.get(reroll_id)).kind is JobKind.IMAGINE
 
     for job_id in (vary_id, reroll_id):
-        await fake.wait_for(lambda: any(job_of(m) == job_id and is_grid(m) for m in fake.messages_in(thread)), timeout=WORK_TIMEOUT)
+        await fake.wait_for(
+            lambda job_id=job_id: any(job_of(m) == job_id and is_grid(m) for m in fake.messages_in(thread)),
+            timeout=WORK_TIMEOUT,
+        )
     await asyncio.sleep(0.5)  # room for a duplicate to show up, if there were one
     for job_id in (vary_id, reroll_id):
         posted = [m for m in messages_of_job(fake, thread, job_id) if m.attachments]
@@ -181,10 +198,14 @@ async def test_story_gets_a_thread_named_after_its_title_pages_in_order_then_the
     assert (await handle.wait_ack()).type == 5
     status = await handle.wait_original()
     story_id = status_job(status)
-    thread = await fake.wait_for(lambda: next((t for t in fake.threads_of(fake.text_channel) if t.id == status.id), None))
+    thread = await fake.wait_for(
+        lambda: next((t for t in fake.threads_of(fake.text_channel) if t.id == status.id), None)
+    )
 
     def book_posted():
-        return next((m for m in fake.messages_in(thread) if any(a.filename.endswith(".pdf") for a in m.attachments)), None)
+        return next(
+            (m for m in fake.messages_in(thread) if any(a.filename.endswith(".pdf") for a in m.attachments)), None
+        )
 
     book = await fake.wait_for(book_posted, timeout=WORK_TIMEOUT)
     title = (await store.artifact(story_id, 0, ArtifactKind.TEXT)).metadata["title"]
@@ -210,7 +231,12 @@ async def test_story_gets_a_thread_named_after_its_title_pages_in_order_then_the
     assert (await submitted.wait_ack()).type == 5
     next_id = status_job((await submitted.wait_followups(1))[0])
     chapter = await wait_job(store, next_id, lambda j: j.channel_id is not None, timeout=5)
-    assert (chapter.kind, chapter.params["continue_from"], chapter.thread_id, chapter.channel_id) == (JobKind.STORY, story_id, None, thread.id)
+    assert (chapter.kind, chapter.params["continue_from"], chapter.thread_id, chapter.channel_id) == (
+        JobKind.STORY,
+        story_id,
+        None,
+        thread.id,
+    )
     cancel = await fake.invoke_command("cancel", {"job": next_id})
     [answer] = await cancel.wait_followups(1)
     assert answer.ephemeral and f"job {next_id}" in answer.content
@@ -224,8 +250,12 @@ async def test_tiny_upload_limit_reencodes_the_grid_and_says_so(world: World) ->
     try:
         handle = await fake.invoke_command("imagine", {"prompt": "a noisy forest", "steps": 2})
         job_id = status_job(await handle.wait_original())
-        thread = await fake.wait_for(lambda: next((t for t in fake.threads_of(fake.text_channel) if t.id == handle.original_response().id), None))
-        grid = await fake.wait_for_message(thread, lambda m: job_of(m) == job_id and bool(m.attachments), timeout=WORK_TIMEOUT)
+        thread = await fake.wait_for(
+            lambda: next((t for t in fake.threads_of(fake.text_channel) if t.id == handle.original_response().id), None)
+        )
+        grid = await fake.wait_for_message(
+            thread, lambda m: job_of(m) == job_id and bool(m.attachments), timeout=WORK_TIMEOUT
+        )
     finally:
         fake.set_attachment_size_limit(DEFAULT_ATTACHMENT_LIMIT)
     [picture] = grid.attachments
@@ -237,12 +267,16 @@ async def test_tiny_upload_limit_reencodes_the_grid_and_says_so(world: World) ->
 
 async def test_deleted_status_message_does_not_lose_the_result(world: World) -> None:
     fake = world.fake
-    handle = await fake.invoke_command("imagine", {"prompt": "a lighthouse", "steps": 2}, channel=fake.no_threads_channel)
+    handle = await fake.invoke_command(
+        "imagine", {"prompt": "a lighthouse", "steps": 2}, channel=fake.no_threads_channel
+    )
     status = await handle.wait_original()
     job_id = status_job(status)
     await fake.wait_for(lambda: "threads are not allowed" in fake.message(status.id).content, timeout=10)
     fake.delete_message(fake.no_threads_channel, status)
-    grid = await fake.wait_for_message(fake.no_threads_channel, lambda m: job_of(m) == job_id and is_grid(m), timeout=WORK_TIMEOUT)
+    grid = await fake.wait_for_message(
+        fake.no_threads_channel, lambda m: job_of(m) == job_id and is_grid(m), timeout=WORK_TIMEOUT
+    )
     assert fake.threads_of(fake.no_threads_channel) == []
     assert await wait_delivered(world.store, job_id) == (grid.id,)
     assert [m.id for m in messages_of_job(fake, fake.no_threads_channel, job_id)] == [grid.id]
@@ -252,7 +286,9 @@ async def test_worker_killed_mid_imagine_still_gives_exactly_one_grid(world: Wor
     fake, store = world.fake, world.store
     handle = await fake.invoke_command("imagine", {"prompt": "a windmill at dusk", "steps": 40})
     job_id = status_job(await handle.wait_original())
-    await wait_job(store, job_id, lambda j: j.status is JobStatus.RUNNING and j.progress.step >= 1, timeout=WORK_TIMEOUT)
+    await wait_job(
+        store, job_id, lambda j: j.status is JobStatus.RUNNING and j.progress.step >= 1, timeout=WORK_TIMEOUT
+    )
     victim = world.worker.pid
     os.kill(victim, signal.SIGKILL)
     job = await wait_job(store, job_id, lambda j: j.is_finished, timeout=WORK_TIMEOUT)

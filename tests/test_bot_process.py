@@ -11,7 +11,6 @@ import textwrap
 from pathlib import Path
 
 from fakediscord import FakeDiscord
-
 from test_bot_support import job_of
 
 from storyloom.config import load_config
@@ -60,7 +59,9 @@ async def test_the_bot_process_serves_commands_without_torch_and_stops_on_sigter
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         )  # fmt: skip
         try:
-            await fake.wait_for(lambda: fake.command("imagine") and fake.connected, timeout=30, what="the bot to connect")
+            await fake.wait_for(
+                lambda: fake.command("imagine") and fake.connected, timeout=30, what="the bot to connect"
+            )
             handle = await fake.invoke_command("imagine", {"prompt": "a paper boat"})
             assert (await handle.wait_ack(timeout=10)).type == 5
             status = await handle.wait_original(timeout=10)
@@ -78,7 +79,12 @@ async def test_the_bot_process_serves_commands_without_torch_and_stops_on_sigter
     assert "discord.gateway" in stderr.decode()  # -v: the debug log was on, and still no token
     with JobStore.from_config(config) as store:
         [job] = store.list_jobs((JobStatus.QUEUED,))
-        assert (job.id, job.kind, job.message_id, job.thread_id) == (job_of(status), JobKind.IMAGINE, status.id, thread.id)
+        assert (job.id, job.kind, job.message_id, job.thread_id) == (
+            job_of(status),
+            JobKind.IMAGINE,
+            status.id,
+            thread.id,
+        )
 
 
 async def test_run_starts_the_bot_and_a_supervised_worker_and_stops_both(tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from fakediscord import FakeDiscord, FakeMessage
 from storyloom.bot.app import StoryloomBot
 from storyloom.config import Config
 from storyloom.queue.async_store import AsyncJobStore
-from storyloom.queue.job import ArtifactKind, Job, JobKind, JobStatus, NewArtifact, NewJob
+from storyloom.queue.job import ArtifactKind, Job, JobKind, NewArtifact, NewJob
 
 FOOTER = re.compile(r"^-# .*\bjob (\d+)$", re.MULTILINE)
 
@@ -209,36 +209,59 @@ class FastWorker:
                 raise
 
     async def _step(self) -> None:
-            if self.paused.is_set():
-                await asyncio.sleep(0.02)
-                return
-            job = await self.store.claim("fast/1", [k.value for k in JobKind])
-            if job is None:
-                await asyncio.sleep(0.02)
-                return
-            await self.store.report_progress(job.id, "fast/1", 1, 2, stage="drawing", preview=png(4, 4, (1, 2, 3)))
-            if self.hold is not None:
-                await self.hold.wait()
-            if job.kind in self.fail_kinds:
-                from storyloom.queue.job import JobError
+        if self.paused.is_set():
+            await asyncio.sleep(0.02)
+            return
+        job = await self.store.claim("fast/1", [k.value for k in JobKind])
+        if job is None:
+            await asyncio.sleep(0.02)
+            return
+        await self.store.report_progress(job.id, "fast/1", 1, 2, stage="drawing", preview=png(4, 4, (1, 2, 3)))
+        if self.hold is not None:
+            await self.hold.wait()
+        if job.kind in self.fail_kinds:
+            from storyloom.queue.job import JobError
 
-                await self.store.fail(job.id, "fast/1", JobError("the fast worker refuses this", "Test"))
-            else:
-                artifacts, followups = self.results(job)
-                await self.store.complete(job.id, "fast/1", artifacts, followups)
-            self.done.append(job.id)
+            await self.store.fail(job.id, "fast/1", JobError("the fast worker refuses this", "Test"))
+        else:
+            artifacts, followups = self.results(job)
+            await self.store.complete(job.id, "fast/1", artifacts, followups)
+        self.done.append(job.id)
 
     def results(self, job: Job) -> tuple[list[NewArtifact], list[NewJob]]:
-        image = lambda i: NewArtifact(ArtifactKind.IMAGE, i, f"image_{i + 1}.png", "image/png", self.image, {"seed": 100 + i, "width": 8, "height": 8})  # noqa: E731
+        image = lambda i: NewArtifact(
+            ArtifactKind.IMAGE,
+            i,
+            f"image_{i + 1}.png",
+            "image/png",
+            self.image,
+            {"seed": 100 + i, "width": 8, "height": 8},
+        )
         if job.kind in (JobKind.IMAGINE, JobKind.VARY):
-            grid = NewArtifact(ArtifactKind.GRID, 0, "grid.png", "image/png", self.grid, {"seeds": [100, 101, 102, 103]})
+            grid = NewArtifact(
+                ArtifactKind.GRID, 0, "grid.png", "image/png", self.grid, {"seeds": [100, 101, 102, 103]}
+            )
             return [grid, *(image(i) for i in range(4))], []
         if job.kind is JobKind.UPSCALE:
             return [image(0)], []
         if job.kind is JobKind.STORY:
             pages = job.params.get("pages") or 2
-            plan = NewArtifact(ArtifactKind.TEXT, 0, "story.json", "application/json", story_plan_json(self.title, pages).encode(), {"title": self.title, "pages": pages})
-            followups = [NewJob(JobKind.STORY_PAGE, {"page": i, "text": f"Text of page {i + 1}.", "prompt": f"page {i + 1}", "plan": {"number": i + 1}}, page_index=i) for i in range(pages)]
+            plan = NewArtifact(
+                ArtifactKind.TEXT,
+                0,
+                "story.json",
+                "application/json",
+                story_plan_json(self.title, pages).encode(),
+                {"title": self.title, "pages": pages},
+            )
+            followups = [
+                NewJob(
+                    JobKind.STORY_PAGE,
+                    {"page": i, "text": f"Text of page {i + 1}.", "prompt": f"page {i + 1}", "plan": {"number": i + 1}},
+                    page_index=i,
+                )
+                for i in range(pages)
+            ]
             return [plan], followups
         if job.kind is JobKind.STORY_PAGE:
             return [image(0)], []

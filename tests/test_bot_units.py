@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import logging
-import re
 
-import discord
 import pytest
 from PIL import Image
-
 from test_bot_support import noisy_png
 
 from storyloom.bot import buttons, texts
@@ -41,7 +37,11 @@ def test_a_picture_too_large_is_reencoded_or_scaled_to_fit_and_says_so(limit: in
     data = noisy_png(128, 128)
     fitted = fit_image(data, "grid.png", limit)
     assert len(data) > limit >= len(fitted.data) > 0
-    assert fitted.filename.endswith((".webp", ".jpg")) and "re-encoded" in fitted.note and "full PNG is kept" in fitted.note
+    assert (
+        fitted.filename.endswith((".webp", ".jpg"))
+        and "re-encoded" in fitted.note
+        and "full PNG is kept" in fitted.note
+    )
     with Image.open(io.BytesIO(fitted.data)) as image:
         assert image.width <= 128 and ("scaled down" in fitted.note) == (image.width < 128)
 
@@ -97,11 +97,24 @@ def test_story_screen_refuses_unkind_summaries_and_banned_words() -> None:
 
 # ------------------------------------------------------------------------------------------------ validation
 def test_imagine_parameters_are_validated_and_normalised(config) -> None:
-    params = imagine_params(config, BannedWords([]), prompt="  a (cat:1.2)  ", negative=None, aspect_ratio=" 16:9 ", steps=STEPS_MAX)
-    assert (params.prompt, params.negative_prompt, params.aspect_ratio, params.num_inference_steps) == ("a (cat:1.2)", "", "16:9", STEPS_MAX)
+    params = imagine_params(
+        config, BannedWords([]), prompt="  a (cat:1.2)  ", negative=None, aspect_ratio=" 16:9 ", steps=STEPS_MAX
+    )
+    assert (params.prompt, params.negative_prompt, params.aspect_ratio, params.num_inference_steps) == (
+        "a (cat:1.2)",
+        "",
+        "16:9",
+        STEPS_MAX,
+    )
     assert params.safety_checker is True
-    for bad in [dict(prompt=""), dict(prompt="a", steps=STEPS_MIN - 1), dict(prompt="a", aspect_ratio="wide"),
-                dict(prompt="a", seed=2**32), dict(prompt="(a:9)"), dict(prompt="a" * (config.image.max_prompt_chars + 1))]:
+    for bad in [
+        dict(prompt=""),
+        dict(prompt="a", steps=STEPS_MIN - 1),
+        dict(prompt="a", aspect_ratio="wide"),
+        dict(prompt="a", seed=2**32),
+        dict(prompt="(a:9)"),
+        dict(prompt="a" * (config.image.max_prompt_chars + 1)),
+    ]:
         with pytest.raises(InvalidInput):
             imagine_params(config, BannedWords([]), **bad)
 
@@ -109,9 +122,19 @@ def test_imagine_parameters_are_validated_and_normalised(config) -> None:
 def test_story_parameters_are_validated(config) -> None:
     screen = story_screen([])
     params = story_params(config, screen, summary=" a duck learns to swim ", pages=2, style="CRAYON", character=" ")
-    assert (params.summary, params.pages, params.style, params.character) == ("a duck learns to swim", 2, "crayon", None)
+    assert (params.summary, params.pages, params.style, params.character) == (
+        "a duck learns to swim",
+        2,
+        "crayon",
+        None,
+    )
     assert story_params(config, screen, summary="a duck", continue_from=4).continue_from == 4
-    for bad in [dict(summary=""), dict(summary="a duck", pages=0), dict(summary="a duck", style="oil"), dict(summary="bloody duck")]:
+    for bad in [
+        dict(summary=""),
+        dict(summary="a duck", pages=0),
+        dict(summary="a duck", style="oil"),
+        dict(summary="bloody duck"),
+    ]:
         with pytest.raises(InvalidInput):
             story_params(config, screen, **bad)
     assert parse_pages(" 3 ") == 3 and parse_pages("") is None
@@ -144,7 +167,12 @@ def test_the_token_is_scrubbed_from_log_records() -> None:
 
 # ------------------------------------------------------------------------------------------------ buttons and nonces
 async def test_every_button_round_trips_through_its_custom_id() -> None:
-    items = [*buttons.grid_buttons(12345), *buttons.upscaled_buttons(7), *buttons.page_buttons(99), *buttons.book_buttons(5)]
+    items = [
+        *buttons.grid_buttons(12345),
+        *buttons.upscaled_buttons(7),
+        *buttons.page_buttons(99),
+        *buttons.book_buttons(5),
+    ]
     for item in items:
         custom_id = item.custom_id
         assert custom_id.startswith("sl:") and len(custom_id) <= 100
@@ -157,7 +185,8 @@ async def test_every_button_round_trips_through_its_custom_id() -> None:
     assert view.is_finished()  # so discord.py does not keep it and dispatch presses twice
     rows = view.to_components()
     assert [[c["custom_id"] for c in row["components"]] for row in rows] == [
-        ["sl:u:3:1", "sl:u:3:2", "sl:u:3:3", "sl:u:3:4", "sl:r:3"], ["sl:v:3:1", "sl:v:3:2", "sl:v:3:3", "sl:v:3:4"]
+        ["sl:u:3:1", "sl:u:3:2", "sl:u:3:3", "sl:u:3:4", "sl:r:3"],
+        ["sl:v:3:1", "sl:v:3:2", "sl:v:3:3", "sl:v:3:4"],
     ]
 
 

@@ -30,21 +30,24 @@ MakeRequest = Callable[[Job, discord.Interaction], Request]
 async def press(interaction: discord.Interaction, source_id: int, make: MakeRequest) -> Job | None:
     """Acknowledge at once, then read the source job, build the request and queue it."""
     bot: StoryloomBot = interaction.client  # type: ignore[assignment]
-    await interaction.response.defer(thinking=True)
-    try:
-        source = await bot.store.get(source_id)
-        request = make(source, interaction)
-    except StoryloomError as exc:
-        await interaction.followup.send(user_line(exc, source_id))
-        return None
-    return await submit(bot, interaction, request)
+    async with bot.in_flight():  # a shutdown lets an accepted press finish queueing
+        await interaction.response.defer(thinking=True)
+        try:
+            source = await bot.store.get(source_id)
+            request = make(source, interaction)
+        except StoryloomError as exc:
+            await interaction.followup.send(user_line(exc, source_id))
+            return None
+        return await submit(bot, interaction, request)
 
 
 def upscale(index: int, mode: str | None = None) -> MakeRequest:
     def make(source: Job, interaction: discord.Interaction) -> Request:
         label = "4× Real-ESRGAN" if mode == "esrgan" else "upscaling"
         return Request(
-            JobKind.UPSCALE, UpscaleParams(index=index, mode=mode), f"⬆️ {label} image {index + 1} of job {source.id}",
+            JobKind.UPSCALE,
+            UpscaleParams(index=index, mode=mode),
+            f"⬆️ {label} image {index + 1} of job {source.id}",
             parent_id=source.id,
         )
 
@@ -77,7 +80,11 @@ def redraw(source: Job, interaction: discord.Interaction) -> Request:
     if source.kind is not JobKind.STORY_PAGE or source.parent_id is None:
         raise JobFailure("only story pages can be redrawn", source.id)
     params = StoryPageParams.model_validate(
-        {**source.params, "seed": secrets.randbelow(MAX_SEED + 1), "safety_checker": safety_checker_for(interaction.channel)}
+        {
+            **source.params,
+            "seed": secrets.randbelow(MAX_SEED + 1),
+            "safety_checker": safety_checker_for(interaction.channel),
+        }
     )
     return Request(JobKind.STORY_PAGE, params, f"🔁 redrawing page {params.page + 1}", parent_id=source.parent_id)
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator
 
 import discord
 from discord.ext import commands
@@ -28,6 +29,7 @@ from storyloom.queue.async_store import AsyncJobStore
 logger = logging.getLogger(__name__)
 
 LOOP_STOP_SECONDS = 30.0
+IN_FLIGHT_SECONDS = 15.0
 
 EXTENSIONS = (
     "storyloom.bot.commands.imagine",
@@ -68,6 +70,21 @@ class StoryloomBot(commands.Bot):
         self.delivery = DeliveryLoop(self, config.bot.delivery_poll_interval)
         self.progress = ProgressLoop(self, poll=min(1.0, max(0.1, interval / 4)))
         self._loops: list[asyncio.Task[None]] = []
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    @asynccontextmanager
+    async def in_flight(self) -> AsyncIterator[None]:
+        """Marks work that must not be cut off by a shutdown (queueing a job and giving it its place)."""
+        self._in_flight += 1
+        self._idle.clear()
+        try:
+            yield
+        finally:
+            self._in_flight -= 1
+            if not self._in_flight:
+                self._idle.set()
 
     async def setup_hook(self) -> None:
         for name in EXTENSIONS:
@@ -92,13 +109,20 @@ class StoryloomBot(commands.Bot):
             logger.info("synced %d global commands (they can take a while to appear)", len(synced))
 
     async def on_ready(self) -> None:
-        logger.info("connected as %s (id %s) to %d guild(s)", self.user, self.user.id if self.user else "?", len(self.guilds))
+        logger.info(
+            "connected as %s (id %s) to %d guild(s)", self.user, self.user.id if self.user else "?", len(self.guilds)
+        )
 
     async def on_interaction(self, interaction: discord.Interaction) -> None:
         # Every interaction tells the upload limit of where it came from; delivery uses the latest one.
         self.limits.learn(interaction.guild_id, interaction.channel_id, interaction.filesize_limit)
 
     async def close(self) -> None:
+        # Requests being queued finish first: a job must not be left without its status message and thread.
+        try:
+            await asyncio.wait_for(self._idle.wait(), IN_FLIGHT_SECONDS)
+        except asyncio.TimeoutError:
+            logger.warning("stopping with %d request(s) still being queued", self._in_flight)
         # Let the loops finish the round in hand: cancelling one halfway through a store call could leave the
         # store's connection inside a transaction.
         self.delivery.stop()

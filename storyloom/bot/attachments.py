@@ -93,5 +93,6 @@ class SizeLimits:
         self._known[self._key(guild_id, channel_id)] = smaller
         return smaller
 
-    def limit(self, guild_id: int | None, channel_id: int | None) -> int:
-        return self._known.get(self._key(guild_id, channel_id), self._default)
+    def limit(self, guild_id: int | None, channel_id: int | None, fallback: int | None = None) -> int:
+        """The limit last seen there, else ``fallback`` (the guild's own limit, when known), else the default."""
+        return self._known.get(self._key(guild_id, channel_id), fallback or self._default)

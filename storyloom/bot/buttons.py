@@ -36,7 +36,9 @@ BLUE = discord.ButtonStyle.primary
 class _JobButton(DynamicItem[Button], template=r"sl:-:(?P<job>[0-9]+)"):
     """Common parts: the job ID from the custom ID, and errors reported through ``errors.report``."""
 
-    def __init__(self, custom_id: str, job_id: int, *, label: str, style: discord.ButtonStyle = GREY, row: int | None = None) -> None:
+    def __init__(
+        self, custom_id: str, job_id: int, *, label: str, style: discord.ButtonStyle = GREY, row: int | None = None
+    ) -> None:
         super().__init__(Button(label=label, style=style, custom_id=custom_id, row=row))
         self.job_id = job_id
 
@@ -56,7 +58,9 @@ class UpscaleButton(_JobButton, template=r"sl:u:(?P<job>[0-9]+):(?P<n>[1-9])"):
         self.n = n
 
     @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction, item: Button, match: re.Match[str]) -> UpscaleButton:
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: Button, match: re.Match[str]
+    ) -> UpscaleButton:
         return cls(int(match["job"]), int(match["n"]))
 
     async def pressed(self, interaction: discord.Interaction) -> None:
@@ -136,7 +140,9 @@ class ContinueButton(_JobButton, template=r"sl:c:(?P<job>[0-9]+)"):
         super().__init__(f"sl:c:{job_id}", job_id, label="➕ Continue", style=BLUE, row=row)
 
     @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction, item: Button, match: re.Match[str]) -> ContinueButton:
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: Button, match: re.Match[str]
+    ) -> ContinueButton:
         return cls(int(match["job"]))
 
     async def pressed(self, interaction: discord.Interaction) -> None:
@@ -146,7 +152,13 @@ class ContinueButton(_JobButton, template=r"sl:c:(?P<job>[0-9]+)"):
 
 
 ALL_BUTTONS: tuple[type[DynamicItem[Any]], ...] = (
-    UpscaleButton, VaryButton, RerollButton, VaryStrengthButton, EsrganButton, RedrawButton, ContinueButton,
+    UpscaleButton,
+    VaryButton,
+    RerollButton,
+    VaryStrengthButton,
+    EsrganButton,
+    RedrawButton,
+    ContinueButton,
 )
 
 
@@ -173,7 +185,10 @@ def grid_buttons(job_id: int, images: int = 4) -> list[DynamicItem[Any]]:
 
 
 def upscaled_buttons(job_id: int, *, esrgan: bool = True) -> list[DynamicItem[Any]]:
-    items: list[DynamicItem[Any]] = [VaryStrengthButton(job_id, 1, "s", row=0), VaryStrengthButton(job_id, 1, "x", row=0)]
+    items: list[DynamicItem[Any]] = [
+        VaryStrengthButton(job_id, 1, "s", row=0),
+        VaryStrengthButton(job_id, 1, "x", row=0),
+    ]
     if esrgan:
         items.append(EsrganButton(job_id, 1, row=0))
     return items

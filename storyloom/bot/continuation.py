@@ -27,10 +27,15 @@ class ContinueModal(discord.ui.Modal, title="Continue the story"):
         super().__init__(timeout=900, custom_id=f"sl:cm:{story_id}")
         self.story_id = story_id
         self.next = discord.ui.TextInput(
-            label="What happens next?", style=discord.TextStyle.paragraph, default=DEFAULT_NEXT, max_length=1000,
+            label="What happens next?",
+            style=discord.TextStyle.paragraph,
+            default=DEFAULT_NEXT,
+            max_length=1000,
             custom_id="next",
         )
-        self.pages = discord.ui.TextInput(label="Pages (blank: the usual)", required=False, max_length=2, custom_id="pages")
+        self.pages = discord.ui.TextInput(
+            label="Pages (blank: the usual)", required=False, max_length=2, custom_id="pages"
+        )
         self.add_item(self.next)
         self.add_item(self.pages)
 
@@ -38,7 +43,10 @@ class ContinueModal(discord.ui.Modal, title="Continue the story"):
         bot: StoryloomBot = interaction.client  # type: ignore[assignment]
         try:
             params = story_params(
-                bot.config, bot.story_screen, summary=self.next.value, pages=parse_pages(self.pages.value),
+                bot.config,
+                bot.story_screen,
+                summary=self.next.value,
+                pages=parse_pages(self.pages.value),
                 continue_from=self.story_id,
             )
         except StoryloomError as exc:

@@ -141,7 +141,9 @@ class DeliveryLoop:
         text = f"⚠️ <@{job.user_id}> the results of job {job.id} could not be posted; it has been logged\n{texts.job_footer(job.id)}"
         try:
             channel = self._bot.get_partial_messageable(target, guild_id=job.guild_id)
-            message = await channel.send(text, allowed_mentions=discord.AllowedMentions(users=[discord.Object(job.user_id)]))
+            message = await channel.send(
+                text, allowed_mentions=discord.AllowedMentions(users=[discord.Object(job.user_id)])
+            )
         except discord.HTTPException:
             return []
         return [message.id]
@@ -180,12 +182,17 @@ class DeliveryLoop:
             ids.append(message.id)
         return ids
 
-    async def _send(self, channel: discord.PartialMessageable, job: Job, post: results.Post, nonce: str) -> discord.Message:
+    async def _send(
+        self, channel: discord.PartialMessageable, job: Job, post: results.Post, nonce: str
+    ) -> discord.Message:
         limits = self._bot.limits
-        limit = limits.limit(job.guild_id, job.channel_id)
+        guild = self._bot.get_guild(job.guild_id) if job.guild_id else None
+        limit = limits.limit(job.guild_id, job.channel_id, guild.filesize_limit if guild else None)
         reference = None
         if post.reply_to is not None and job.channel_id == channel.id:
-            reference = discord.MessageReference(message_id=post.reply_to, channel_id=channel.id, fail_if_not_exists=False)
+            reference = discord.MessageReference(
+                message_id=post.reply_to, channel_id=channel.id, fail_if_not_exists=False
+            )
         mentions = discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(job.user_id)])
         for attempt in range(SHRINK_TRIES):
             fitted = await _fit(post, limit)
@@ -213,13 +220,17 @@ class DeliveryLoop:
         found: dict[int, int] = {}
         by_footer: list[int] = []
         me = self._bot.user.id if self._bot.user else None
-        async for message in channel.history(limit=HISTORY_LIMIT, after=since, oldest_first=True):
-            if message.author.id != me or message.id == job.message_id:
-                continue
-            if isinstance(message.nonce, str) and message.nonce in nonces:
-                found[nonces[message.nonce]] = message.id
-            elif footer.search(message.content):
-                by_footer.append(message.id)
+        try:
+            async for message in channel.history(limit=HISTORY_LIMIT, after=since, oldest_first=True):
+                if message.author.id != me or message.id == job.message_id:
+                    continue
+                if isinstance(message.nonce, str) and message.nonce in nonces:
+                    found[nonces[message.nonce]] = message.id
+                elif footer.search(message.content):
+                    by_footer.append(message.id)
+        except discord.Forbidden:  # no Read Message History here: rely on Discord dropping repeated nonces
+            logger.info("job %s: cannot read channel %s to check for an earlier post", job.id, channel.id)
+            return {}
         for index in range(count):  # Discord does not always return nonces: fall back to the footer, in order
             if index not in found and by_footer:
                 found[index] = by_footer.pop(0)

@@ -58,7 +58,9 @@ def status_message(job: Job, parent: Job | None) -> tuple[int, int] | None:
 
 
 async def _prepare(bot: StoryloomBot, job: Job, parent: Job | None) -> Outcome:
-    target = job.thread_id or (parent.thread_id if parent and job.kind is JobKind.STORY_PAGE else None) or job.channel_id
+    target = (
+        job.thread_id or (parent.thread_id if parent and job.kind is JobKind.STORY_PAGE else None) or job.channel_id
+    )
     assert target is not None  # only jobs with a channel are delivered
     in_place = target == job.channel_id
     reply_to = job.message_id if in_place and job.kind is not JobKind.STORY_PAGE else None
@@ -68,7 +70,11 @@ async def _prepare(bot: StoryloomBot, job: Job, parent: Job | None) -> Outcome:
     if job.kind is JobKind.STORY_PAGE and job.page_index is not None and parent is not None:
         return await _numbered_page(bot, job, parent, target)
     if job.status is not JobStatus.SUCCEEDED:
-        posts = [] if job.status is JobStatus.CANCELED else [Post(texts.failure_post(head, job, job.user_id), reply_to=reply_to)]
+        posts = (
+            []
+            if job.status is JobStatus.CANCELED
+            else [Post(texts.failure_post(head, job, job.user_id), reply_to=reply_to)]
+        )
         return Outcome(target, posts, texts.finished_line(head, job))
     if job.kind in (JobKind.IMAGINE, JobKind.VARY):
         return Outcome(target, [await _grid(bot, job, reply_to)], texts.finished_line(head, job, where))
@@ -79,7 +85,9 @@ async def _prepare(bot: StoryloomBot, job: Job, parent: Job | None) -> Outcome:
     if job.kind is JobKind.STORY_PAGE:  # a redrawn page
         page = await _page_post(bot, job, redrawn=True)
         return Outcome(target, [page], texts.finished_line(head, job, where))
-    return Outcome(target, [Post(f"✅ job {job.id} ({job.kind}) finished", reply_to=reply_to)], texts.finished_line(head, job))
+    return Outcome(
+        target, [Post(f"✅ job {job.id} ({job.kind}) finished", reply_to=reply_to)], texts.finished_line(head, job)
+    )
 
 
 async def _grid(bot: StoryloomBot, job: Job, reply_to: int | None) -> Post:
@@ -98,7 +106,13 @@ async def _grid(bot: StoryloomBot, job: Job, reply_to: int | None) -> Post:
         notes.append("some pictures were blurred by the safety checker")
     content = f"{line}\n{texts.job_footer(job.id, *notes)}"
     data = grid.data if grid else None
-    return Post(texts.fit(content), data, f"storyloom_{job.id}_grid.png", items=tuple(buttons.grid_buttons(job.id, len(images) or 4)), reply_to=reply_to)
+    return Post(
+        texts.fit(content),
+        data,
+        f"storyloom_{job.id}_grid.png",
+        items=tuple(buttons.grid_buttons(job.id, len(images) or 4)),
+        reply_to=reply_to,
+    )
 
 
 async def _upscaled(bot: StoryloomBot, job: Job, reply_to: int | None) -> Post:
@@ -122,7 +136,9 @@ async def _story(bot: StoryloomBot, job: Job, target: int, reply_to: int | None)
         line = f"📖 **{texts.quote(title, 100)}** — a new chapter: *{texts.quote(job.params.get('summary', ''))}*"
     else:
         line = f"📖 **{texts.quote(title, 100)}**\n*{texts.quote(job.params.get('summary', ''), 600)}*"
-    content = texts.fit(f"{line}\nwritten for <@{job.user_id}>; the pages follow one by one\n{texts.job_footer(job.id)}")
+    content = texts.fit(
+        f"{line}\nwritten for <@{job.user_id}>; {_pages(pages)} follow one by one\n{texts.job_footer(job.id)}"
+    )
     status = texts.fit(f"📖 **{texts.quote(title, 100)}** — written; drawing the pages\n{texts.job_footer(job.id)}")
     rename = texts.thread_name(title) if job.thread_id else None
     return Outcome(target, [Post(content, reply_to=reply_to)], status, status_final=False, rename_thread=rename)
@@ -156,7 +172,9 @@ async def _page_post(bot: StoryloomBot, job: Job, *, redrawn: bool = False) -> P
     heading = f"**Page {number}**" + (" (redrawn)" if redrawn else "")
     notes = ["blurred by the safety checker" if picture and picture.metadata.get("nsfw") else ""]
     content = texts.fit(f"{heading}\n{text}\n{texts.job_footer(job.id, *notes)}")
-    return Post(content, picture.data if picture else None, f"page_{number:03d}.png", items=tuple(buttons.page_buttons(job.id)))
+    return Post(
+        content, picture.data if picture else None, f"page_{number:03d}.png", items=tuple(buttons.page_buttons(job.id))
+    )
 
 
 async def origin_prompt(bot: StoryloomBot, job: Job) -> str:
@@ -182,6 +200,10 @@ async def _job_or_none(bot: StoryloomBot, job_id: int | None) -> Job | None:
         return await bot.store.get(job_id)
     except StoryloomError:
         return None
+
+
+def _pages(count: int) -> str:
+    return "1 page" if count == 1 else f"{count} pages" if count else "the pages"
 
 
 def _first(artifacts: list[Artifact], kind: ArtifactKind) -> Artifact | None:

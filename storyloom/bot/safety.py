@@ -51,7 +51,7 @@ def is_age_restricted(channel: Any) -> bool:
     is_nsfw = getattr(channel, "is_nsfw", None)
     try:
         return bool(is_nsfw()) if callable(is_nsfw) else False
-    except Exception:  # a thread whose parent is not cached cannot tell; err on the safe side
+    except AttributeError:  # a thread whose parent is not cached cannot tell; err on the safe side
         return False
 
 

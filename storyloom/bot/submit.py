@@ -37,6 +37,11 @@ class Request:
 
 async def submit(bot: StoryloomBot, interaction: discord.Interaction, request: Request) -> Job | None:
     """Queue ``request`` for the user who interacted; returns the job, or None after telling them why not."""
+    async with bot.in_flight():  # a shutdown waits for this, so no job is left without a place
+        return await _submit(bot, interaction, request)
+
+
+async def _submit(bot: StoryloomBot, interaction: discord.Interaction, request: Request) -> Job | None:
     store = bot.store
     try:
         job = await store.enqueue(

@@ -67,7 +67,7 @@ def headline(job: Job) -> str:
 
 
 def progress_text(job: Job, position: QueuePosition | None) -> str:
-    """"queued — position 3, about 40 s" or "denoising 40% (step 4/10)"."""
+    """ "queued — position 3, about 40 s" or "denoising 40% (step 4/10)"."""
     if job.status is JobStatus.QUEUED:
         if position is None or position.position is None:
             return "queued"

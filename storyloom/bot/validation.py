@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from storyloom.bot.safety import BannedWords
 from storyloom.config import Config, ImageConfig
 from storyloom.errors import InvalidInput
 from storyloom.models.prompts import validate_prompt
@@ -17,7 +18,6 @@ from storyloom.models.story_checks import check_story_inputs
 from storyloom.models.story_plan import MAX_SEED, Character
 from storyloom.models.story_safety import SafetyScreen
 from storyloom.queue.params import ImagineParams, StoryParams
-from storyloom.bot.safety import BannedWords
 
 
 def field_bounds(model: type, name: str) -> tuple[int, int]:
@@ -58,8 +58,12 @@ def imagine_params(
     if steps is not None and not STEPS_MIN <= steps <= STEPS_MAX:
         raise InvalidInput(f"steps must be between {STEPS_MIN} and {STEPS_MAX} (got {steps})")
     return ImagineParams(
-        prompt=prompt.strip(), negative_prompt=negative.strip(), seed=seed, num_inference_steps=steps,
-        aspect_ratio=aspect_ratio, safety_checker=safety_checker,
+        prompt=prompt.strip(),
+        negative_prompt=negative.strip(),
+        seed=seed,
+        num_inference_steps=steps,
+        aspect_ratio=aspect_ratio,
+        safety_checker=safety_checker,
     )
 
 
@@ -78,12 +82,14 @@ def story_params(
 
     Whether ``character`` names a trained character is known only to the workers; they check it."""
     character = character.strip() if character and character.strip() else None
-    inputs = check_story_inputs(
-        config.story, screen, _any_character, summary, pages, style or None, character, seed
-    )
+    inputs = check_story_inputs(config.story, screen, _any_character, summary, pages, style or None, character, seed)
     return StoryParams(
-        summary=inputs.summary, pages=pages, style=inputs.style.name if style else None, character=character,
-        seed=seed, continue_from=continue_from,
+        summary=inputs.summary,
+        pages=pages,
+        style=inputs.style.name if style else None,
+        character=character,
+        seed=seed,
+        continue_from=continue_from,
     )
 
 

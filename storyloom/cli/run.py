@@ -38,7 +38,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Run the Discord bot and one supervised worker per device (worker.devices). "
         "The bot token is read from the DISCORD_TOKEN environment variable.",
     )
-    parser.add_argument("--bot-only", action="store_true", help="run only the bot; workers run elsewhere on the same store")
+    parser.add_argument(
+        "--bot-only", action="store_true", help="run only the bot; workers run elsewhere on the same store"
+    )
     parser.add_argument("--devices", default=None, help="comma-separated worker devices (default: worker.devices)")
     add_common_options(parser)
     parser.set_defaults(handler=run_command)
@@ -88,7 +90,10 @@ async def _serve(config: Config, token: str) -> int:
     try:
         await run_bot(config, token, stop=stop)
     except discord.LoginFailure:
-        print("storyloom run: Discord refused the token in DISCORD_TOKEN; copy it again from the developer portal", file=sys.stderr)
+        print(
+            "storyloom run: Discord refused the token in DISCORD_TOKEN; copy it again from the developer portal",
+            file=sys.stderr,
+        )
         return 2
     except discord.PrivilegedIntentsRequired:
         print("storyloom run: Discord refused the gateway intents the bot asked for", file=sys.stderr)

@@ -210,3 +210,10 @@ class SDTask:
         return cls(
             pipe, config, safety=SafetyFilter.from_pipeline(base), model_name=model_display_name(config.models.image)
         )
+
+    def using_lora(self, lora_file: Path, *, adapter_name: str, scale: float = 1.0) -> Any:
+        """A context manager: calls inside it draw with the LoRA at ``lora_file`` (a character), and the shared
+        base modules are exactly as before once it exits (see ``character_lora``)."""
+        from storyloom.models.character_lora import lora_loaded
+
+        return lora_loaded(self.pipe, lora_file, adapter_name=adapter_name, scale=scale)

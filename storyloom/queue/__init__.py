@@ -6,6 +6,7 @@ operations (``ops``) and the same SQL (``sql``). The delivery protocol is descri
 """
 
 from storyloom.queue.async_store import AsyncJobStore
+from storyloom.queue.character import CharacterExists, CharacterNotFound, CharacterRecord, NewCharacter
 from storyloom.queue.job import (
     Artifact,
     ArtifactKind,
@@ -30,6 +31,9 @@ __all__ = [
     "Artifact",
     "ArtifactKind",
     "AsyncJobStore",
+    "CharacterExists",
+    "CharacterNotFound",
+    "CharacterRecord",
     "DeliveryIntent",
     "Destination",
     "HeartbeatReply",
@@ -42,6 +46,7 @@ __all__ = [
     "JobStore",
     "LeaseLost",
     "NewArtifact",
+    "NewCharacter",
     "NewJob",
     "PARAMS_BY_KIND",
     "Progress",

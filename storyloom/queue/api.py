@@ -12,6 +12,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
 
 from storyloom.config import QueueConfig
 from storyloom.errors import InvalidInput
+from storyloom.queue.character import CharacterRecord, NewCharacter
 from storyloom.queue.job import (
     Artifact,
     ArtifactKind,
@@ -28,7 +29,7 @@ from storyloom.queue.job import (
     WorkerInfo,
 )
 from storyloom.queue.operation import Operation
-from storyloom.queue.ops import delivery, jobs, settings, setup, work
+from storyloom.queue.ops import characters, delivery, jobs, settings, setup, work
 from storyloom.queue.params import JobParams, encode_params, parse_kind
 
 T = TypeVar("T")
@@ -148,6 +149,28 @@ class StoreApi:
             raise InvalidInput(f"at most {MAX_SETTINGS} settings can be saved per user")
         return self._run(settings.save_user_settings(user_id, cleaned, self.clock()))
 
+    # --- the characters registry (trained DreamBooth LoRAs) -------------------------------------------
+
+    def add_character(self, character: NewCharacter) -> CharacterRecord:
+        """Register a character whose LoRA file already exists; ``CharacterExists`` if the name is taken there."""
+        return self._run(characters.add_character(character.checked(), self.clock()))
+
+    def character(self, name: str, *, guild_id: int | None = None) -> CharacterRecord:
+        """The character ``name`` as seen from ``guild_id`` (its own first, then the command line's), or
+        ``CharacterNotFound`` listing the known names."""
+        return self._run(characters.get_character(name, guild_id))
+
+    def find_character(self, name: str, *, guild_id: int | None = None) -> CharacterRecord | None:
+        return self._run(characters.find_character(name, guild_id))
+
+    def list_characters(self, *, guild_id: int | None = None, all_guilds: bool = False) -> list[CharacterRecord]:
+        """By name: the guild's own and the command line's characters (every guild's with ``all_guilds``)."""
+        return self._run(characters.list_characters(guild_id, all_guilds))
+
+    def delete_character(self, name: str, *, guild_id: int | None = None) -> CharacterRecord:
+        """Unregister the character of exactly this scope and return it (its files are the caller's to remove)."""
+        return self._run(characters.delete_character(name, guild_id))
+
     # --- workers -------------------------------------------------------------------------------------
 
     def data_version(self) -> int:
@@ -176,8 +199,10 @@ class StoreApi:
         worker_id: str,
         artifacts: Sequence[NewArtifact] = (),
         followups: Sequence[NewJob] = (),
+        characters: Sequence[NewCharacter] = (),
     ) -> Job:
-        """Success with its results and follow-up jobs, atomically; ``LeaseLost`` if the job moved on."""
+        """Success with its results, follow-up jobs and trained characters, atomically; ``LeaseLost`` if the job
+        moved on, ``CharacterExists`` (nothing recorded) if a character's name was taken meanwhile."""
         seen = set()
         for item in artifacts:
             key = (item.kind, item.index)
@@ -188,7 +213,8 @@ class StoreApi:
         for followup in followups:
             kind = parse_kind(followup.kind)
             encoded.append((kind, encode_params(kind, followup.params), followup.page_index))
-        return self._run(work.complete(job_id, worker_id, tuple(artifacts), encoded, self.clock()))
+        checked = tuple(character.checked() for character in characters)
+        return self._run(work.complete(job_id, worker_id, tuple(artifacts), encoded, self.clock(), checked))
 
     def fail(self, job_id: int, worker_id: str, error: JobError) -> Job:
         return self._run(work.fail(job_id, worker_id, error, self.clock()))

@@ -33,6 +33,7 @@ class ImagineParams(JobParams):
     height: int | None = Field(None, ge=8, le=8192)
     num_images: int | None = Field(None, ge=1, le=16)
     safety_checker: bool | None = None  # None: the configured default; the bot forces it on where required
+    character: str | None = Field(None, min_length=1, max_length=100)  # a registered character: its LoRA and token
 
 
 class VaryParams(JobParams):
@@ -72,20 +73,37 @@ class StoryPageParams(JobParams):
     negative_prompt: str = Field("", max_length=20_000)
     seed: int | None = _SEED
     safety_checker: bool | None = None
+    character: str | None = Field(None, min_length=1, max_length=100)  # the story's registered character, if any
     plan: dict[str, Any] = Field(default_factory=dict)
 
 
 class TrainStoryParams(JobParams):
+    """Train a story LoRA on the summary/story pairs in ``dataset`` (a JSON file inside the data directory);
+    the adapter is written to ``<data_dir>/adapters/<name>``. Unset values come from ``[training]``."""
+
     dataset: str = Field(min_length=1, max_length=4096)
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
     epochs: int | None = Field(None, ge=1, le=100)
+    max_steps: int | None = Field(None, ge=1, le=1_000_000)
+    learning_rate: float | None = Field(None, gt=0.0, le=1.0)
+    rank: int | None = Field(None, ge=1, le=256)
+    eval_split: float | None = Field(None, ge=0.0, lt=1.0)
+    qlora: bool = False
 
 
 class TrainSubjectParams(JobParams):
-    identifier: str = Field(min_length=2, max_length=32, pattern=r"^[a-z0-9]+$")
-    class_name: str = Field(min_length=1, max_length=64)
-    images: list[str] = Field(min_length=1, max_length=100)
-    steps: int | None = Field(None, ge=1, le=10_000)
+    """DreamBooth-train character ``name`` (``identifier`` + ``class_name``) on the photos in ``images_dir`` (a
+    directory inside the data directory); success registers the character. Unset values come from ``[training]``."""
+
+    identifier: str = Field(min_length=2, max_length=16, pattern=r"^[a-z][a-z0-9]+$")
+    class_name: str = Field(min_length=1, max_length=32)
+    name: str = Field(min_length=1, max_length=32)
+    images_dir: str = Field(min_length=1, max_length=4096)
+    description: str = Field("", max_length=300)
+    epochs: int | None = Field(None, ge=1, le=1000)
+    max_steps: int | None = Field(None, ge=1, le=100_000)
+    num_class_images: int | None = Field(None, ge=0, le=1000)
+    train_text_encoder: bool | None = None
 
 
 PARAMS_BY_KIND: Mapping[JobKind, type[JobParams]] = {

@@ -216,3 +216,36 @@ INSERT INTO user_settings (user_id, settings, updated_at) VALUES (:user_id, :set
 ON CONFLICT (user_id) DO UPDATE SET settings = excluded.settings, updated_at = excluded.updated_at
 """
 DELETE_USER_SETTINGS = "DELETE FROM user_settings WHERE user_id = ?"
+
+# --- characters --------------------------------------------------------------------------------------
+
+CHARACTER_COLUMNS = (
+    "id, name, identifier, class_name, description, lora_path, preview, trained_by, guild_id, job_id, metadata, "
+    "created_at"
+)
+
+INSERT_CHARACTER = f"""
+INSERT INTO characters (name, name_key, identifier, class_name, description, lora_path, preview, trained_by, guild_id,
+                        job_id, metadata, created_at)
+VALUES (:name, :name_key, :identifier, :class_name, :description, :lora_path, :preview, :trained_by, :guild_id,
+        :job_id, :metadata, :now)
+RETURNING {CHARACTER_COLUMNS}
+"""
+
+# What a guild sees: its own characters and the command line's (NULL guild); its own win a name clash.
+SELECT_VISIBLE_CHARACTER = f"""
+SELECT {CHARACTER_COLUMNS} FROM characters
+WHERE name_key = :name_key AND (guild_id IS NULL OR guild_id = :guild_id)
+ORDER BY guild_id IS NULL LIMIT 1
+"""
+
+LIST_CHARACTERS = f"""
+SELECT {CHARACTER_COLUMNS} FROM characters
+WHERE :all_guilds OR guild_id IS NULL OR guild_id = :guild_id
+ORDER BY name_key, guild_id IS NULL, guild_id
+"""
+
+DELETE_CHARACTER = f"""
+DELETE FROM characters WHERE name_key = :name_key AND COALESCE(guild_id, 0) = COALESCE(:guild_id, 0)
+RETURNING {CHARACTER_COLUMNS}
+"""

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from storyloom.errors import InvalidInput, JobCanceled
 from storyloom.models.progress import CancelCheck, ProgressCallback
+from storyloom.queue.character import CharacterNotFound, CharacterRecord, NewCharacter
 from storyloom.queue.job import Artifact, ArtifactKind, Job, NewArtifact, NewJob
 from storyloom.queue.params import JobParams
 
@@ -24,12 +25,21 @@ if TYPE_CHECKING:
     from storyloom.worker.resources import ModelResources
 
 ArtifactLookup = Callable[[int, int, ArtifactKind], Artifact | None]
+# A registered character by name as the job's guild sees it; raises ``CharacterNotFound`` listing known names.
+CharacterFinder = Callable[[str], CharacterRecord]
+
+
+def _no_characters(name: str) -> CharacterRecord:
+    raise CharacterNotFound(f"character {name!r} is unknown; no characters are registered yet")
 
 
 @dataclass(frozen=True)
 class HandlerResult:
+    """What a job produced; ``characters`` are registered in the same transaction that records its success."""
+
     artifacts: tuple[NewArtifact, ...] = ()
     followups: tuple[NewJob, ...] = ()
+    characters: tuple[NewCharacter, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -41,6 +51,17 @@ class JobContext:
     progress: ProgressCallback
     should_cancel: CancelCheck
     lookup_artifact: ArtifactLookup = field(repr=False)
+    lookup_character: CharacterFinder = field(default=_no_characters, repr=False)
+
+    def character(self, name: str) -> CharacterRecord:
+        """The registered character ``name`` (``CharacterNotFound``, an ``InvalidInput``, when there is none)."""
+        return self.lookup_character(name)
+
+    def find_character(self, name: str) -> CharacterRecord | None:
+        try:
+            return self.lookup_character(name)
+        except CharacterNotFound:
+            return None
 
     def check_canceled(self) -> None:
         """For handlers' own loops: raise ``JobCanceled`` if the job should stop."""

@@ -18,13 +18,14 @@ from storyloom.worker.context import Handler
 
 
 def default_handlers() -> dict[JobKind, Handler]:
-    from storyloom.worker.handlers import images, stories
+    from storyloom.worker.handlers import images, stories, training
 
     return {
         JobKind.IMAGINE: images.imagine,
         JobKind.VARY: images.vary,
         JobKind.UPSCALE: images.upscale,
         **stories.handlers(),
+        **training.handlers(),
     }
 
 

@@ -185,6 +185,7 @@ class Worker:
             progress=monitor.progress,
             should_cancel=monitor.should_cancel,
             lookup_artifact=lambda job_id, index, kind: store.artifact(job_id, index, kind),
+            lookup_character=lambda name: store.character(name, guild_id=job.guild_id),
         )
         result = handler(context)
         if not isinstance(result, HandlerResult):
@@ -193,7 +194,7 @@ class Worker:
 
     def _complete(self, store: JobStore, job: Job, result: HandlerResult) -> None:
         try:
-            done = store.complete(job.id, self.id, result.artifacts, result.followups)
+            done = store.complete(job.id, self.id, result.artifacts, result.followups, result.characters)
         except LeaseLost as exc:
             logger.warning("job %s finished here but its results were dropped: %s", job.id, exc)
         except (InvalidInput, StoreError) as exc:

@@ -52,17 +52,20 @@ class Imagine(commands.Cog):
         except StoryloomError as exc:
             await report(interaction, exc)
             return
-        await interaction.response.defer(thinking=True)
-        defaults = await bot.settings.get(interaction.user.id)
-        changes = {}
-        if negative is None and defaults.negative_prompt:
-            changes["negative_prompt"] = defaults.negative_prompt
-        if ar is None and defaults.aspect_ratio:
-            changes["aspect_ratio"] = defaults.aspect_ratio
-        if changes:
-            params = params.model_copy(update=changes)
-        thread = texts.shorten(params.prompt, 90) if bot.config.bot.results_in_thread else ""
-        await submit(bot, interaction, Request(JobKind.IMAGINE, params, f"🎨 **{texts.quote(params.prompt, 120)}**", thread))
+        async with bot.in_flight():  # a shutdown lets an accepted request finish queueing
+            await interaction.response.defer(thinking=True)
+            defaults = await bot.settings.get(interaction.user.id)
+            changes = {}
+            if negative is None and defaults.negative_prompt:
+                changes["negative_prompt"] = defaults.negative_prompt
+            if ar is None and defaults.aspect_ratio:
+                changes["aspect_ratio"] = defaults.aspect_ratio
+            if changes:
+                params = params.model_copy(update=changes)
+            thread = texts.shorten(params.prompt, 90) if bot.config.bot.results_in_thread else ""
+            await submit(
+                bot, interaction, Request(JobKind.IMAGINE, params, f"🎨 **{texts.quote(params.prompt, 120)}**", thread)
+            )
 
 
 async def setup(bot: StoryloomBot) -> None:

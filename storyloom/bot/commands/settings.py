@@ -49,9 +49,9 @@ class Settings(commands.Cog):
 
     @app_commands.command()
     @app_commands.describe(
-        negative="default negative prompt for /imagine (\"none\" clears it)",
-        ar="default aspect ratio for /imagine, such as 2:3 (\"none\" clears it)",
-        style="default illustration style for /story (\"none\" clears it)",
+        negative='default negative prompt for /imagine ("none" clears it)',
+        ar='default aspect ratio for /imagine, such as 2:3 ("none" clears it)',
+        style='default illustration style for /story ("none" clears it)',
         reset="forget all your defaults",
     )
     @app_commands.autocomplete(style=style_names)
@@ -77,7 +77,9 @@ class Settings(commands.Cog):
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         current = UserDefaults() if reset else await self.bot.settings.get(interaction.user.id)
-        changes = {k: v for k, v in (("negative_prompt", negative), ("aspect_ratio", ar), ("style", style)) if v is not None}
+        changes = {
+            k: v for k, v in (("negative_prompt", negative), ("aspect_ratio", ar), ("style", style)) if v is not None
+        }
         updated = replace(current, **changes)
         if reset or changes:
             updated = await self.bot.settings.save(interaction.user.id, updated)

@@ -37,7 +37,10 @@ class Status(commands.Cog):
         now = time.time()
         lines = [f"**Queue**: {waiting} waiting, {running} running"]
         live = [w for w in workers if w.stopped_at is None]
-        lines.append(f"**Workers**: {len(live)} running" + (f", {len(workers) - len(live)} stopped recently" if len(workers) > len(live) else ""))
+        lines.append(
+            f"**Workers**: {len(live)} running"
+            + (f", {len(workers) - len(live)} stopped recently" if len(workers) > len(live) else "")
+        )
         for worker in workers:
             state = "stopped" if worker.stopped_at else f"busy with job {worker.job_id}" if worker.job_id else "idle"
             models = ", ".join(worker.models) or "no models loaded yet"

@@ -49,17 +49,24 @@ class Story(commands.Cog):
         """Write and illustrate a children's story."""
         bot = self.bot
         try:
-            params = story_params(bot.config, bot.story_screen, summary=summary, pages=pages, style=style, character=character)
+            params = story_params(
+                bot.config, bot.story_screen, summary=summary, pages=pages, style=style, character=character
+            )
         except StoryloomError as exc:
             await report(interaction, exc)
             return
-        await interaction.response.defer(thinking=True)
-        if style is None:
-            defaults = await bot.settings.get(interaction.user.id)
-            if defaults.style:
-                params = params.model_copy(update={"style": defaults.style})
-        head = f"📖 *{texts.quote(params.summary, 120)}*"
-        await submit(bot, interaction, Request(JobKind.STORY, params, head, thread_name=f"📖 {texts.shorten(params.summary, 90)}"))
+        async with bot.in_flight():  # a shutdown lets an accepted request finish queueing
+            await interaction.response.defer(thinking=True)
+            if style is None:
+                defaults = await bot.settings.get(interaction.user.id)
+                if defaults.style:
+                    params = params.model_copy(update={"style": defaults.style})
+            head = f"📖 *{texts.quote(params.summary, 120)}*"
+            await submit(
+                bot,
+                interaction,
+                Request(JobKind.STORY, params, head, thread_name=f"📖 {texts.shorten(params.summary, 90)}"),
+            )
 
 
 async def setup(bot: StoryloomBot) -> None:

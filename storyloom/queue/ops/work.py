@@ -8,10 +8,12 @@ overwrite the newer run nor add a second set of results.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from typing import Iterable, Sequence
 
 from storyloom.config import QueueConfig
 from storyloom.queue import sql
+from storyloom.queue.character import NewCharacter
 from storyloom.queue.job import (
     Destination,
     HeartbeatReply,
@@ -23,6 +25,7 @@ from storyloom.queue.job import (
     WorkerInfo,
 )
 from storyloom.queue.operation import Steps, one, query, reads, scalar, writes
+from storyloom.queue.ops.characters import insert_character
 from storyloom.queue.ops.jobs import insert_job
 from storyloom.queue.transitions import load_job, transition
 
@@ -165,10 +168,13 @@ def complete(
     artifacts: Sequence[NewArtifact],
     followups: Sequence[tuple[JobKind, str, int | None]],
     now: float,
+    characters: Sequence[NewCharacter] = (),
 ) -> Steps[Job]:
-    """Success, results and follow-up jobs in one transaction: all of it happens, or none (the job stays
-    running and its lease runs out, so it is retried)."""
+    """Success, results, follow-up jobs and registered characters in one transaction: all of it happens, or
+    none (the job stays running and its lease runs out, so it is retried; a taken character name fails it)."""
     job = yield from transition(job_id, JobStatus.SUCCEEDED, now=now, holder=holder)
+    for character in characters:
+        yield from insert_character(replace(character, job_id=job.id), now)
     destination = Destination(job.user_id, job.guild_id, job.channel_id, job.thread_id, None)
     for kind, encoded, page_index in followups:
         yield from insert_job(kind, encoded, destination, parent_id=job.id, page_index=page_index, now=now)

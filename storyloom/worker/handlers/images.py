@@ -2,46 +2,65 @@
 
 from __future__ import annotations
 
+import logging
+
 from storyloom.queue.job import ArtifactKind
 from storyloom.queue.params import ImagineParams, UpscaleParams, VaryParams
 from storyloom.worker.context import HandlerResult, JobContext
 from storyloom.worker.handlers.artifacts import batch_artifacts, png_artifact
+from storyloom.worker.handlers.characters import CHARACTER_KEY, character_prompt, drawing_with, tagged
+
+logger = logging.getLogger(__name__)
 
 
 def imagine(context: JobContext) -> HandlerResult:
+    """Four images; with ``character`` its LoRA is loaded for this job and its words go into the prompt."""
     params = context.params
     assert isinstance(params, ImagineParams)
-    batch = context.resources.txt2img()(
-        params.prompt,
-        params.negative_prompt,
-        num_inference_steps=params.num_inference_steps,
-        guidance_scale=params.guidance_scale,
-        width=params.width,
-        height=params.height,
-        aspect_ratio=params.aspect_ratio,
-        seed=params.seed,
-        num_images=params.num_images,
-        safety_checker=params.safety_checker,
-        progress=context.progress,
-        should_cancel=context.should_cancel,
-    )
-    return HandlerResult(batch_artifacts(batch))
+    record = context.character(params.character) if params.character else None  # before any model loads
+    txt2img = context.resources.txt2img()
+    with drawing_with(context, txt2img, record):
+        batch = txt2img(
+            character_prompt(params.prompt, record),
+            params.negative_prompt,
+            num_inference_steps=params.num_inference_steps,
+            guidance_scale=params.guidance_scale,
+            width=params.width,
+            height=params.height,
+            aspect_ratio=params.aspect_ratio,
+            seed=params.seed,
+            num_images=params.num_images,
+            safety_checker=params.safety_checker,
+            progress=context.progress,
+            should_cancel=context.should_cancel,
+        )
+    return HandlerResult(batch_artifacts(tagged(batch, record)))
 
 
 def vary(context: JobContext) -> HandlerResult:
-    """Variations of image ``index`` of the parent job; its PNG parameters supply the prompt."""
+    """Variations of image ``index`` of the parent job; its PNG parameters supply the prompt, and the character
+    it was drawn with (if that character still exists)."""
+    from storyloom.models.parameters import read_png_parameters
+
     params = context.params
     assert isinstance(params, VaryParams)
     source = context.source_image()  # before loading any model: a vanished source fails at once
-    batch = context.resources.variations()(
-        source,
-        strength=params.strength,
-        seed=params.seed,
-        safety_checker=params.safety_checker,
-        progress=context.progress,
-        should_cancel=context.should_cancel,
-    )
-    return HandlerResult(batch_artifacts(batch))
+    stored = read_png_parameters(source)
+    name = stored.extra.get(CHARACTER_KEY) if stored else None
+    record = context.find_character(name) if name else None
+    if name and record is None:
+        logger.info("job %s: character %r of the source image is gone; varying without it", context.job.id, name)
+    variations = context.resources.variations()
+    with drawing_with(context, variations, record):
+        batch = variations(
+            source,
+            strength=params.strength,
+            seed=params.seed,
+            safety_checker=params.safety_checker,
+            progress=context.progress,
+            should_cancel=context.should_cancel,
+        )
+    return HandlerResult(batch_artifacts(tagged(batch, record)))
 
 
 def upscale(context: JobContext) -> HandlerResult:

@@ -14,6 +14,7 @@ from storyloom.queue.job import ArtifactKind, JobKind, NewJob
 from storyloom.queue.params import StoryPageParams, StoryParams
 from storyloom.worker.context import Handler, HandlerResult, JobContext
 from storyloom.worker.handlers.artifacts import png_artifact, text_artifact
+from storyloom.worker.handlers.characters import drawing_with, tagged
 
 PLAN_NAME = "story.json"
 JSON = "application/json"
@@ -27,6 +28,7 @@ def story(context: JobContext) -> HandlerResult:
     """Write (or continue) the story; result: the plan as ``story.json``; follow-ups: its new pages."""
     from storyloom.models.story import StoryPipeline
     from storyloom.models.story_plan import StoryPlan
+    from storyloom.training.characters import registry_lookup
 
     params = context.params
     assert isinstance(params, StoryParams)
@@ -35,7 +37,10 @@ def story(context: JobContext) -> HandlerResult:
         previous = context.lookup_artifact(params.continue_from, 0, ArtifactKind.TEXT)
         if previous is None or previous.name != PLAN_NAME:
             raise InvalidInput(f"job {params.continue_from} has no story to continue")
-    pipeline = StoryPipeline(context.config, lm=context.resources.story_writer(), txt2img=None)
+    characters = registry_lookup(context.character)
+    if params.character:
+        characters(params.character)  # an unknown character fails before the language model loads
+    pipeline = StoryPipeline(context.config, lm=context.resources.story_writer(), txt2img=None, characters=characters)
     if previous is None:
         plan = pipeline.write(
             params.summary, params.pages, params.style, params.character, params.seed,
@@ -52,15 +57,15 @@ def story(context: JobContext) -> HandlerResult:
         first_new = len(before.pages)
     document = text_artifact(0, PLAN_NAME, plan.model_dump_json(indent=2), JSON, title=plan.title, pages=len(plan.pages))
     pages = tuple(
-        NewJob(JobKind.STORY_PAGE, _page_params(index, page), page_index=index)
+        NewJob(JobKind.STORY_PAGE, _page_params(index, page, plan.character), page_index=index)
         for index, page in enumerate(plan.pages)
         if index >= first_new
     )
     return HandlerResult((document,), pages)
 
 
-def _page_params(index: int, page: Any) -> dict[str, Any]:
-    return {
+def _page_params(index: int, page: Any, character: str) -> dict[str, Any]:
+    params = {
         "page": index,
         "text": page.text,
         "prompt": page.prompt,
@@ -68,21 +73,29 @@ def _page_params(index: int, page: Any) -> dict[str, Any]:
         "seed": page.seed,
         "plan": {"number": page.number, "chapter": page.chapter, "scene": page.scene},
     }
+    if character:
+        params["character"] = character  # the page loads the character's LoRA; its prompt already has the token
+    return params
 
 
 def story_page(context: JobContext) -> HandlerResult:
-    """Illustrate one page with its planned prompt and seed (a redraw passes a new seed)."""
+    """Illustrate one page with its planned prompt and seed (a redraw passes a new seed), with the story's
+    character's LoRA loaded when it has one."""
     params = context.params
     assert isinstance(params, StoryPageParams)
-    batch = context.resources.txt2img()(
-        params.prompt,
-        params.negative_prompt,
-        seed=params.seed,
-        num_images=1,
-        safety_checker=params.safety_checker,
-        progress=context.progress,
-        should_cancel=context.should_cancel,
-    )
+    record = context.character(params.character) if params.character else None
+    txt2img = context.resources.txt2img()
+    with drawing_with(context, txt2img, record):
+        batch = txt2img(
+            params.prompt,
+            params.negative_prompt,
+            seed=params.seed,
+            num_images=1,
+            safety_checker=params.safety_checker,
+            progress=context.progress,
+            should_cancel=context.should_cancel,
+        )
+    batch = tagged(batch, record)
     number = params.plan.get("number", params.page + 1)
     picture = png_artifact(
         ArtifactKind.IMAGE, 0, f"page_{number:03d}.png", batch.images[0], batch.parameters[0],

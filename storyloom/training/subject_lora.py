@@ -1,0 +1,608 @@
+"""``train_subject_lora``: DreamBooth with a LoRA on the Stable Diffusion UNet (optionally the text encoder).
+
+The recipe of diffusers' DreamBooth LoRA example, as one resumable function: LoRA (peft) on the attention
+projections ``to_q``/``to_k``/``to_v``/``to_out.0`` of a frozen UNet, the noise-prediction loss on the subject's
+photos plus ``prior_loss_weight`` × the same loss on class images the base model drew (prior preservation),
+batches of photos and class images side by side, gradient accumulation, 8-bit AdamW and fp16 autocast on CUDA
+and plain AdamW on CPU. As in that recipe, an epoch is one pass over max(photos, class images) examples.
+
+Output in ``output_dir``: ``pytorch_lora_weights.safetensors`` in the diffusers LoRA format (loadable with
+``pipe.load_lora_weights``), ``samples/`` made with the finished LoRA, and ``training.json``. The training
+models are loaded fresh for the run (never the worker's warm pipeline), so nothing it does can leak into other
+jobs' images.
+"""
+
+from __future__ import annotations
+
+import gc
+import io
+import json
+import logging
+import math
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from storyloom.config import Config
+from storyloom.errors import InvalidInput, JobCanceled
+from storyloom.models.progress import CancelCheck, ProgressCallback, StepProgress
+from storyloom.training import checkpoints
+from storyloom.training.schedule import StepPlan
+from storyloom.training.subject_data import InstanceImage, load_instance_images, square_pixels, to_model_range
+
+logger = logging.getLogger(__name__)
+
+LORA_WEIGHT_NAME = "pytorch_lora_weights.safetensors"  # diffusers' default name for a LoRA in safetensors
+RESULT_FILE = "training.json"
+SAMPLES_DIR = "samples"
+UNET_TARGETS = ("to_k", "to_q", "to_v", "to_out.0")
+TEXT_ENCODER_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")
+MAX_GRAD_NORM = 1.0
+PROBE_TIMESTEPS = (100, 300, 500, 700, 900)
+PROBE_SEED = 4242
+PREVIEW_SIDE = 512
+
+
+@dataclass(frozen=True)
+class SubjectTrainingArgs:
+    images_dir: Path
+    output_dir: Path
+    identifier: str
+    class_name: str
+    epochs: int
+    max_steps: int | None
+    learning_rate: float
+    rank: int
+    batch_size: int
+    gradient_accumulation: int
+    prior_loss_weight: float
+    num_class_images: int
+    resolution: int
+    instance_prompt: str
+    class_prompt: str
+    train_text_encoder: bool
+    sample_images: int
+    checkpoint_every: int
+    seed: int
+    min_images: int
+    max_images: int
+    optimizer: str
+    mixed_precision: str
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Config,
+        images_dir: Path,
+        output_dir: Path,
+        *,
+        identifier: str,
+        class_name: str,
+        epochs: int | None = None,
+        max_steps: int | None = None,
+        num_class_images: int | None = None,
+        train_text_encoder: bool | None = None,
+        learning_rate: float | None = None,
+        rank: int | None = None,
+    ) -> SubjectTrainingArgs:
+        """``[training]`` settings, with the values given here winning."""
+        settings = config.training
+        for label, value, low in (("epochs", epochs, 1), ("max steps", max_steps, 1), ("class images", num_class_images, 0)):
+            if value is not None and value < low:
+                raise InvalidInput(f"{label} must be at least {low} (got {value})")
+        return cls(
+            images_dir=images_dir,
+            output_dir=output_dir,
+            identifier=identifier,
+            class_name=class_name,
+            epochs=epochs or settings.subject_epochs,
+            max_steps=max_steps,
+            learning_rate=learning_rate or settings.subject_learning_rate,
+            rank=rank or settings.subject_rank,
+            batch_size=settings.subject_batch_size,
+            gradient_accumulation=settings.gradient_accumulation,
+            prior_loss_weight=settings.prior_loss_weight,
+            num_class_images=settings.num_class_images if num_class_images is None else num_class_images,
+            resolution=settings.resolution,
+            instance_prompt=settings.instance_prompt,
+            class_prompt=settings.class_prompt,
+            train_text_encoder=settings.train_text_encoder if train_text_encoder is None else train_text_encoder,
+            sample_images=settings.sample_images,
+            checkpoint_every=settings.checkpoint_every,
+            seed=settings.seed,
+            min_images=settings.min_images,
+            max_images=settings.max_images,
+            optimizer=settings.optimizer,
+            mixed_precision=settings.mixed_precision,
+        )
+
+    @property
+    def prior_preservation(self) -> bool:
+        return self.prior_loss_weight > 0 and self.num_class_images > 0
+
+    @property
+    def sample_prompt(self) -> str:
+        return self.instance_prompt.format(identifier=self.identifier, class_name=self.class_name)
+
+
+@dataclass(frozen=True)
+class SubjectEpoch:
+    epoch: int  # 1-based
+    step: int
+    loss: float
+
+
+@dataclass(frozen=True)
+class SubjectTrainingResult:
+    output_dir: Path
+    lora_file: Path
+    steps: int
+    epochs: list[SubjectEpoch]
+    probe_loss_before: float
+    probe_loss_after: float
+    instance_images: int
+    class_images: int
+    resumed_from: int | None
+    seconds: float
+    sample_prompt: str
+    samples: list[Path] = field(default_factory=list)
+    sample_seeds: list[int] = field(default_factory=list)
+    losses: list[float] = field(default_factory=list)
+
+    @property
+    def grid(self) -> Path | None:
+        path = self.output_dir / SAMPLES_DIR / "grid.png"
+        return path if path.is_file() else None
+
+    def preview_jpeg(self) -> bytes | None:
+        """A small JPEG of the sample grid: the character's picture in the registry."""
+        from PIL import Image
+
+        if self.grid is None:
+            return None
+        with Image.open(self.grid) as image:
+            small = image.convert("RGB")
+        small.thumbnail((PREVIEW_SIDE, PREVIEW_SIDE), Image.Resampling.LANCZOS)
+        buffer = io.BytesIO()
+        small.save(buffer, format="JPEG", quality=85)
+        return buffer.getvalue()
+
+    def to_json(self) -> dict[str, Any]:
+        document = asdict(self)
+        for key in ("output_dir", "lora_file"):
+            document[key] = str(document[key])
+        document["samples"] = [str(path) for path in self.samples]
+        return document
+
+    @classmethod
+    def from_json(cls, document: dict[str, Any]) -> SubjectTrainingResult:
+        values = dict(document)
+        values["output_dir"] = Path(values["output_dir"])
+        values["lora_file"] = Path(values["lora_file"])
+        values["samples"] = [Path(path) for path in values["samples"]]
+        values["epochs"] = [SubjectEpoch(**epoch) for epoch in values["epochs"]]
+        return cls(**values)
+
+
+def train_subject_lora(
+    config: Config,
+    args: SubjectTrainingArgs,
+    *,
+    progress: ProgressCallback | None = None,
+    should_cancel: CancelCheck | None = None,
+) -> SubjectTrainingResult:
+    """Train (or resume, or find finished) the DreamBooth LoRA described by ``args``."""
+    images = load_instance_images(
+        args.images_dir, identifier=args.identifier, class_name=args.class_name,
+        instance_prompt=args.instance_prompt, min_images=args.min_images, max_images=args.max_images,
+    )  # fmt: skip
+    run = checkpoints.fingerprint(
+        kind="subject_lora", model=config.models.image, images=[(i.digest, i.caption) for i in images],
+        **{k: v for k, v in asdict(args).items() if k not in _NOT_FINGERPRINTED},
+    )  # fmt: skip
+    finished = _finished_result(args, run)
+    if finished is not None:
+        return finished
+    run_ = _SubjectRun(config, args, images, run, progress, should_cancel)
+    try:
+        return run_.train()
+    finally:
+        del run_
+        gc.collect()
+
+
+# Paths move with the data directory; the length of a run may change between a stop and a resume.
+_NOT_FINGERPRINTED = frozenset(
+    {"images_dir", "output_dir", "epochs", "max_steps", "checkpoint_every", "sample_images", "min_images", "max_images"}
+)
+
+
+def _request(args: SubjectTrainingArgs) -> dict[str, Any]:
+    return {"epochs": args.epochs, "max_steps": args.max_steps, "sample_images": args.sample_images}
+
+
+def _finished_result(args: SubjectTrainingArgs, run: str) -> SubjectTrainingResult | None:
+    out = args.output_dir
+    if checkpoints.has_checkpoint(out):
+        return None
+    result_file = out / RESULT_FILE
+    if not result_file.is_file() and not (out / LORA_WEIGHT_NAME).is_file():
+        return None
+    try:
+        document = json.loads(result_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        document = {}
+    if document.get("fingerprint") == run and document.get("request") == _request(args) and (out / LORA_WEIGHT_NAME).is_file():
+        logger.info("%s already holds this finished LoRA", out)
+        return SubjectTrainingResult.from_json(document["result"])
+    raise InvalidInput(f"{out} already holds a trained LoRA; choose another output directory or delete it")
+
+
+class _SubjectRun:
+    """One DreamBooth run: models, data, optimizer and the loop. Built and used once."""
+
+    def __init__(
+        self,
+        config: Config,
+        args: SubjectTrainingArgs,
+        images: list[InstanceImage],
+        run: str,
+        progress: ProgressCallback | None,
+        should_cancel: CancelCheck | None,
+    ) -> None:
+        self.config = config
+        self.args = args
+        self.images = images
+        self.run = run
+        self.progress = progress
+        self.should_cancel = should_cancel
+
+    # --- the run ---------------------------------------------------------------------------------------
+
+    def train(self) -> SubjectTrainingResult:
+        import torch
+
+        from storyloom.training.class_images import ensure_class_images
+        from storyloom.training.optimizers import (
+            autocast_dtype,
+            choose_optimizer,
+            grad_scaler,
+            make_optimizer,
+        )
+
+        args = self.args
+        started = time.perf_counter()
+        self._report(0, 1, "loading the image model")
+        pipe = self._load_pipeline()
+        self.pipe = pipe
+        class_paths = []
+        if args.prior_preservation:
+            class_paths = ensure_class_images(
+                pipe, self.config, class_name=args.class_name,
+                prompt=args.class_prompt.format(identifier=args.identifier, class_name=args.class_name),
+                count=args.num_class_images, resolution=args.resolution, progress=self.progress,
+                should_cancel=self.should_cancel,
+            )  # fmt: skip
+        self._prepare_models()
+        self._prepare_data(class_paths)
+        plan = StepPlan.build(
+            examples=max(len(self.instance_pixels), len(self.class_pixels)), batch_size=args.batch_size,
+            accumulation=args.gradient_accumulation, epochs=args.epochs, max_steps=args.max_steps, seed=args.seed,
+        )  # fmt: skip
+        modules = {"unet": pipe.unet, "text_encoder": pipe.text_encoder if args.train_text_encoder else None}
+        parameters = checkpoints.trainable_parameters(modules)
+        optimizer = make_optimizer(parameters.values(), args.learning_rate, choose_optimizer(args.optimizer, self.device))
+        self.precision = autocast_dtype(args.mixed_precision, self.device)
+        scaler = grad_scaler(self.device, self.precision)
+        generator = torch.Generator(device=self.device).manual_seed(args.seed)
+
+        state: dict[str, Any] = {"losses": [], "epochs": [], "epoch_sum": 0.0, "epoch_count": 0}
+        saved = checkpoints.load_checkpoint(args.output_dir, self.run)
+        if saved is not None:
+            checkpoints.restore(saved, parameters, optimizer, generator)
+            state = saved.state
+            scaler_state = state.pop("scaler", None)
+            if scaler_state:
+                scaler.load_state_dict(scaler_state)
+            logger.info("resuming DreamBooth training at step %d of %d", saved.step, plan.total_steps)
+        else:
+            state["probe_before"] = self._probe_loss()
+        step = saved.step if saved is not None else 0
+        last_saved = step
+
+        def checkpoint() -> None:
+            nonlocal last_saved
+            document = {**state, "scaler": scaler.state_dict() if scaler.is_enabled() else {}}
+            checkpoints.save_checkpoint(
+                args.output_dir, step=step, run_fingerprint=self.run, state=document, parameters=parameters,
+                optimizer=optimizer, generator=generator,
+            )  # fmt: skip
+            last_saved = step
+
+        self._train_mode(True)
+        while step < plan.total_steps:
+            if self.should_cancel is not None and self.should_cancel():
+                if step > last_saved:
+                    checkpoint()
+                raise JobCanceled(f"training stopped at step {step} of {plan.total_steps}; run it again to resume")
+            value = 0.0
+            for indices in plan.batches(step):
+                loss = self._loss(indices, generator) / args.gradient_accumulation
+                scaler.scale(loss).backward()
+                value += float(loss.detach())
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(list(parameters.values()), MAX_GRAD_NORM)
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            if not math.isfinite(value):
+                raise InvalidInput(f"the training loss became {value} at step {step + 1}; lower the learning rate")
+            state["losses"].append(value)
+            state["epoch_sum"] += value
+            state["epoch_count"] += 1
+            epoch = plan.epoch_of(step)
+            step += 1
+            if plan.ends_epoch(step - 1):
+                state["epochs"].append(asdict(SubjectEpoch(epoch + 1, step, state["epoch_sum"] / state["epoch_count"])))
+                state["epoch_sum"], state["epoch_count"] = 0.0, 0
+            self._report(step, plan.total_steps, f"training, epoch {epoch + 1}/{plan.epochs}, loss {value:.4f}")
+            if step % args.checkpoint_every == 0 or plan.ends_epoch(step - 1):
+                checkpoint()
+        self._train_mode(False)
+
+        lora_file = self._save_lora()
+        probe_after = self._probe_loss()
+        samples, seeds = self._samples()
+        result = SubjectTrainingResult(
+            output_dir=args.output_dir,
+            lora_file=lora_file,
+            steps=step,
+            epochs=[SubjectEpoch(**epoch) for epoch in state["epochs"]],
+            probe_loss_before=state["probe_before"],
+            probe_loss_after=probe_after,
+            instance_images=len(self.instance_pixels),
+            class_images=len(self.class_pixels),
+            resumed_from=saved.step if saved is not None else None,
+            seconds=time.perf_counter() - started,
+            sample_prompt=args.sample_prompt,
+            samples=samples,
+            sample_seeds=seeds,
+            losses=list(state["losses"]),
+        )
+        self._finish(result)
+        return result
+
+    # --- models and data -------------------------------------------------------------------------------
+
+    def _load_pipeline(self) -> Any:
+        """A private copy of the base SD pipeline (no compile, no tiling: this one trains)."""
+        from diffusers import StableDiffusionPipeline
+
+        from storyloom.models.devices import resolve_device, resolve_dtype
+        from storyloom.models.loading import model_errors, resolve_source
+
+        config = self.config
+        self.device = resolve_device(config.device)
+        self.weight_dtype = resolve_dtype(config.device, self.device)
+        name = config.models.image
+        source = resolve_source(name, build_tiny=config.models.build_tiny)
+        extra: dict[str, Any] = {}
+        if not config.image.safety_checker:
+            extra = {"safety_checker": None, "requires_safety_checker": False}
+        with model_errors(name):
+            pipe = StableDiffusionPipeline.from_pretrained(source, dtype=self.weight_dtype, use_safetensors=True, **extra)
+        pipe.to(self.device)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    def _prepare_models(self) -> None:
+        import torch
+        from diffusers import DDPMScheduler
+        from peft import LoraConfig
+
+        from storyloom.training.optimizers import keep_in_float32
+
+        args, pipe = self.args, self.pipe
+        self.noise_scheduler = DDPMScheduler.from_config(pipe.scheduler.config)
+        for module in (pipe.vae, pipe.text_encoder, pipe.unet):
+            module.requires_grad_(False)
+        torch.manual_seed(args.seed)  # the LoRAs' initial weights
+        pipe.unet.add_adapter(
+            LoraConfig(r=args.rank, lora_alpha=args.rank, init_lora_weights="gaussian", target_modules=list(UNET_TARGETS))
+        )
+        trained = [pipe.unet]
+        if args.train_text_encoder:
+            pipe.text_encoder.add_adapter(
+                LoraConfig(
+                    r=args.rank, lora_alpha=args.rank, init_lora_weights="gaussian",
+                    target_modules=list(TEXT_ENCODER_TARGETS),
+                )
+            )  # fmt: skip
+            trained.append(pipe.text_encoder)
+        for module in trained:
+            keep_in_float32(p for p in module.parameters() if p.requires_grad)
+            if self.device.type == "cuda":  # activations dominate memory at 512 px and batch 4 + 4
+                if hasattr(module, "enable_gradient_checkpointing"):
+                    module.enable_gradient_checkpointing()
+                else:
+                    module.gradient_checkpointing_enable()
+
+    def _prepare_data(self, class_paths: list[Path]) -> None:
+        """Square uint8 pixels of every photo and class image; prompt embeddings too while the text encoder is
+        frozen (computed once instead of every step)."""
+        args = self.args
+        self.instance_pixels = [square_pixels(image.path, args.resolution) for image in self.images]
+        self.class_pixels = [square_pixels(path, args.resolution) for path in class_paths]
+        self.captions = [image.caption for image in self.images]
+        class_prompt = args.class_prompt.format(identifier=args.identifier, class_name=args.class_name)
+        tokenizer = self.pipe.tokenizer
+        self.caption_ids = self._token_ids(self.captions)
+        self.class_ids = self._token_ids([class_prompt])
+        too_long = [c for c in self.captions if len(tokenizer(c)["input_ids"]) > tokenizer.model_max_length]
+        if too_long:
+            logger.warning("%d captions are longer than %d tokens and were cut", len(too_long), tokenizer.model_max_length)
+        self.caption_embeds = self.class_embeds = None
+        if not args.train_text_encoder:
+            import torch
+
+            with torch.no_grad():
+                self.caption_embeds = self._encode(self.caption_ids)
+                self.class_embeds = self._encode(self.class_ids)
+
+    def _token_ids(self, texts: list[str]) -> Any:
+        tokenizer = self.pipe.tokenizer
+        return tokenizer(
+            texts, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+        ).input_ids
+
+    def _encode(self, ids: Any) -> Any:
+        return self.pipe.text_encoder(ids.to(self.device))[0]
+
+    def _train_mode(self, training: bool) -> None:
+        self.pipe.unet.train(training)
+        if self.args.train_text_encoder:
+            self.pipe.text_encoder.train(training)
+
+    # --- the loss --------------------------------------------------------------------------------------
+
+    def _loss(self, indices: list[int], generator: Any) -> Any:
+        """Noise-prediction loss of one batch: photos, and as many class images weighted ``prior_loss_weight``."""
+        import torch
+        import torch.nn.functional as F
+
+        from storyloom.training.optimizers import autocast
+
+        photos = [index % len(self.instance_pixels) for index in indices]
+        pixels = [self.instance_pixels[i] for i in photos]
+        ids = [self.caption_ids[i] for i in photos]
+        embeds = None if self.caption_embeds is None else [self.caption_embeds[i] for i in photos]
+        prior = self.args.prior_preservation and bool(self.class_pixels)
+        if prior:
+            pixels += [self.class_pixels[index % len(self.class_pixels)] for index in indices]
+            ids += [self.class_ids[0]] * len(indices)
+            if embeds is not None:
+                embeds += [self.class_embeds[0]] * len(indices)
+        with torch.no_grad():
+            images = to_model_range(torch.stack(pixels)).to(self.device, self.weight_dtype)
+            latents = self.pipe.vae.encode(images).latent_dist.sample(generator=generator)
+            latents = latents * self.pipe.vae.config.scaling_factor
+        noise = torch.randn(latents.shape, generator=generator, device=self.device, dtype=latents.dtype)
+        steps = self.noise_scheduler.config.num_train_timesteps
+        timesteps = torch.randint(0, steps, (latents.shape[0],), generator=generator, device=self.device).long()
+        with autocast(self.device, self.precision):
+            hidden = torch.stack(embeds) if embeds is not None else self._encode(torch.stack(ids))
+            noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
+            prediction = self.pipe.unet(noisy, timesteps, hidden.to(noisy.dtype)).sample
+        target = self._target(latents, noise, timesteps)
+        if not prior:
+            return F.mse_loss(prediction.float(), target.float())
+        count = len(indices)
+        instance = F.mse_loss(prediction[:count].float(), target[:count].float())
+        preserved = F.mse_loss(prediction[count:].float(), target[count:].float())
+        return instance + self.args.prior_loss_weight * preserved
+
+    def _target(self, latents: Any, noise: Any, timesteps: Any) -> Any:
+        kind = self.noise_scheduler.config.prediction_type
+        if kind == "epsilon":
+            return noise
+        if kind == "v_prediction":
+            return self.noise_scheduler.get_velocity(latents, noise, timesteps)
+        raise InvalidInput(f"the image model predicts {kind!r}; DreamBooth here supports epsilon and v-prediction")
+
+    def _probe_loss(self) -> float:
+        """The loss on (up to four of) the photos with fixed noise and timesteps: comparable before and after
+        training, unlike the noisy per-step loss."""
+        import torch
+        import torch.nn.functional as F
+
+        count = min(4, len(self.instance_pixels))
+        generator = torch.Generator(device="cpu").manual_seed(PROBE_SEED)
+        with torch.no_grad():
+            images = to_model_range(torch.stack(self.instance_pixels[:count])).to(self.device, self.weight_dtype)
+            latents = self.pipe.vae.encode(images).latent_dist.mean * self.pipe.vae.config.scaling_factor
+            total = 0.0
+            for timestep in PROBE_TIMESTEPS:
+                noise = torch.randn(latents.shape, generator=generator).to(self.device, latents.dtype)
+                timesteps = torch.full((count,), timestep, device=self.device, dtype=torch.long)
+                hidden = self._encode(self.caption_ids[:count]).to(latents.dtype)
+                noisy = self.noise_scheduler.add_noise(latents, noise, timesteps)
+                prediction = self.pipe.unet(noisy, timesteps, hidden).sample
+                total += float(F.mse_loss(prediction.float(), self._target(latents, noise, timesteps).float()))
+        return total / len(PROBE_TIMESTEPS)
+
+    # --- results ---------------------------------------------------------------------------------------
+
+    def _save_lora(self) -> Path:
+        """The LoRA in the diffusers format, written beside and then moved into place."""
+        from diffusers import StableDiffusionPipeline
+        from diffusers.utils import convert_state_dict_to_diffusers
+        from peft.utils import get_peft_model_state_dict
+
+        out = self.args.output_dir
+        temporary = out / ".lora.tmp"
+        shutil.rmtree(temporary, ignore_errors=True)
+
+        def layers(module: Any) -> dict[str, Any]:
+            state = convert_state_dict_to_diffusers(get_peft_model_state_dict(module))
+            return {key: value.detach().to("cpu").contiguous() for key, value in state.items()}
+
+        text_encoder = self.pipe.text_encoder if self.args.train_text_encoder else None
+        StableDiffusionPipeline.save_lora_weights(
+            save_directory=temporary,
+            unet_lora_layers=layers(self.pipe.unet),
+            text_encoder_lora_layers=layers(text_encoder) if text_encoder is not None else None,
+            safe_serialization=True,
+            unet_lora_adapter_metadata=self.pipe.unet.peft_config["default"].to_dict(),
+            text_encoder_lora_adapter_metadata=(
+                text_encoder.peft_config["default"].to_dict() if text_encoder is not None else None
+            ),
+        )
+        target = out / LORA_WEIGHT_NAME
+        os.replace(temporary / LORA_WEIGHT_NAME, target)
+        shutil.rmtree(temporary, ignore_errors=True)
+        return target
+
+    def _samples(self) -> tuple[list[Path], list[int]]:
+        """Sample images of the instance prompt with the trained LoRA (and the base model's safety check)."""
+        from storyloom.models.imaging import make_grid
+        from storyloom.models.parameters import save_png
+        from storyloom.models.txt2img import Txt2Img
+
+        args = self.args
+        if args.sample_images <= 0:
+            return [], []
+        sampler = Txt2Img.from_pipeline(self.pipe, self.config)
+        relay = None
+        if self.progress is not None:
+            progress = self.progress
+            relay = lambda update: progress(StepProgress(update.step, update.total, stage="sample images"))  # noqa: E731
+        batch = sampler(
+            args.sample_prompt, seed=args.seed, num_images=args.sample_images, width=args.resolution,
+            height=args.resolution, progress=relay, should_cancel=self.should_cancel,
+        )  # fmt: skip
+        directory = args.output_dir / SAMPLES_DIR
+        directory.mkdir(parents=True, exist_ok=True)
+        paths = []
+        for number, (image, parameters) in enumerate(zip(batch.images, batch.parameters), start=1):
+            path = directory / f"sample_{number}.png"
+            save_png(image, path, parameters)
+            paths.append(path)
+        save_png(make_grid(batch.images, 2), directory / "grid.png", batch.parameters[0])
+        return paths, list(batch.seeds)
+
+    def _finish(self, result: SubjectTrainingResult) -> None:
+        """``training.json`` marks the run finished; only then does the checkpoint go."""
+        out = self.args.output_dir
+        document = {"fingerprint": self.run, "request": _request(self.args), "result": result.to_json()}
+        temporary = out / f".{RESULT_FILE}.tmp"
+        temporary.write_text(json.dumps(document, indent=2), encoding="utf-8")
+        temporary.replace(out / RESULT_FILE)
+        checkpoints.remove_checkpoint(out)
+        logger.info("character LoRA written to %s", result.lora_file)
+
+    def _report(self, step: int, total: int, stage: str) -> None:
+        if self.progress is not None:
+            self.progress(StepProgress(step, total, stage=stage))
