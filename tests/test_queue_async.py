@@ -157,3 +157,26 @@ async def test_a_bot_restart_mid_queue_keeps_everything_in_order(tmp_path: Path)
         assert worker.claim("w", KINDS) is None
     assert order == [first[0], first[2], later[0], first[1], first[3]]
     assert sorted(predicted, key=lambda job_id: predicted[job_id].position) == order
+
+
+async def test_cancelling_a_store_call_mid_transaction_leaves_the_connection_usable(tmp_path):
+    """A caller cancelled while its transaction runs must not leave the connection inside that transaction."""
+    import asyncio
+
+    from storyloom.queue import AsyncJobStore
+
+    store = await AsyncJobStore.open(tmp_path / "jobs.db")
+    try:
+        for attempt in range(30):
+            call = asyncio.ensure_future(store.enqueue("imagine", {"prompt": f"cat {attempt}"}, user_id=attempt % 5 + 1, enforce_caps=False))
+            await asyncio.sleep(0.0005 * (attempt % 6))
+            call.cancel()
+            try:
+                await call
+            except asyncio.CancelledError:
+                pass
+        job = await store.enqueue("imagine", {"prompt": "after"}, user_id=99)
+        assert (await store.get(job.id)).params["prompt"] == "after"
+        assert not store.connection.in_transaction
+    finally:
+        await store.close()

@@ -79,6 +79,19 @@ class AsyncJobStore(StoreApi):
         return self._locked(op)
 
     async def _locked(self, op: Operation[Any]) -> Any:
+        # An operation is one transaction that must end (COMMIT or ROLLBACK) on the connection's thread even
+        # when the caller is cancelled: aiosqlite keeps running a statement after its await is cancelled, so a
+        # cancel mid-transaction would otherwise leave the connection inside it for every later call.
+        task = asyncio.ensure_future(self._run_serialized(op))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            await asyncio.wait({task})
+            if not task.cancelled() and task.exception() is None:
+                task.result()
+            raise
+
+    async def _run_serialized(self, op: Operation[Any]) -> Any:
         async with self._lock:
             return await driver.run_async(self._connection, op, self._translate)
 
