@@ -1,8 +1,9 @@
 """Queueing a request from an interaction: enqueue, post the status message, open a thread, record where.
 
 The interaction has already been deferred (public "thinking…"), so the first followup fills that placeholder
-and becomes the status message. The job is enqueued without a channel, which keeps it out of delivery until
-the status message and thread exist; ``set_destination`` then makes it deliverable. Everything later goes
+and becomes the status message. The job is enqueued with the channel it came from, so even if the bot dies
+before the status message and thread exist its results still reach that channel; ``set_destination`` then
+adds the status message and thread. Everything later goes
 through the bot token by channel ID, so nothing depends on the 15-minute interaction token.
 """
 
@@ -46,7 +47,7 @@ async def _submit(bot: StoryloomBot, interaction: discord.Interaction, request: 
     try:
         job = await store.enqueue(
             request.kind, request.params, user_id=interaction.user.id, guild_id=interaction.guild_id,
-            parent_id=request.parent_id,
+            channel_id=interaction.channel_id, parent_id=request.parent_id,
         )  # fmt: skip
     except StoryloomError as exc:
         await interaction.followup.send(user_line(exc))
@@ -64,10 +65,10 @@ async def _submit(bot: StoryloomBot, interaction: discord.Interaction, request: 
         # A note learned only now (threads refused) appears with the next progress edit, within the rate limit.
         bot.board.created(channel_id, status.id, content, opened.note)
         await store.set_destination(job.id, channel_id=channel_id, thread_id=opened.thread_id, message_id=status.id)
-        # A job that finished before it had a place handed its (then placeless) destination to its follow-ups
-        # (a story's pages); give them the place too. Later follow-ups inherit it from the job itself.
+        # A job that finished before its thread existed handed its destination to its follow-ups (a story's
+        # pages) without the thread; give them the thread too. Later follow-ups inherit it from the job itself.
         for child in await store.children(job.id):
-            if child.channel_id is None:
+            if child.channel_id is None or (opened.thread_id is not None and child.thread_id is None):
                 await store.set_destination(child.id, channel_id=channel_id, thread_id=opened.thread_id)
     except BaseException:
         # Nobody will ever see this job's results: do not spend a worker on it.
