@@ -7,9 +7,10 @@ only when a command actually runs.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from storyloom.cli.progress import ProgressBar
 from storyloom.config import Config
@@ -36,6 +37,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     imagine.add_argument(
         "--ar", dest="aspect_ratio", default=None, metavar="W:H", help="aspect ratio, e.g. 16:9 or 2:3"
     )
+    imagine.add_argument("--character", default=None, help="a character trained with train-subject (its LoRA and token)")
     imagine.add_argument("--out", type=Path, default=None, help="output directory (default: <data_dir>/images/<time>)")
     add_common_options(imagine)
     imagine.set_defaults(handler=run_imagine)
@@ -68,13 +70,22 @@ def run_imagine(config: Config, args: argparse.Namespace) -> int:
     if args.aspect_ratio:
         size_for_aspect_ratio(args.aspect_ratio, config.image.width, config.image.height)
     _check_numbers(config, args.steps, args.seed)
+    record = _character(config, args.character) if args.character else None
 
     from storyloom.models.txt2img import Txt2Img
 
     txt2img = Txt2Img.from_config(config)
-    with ProgressBar("imagine") as bar:
+    prompt = args.prompt
+    lora: Any = contextlib.nullcontext()
+    if record is not None:
+        from storyloom.models.character_lora import with_character
+        from storyloom.training.characters import adapter_name, lora_file
+
+        prompt = with_character(prompt, identifier=record.identifier, class_name=record.class_name, name=record.name)
+        lora = txt2img.using_lora(lora_file(record, config.paths.data_dir), adapter_name=adapter_name(record))
+    with ProgressBar("imagine") as bar, lora:
         batch = txt2img(
-            args.prompt,
+            prompt,
             args.negative,
             num_inference_steps=args.steps,
             aspect_ratio=args.aspect_ratio,
@@ -104,6 +115,14 @@ def run_vary(config: Config, args: argparse.Namespace) -> int:
         batch = variations(source, args.prompt, args.negative, strength=args.strength, seed=args.seed, progress=bar)
     _report(batch, batch.save(args.out or _default_out(config)))
     return 0
+
+
+def _character(config: Config, name: str) -> Any:
+    """A character registered on this machine (``storyloom character list``)."""
+    from storyloom.queue.store import JobStore
+
+    with JobStore.from_config(config) as store:
+        return store.character(name)
 
 
 def _check_numbers(config: Config, steps: int | None, seed: int | None) -> None:

@@ -6,6 +6,7 @@ One progress bar covers the whole run: writing, planning, then one step per page
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import re
 import time
@@ -45,9 +46,16 @@ def story_command(config: Config, args: argparse.Namespace) -> int:
 
     # fpdf subsets fonts through fontTools, which logs every table at INFO level.
     logging.getLogger("fontTools").setLevel(logging.WARNING)
-    pipeline = StoryPipeline.from_config(config)
+    record = _character(config, args.character) if args.character else None
+    characters = None
+    if record is not None:
+        from storyloom.models.story_plan import character_lookup
+        from storyloom.training.characters import story_character
+
+        characters = character_lookup({record.name: story_character(record)})
+    pipeline = StoryPipeline.from_config(config, characters=characters)
     if args.continue_dir is not None:
-        return _continue(pipeline, args)
+        return _continue(config, pipeline, args)
     if not args.summary:
         raise InvalidInput('give a summary, for example: storyloom story "A shy cat learns to sail"')
     # Checked before any model loads, so a bad request fails at once.
@@ -58,19 +66,40 @@ def story_command(config: Config, args: argparse.Namespace) -> int:
             inputs.summary, inputs.pages, inputs.style.name, args.character, args.seed, progress=bar.update
         )
         plan.save(out)
-        files = _illustrate(pipeline, plan, out, range(len(plan.pages)), bar)
+        with _drawing_with(config, pipeline, record):
+            files = _illustrate(pipeline, plan, out, range(len(plan.pages)), bar)
     _report(plan, files)
     return 0
 
 
-def _continue(pipeline: Any, args: argparse.Namespace) -> int:
+def _character(config: Config, name: str) -> Any:
+    """A character registered on this machine (``storyloom character list``), checked before any model loads."""
+    from storyloom.queue.store import JobStore
+
+    with JobStore.from_config(config) as store:
+        return store.character(name)
+
+
+def _drawing_with(config: Config, pipeline: Any, record: Any) -> Any:
+    """The character's LoRA loaded while the pages are drawn (their prompts already carry its token)."""
+    if record is None:
+        return contextlib.nullcontext()
+    from storyloom.training.characters import adapter_name, lora_file
+
+    return pipeline.txt2img.using_lora(lora_file(record, config.paths.data_dir), adapter_name=adapter_name(record))
+
+
+def _continue(config: Config, pipeline: Any, args: argparse.Namespace) -> int:
     from storyloom.models.story_plan import StoryPlan
 
-    before = len(StoryPlan.load(args.continue_dir).pages)
+    book = StoryPlan.load(args.continue_dir)
+    before = len(book.pages)
+    record = _character(config, book.character) if book.character else None  # the book's character, still drawn with its LoRA
     with _StoryBar(args.pages or 0) as bar:
         plan = pipeline.continue_story(args.continue_dir, args.summary or "", args.pages, progress=bar.update)
         bar.resize(len(plan.pages) - before)
-        files = _illustrate(pipeline, plan, args.continue_dir, range(before, len(plan.pages)), bar)
+        with _drawing_with(config, pipeline, record):
+            files = _illustrate(pipeline, plan, args.continue_dir, range(before, len(plan.pages)), bar)
     _report(plan, files)
     return 0
 

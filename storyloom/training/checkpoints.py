@@ -96,7 +96,7 @@ def save_checkpoint(
         target.rename(previous)
     temporary.rename(target)
     shutil.rmtree(previous, ignore_errors=True)
-    logger.info("checkpoint at step %d written to %s", step, target)
+    logger.debug("checkpoint at step %d written to %s", step, target)
     return target
 
 

@@ -69,6 +69,17 @@ def grad_scaler(device: Any, dtype: Any) -> Any:
     return torch.amp.GradScaler(device.type, enabled=device.type == "cuda" and dtype == torch.float16)
 
 
+def release_memory() -> None:
+    """After a run: the training copy of the models is garbage; give its device memory back for the warm models."""
+    import gc
+
+    import torch
+
+    gc.collect()
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        torch.cuda.empty_cache()
+
+
 def keep_in_float32(parameters: Iterable[Any]) -> None:
     """Trainable weights of a half-precision model are kept (and updated) in float32."""
     import torch

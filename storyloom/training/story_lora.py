@@ -138,7 +138,12 @@ def train_story_lora(
     finished = _finished_result(args, run)
     if finished is not None:
         return finished
-    return _StoryRun(config, args, pairs, run, progress, should_cancel).train()
+    from storyloom.training.optimizers import release_memory
+
+    try:
+        return _StoryRun(config, args, pairs, run, progress, should_cancel).train()
+    finally:
+        release_memory()
 
 
 def _fingerprint(config: Config, args: StoryTrainingArgs, data_hash: str) -> str:
@@ -279,7 +284,7 @@ class _StoryRun:
                 state["epochs"].append(asdict(report))
                 state["epoch_sum"], state["epoch_count"] = 0.0, 0
                 logger.info("epoch %d: train loss %.4f, eval loss %s", report.epoch, report.train_loss, eval_loss)
-            self._report(step, plan.total_steps, f"epoch {epoch + 1}/{plan.epochs}, loss {value:.3f}")
+            self._report(step, plan.total_steps, f"training, epoch {epoch + 1}/{plan.epochs}, loss {value:.3f}")
             if step % args.checkpoint_every == 0 or plan.ends_epoch(step - 1):
                 checkpoint()
 

@@ -14,7 +14,6 @@ jobs' images.
 
 from __future__ import annotations
 
-import gc
 import io
 import json
 import logging
@@ -206,12 +205,12 @@ def train_subject_lora(
     finished = _finished_result(args, run)
     if finished is not None:
         return finished
-    run_ = _SubjectRun(config, args, images, run, progress, should_cancel)
+    from storyloom.training.optimizers import release_memory
+
     try:
-        return run_.train()
+        return _SubjectRun(config, args, images, run, progress, should_cancel).train()
     finally:
-        del run_
-        gc.collect()
+        release_memory()
 
 
 # Paths move with the data directory; the length of a run may change between a stop and a resume.
