@@ -143,6 +143,16 @@ async def test_age_restricted_channels_leave_the_safety_checker_to_the_config(
         assert jobs["a day club"].params["safety_checker"] is True
 
 
+async def test_a_story_outside_age_restricted_channels_forces_the_safety_checker(
+    fake: FakeDiscord, store, tmp_path: Path
+) -> None:
+    async with running_bot(bot_config(tmp_path), store, fake):
+        handle = await fake.invoke_command("story", {"summary": "a kind cat finds a lost kite"})
+        await handle.wait_original()
+        (job,) = [job for job in await store.list_jobs(tuple(JobStatus)) if job.kind.value == "story"]
+        assert job.params["safety_checker"] is True  # and the worker hands it to every page
+
+
 # ------------------------------------------------------------------------------------------------ /queue, /cancel, /help, /status
 async def test_queue_cancel_help_and_status(fake: FakeDiscord, store, tmp_path: Path) -> None:
     async with running_bot(bot_config(tmp_path), store, fake):

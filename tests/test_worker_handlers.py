@@ -102,11 +102,12 @@ def test_a_story_enqueues_one_page_job_per_page_and_each_page_gets_its_picture(t
     config = make_tiny_config(tmp_path, tiny_models)
     resources = scripted_story_resources(config)
     with JobStore.from_config(config) as store, worker_in_thread(config, handlers=build_handlers(), resources=resources):
-        request = {"summary": "Bhna the cat sails to the moon", "pages": 3, "seed": 11}
+        request = {"summary": "Bhna the cat sails to the moon", "pages": 3, "seed": 11, "safety_checker": True}
         story = store.enqueue("story", request, user_id=1, channel_id=5)
         finished(store, story.id)
         pages = store.children(story.id)
         assert [p.page_index for p in pages] == [0, 1, 2]
+        assert all(p.params["safety_checker"] is True for p in pages)  # the story's safety setting reaches each page
         for page in pages:
             finished(store, page.id)
 

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from storyloom.bot.errors import report
+from storyloom.bot.safety import safety_checker_for
 from storyloom.bot.submit import Request, submit
 from storyloom.bot.validation import parse_pages, story_params
 from storyloom.errors import StoryloomError
@@ -48,6 +49,7 @@ class ContinueModal(discord.ui.Modal, title="Continue the story"):
                 summary=self.next.value,
                 pages=parse_pages(self.pages.value),
                 continue_from=self.story_id,
+                safety_checker=safety_checker_for(interaction.channel),
             )
         except StoryloomError as exc:
             await report(interaction, exc, job_id=self.story_id)

@@ -77,6 +77,7 @@ def story_params(
     character: str | None = None,
     seed: int | None = None,
     continue_from: int | None = None,
+    safety_checker: bool | None = None,
 ) -> StoryParams:
     """Validated ``story`` parameters (kid-safety screened), or ``InvalidInput``.
 
@@ -90,6 +91,7 @@ def story_params(
         character=character,
         seed=seed,
         continue_from=continue_from,
+        safety_checker=safety_checker,
     )
 
 

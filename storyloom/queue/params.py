@@ -60,6 +60,7 @@ class StoryParams(JobParams):
     character: str | None = Field(None, max_length=100)  # a character registered by training
     seed: int | None = _SEED
     continue_from: int | None = Field(None, ge=1)  # the story job whose book gets a new chapter
+    safety_checker: bool | None = None  # handed to every page; the bot forces it on where required
 
 
 class StoryPageParams(JobParams):

@@ -10,6 +10,7 @@ from discord.ext import commands
 
 from storyloom.bot import texts
 from storyloom.bot.errors import report
+from storyloom.bot.safety import safety_checker_for
 from storyloom.bot.submit import Request, submit
 from storyloom.bot.validation import story_params
 from storyloom.errors import StoryloomError
@@ -50,7 +51,8 @@ class Story(commands.Cog):
         bot = self.bot
         try:
             params = story_params(
-                bot.config, bot.story_screen, summary=summary, pages=pages, style=style, character=character
+                bot.config, bot.story_screen, summary=summary, pages=pages, style=style, character=character,
+                safety_checker=safety_checker_for(interaction.channel),
             )
         except StoryloomError as exc:
             await report(interaction, exc)

@@ -57,15 +57,15 @@ def story(context: JobContext) -> HandlerResult:
         first_new = len(before.pages)
     document = text_artifact(0, PLAN_NAME, plan.model_dump_json(indent=2), JSON, title=plan.title, pages=len(plan.pages))
     pages = tuple(
-        NewJob(JobKind.STORY_PAGE, _page_params(index, page, plan.character), page_index=index)
+        NewJob(JobKind.STORY_PAGE, _page_params(index, page, plan.character, params.safety_checker), page_index=index)
         for index, page in enumerate(plan.pages)
         if index >= first_new
     )
     return HandlerResult((document,), pages)
 
 
-def _page_params(index: int, page: Any, character: str) -> dict[str, Any]:
-    params = {
+def _page_params(index: int, page: Any, character: str, safety_checker: bool | None) -> dict[str, Any]:
+    params: dict[str, Any] = {
         "page": index,
         "text": page.text,
         "prompt": page.prompt,
@@ -73,6 +73,8 @@ def _page_params(index: int, page: Any, character: str) -> dict[str, Any]:
         "seed": page.seed,
         "plan": {"number": page.number, "chapter": page.chapter, "scene": page.scene},
     }
+    if safety_checker is not None:
+        params["safety_checker"] = safety_checker
     if character:
         params["character"] = character  # the page loads the character's LoRA; its prompt already has the token
     return params
