@@ -392,6 +392,7 @@ async def test_commands_sync_to_the_dev_guild_when_set(fake: FakeDiscord, store,
             "settings",
             "help",
             "status",
+            "character",
         }
         assert fake.calls.filter("PUT", f"/applications/{fake.application_id}/commands") == []
         handle = await fake.invoke_command("help")

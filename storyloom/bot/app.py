@@ -39,6 +39,7 @@ EXTENSIONS = (
     "storyloom.bot.commands.settings",
     "storyloom.bot.commands.help",
     "storyloom.bot.commands.status",
+    "storyloom.bot.commands.character",
 )
 
 

@@ -6,6 +6,7 @@ nothing is posted here; ``delivery`` does the posting, exactly once.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -82,6 +83,8 @@ async def _prepare(bot: StoryloomBot, job: Job, parent: Job | None) -> Outcome:
         return Outcome(target, [await _upscaled(bot, job, reply_to)], texts.finished_line(head, job, where))
     if job.kind is JobKind.STORY:
         return await _story(bot, job, target, reply_to)
+    if job.kind is JobKind.TRAIN_SUBJECT:
+        return Outcome(target, [await _trained(bot, job, reply_to)], texts.finished_line(head, job, where))
     if job.kind is JobKind.STORY_PAGE:  # a redrawn page
         page = await _page_post(bot, job, redrawn=True)
         return Outcome(target, [page], texts.finished_line(head, job, where))
@@ -126,6 +129,32 @@ async def _upscaled(bot: StoryloomBot, job: Job, reply_to: int | None) -> Post:
     items = tuple(buttons.upscaled_buttons(job.id, esrgan=mode != "esrgan"))
     return Post(texts.fit(f"{line}\n{texts.job_footer(job.id, *notes)}"), picture.data if picture else None,
                 f"storyloom_{job.id}_upscaled.png", items=items, reply_to=reply_to)  # fmt: skip
+
+
+async def _trained(bot: StoryloomBot, job: Job, reply_to: int | None) -> Post:
+    """A trained character: its sample grid, and how to use it."""
+    artifacts = await bot.store.artifacts(job.id)
+    grid = _first(artifacts, ArtifactKind.GRID) or _first(artifacts, ArtifactKind.IMAGE)
+    summary = _training_summary(_first(artifacts, ArtifactKind.TEXT))
+    name = str(summary.get("character") or job.params.get("name", ""))
+    token = summary.get("token") or f"{job.params.get('identifier', '')} {job.params.get('class_name', '')}"
+    line = f"🧸 **{texts.quote(name, 40)}** (`{token}`) is trained, for <@{job.user_id}>"
+    usage = f"use it with `character:{name}` on /imagine or /story"
+    steps = summary.get("steps")
+    notes = ["sample pictures" if grid else "", f"{steps} steps" if steps else ""]
+    content = texts.fit(f"{line}\n{usage}\n{texts.job_footer(job.id, *notes)}")
+    return Post(content, grid.data if grid else None, f"storyloom_{job.id}_samples.png", reply_to=reply_to)
+
+
+def _training_summary(document: Artifact | None) -> dict[str, Any]:
+    """``training.json`` of a training job (empty when missing or unreadable)."""
+    if document is None or not document.data:
+        return {}
+    try:
+        loaded = json.loads(document.data.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return {}
+    return loaded if isinstance(loaded, dict) else {}
 
 
 async def _story(bot: StoryloomBot, job: Job, target: int, reply_to: int | None) -> Outcome:

@@ -63,6 +63,9 @@ def headline(job: Job) -> str:
         return f"📖 *{quote(params.get('summary', ''), 120)}*"
     if job.kind is JobKind.STORY_PAGE:
         return f"🖌️ page {params.get('page', 0) + 1} of story job {job.parent_id}"
+    if job.kind is JobKind.TRAIN_SUBJECT:
+        token = f"{params.get('identifier', '')} {params.get('class_name', '')}".strip()
+        return f"🧸 training **{quote(params.get('name', ''), 40)}** (`{token}`)"
     return f"{job.kind} job"
 
 

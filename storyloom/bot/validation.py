@@ -42,8 +42,11 @@ def imagine_params(
     seed: int | None = None,
     steps: int | None = None,
     safety_checker: bool | None = True,
+    character: str | None = None,
 ) -> ImagineParams:
-    """Validated ``imagine`` parameters, or ``InvalidInput`` with a message fit for the user."""
+    """Validated ``imagine`` parameters, or ``InvalidInput`` with a message fit for the user.
+
+    Whether ``character`` names a trained character is checked by the command against the store."""
     limit = config.image.max_prompt_chars
     validate_prompt(prompt, max_chars=limit)
     banned.ensure_allowed(prompt)
@@ -64,6 +67,7 @@ def imagine_params(
         num_inference_steps=steps,
         aspect_ratio=aspect_ratio,
         safety_checker=safety_checker,
+        character=character.strip() if character and character.strip() else None,
     )
 
 

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 
 HELP = """\
 **/imagine** `prompt` — four pictures as a grid. Options: `negative` (what to leave out), `ar` (16:9, 2:3 …), \
-`seed` (same number, same pictures), `steps`. Emphasis works as in AUTOMATIC1111: `((word))`, `(word:1.3)`, `[word]`.
+`seed` (same number, same pictures), `steps`, `character`. Emphasis works as in AUTOMATIC1111: `((word))`, `(word:1.3)`, `[word]`.
 Under the grid: **U1–U4** upscale a picture, **V1–V4** make variations of it, **🔄** draws the prompt again. \
 Under an upscaled picture: **Vary (Subtle)**, **Vary (Strong)**, **4× Real-ESRGAN**.
 **/story** `summary` — a children's story, written and illustrated page by page in a thread named after it, \
@@ -21,6 +21,7 @@ then the whole book as a PDF. Options: `pages`, `style`, `character`. Under each
 **⬆️ Upscale**; under the book: **➕ Continue** for the next chapter.
 **/queue** — your jobs and when they should be done. **/cancel** `[job]` — stop one.
 **/settings** — your defaults (negative prompt, aspect ratio, story style).
+**/character** `list` · `show` — the trained characters (pets, toys…) to use with `character:`. Server managers: `train` `name` `token` `class` with 5+ photos attached, and `delete` (also whoever trained it).
 Anyone can press any button; the new pictures are theirs."""
 
 

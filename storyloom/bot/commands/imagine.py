@@ -9,6 +9,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from storyloom.bot import texts
+from storyloom.bot.characters import character_names
 from storyloom.bot.errors import report
 from storyloom.bot.safety import safety_checker_for
 from storyloom.bot.submit import Request, submit
@@ -32,7 +33,9 @@ class Imagine(commands.Cog):
         ar="aspect ratio such as 16:9, 2:3 or 1:1",
         seed="a number that makes the same pictures again",
         steps="denoising steps: more is slower and often finer",
+        character="a trained character to draw (see /character list)",
     )
+    @app_commands.autocomplete(character=character_names)
     async def imagine(
         self,
         interaction: discord.Interaction,
@@ -41,14 +44,18 @@ class Imagine(commands.Cog):
         ar: Optional[str] = None,
         seed: Optional[app_commands.Range[int, 0, MAX_SEED]] = None,
         steps: Optional[app_commands.Range[int, STEPS_MIN, STEPS_MAX]] = None,
+        character: Optional[str] = None,
     ) -> None:
         """Draw four pictures from a prompt."""
         bot = self.bot
         try:  # pure checks first, so a refusal is private and nothing is queued
             params = imagine_params(
                 bot.config, bot.banned, prompt=prompt, negative=negative, aspect_ratio=ar, seed=seed, steps=steps,
-                safety_checker=safety_checker_for(interaction.channel),
+                safety_checker=safety_checker_for(interaction.channel), character=character,
             )  # fmt: skip
+            if params.character is not None:  # a character unknown here: the message lists the known ones
+                found = await bot.store.character(params.character, guild_id=interaction.guild_id)
+                params = params.model_copy(update={"character": found.name})
         except StoryloomError as exc:
             await report(interaction, exc)
             return

@@ -9,6 +9,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from storyloom.bot import texts
+from storyloom.bot.characters import character_names
 from storyloom.bot.errors import report
 from storyloom.bot.safety import safety_checker_for
 from storyloom.bot.submit import Request, submit
@@ -38,7 +39,7 @@ class Story(commands.Cog):
         style="illustration style (watercolor, crayon, storybook, …)",
         character="a trained character to star in it",
     )
-    @app_commands.autocomplete(style=style_names)
+    @app_commands.autocomplete(style=style_names, character=character_names)
     async def story(
         self,
         interaction: discord.Interaction,
@@ -54,6 +55,9 @@ class Story(commands.Cog):
                 bot.config, bot.story_screen, summary=summary, pages=pages, style=style, character=character,
                 safety_checker=safety_checker_for(interaction.channel),
             )
+            if params.character is not None:  # a character unknown here: the message lists the known ones
+                found = await bot.store.character(params.character, guild_id=interaction.guild_id)
+                params = params.model_copy(update={"character": found.name})
         except StoryloomError as exc:
             await report(interaction, exc)
             return

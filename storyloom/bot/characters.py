@@ -1,0 +1,98 @@
+"""Trained characters in Discord: checking a ``/character train`` request and its photos, and describing
+characters for ``/character list`` and ``/character show``.
+
+Pure and torch-free: the checks use ``storyloom.training.characters``/``uploads`` (the same rules a training
+job applies), so a refusal happens before anything is saved or queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING, Sequence
+
+import discord
+from discord import app_commands
+
+from storyloom.bot import texts
+from storyloom.errors import InvalidInput
+from storyloom.queue.character import CharacterRecord
+from storyloom.training.uploads import Upload, save_training_photos
+
+if TYPE_CHECKING:
+    from storyloom.bot.app import StoryloomBot
+
+MIN_PHOTOS = 5
+MAX_PHOTOS = 30
+MAX_LISTED = 50
+
+
+async def character_names(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+    """Autocomplete: the characters visible where the command is typed."""
+    bot: StoryloomBot = interaction.client  # type: ignore[assignment]
+    records = await bot.store.list_characters(guild_id=interaction.guild_id)
+    found = [r.name for r in records if current.casefold() in r.name.casefold()]
+    return [app_commands.Choice(name=name, value=name) for name in found[:25]]
+
+
+def check_photos(attachments: Sequence[discord.Attachment], *, max_photos: int = MAX_PHOTOS) -> None:
+    """``InvalidInput`` when there are too few or too many attachments, or one is plainly not a picture.
+
+    Discord names an attachment's type from its file name; the bytes are checked again when they are saved."""
+    if len(attachments) < MIN_PHOTOS:
+        raise InvalidInput(
+            f"training a character needs at least {MIN_PHOTOS} photos of it (got {len(attachments)}); "
+            "attach them to the command"
+        )
+    if len(attachments) > max_photos:
+        raise InvalidInput(f"at most {max_photos} photos can be used for one character (got {len(attachments)})")
+    for attachment in attachments:
+        kind = (attachment.content_type or "").split(";")[0].strip()
+        if kind and not kind.startswith("image/"):
+            raise InvalidInput(f"{attachment.filename} is not a picture ({kind}); attach photos only")
+
+
+async def save_photos(data_dir: Path, attachments: Sequence[discord.Attachment]) -> str:
+    """Download the attachments and save them for a training job; returns the folder relative to ``data_dir``
+    (``InvalidInput``, nothing written, when one is not a usable picture)."""
+    uploads = [Upload(a.filename, await a.read(), a.description or "") for a in attachments]
+    return await asyncio.to_thread(
+        save_training_photos, data_dir, uploads, min_images=MIN_PHOTOS, max_images=MAX_PHOTOS
+    )
+
+
+def character_line(record: CharacterRecord) -> str:
+    """One line of ``/character list``."""
+    scope = "" if record.guild_id is not None else " · everywhere"
+    return f"• **{texts.quote(record.name, 40)}** — `{record.token}`{scope}"
+
+
+def character_list(records: Sequence[CharacterRecord]) -> str:
+    if not records:
+        return "No characters yet. A server manager can train one with `/character train` and 5+ photos."
+    lines = [f"**Characters** ({len(records)})", *(character_line(r) for r in records[:MAX_LISTED])]
+    if len(records) > MAX_LISTED:
+        lines.append(f"… and {len(records) - MAX_LISTED} more")
+    lines.append("-# use one with `character:` on /imagine or /story")
+    return texts.fit("\n".join(lines))
+
+
+def character_details(record: CharacterRecord) -> str:
+    """What ``/character show`` says about a character."""
+    lines = [f"**{texts.quote(record.name, 40)}** — `{record.token}`"]
+    if record.description:
+        lines.append(f"*{texts.quote(record.description, 300)}*")
+    who = "from the command line" if record.trained_by == 0 else f"by <@{record.trained_by}>"
+    when = f"<t:{int(record.created_at)}:D>"
+    lines.append(f"trained {who} on {when}" + (f" (job {record.job_id})" if record.job_id else ""))
+    steps = record.metadata.get("steps")
+    photos = record.metadata.get("instance_images")
+    facts = [f"{photos} photos" if photos else "", f"{steps} steps" if steps else ""]
+    if any(facts):
+        lines.append("-# " + " · ".join(f for f in facts if f))
+    return texts.fit("\n".join(lines))
+
+
+def training_head(name: str, token: str) -> str:
+    """How the status message of a training job names it."""
+    return f"🧸 training **{texts.quote(name, 40)}** (`{token}`)"

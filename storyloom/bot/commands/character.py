@@ -1,0 +1,143 @@
+"""``/character``: list, show, train (server managers, from photo attachments) and delete trained characters."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from typing import TYPE_CHECKING, Optional
+
+import discord
+from discord import app_commands
+from discord.ext import commands
+
+from storyloom.bot import texts
+from storyloom.bot.characters import (
+    MAX_PHOTOS,
+    character_details,
+    character_list,
+    character_names,
+    check_photos,
+    save_photos,
+    training_head,
+)
+from storyloom.bot.commands.cancel import is_manager
+from storyloom.bot.errors import JobFailure, report
+from storyloom.bot.submit import Request, submit
+from storyloom.errors import StoryloomError
+from storyloom.queue.character import CharacterExists
+from storyloom.queue.job import JobKind
+from storyloom.queue.params import TrainSubjectParams
+from storyloom.training.characters import check_character_request, remove_character_files
+
+if TYPE_CHECKING:
+    from storyloom.bot.app import StoryloomBot
+
+PHOTO_OPTIONS = 21  # Discord allows 25 options per command: name, token, class, description and 21 photos
+Photo = Optional[discord.Attachment]
+
+
+class Characters(commands.GroupCog, group_name="character", group_description="Trained characters (pets, toys…)"):
+    def __init__(self, bot: StoryloomBot) -> None:
+        self.bot = bot
+        super().__init__()
+
+    @app_commands.command(name="list")
+    async def list_(self, interaction: discord.Interaction) -> None:
+        """The characters that can star in /imagine and /story here."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        records = await self.bot.store.list_characters(guild_id=interaction.guild_id)
+        await interaction.followup.send(character_list(records), ephemeral=True)
+
+    @app_commands.command()
+    @app_commands.describe(name="the character's name")
+    @app_commands.autocomplete(name=character_names)
+    async def show(self, interaction: discord.Interaction, name: str) -> None:
+        """A character's token, description and preview picture."""
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            record = await self.bot.store.character(name, guild_id=interaction.guild_id)
+        except StoryloomError as exc:
+            await report(interaction, exc)
+            return
+        files = [discord.File(io.BytesIO(record.preview), "preview.jpg")] if record.preview else []
+        await interaction.followup.send(character_details(record), files=files, ephemeral=True)
+
+    @app_commands.command()
+    @app_commands.describe(
+        name="what stories call the character, e.g. Biscuit",
+        token="a made-up word the image model learns for it, e.g. bhna",
+        class_="what it is, e.g. cat, dog or teddy bear",
+        description="a few words about it for the story writer",
+    )
+    @app_commands.rename(class_="class")
+    async def train(
+        self, interaction: discord.Interaction, name: str, token: str, class_: str,
+        description: Optional[str] = None,
+        photo1: Photo = None, photo2: Photo = None, photo3: Photo = None, photo4: Photo = None,
+        photo5: Photo = None, photo6: Photo = None, photo7: Photo = None, photo8: Photo = None,
+        photo9: Photo = None, photo10: Photo = None, photo11: Photo = None, photo12: Photo = None,
+        photo13: Photo = None, photo14: Photo = None, photo15: Photo = None, photo16: Photo = None,
+        photo17: Photo = None, photo18: Photo = None, photo19: Photo = None, photo20: Photo = None,
+        photo21: Photo = None,
+    ) -> None:  # fmt: skip
+        """Train a character from 5 or more photos of it (server managers)."""
+        bot = self.bot
+        photos = [p for p in (
+            photo1, photo2, photo3, photo4, photo5, photo6, photo7, photo8, photo9, photo10, photo11, photo12,
+            photo13, photo14, photo15, photo16, photo17, photo18, photo19, photo20, photo21,
+        ) if p is not None]  # fmt: skip
+        try:  # cheap checks first, so a refusal is private and nothing is saved or queued
+            if not is_manager(interaction):
+                raise JobFailure("only server managers can train characters")
+            request = check_character_request(name, token, class_, description or "")
+            check_photos(photos, max_photos=min(MAX_PHOTOS, PHOTO_OPTIONS))
+            taken = await bot.store.find_character(request.name, guild_id=interaction.guild_id)
+            if taken is not None:
+                raise CharacterExists(f"a character named {taken.name!r} already exists; choose another name")
+        except StoryloomError as exc:
+            await report(interaction, exc)
+            return
+        async with bot.in_flight():
+            # Private "thinking…" while the photos download: a file that only looks like a picture is still
+            # refused privately; the public status message follows once the job is queued.
+            await interaction.response.defer(ephemeral=True, thinking=True)
+            try:
+                folder = await save_photos(bot.config.paths.data_dir, photos)
+            except StoryloomError as exc:
+                await report(interaction, exc)
+                return
+            params = TrainSubjectParams(
+                name=request.name, identifier=request.identifier, class_name=request.class_name,
+                images_dir=folder, description=request.description,
+            )  # fmt: skip
+            token_text = f"{request.identifier} {request.class_name}"
+            head = training_head(request.name, token_text)
+            thread = f"🧸 {texts.shorten(request.name, 90)}" if bot.config.bot.results_in_thread else ""
+            accepted = [f"📥 {len(photos)} photos of **{texts.quote(request.name, 40)}** saved; queueing the training"]
+            accepted += [f"⚠️ {warning}" for warning in request.warnings]
+            await interaction.followup.send(texts.fit("\n".join(accepted)), ephemeral=True)
+            await submit(bot, interaction, Request(JobKind.TRAIN_SUBJECT, params, head, thread))
+
+    @app_commands.command()
+    @app_commands.describe(name="the character to delete")
+    @app_commands.autocomplete(name=character_names)
+    async def delete(self, interaction: discord.Interaction, name: str) -> None:
+        """Delete a character (server managers, or whoever trained it)."""
+        bot = self.bot
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        try:
+            record = await bot.store.character(name, guild_id=interaction.guild_id)
+            if record.guild_id is None or record.guild_id != interaction.guild_id:
+                raise JobFailure(f"{record.name} was registered on the command line; delete it there")
+            if not (is_manager(interaction) or record.trained_by == interaction.user.id):
+                raise JobFailure(f"only server managers or whoever trained {record.name} can delete it")
+            deleted = await bot.store.delete_character(record.name, guild_id=interaction.guild_id)
+        except StoryloomError as exc:
+            await report(interaction, exc)
+            return
+        await asyncio.to_thread(remove_character_files, deleted, bot.config.paths.data_dir)
+        await interaction.followup.send(f"🗑️ Deleted **{texts.quote(deleted.name, 40)}**.", ephemeral=True)
+
+
+async def setup(bot: StoryloomBot) -> None:
+    await bot.add_cog(Characters(bot))
