@@ -189,3 +189,50 @@ def _json_random_state(state: tuple) -> list:
 def _python_random_state(saved: list) -> tuple:
     version, internal, gauss = saved
     return (version, tuple(internal), gauss)
+
+
+class Checkpointer:
+    """One run's resumable state: trainable weights, optimizer, gradient scaler, random generators and the
+    loop's own JSON state. It remembers the last step saved, so a cancel saves only progress not yet saved."""
+
+    def __init__(
+        self,
+        output_dir: Path,
+        run_fingerprint: str,
+        *,
+        parameters: Mapping[str, Any],
+        optimizer: Any,
+        scaler: Any,
+        generator: Any = None,
+    ) -> None:
+        self.output_dir = output_dir
+        self.run_fingerprint = run_fingerprint
+        self.parameters = parameters
+        self.optimizer = optimizer
+        self.scaler = scaler
+        self.generator = generator
+        self.last_saved = 0
+
+    def resume(self) -> Checkpoint | None:
+        """Restore the saved run, if there is one; its ``state`` no longer holds the scaler's own state."""
+        saved = load_checkpoint(self.output_dir, self.run_fingerprint)
+        if saved is None:
+            return None
+        restore(saved, self.parameters, self.optimizer, self.generator)
+        scaler_state = saved.state.pop("scaler", None)
+        if scaler_state:
+            self.scaler.load_state_dict(scaler_state)
+        self.last_saved = saved.step
+        return saved
+
+    def save(self, step: int, state: Mapping[str, Any]) -> None:
+        document = {**state, "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else {}}
+        save_checkpoint(
+            self.output_dir, step=step, run_fingerprint=self.run_fingerprint, state=document,
+            parameters=self.parameters, optimizer=self.optimizer, generator=self.generator,
+        )  # fmt: skip
+        self.last_saved = step
+
+    def save_if_new(self, step: int, state: Mapping[str, Any]) -> None:
+        if step > self.last_saved:
+            self.save(step, state)

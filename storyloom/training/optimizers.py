@@ -87,3 +87,14 @@ def keep_in_float32(parameters: Iterable[Any]) -> None:
     for parameter in parameters:
         if parameter.dtype != torch.float32:
             parameter.data = parameter.data.float()
+
+
+def apply_gradients(scaler: Any, optimizer: Any, parameters: Iterable[Any], max_grad_norm: float) -> None:
+    """One optimizer step from the accumulated (scaled) gradients: unscale, clip, step, then clear them."""
+    import torch
+
+    scaler.unscale_(optimizer)
+    torch.nn.utils.clip_grad_norm_(list(parameters), max_grad_norm)
+    scaler.step(optimizer)
+    scaler.update()
+    optimizer.zero_grad(set_to_none=True)

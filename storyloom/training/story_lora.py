@@ -204,9 +204,9 @@ class _StoryRun:
         self.should_cancel = should_cancel
 
     def train(self) -> StoryTrainingResult:
-        import torch
 
         from storyloom.training.optimizers import (
+            apply_gradients,
             autocast,
             autocast_dtype,
             choose_optimizer,
@@ -231,44 +231,28 @@ class _StoryRun:
         scaler = grad_scaler(device, precision)
 
         state: dict[str, Any] = {"losses": [], "epochs": [], "epoch_sum": 0.0, "epoch_count": 0}
-        saved = checkpoints.load_checkpoint(args.output_dir, self.run)
+        checkpointer = checkpoints.Checkpointer(
+            args.output_dir, self.run, parameters=parameters, optimizer=optimizer, scaler=scaler
+        )
+        saved = checkpointer.resume()
         if saved is not None:
-            checkpoints.restore(saved, parameters, optimizer)
             state = saved.state
-            scaler_state = state.pop("scaler", None)
-            if scaler_state:
-                scaler.load_state_dict(scaler_state)
             logger.info("resuming story LoRA training at step %d of %d", saved.step, plan.total_steps)
         else:
             state["initial_eval_loss"] = self._evaluate(model, eval_set, pad, device, precision)
-        step = saved.step if saved is not None else 0
-        last_saved = step
-
-        def checkpoint() -> None:
-            nonlocal last_saved
-            document = {**state, "scaler": scaler.state_dict() if scaler.is_enabled() else {}}
-            checkpoints.save_checkpoint(
-                args.output_dir, step=step, run_fingerprint=self.run, state=document, parameters=parameters,
-                optimizer=optimizer,
-            )  # fmt: skip
-            last_saved = step
+        step = checkpointer.last_saved
 
         model.train()
         while step < plan.total_steps:
             if self.should_cancel is not None and self.should_cancel():
-                if step > last_saved:
-                    checkpoint()
+                checkpointer.save_if_new(step, state)
                 raise JobCanceled(f"story training stopped at step {step} of {plan.total_steps}; run it again to resume")
             (indices,) = plan.batches(step)
             batch = {k: v.to(device) for k, v in collate([train_set[i] for i in indices], pad).items()}
             with autocast(device, precision):
                 loss = model(**batch).loss
             scaler.scale(loss).backward()
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(list(parameters.values()), MAX_GRAD_NORM)
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
+            apply_gradients(scaler, optimizer, parameters.values(), MAX_GRAD_NORM)
             value = float(loss.detach())
             if not math.isfinite(value):
                 raise InvalidInput(f"the training loss became {value} at step {step + 1}; lower the learning rate")
@@ -286,7 +270,7 @@ class _StoryRun:
                 logger.info("epoch %d: train loss %.4f, eval loss %s", report.epoch, report.train_loss, eval_loss)
             self._report(step, plan.total_steps, f"training, epoch {epoch + 1}/{plan.epochs}, loss {value:.3f}")
             if step % args.checkpoint_every == 0 or plan.ends_epoch(step - 1):
-                checkpoint()
+                checkpointer.save(step, state)
 
         result = StoryTrainingResult(
             adapter_dir=args.output_dir,

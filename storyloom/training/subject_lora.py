@@ -266,6 +266,7 @@ class _SubjectRun:
 
         from storyloom.training.class_images import ensure_class_images
         from storyloom.training.optimizers import (
+            apply_gradients,
             autocast_dtype,
             choose_optimizer,
             grad_scaler,
@@ -299,44 +300,28 @@ class _SubjectRun:
         generator = torch.Generator(device=self.device).manual_seed(args.seed)
 
         state: dict[str, Any] = {"losses": [], "epochs": [], "epoch_sum": 0.0, "epoch_count": 0}
-        saved = checkpoints.load_checkpoint(args.output_dir, self.run)
+        checkpointer = checkpoints.Checkpointer(
+            args.output_dir, self.run, parameters=parameters, optimizer=optimizer, scaler=scaler, generator=generator
+        )
+        saved = checkpointer.resume()
         if saved is not None:
-            checkpoints.restore(saved, parameters, optimizer, generator)
             state = saved.state
-            scaler_state = state.pop("scaler", None)
-            if scaler_state:
-                scaler.load_state_dict(scaler_state)
             logger.info("resuming DreamBooth training at step %d of %d", saved.step, plan.total_steps)
         else:
             state["probe_before"] = self._probe_loss()
-        step = saved.step if saved is not None else 0
-        last_saved = step
-
-        def checkpoint() -> None:
-            nonlocal last_saved
-            document = {**state, "scaler": scaler.state_dict() if scaler.is_enabled() else {}}
-            checkpoints.save_checkpoint(
-                args.output_dir, step=step, run_fingerprint=self.run, state=document, parameters=parameters,
-                optimizer=optimizer, generator=generator,
-            )  # fmt: skip
-            last_saved = step
+        step = checkpointer.last_saved
 
         self._train_mode(True)
         while step < plan.total_steps:
             if self.should_cancel is not None and self.should_cancel():
-                if step > last_saved:
-                    checkpoint()
+                checkpointer.save_if_new(step, state)
                 raise JobCanceled(f"training stopped at step {step} of {plan.total_steps}; run it again to resume")
             value = 0.0
             for indices in plan.batches(step):
                 loss = self._loss(indices, generator) / args.gradient_accumulation
                 scaler.scale(loss).backward()
                 value += float(loss.detach())
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(list(parameters.values()), MAX_GRAD_NORM)
-            scaler.step(optimizer)
-            scaler.update()
-            optimizer.zero_grad(set_to_none=True)
+            apply_gradients(scaler, optimizer, parameters.values(), MAX_GRAD_NORM)
             if not math.isfinite(value):
                 raise InvalidInput(f"the training loss became {value} at step {step + 1}; lower the learning rate")
             state["losses"].append(value)
@@ -349,7 +334,7 @@ class _SubjectRun:
                 state["epoch_sum"], state["epoch_count"] = 0.0, 0
             self._report(step, plan.total_steps, f"training, epoch {epoch + 1}/{plan.epochs}, loss {value:.4f}")
             if step % args.checkpoint_every == 0 or plan.ends_epoch(step - 1):
-                checkpoint()
+                checkpointer.save(step, state)
         self._train_mode(False)
 
         lora_file = self._save_lora()
