@@ -211,6 +211,21 @@ class SDTask:
             pipe, config, safety=SafetyFilter.from_pipeline(base), model_name=model_display_name(config.models.image)
         )
 
+    def _call_pipeline(
+        self, seeds: list[int], prompt_embeds: Any, negative_embeds: Any, callback: Any, **task_arguments: Any
+    ) -> list[Image.Image]:
+        """The one place a diffusers pipeline runs: one image per seed, each from its own CPU generator."""
+        output = self.pipe(
+            prompt_embeds=prompt_embeds,
+            negative_prompt_embeds=negative_embeds,
+            num_images_per_prompt=len(seeds),
+            generator=cpu_generators(seeds),
+            output_type="pil",
+            callback_on_step_end=callback,
+            **task_arguments,
+        )
+        return list(output.images)
+
     def using_lora(self, lora_file: Path, *, adapter_name: str, scale: float = 1.0) -> Any:
         """A context manager: calls inside it draw with the LoRA at ``lora_file`` (a character), and the shared
         base modules are exactly as before once it exits (see ``character_lora``)."""

@@ -22,7 +22,6 @@ from storyloom.models.sd_common import (
     StepCallback,
     apply_safety,
     check_common_inputs,
-    cpu_generators,
     is_int,
     make_step_callback,
     random_seed,
@@ -136,17 +135,7 @@ class Txt2Img(SDTask):
         height: int,
         callback: StepCallback | None,
     ) -> list[Image.Image]:
-        """The one place the diffusers pipeline is called (adapters such as a LoRA hook in here)."""
-        output = self.pipe(
-            prompt_embeds=prompt_embeds,
-            negative_prompt_embeds=negative_embeds,
-            num_images_per_prompt=len(seeds),
-            generator=cpu_generators(seeds),
-            num_inference_steps=num_inference_steps,
-            guidance_scale=guidance_scale,
-            width=width,
-            height=height,
-            output_type="pil",
-            callback_on_step_end=callback,
-        )
-        return list(output.images)
+        return self._call_pipeline(
+            seeds, prompt_embeds, negative_embeds, callback,
+            num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, width=width, height=height,
+        )  # fmt: skip

@@ -22,7 +22,6 @@ from storyloom.models.sd_common import (
     StepCallback,
     apply_safety,
     check_common_inputs,
-    cpu_generators,
     make_step_callback,
     random_seed,
     run_with_oom_retry,
@@ -163,17 +162,7 @@ class Variations(SDTask):
         guidance_scale: float,
         callback: StepCallback | None,
     ) -> list[Image.Image]:
-        """The one place the img2img pipeline is called."""
-        output = self.pipe(
-            image=image,
-            prompt_embeds=prompt_embeds,
-            negative_prompt_embeds=negative_embeds,
-            strength=strength,
-            num_images_per_prompt=len(seeds),
-            generator=cpu_generators(seeds),
-            num_inference_steps=num_inference_steps,
-            guidance_scale=guidance_scale,
-            output_type="pil",
-            callback_on_step_end=callback,
-        )
-        return list(output.images)
+        return self._call_pipeline(
+            seeds, prompt_embeds, negative_embeds, callback,
+            image=image, strength=strength, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
+        )  # fmt: skip
