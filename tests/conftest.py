@@ -22,6 +22,33 @@ def tiny_models() -> TinyModelPaths:
     return make_tiny_models(_tiny_cache_dir())
 
 
+def finished_somehow(store, job_id: int, timeout: float = 120.0):
+    """The job once it has ended, whatever its status (waits on the real store)."""
+    from storyloom.worker.testing import wait_until
+
+    return wait_until(lambda: (j := store.get(job_id)).is_finished and j, timeout, interval=0.05, what=f"job {job_id} to end")
+
+
+def finished(store, job_id: int, timeout: float = 120.0):
+    """The job once it has succeeded; fails the test with the job's error otherwise."""
+    from storyloom.queue.job import JobStatus
+
+    job = finished_somehow(store, job_id, timeout)
+    assert job.status is JobStatus.SUCCEEDED, job.error
+    return job
+
+
+def artifact_image(artifact):
+    """An image artifact's bytes as a loaded PIL image."""
+    import io
+
+    from PIL import Image
+
+    picture = Image.open(io.BytesIO(artifact.data))
+    picture.load()
+    return picture
+
+
 def make_tiny_config(data_dir: Path, models: TinyModelPaths, **sections) -> Config:
     """A tiny-profile config whose models are the shared tiny models and whose data lives in ``data_dir``."""
     overrides: dict = {

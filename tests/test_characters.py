@@ -31,7 +31,7 @@ from storyloom.training.uploads import Upload, save_training_photos
 from storyloom.worker.registry import build_handlers
 from storyloom.worker.resources import ModelResources, ModelSpec, default_specs
 from storyloom.worker.testing import wait_until, worker_in_thread
-from conftest import make_tiny_config
+from conftest import artifact_image, finished, finished_somehow, make_tiny_config
 
 KINDS = [kind.value for kind in JobKind]
 
@@ -212,7 +212,7 @@ def test_a_train_subject_job_registers_a_character_that_imagine_and_story_then_d
         artifacts = store.artifacts(job.id)
         kinds = [(a.kind, a.index) for a in artifacts]
         assert kinds == [(ArtifactKind.TEXT, 0), (ArtifactKind.GRID, 0), (ArtifactKind.IMAGE, 0), (ArtifactKind.IMAGE, 1)]
-        assert read_png_parameters(image(artifacts[2])).extra["Character"] == "Mittens"
+        assert read_png_parameters(artifact_image(artifacts[2])).extra["Character"] == "Mittens"
         assert json.loads(artifacts[0].data)["steps"] == 4
 
         request = {"prompt": "Mittens in a garden", "seed": 5, "num_images": 1}
@@ -223,11 +223,11 @@ def test_a_train_subject_job_registers_a_character_that_imagine_and_story_then_d
         assert np.array_equal(base, base_again)  # the LoRA was unloaded: the base draws exactly as before
         lora_only = finished(store, store.enqueue("imagine", {**request, "prompt": "bhna cat in a garden"}, user_id=7, guild_id=99).id)
         assert np.abs(with_lora.astype(int) - pixels(store, lora_only.id)).mean() > 0.5  # same prompt, LoRA or not
-        stored = read_png_parameters(image(store.artifact(drawn.id, 0)))
+        stored = read_png_parameters(artifact_image(store.artifact(drawn.id, 0)))
         assert stored.prompt == "bhna cat in a garden" and stored.extra["Character"] == "Mittens"
 
         vary = finished(store, store.enqueue("vary", {"index": 0, "seed": 3}, user_id=7, guild_id=99, parent_id=drawn.id).id)
-        assert read_png_parameters(image(store.artifact(vary.id, 0))).extra["Character"] == "Mittens"
+        assert read_png_parameters(artifact_image(store.artifact(vary.id, 0))).extra["Character"] == "Mittens"
 
         story = store.enqueue("story", {"summary": "Mittens sails to the moon", "pages": 2, "seed": 3, "character": "Mittens"}, user_id=7, guild_id=99)
         finished(store, story.id)
@@ -236,7 +236,7 @@ def test_a_train_subject_job_registers_a_character_that_imagine_and_story_then_d
         assert all("bhna cat" in p.params["prompt"] for p in pages)
         for page in pages:
             finished(store, page.id)
-            assert read_png_parameters(image(store.artifact(page.id, 0))).extra["Character"] == "Mittens"
+            assert read_png_parameters(artifact_image(store.artifact(page.id, 0))).extra["Character"] == "Mittens"
 
         unknown = finished_somehow(store, store.enqueue("imagine", {**request, "character": "Rex"}, user_id=7, guild_id=99).id)
         assert unknown.status is JobStatus.FAILED and "'Rex' is unknown; known characters: Mittens" in unknown.error.message
@@ -291,21 +291,5 @@ def photo_bytes(index: int) -> bytes:
     return buffer.getvalue()
 
 
-def finished_somehow(store: JobStore, job_id: int, timeout: float = 120.0):
-    return wait_until(lambda: (j := store.get(job_id)).is_finished and j, timeout, interval=0.05, what=f"job {job_id} to end")
-
-
-def finished(store: JobStore, job_id: int, timeout: float = 120.0):
-    job = finished_somehow(store, job_id, timeout)
-    assert job.status is JobStatus.SUCCEEDED, job.error
-    return job
-
-
-def image(artifact) -> Image.Image:
-    picture = Image.open(io.BytesIO(artifact.data))
-    picture.load()
-    return picture
-
-
 def pixels(store: JobStore, job_id: int) -> np.ndarray:
-    return np.asarray(image(store.artifact(job_id, 0)))
+    return np.asarray(artifact_image(store.artifact(job_id, 0)))

@@ -3,34 +3,16 @@ engine's scripted language model for stories (the tiny LM takes minutes to write
 
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 
-from PIL import Image
 
 from storyloom.models.parameters import read_png_parameters
 from storyloom.queue import ArtifactKind, JobStatus, JobStore, NewArtifact
 from storyloom.worker.registry import build_handlers
 from storyloom.worker.resources import ModelResources, ModelSpec
 from storyloom.worker.testing import wait_until, worker_in_thread
-from conftest import make_tiny_config
-
-
-def finished_somehow(store: JobStore, job_id: int, timeout: float = 120.0):
-    return wait_until(lambda: (j := store.get(job_id)).is_finished and j, timeout, interval=0.05, what=f"job {job_id} to end")
-
-
-def finished(store: JobStore, job_id: int, timeout: float = 120.0):
-    job = finished_somehow(store, job_id, timeout)
-    assert job.status is JobStatus.SUCCEEDED, job.error
-    return job
-
-
-def image(artifact) -> Image.Image:
-    picture = Image.open(io.BytesIO(artifact.data))
-    picture.load()
-    return picture
+from conftest import artifact_image, finished, finished_somehow, make_tiny_config
 
 
 def test_imagine_vary_and_upscale_on_tiny_models(tmp_path: Path, tiny_models) -> None:
@@ -48,20 +30,20 @@ def test_imagine_vary_and_upscale_on_tiny_models(tmp_path: Path, tiny_models) ->
 
         artifacts = store.artifacts(grid_job.id)
         assert [(a.kind, a.index) for a in artifacts] == [(ArtifactKind.GRID, 0)] + [(ArtifactKind.IMAGE, i) for i in range(4)]
-        assert image(artifacts[0]).size == (128, 128)  # 2x2 grid of 64x64
+        assert artifact_image(artifacts[0]).size == (128, 128)  # 2x2 grid of 64x64
         for index, artifact in enumerate(artifacts[1:]):
-            params = read_png_parameters(image(artifact))
+            params = read_png_parameters(artifact_image(artifact))
             assert (params.prompt, params.negative_prompt, params.seed, params.steps) == ("a ((red)) fox", "blurry", 5 + index, 2)
             assert artifact.metadata["seed"] == 5 + index and artifact.mime == "image/png"
 
         variations = [a for a in store.artifacts(vary_job.id) if a.kind is ArtifactKind.IMAGE]
-        assert len(variations) == 4 and all(image(a).size == (64, 64) for a in variations)
-        assert read_png_parameters(image(variations[0])).prompt == "a ((red)) fox"  # taken from the source PNG
+        assert len(variations) == 4 and all(artifact_image(a).size == (64, 64) for a in variations)
+        assert read_png_parameters(artifact_image(variations[0])).prompt == "a ((red)) fox"  # taken from the source PNG
         assert variations[0].metadata["seed"] == 9
 
         (upscaled,) = store.artifacts(upscale_job.id)
-        assert image(upscaled).size == (256, 256) and upscaled.metadata["mode"] == "esrgan"
-        assert read_png_parameters(image(upscaled)).extra["Upscale"] == "esrgan 4x"
+        assert artifact_image(upscaled).size == (256, 256) and upscaled.metadata["mode"] == "esrgan"
+        assert read_png_parameters(artifact_image(upscaled)).extra["Upscale"] == "esrgan 4x"
 
 
 def test_a_bad_value_only_the_pipeline_can_judge_fails_the_job_with_its_message(tmp_path: Path, tiny_models) -> None:
@@ -118,7 +100,7 @@ def test_a_story_enqueues_one_page_job_per_page_and_each_page_gets_its_picture(t
             asked = (page.params["prompt"], page.params["seed"], page.params["text"])
             assert asked == (planned["prompt"], planned["seed"], planned["text"])
             picture, text = store.artifacts(page.id)
-            assert picture.kind is ArtifactKind.IMAGE and read_png_parameters(image(picture)).seed == planned["seed"]
+            assert picture.kind is ArtifactKind.IMAGE and read_png_parameters(artifact_image(picture)).seed == planned["seed"]
             assert text.data.decode() == planned["text"]
 
         request = {"summary": "Bhna comes home", "pages": 2, "continue_from": story.id}
