@@ -37,25 +37,17 @@ async def _run() -> list[dict]:
     sys.path.insert(0, str(ROOT / "tests"))  # the fake Discord lives with the tests
     from fakediscord import FakeDiscord
 
-    from bench.bench_queue import _tiny_models_dir
     from bench.common import record
-    from storyloom.config import load_config
-    from storyloom.models.tiny import make_tiny_models
+    from storyloom.models.tiny import make_tiny_config, shared_tiny_models
     from storyloom.queue import JobStore
     from storyloom.worker.spawn import config_environment
     from storyloom.worker.testing import start_worker_process
 
-    models = make_tiny_models(_tiny_models_dir())
+    models = shared_tiny_models()
     with tempfile.TemporaryDirectory(prefix="bench-bot-") as tmp:
-        config = load_config(
-            None, profile="tiny", environ={},
-            overrides={
-                "paths": {"data_dir": str(Path(tmp) / "data")},
-                "models": {"image": str(models.sd15), "controlnet_tile": str(models.controlnet),
-                           "controlnet_hed": str(models.controlnet), "esrgan": str(models.esrgan), "story": str(models.llama)},
-                "image": {"steps": 1},
-                "queue": {"max_waiting_per_user": 1000, "max_waiting_total": 100000},
-            },
+        config = make_tiny_config(
+            Path(tmp) / "data", models, image={"steps": 1},
+            queue={"max_waiting_per_user": 1000, "max_waiting_total": 100000},
         )  # fmt: skip
         store = JobStore.from_config(config)
         busy = [store.enqueue("imagine", BUSY_REQUEST, user_id=1).id for _ in range(3)]

@@ -15,7 +15,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import statistics
 import subprocess
@@ -70,23 +69,15 @@ def _idle_gap(data_dir: Path) -> dict:
 
 
 def _imagine_benchmarks(data_dir: Path) -> list[dict]:
-    from bench.common import record
 
-    try:
-        from storyloom.models.tiny import make_tiny_models
-        from storyloom.models.txt2img import Txt2Img
-    except ImportError as exc:
-        reason = f"txt2img is not available: {exc}"
-        return [
-            record("queue_overhead_ratio", 0, "ratio", "<= 1.10", False, error=reason),
-            record("worker_memory_growth", 0, "ratio", "<= 1.10", False, error=reason),
-        ]
+    from storyloom.models.tiny import make_tiny_config, shared_tiny_models
+    from storyloom.models.txt2img import Txt2Img
     from storyloom.queue import JobStore
     from storyloom.worker.testing import start_worker_process
 
     import torch
 
-    config = _tiny_config(data_dir, make_tiny_models(_tiny_models_dir()))
+    config = make_tiny_config(data_dir, shared_tiny_models(), queue=QUEUE_SETTINGS)
     # One torch thread on both sides: on a small shared machine, two-thread pools stall on each other and on
     # other processes, and that noise would swamp the few milliseconds being measured.
     threads = torch.get_num_threads()
@@ -161,35 +152,6 @@ def _memory_growth(store: Any, pid: int) -> dict:
 
 
 # --- helpers ---------------------------------------------------------------------------------------------
-
-
-def _tiny_models_dir() -> Path:
-    """The tests' tiny-model cache (same place, same format version), so nothing is built twice."""
-    from storyloom.models.tiny import TINY_FORMAT_VERSION
-
-    base = os.environ.get("STORYLOOM_TEST_CACHE") or Path.home() / ".cache" / "storyloom-tests"
-    return Path(base) / f"tiny-models-v{TINY_FORMAT_VERSION}"
-
-
-def _tiny_config(data_dir: Path, models: Any) -> Any:
-    from storyloom.config import load_config
-
-    return load_config(
-        None,
-        profile="tiny",
-        environ={},
-        overrides={
-            "paths": {"data_dir": str(data_dir)},
-            "models": {
-                "image": str(models.sd15),
-                "controlnet_tile": str(models.controlnet),
-                "controlnet_hed": str(models.controlnet),
-                "esrgan": str(models.esrgan),
-                "story": str(models.llama),
-            },
-            "queue": QUEUE_SETTINGS,
-        },
-    )
 
 
 def _wait_for(store: Any, ids: list[int], *, timeout: float, interval: float = POLL_SECONDS) -> list:

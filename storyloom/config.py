@@ -183,19 +183,23 @@ class Config(_Section):
         return self.paths.data_dir / "tiny-models"
 
 
+def tiny_model_settings(root: Path) -> dict[str, str]:
+    """The ``[models]`` entries of tiny models built under ``root`` (the layout of ``make_tiny_models``)."""
+    return {
+        "image": str(root / "sd15"),
+        "controlnet_tile": str(root / "controlnet"),
+        "controlnet_hed": str(root / "controlnet"),
+        "esrgan": str(root / "esrgan" / "tiny_x4.safetensors"),
+        "story": str(root / "llama"),
+    }
+
+
 def tiny_overlay(data_dir: Path) -> dict[str, Any]:
     """What the ``tiny`` profile changes: every model is a seeded tiny model built locally."""
     root = data_dir.expanduser().absolute() / "tiny-models"
     return {
         "device": {"device": "cpu", "dtype": "float32"},
-        "models": {
-            "image": str(root / "sd15"),
-            "controlnet_tile": str(root / "controlnet"),
-            "controlnet_hed": str(root / "controlnet"),
-            "esrgan": str(root / "esrgan" / "tiny_x4.safetensors"),
-            "story": str(root / "llama"),
-            "build_tiny": True,
-        },
+        "models": {**tiny_model_settings(root), "build_tiny": True},
         "image": {"width": 64, "height": 64, "steps": 10},
         "upscale": {"steps": 4, "esrgan_tile": 64, "esrgan_tile_overlap": 8},
         "story": {"max_new_tokens": 160},

@@ -7,19 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from storyloom.config import Config, load_config
-from storyloom.models.tiny import TINY_FORMAT_VERSION, TinyModelPaths, make_tiny_models
+from storyloom.config import Config
+from storyloom.models.tiny import TinyModelPaths, make_tiny_config, shared_tiny_models
 
-
-def _tiny_cache_dir() -> Path:
-    # The builder is seeded and byte-identical, so one build can serve every test run on a machine.
-    base = os.environ.get("STORYLOOM_TEST_CACHE") or Path.home() / ".cache" / "storyloom-tests"
-    return Path(base) / f"tiny-models-v{TINY_FORMAT_VERSION}"
+__all__ = ["artifact_image", "finished", "finished_somehow", "make_tiny_config"]
 
 
 @pytest.fixture(scope="session")
 def tiny_models() -> TinyModelPaths:
-    return make_tiny_models(_tiny_cache_dir())
+    return shared_tiny_models()
 
 
 def finished_somehow(store, job_id: int, timeout: float = 120.0):
@@ -47,23 +43,6 @@ def artifact_image(artifact):
     picture = Image.open(io.BytesIO(artifact.data))
     picture.load()
     return picture
-
-
-def make_tiny_config(data_dir: Path, models: TinyModelPaths, **sections) -> Config:
-    """A tiny-profile config whose models are the shared tiny models and whose data lives in ``data_dir``."""
-    overrides: dict = {
-        "paths": {"data_dir": str(data_dir)},
-        "models": {
-            "image": str(models.sd15),
-            "controlnet_tile": str(models.controlnet),
-            "controlnet_hed": str(models.controlnet),
-            "esrgan": str(models.esrgan),
-            "story": str(models.llama),
-        },
-    }
-    for name, values in sections.items():
-        overrides.setdefault(name, {}).update(values)
-    return load_config(None, profile="tiny", environ={}, overrides=overrides)
 
 
 @pytest.fixture

@@ -12,6 +12,10 @@ import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from storyloom.config import Config
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +66,27 @@ class TinyModelPaths:
     @property
     def llama(self) -> Path:
         return self.root / "llama"
+
+
+def shared_tiny_models() -> TinyModelPaths:
+    """Tiny models built once per machine (``$STORYLOOM_TEST_CACHE`` or ``~/.cache/storyloom-tests``).
+
+    The builder is seeded and byte-identical, so one build can serve every test and benchmark run."""
+    import os
+
+    base = os.environ.get("STORYLOOM_TEST_CACHE") or Path.home() / ".cache" / "storyloom-tests"
+    return make_tiny_models(Path(base) / f"tiny-models-v{TINY_FORMAT_VERSION}")
+
+
+def make_tiny_config(data_dir: Path | str, models: TinyModelPaths, **sections: dict[str, Any]) -> Config:
+    """A tiny-profile config whose models are ``models`` and whose data lives in ``data_dir``;
+    ``sections`` override settings, e.g. ``image={"steps": 3}``."""
+    from storyloom.config import load_config, tiny_model_settings
+
+    overrides: dict[str, Any] = {"paths": {"data_dir": str(data_dir)}, "models": tiny_model_settings(models.root)}
+    for name, values in sections.items():
+        overrides.setdefault(name, {}).update(values)
+    return load_config(None, profile="tiny", environ={}, overrides=overrides)
 
 
 def make_tiny_models(root: Path | str, seed: int = TINY_SEED, *, force: bool = False) -> TinyModelPaths:
