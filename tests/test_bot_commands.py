@@ -12,8 +12,9 @@ from typing import AsyncIterator
 
 import pytest
 from fakediscord import FakeDiscord
-from test_bot_support import fast_worker, job_of, messages_of_job, open_store, running_bot, wait_job
+from test_bot_support import fast_worker, job_of, messages_of_job, open_store, png, running_bot, wait_job
 
+from storyloom.bot.stories import Stories
 from storyloom.config import Config, load_config
 from storyloom.queue.job import JobKind, JobStatus
 
@@ -223,6 +224,7 @@ async def test_story_flow_with_a_failed_page_redraw_and_upscale(fake: FakeDiscor
         assert "the fast worker refuses this" in failed.content and f"<@{fake.owner.id}>" in failed.content
         worker.fail_kinds.clear()
 
+        worker.image = png(8, 8, (20, 40, 220))  # the redrawn picture differs from the first one
         again = await fake.click_button(pages[1], f"sl:rd:{job_of(pages[1])}")
         again_id = job_of((await again.wait_followups(1))[0])
         redrawn = await fake.wait_for_message(thread, lambda m: job_of(m) == again_id and bool(m.attachments))
@@ -230,6 +232,16 @@ async def test_story_flow_with_a_failed_page_redraw_and_upscale(fake: FakeDiscor
         job = await store.get(again_id)
         assert (job.kind, job.parent_id, job.params["page"]) == (JobKind.STORY_PAGE, story_id, 1)
         assert job.params["seed"] != (await store.get(job_of(pages[1]))).params.get("seed")
+
+        # The book follows the thread: page 2 is now the redrawn picture, the others are unchanged.
+        images = await Stories(store).page_images(story_id)
+        assert sorted(images) == [0, 1, 2] and images[1] == worker.image and images[0] != worker.image
+        assert f"sl:bk:{story_id}" in redrawn.custom_ids()
+        rebuilt = await fake.click_button(redrawn, f"sl:bk:{story_id}")
+        [updated] = await rebuilt.wait_followups(1)
+        assert "with its redrawn pages" in updated.content and updated.attachments[0].data.startswith(b"%PDF")
+        assert updated.attachments[0].filename == book.attachments[0].filename
+        assert f"sl:c:{story_id}" in updated.custom_ids()
 
         up = await fake.click_button(pages[0], f"sl:u:{job_of(pages[0])}:1")
         up_id = job_of((await up.wait_followups(1))[0])

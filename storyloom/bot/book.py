@@ -8,11 +8,20 @@ torch-free PDF writer, in a thread so the event loop stays free.
 from __future__ import annotations
 
 import asyncio
+import io
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import discord
+
+from storyloom.bot import texts
+from storyloom.bot.errors import JobFailure
 from storyloom.bot.stories import Stories
 from storyloom.models.story_plan import StoryPlan
+
+if TYPE_CHECKING:
+    from storyloom.bot.app import StoryloomBot
 
 PDF_NAME = "book.pdf"
 
@@ -25,6 +34,30 @@ async def book_pdf(stories: Stories, story_id: int) -> tuple[StoryPlan, bytes] |
     images = await stories.page_images(story_id)
     data = await asyncio.to_thread(_write, plan, images)
     return plan, data
+
+
+def book_message(title: str, user_id: int, story_id: int, *, updated: bool = False) -> str:
+    """The text that goes with a book's PDF."""
+    what = "the whole book, with its redrawn pages" if updated else "the whole book"
+    return texts.fit(f"📕 **{texts.quote(title, 100)}** — {what}, for <@{user_id}>\n{texts.job_footer(story_id)}")
+
+
+async def send_book(interaction: discord.Interaction, story_id: int) -> None:
+    """Answer 📕 with the book as it is now (each page's newest drawing), laid out afresh."""
+    from storyloom.bot.buttons import book_buttons, frozen_view
+
+    bot: StoryloomBot = interaction.client  # type: ignore[assignment]
+    await interaction.response.defer(thinking=True)
+    made = await book_pdf(bot.stories, story_id)
+    if made is None:
+        raise JobFailure("this story has no book (it was purged, or is still being written)", story_id)
+    plan, data = made
+    filename = book_filename(plan.title)
+    if len(data) > interaction.filesize_limit:
+        raise JobFailure(f"{filename} is larger than this channel's upload limit", story_id)
+    content = book_message(plan.title, interaction.user.id, story_id, updated=True)
+    view = frozen_view(book_buttons(story_id))
+    await interaction.followup.send(content, file=discord.File(io.BytesIO(data), filename), view=view or discord.utils.MISSING)
 
 
 def _write(plan: StoryPlan, images: dict[int, bytes]) -> bytes:

@@ -16,6 +16,7 @@ otherwise discord.py would also keep them and dispatch every press twice.
 | ``sl:x4:<job>:<n>``   | 4× Real-ESRGAN    | Real-ESRGAN 4× of an upscaled image     |
 | ``sl:rd:<job>``       | 🔁 Redraw          | the story page again with a new seed    |
 | ``sl:c:<job>``        | ➕ Continue        | the next chapter of the story           |
+| ``sl:bk:<job>``       | 📕 Updated book    | the book PDF again, with redrawn pages  |
 """
 
 from __future__ import annotations
@@ -151,6 +152,22 @@ class ContinueButton(_JobButton, template=r"sl:c:(?P<job>[0-9]+)"):
         await interaction.response.send_modal(ContinueModal(self.job_id))
 
 
+class BookButton(_JobButton, template=r"sl:bk:(?P<job>[0-9]+)"):
+    """Under a redrawn page: the whole book again, now with that page (no job; the bot lays it out)."""
+
+    def __init__(self, story_id: int, *, row: int | None = None) -> None:
+        super().__init__(f"sl:bk:{story_id}", story_id, label="📕 Updated book", row=row)
+
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: Button, match: re.Match[str]) -> BookButton:
+        return cls(int(match["job"]))
+
+    async def pressed(self, interaction: discord.Interaction) -> None:
+        from storyloom.bot.book import send_book
+
+        await send_book(interaction, self.job_id)
+
+
 ALL_BUTTONS: tuple[type[DynamicItem[Any]], ...] = (
     UpscaleButton,
     VaryButton,
@@ -159,6 +176,7 @@ ALL_BUTTONS: tuple[type[DynamicItem[Any]], ...] = (
     EsrganButton,
     RedrawButton,
     ContinueButton,
+    BookButton,
 )
 
 
@@ -194,8 +212,12 @@ def upscaled_buttons(job_id: int, *, esrgan: bool = True) -> list[DynamicItem[An
     return items
 
 
-def page_buttons(job_id: int) -> list[DynamicItem[Any]]:
-    return [RedrawButton(job_id, row=0), UpscaleButton(job_id, 1, label="⬆️ Upscale", row=0)]
+def page_buttons(job_id: int, *, story_id: int | None = None) -> list[DynamicItem[Any]]:
+    """🔁 and ⬆️ under a page; with ``story_id`` (a redrawn page) also 📕 for the book with the new picture."""
+    items: list[DynamicItem[Any]] = [RedrawButton(job_id, row=0), UpscaleButton(job_id, 1, label="⬆️ Upscale", row=0)]
+    if story_id is not None:
+        items.append(BookButton(story_id, row=0))
+    return items
 
 
 def book_buttons(story_id: int) -> list[DynamicItem[Any]]:

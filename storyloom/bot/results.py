@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import discord
 
 from storyloom.bot import buttons, texts
-from storyloom.bot.book import book_filename, book_pdf
+from storyloom.bot.book import book_filename, book_message, book_pdf
 from storyloom.errors import StoryloomError
 from storyloom.queue.job import Artifact, ArtifactKind, Job, JobKind, JobStatus
 
@@ -186,9 +186,8 @@ async def _numbered_page(bot: StoryloomBot, job: Job, story: Job, target: int) -
     made = await book_pdf(bot.stories, story.id)
     title = made[0].title if made else "the story"
     if made is not None:
-        line = f"📕 **{texts.quote(title, 100)}** — the whole book, for <@{job.user_id}>"
-        posts.append(Post(f"{line}\n{texts.job_footer(story.id)}", made[1], book_filename(title), shrinkable=False,
-                          items=tuple(buttons.book_buttons(story.id))))  # fmt: skip
+        content = book_message(title, job.user_id, story.id)
+        posts.append(Post(content, made[1], book_filename(title), shrinkable=False, items=tuple(buttons.book_buttons(story.id))))
     where = "the pages and the book are in the thread" if story.thread_id else "the pages and the book are below"
     status = texts.fit(f"✅ 📖 **{texts.quote(title, 100)}** — done; {where}\n{texts.job_footer(story.id)}")
     return Outcome(target, posts, status)
@@ -201,9 +200,8 @@ async def _page_post(bot: StoryloomBot, job: Job, *, redrawn: bool = False) -> P
     heading = f"**Page {number}**" + (" (redrawn)" if redrawn else "")
     notes = ["blurred by the safety checker" if picture and picture.metadata.get("nsfw") else ""]
     content = texts.fit(f"{heading}\n{text}\n{texts.job_footer(job.id, *notes)}")
-    return Post(
-        content, picture.data if picture else None, f"page_{number:03d}.png", items=tuple(buttons.page_buttons(job.id))
-    )
+    items = buttons.page_buttons(job.id, story_id=job.parent_id if redrawn else None)
+    return Post(content, picture.data if picture else None, f"page_{number:03d}.png", items=tuple(items))
 
 
 async def origin_prompt(bot: StoryloomBot, job: Job) -> str:

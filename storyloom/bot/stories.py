@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from storyloom.models.story_plan import StoryPlan
 from storyloom.queue.async_store import AsyncJobStore
-from storyloom.queue.job import ArtifactKind, JobKind, JobStatus
+from storyloom.queue.job import ArtifactKind, Job, JobKind, JobStatus
 
 PLAN_NAME = "story.json"
 CACHE_SIZE = 256
@@ -63,19 +63,34 @@ class Stories:
         return StoryPlan.model_validate_json(artifact.data)
 
     async def page_images(self, story_id: int) -> dict[int, bytes]:
-        """Page index → PNG of every illustrated page, following earlier chapters through ``continue_from``."""
+        """Page index → PNG of every illustrated page, following earlier chapters through ``continue_from``.
+
+        A page that was redrawn shows its newest successful drawing, so the book follows the thread."""
         images: dict[int, bytes] = {}
         current: int | None = story_id
         for _ in range(MAX_CHAIN):
             if current is None:
                 break
-            for child in await self._store.children(current):
-                if child.kind is not JobKind.STORY_PAGE or child.page_index is None or child.page_index in images:
+            chapter: dict[int, bytes] = {}
+            newest_first = sorted(await self._store.children(current), key=lambda job: job.id, reverse=True)
+            for child in newest_first:
+                page = page_of(child)
+                if page is None or page in chapter or page in images or child.status is not JobStatus.SUCCEEDED:
                     continue
-                if child.status is JobStatus.SUCCEEDED:
-                    picture = await self._store.artifact(child.id, 0, ArtifactKind.IMAGE)
-                    if picture is not None:
-                        images[child.page_index] = picture.data
+                picture = await self._store.artifact(child.id, 0, ArtifactKind.IMAGE)
+                if picture is not None:
+                    chapter[page] = picture.data
+            images.update(chapter)
             story = await self._store.get(current)
             current = story.params.get("continue_from")
         return images
+
+
+def page_of(job: Job) -> int | None:
+    """The page a story's child job draws: its place in the book, or for a redraw the page it redraws."""
+    if job.kind is not JobKind.STORY_PAGE:
+        return None
+    if job.page_index is not None:
+        return job.page_index
+    page = job.params.get("page")
+    return page if isinstance(page, int) else None
