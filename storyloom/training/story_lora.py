@@ -14,16 +14,16 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from storyloom.config import Config
-from storyloom.errors import InvalidInput, JobCanceled
+from storyloom.errors import InvalidInput
 from storyloom.models.progress import CancelCheck, ProgressCallback, StepProgress
 from storyloom.training import checkpoints
+from storyloom.training.loop import TrainingLoop
 from storyloom.training.schedule import StepPlan
 from storyloom.training.story_data import TokenizedExample, collate, encode_pair, load_story_pairs, split_pairs
 
@@ -204,15 +204,7 @@ class _StoryRun:
         self.should_cancel = should_cancel
 
     def train(self) -> StoryTrainingResult:
-
-        from storyloom.training.optimizers import (
-            apply_gradients,
-            autocast,
-            autocast_dtype,
-            choose_optimizer,
-            grad_scaler,
-            make_optimizer,
-        )
+        from storyloom.training.optimizers import autocast, autocast_dtype, choose_optimizer, grad_scaler, make_optimizer
 
         args = self.args
         started = time.perf_counter()
@@ -228,49 +220,33 @@ class _StoryRun:
         parameters = checkpoints.trainable_parameters({"model": model})
         optimizer = make_optimizer(parameters.values(), args.learning_rate, choose_optimizer(args.optimizer, device))
         precision = autocast_dtype(args.mixed_precision, device)
-        scaler = grad_scaler(device, precision)
-
-        state: dict[str, Any] = {"losses": [], "epochs": [], "epoch_sum": 0.0, "epoch_count": 0}
         checkpointer = checkpoints.Checkpointer(
-            args.output_dir, self.run, parameters=parameters, optimizer=optimizer, scaler=scaler
+            args.output_dir, self.run, parameters=parameters, optimizer=optimizer, scaler=grad_scaler(device, precision)
         )
-        saved = checkpointer.resume()
+        loop = TrainingLoop(
+            plan, checkpointer, checkpoint_every=args.checkpoint_every, max_grad_norm=MAX_GRAD_NORM,
+            name="story training", loss_digits=3, progress=self.progress, should_cancel=self.should_cancel,
+        )  # fmt: skip
+        saved = loop.resume()
         if saved is not None:
-            state = saved.state
             logger.info("resuming story LoRA training at step %d of %d", saved.step, plan.total_steps)
         else:
-            state["initial_eval_loss"] = self._evaluate(model, eval_set, pad, device, precision)
-        step = checkpointer.last_saved
+            loop.state["initial_eval_loss"] = self._evaluate(model, eval_set, pad, device, precision)
 
-        model.train()
-        while step < plan.total_steps:
-            if self.should_cancel is not None and self.should_cancel():
-                checkpointer.save_if_new(step, state)
-                raise JobCanceled(f"story training stopped at step {step} of {plan.total_steps}; run it again to resume")
-            (indices,) = plan.batches(step)
+        def loss_of(indices: list[int]) -> Any:
             batch = {k: v.to(device) for k, v in collate([train_set[i] for i in indices], pad).items()}
             with autocast(device, precision):
-                loss = model(**batch).loss
-            scaler.scale(loss).backward()
-            apply_gradients(scaler, optimizer, parameters.values(), MAX_GRAD_NORM)
-            value = float(loss.detach())
-            if not math.isfinite(value):
-                raise InvalidInput(f"the training loss became {value} at step {step + 1}; lower the learning rate")
-            state["losses"].append(value)
-            state["epoch_sum"] += value
-            state["epoch_count"] += 1
-            epoch = plan.epoch_of(step)
-            step += 1
-            if plan.ends_epoch(step - 1):
-                eval_loss = self._evaluate(model, eval_set, pad, device, precision)
-                model.train()
-                report = EpochReport(epoch + 1, step, state["epoch_sum"] / state["epoch_count"], eval_loss)
-                state["epochs"].append(asdict(report))
-                state["epoch_sum"], state["epoch_count"] = 0.0, 0
-                logger.info("epoch %d: train loss %.4f, eval loss %s", report.epoch, report.train_loss, eval_loss)
-            self._report(step, plan.total_steps, f"training, epoch {epoch + 1}/{plan.epochs}, loss {value:.3f}")
-            if step % args.checkpoint_every == 0 or plan.ends_epoch(step - 1):
-                checkpointer.save(step, state)
+                return model(**batch).loss
+
+        def end_epoch(epoch: int, step: int, train_loss: float) -> EpochReport:
+            eval_loss = self._evaluate(model, eval_set, pad, device, precision)
+            model.train()
+            logger.info("epoch %d: train loss %.4f, eval loss %s", epoch, train_loss, eval_loss)
+            return EpochReport(epoch, step, train_loss, eval_loss)
+
+        model.train()
+        step = loop.run(loss_of, end_epoch)
+        state = loop.state
 
         result = StoryTrainingResult(
             adapter_dir=args.output_dir,

@@ -17,7 +17,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import math
 import os
 import shutil
 import time
@@ -26,9 +25,10 @@ from pathlib import Path
 from typing import Any
 
 from storyloom.config import Config
-from storyloom.errors import InvalidInput, JobCanceled
+from storyloom.errors import InvalidInput
 from storyloom.models.progress import CancelCheck, ProgressCallback, StepProgress
 from storyloom.training import checkpoints
+from storyloom.training.loop import TrainingLoop
 from storyloom.training.schedule import StepPlan
 from storyloom.training.subject_data import InstanceImage, load_instance_images, square_pixels, to_model_range
 
@@ -265,13 +265,7 @@ class _SubjectRun:
         import torch
 
         from storyloom.training.class_images import ensure_class_images
-        from storyloom.training.optimizers import (
-            apply_gradients,
-            autocast_dtype,
-            choose_optimizer,
-            grad_scaler,
-            make_optimizer,
-        )
+        from storyloom.training.optimizers import autocast_dtype, choose_optimizer, grad_scaler, make_optimizer
 
         args = self.args
         started = time.perf_counter()
@@ -296,46 +290,25 @@ class _SubjectRun:
         parameters = checkpoints.trainable_parameters(modules)
         optimizer = make_optimizer(parameters.values(), args.learning_rate, choose_optimizer(args.optimizer, self.device))
         self.precision = autocast_dtype(args.mixed_precision, self.device)
-        scaler = grad_scaler(self.device, self.precision)
         generator = torch.Generator(device=self.device).manual_seed(args.seed)
-
-        state: dict[str, Any] = {"losses": [], "epochs": [], "epoch_sum": 0.0, "epoch_count": 0}
         checkpointer = checkpoints.Checkpointer(
-            args.output_dir, self.run, parameters=parameters, optimizer=optimizer, scaler=scaler, generator=generator
-        )
-        saved = checkpointer.resume()
+            args.output_dir, self.run, parameters=parameters, optimizer=optimizer,
+            scaler=grad_scaler(self.device, self.precision), generator=generator,
+        )  # fmt: skip
+        loop = TrainingLoop(
+            plan, checkpointer, checkpoint_every=args.checkpoint_every, max_grad_norm=MAX_GRAD_NORM,
+            name="training", loss_digits=4, progress=self.progress, should_cancel=self.should_cancel,
+        )  # fmt: skip
+        saved = loop.resume()
         if saved is not None:
-            state = saved.state
             logger.info("resuming DreamBooth training at step %d of %d", saved.step, plan.total_steps)
         else:
-            state["probe_before"] = self._probe_loss()
-        step = checkpointer.last_saved
+            loop.state["probe_before"] = self._probe_loss()
 
         self._train_mode(True)
-        while step < plan.total_steps:
-            if self.should_cancel is not None and self.should_cancel():
-                checkpointer.save_if_new(step, state)
-                raise JobCanceled(f"training stopped at step {step} of {plan.total_steps}; run it again to resume")
-            value = 0.0
-            for indices in plan.batches(step):
-                loss = self._loss(indices, generator) / args.gradient_accumulation
-                scaler.scale(loss).backward()
-                value += float(loss.detach())
-            apply_gradients(scaler, optimizer, parameters.values(), MAX_GRAD_NORM)
-            if not math.isfinite(value):
-                raise InvalidInput(f"the training loss became {value} at step {step + 1}; lower the learning rate")
-            state["losses"].append(value)
-            state["epoch_sum"] += value
-            state["epoch_count"] += 1
-            epoch = plan.epoch_of(step)
-            step += 1
-            if plan.ends_epoch(step - 1):
-                state["epochs"].append(asdict(SubjectEpoch(epoch + 1, step, state["epoch_sum"] / state["epoch_count"])))
-                state["epoch_sum"], state["epoch_count"] = 0.0, 0
-            self._report(step, plan.total_steps, f"training, epoch {epoch + 1}/{plan.epochs}, loss {value:.4f}")
-            if step % args.checkpoint_every == 0 or plan.ends_epoch(step - 1):
-                checkpointer.save(step, state)
+        step = loop.run(lambda indices: self._loss(indices, generator), on_epoch_end=SubjectEpoch)
         self._train_mode(False)
+        state = loop.state
 
         lora_file = self._save_lora()
         probe_after = self._probe_loss()
