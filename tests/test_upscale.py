@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from conftest import make_tiny_config
-from storyloom.errors import InvalidInput, JobCanceled
+from storyloom.errors import InvalidInput, JobCanceled, ModelUnavailable
 from storyloom.models.controlnet_upscale import soft_edges, upscaled_size
 from storyloom.models.loading import ModelCache
 from storyloom.models.parameters import GenerationParameters, read_png_parameters, save_png
@@ -110,6 +110,16 @@ def test_esrgan_only_upscales_4x_and_keeps_the_source_parameters(upscaler: Upsca
     assert result.parameters.seed == 11
     assert result.parameters.extra["Upscale"] == "esrgan 4x"
 
+
+
+def test_a_characters_lora_is_loaded_for_the_controlnet_pass_only(upscaler: Upscaler, tmp_path: Path) -> None:
+    missing = tmp_path / "characters" / "gone" / "pytorch_lora_weights.safetensors"
+    with upscaler.using_lora(missing, adapter_name="character_1"):
+        sharpened = upscaler(picture(32), mode="esrgan")  # ESRGAN re-draws nothing: no LoRA is loaded at all
+        with pytest.raises(ModelUnavailable, match="LoRA file"):
+            upscaler(picture(32), prompt="a tree", mode="chain", seed=0)
+    assert sharpened.image.size == (128, 128)
+    assert upscaler(picture(32), prompt="a tree", mode="chain", seed=0).image.size == (256, 256)  # armed no more
 
 def test_cancel_stops_within_one_step(config, cache) -> None:
     slower = make_tiny_config(config.paths.data_dir, _models(config), upscale={"steps": 20})

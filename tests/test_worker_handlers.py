@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 
 from storyloom.models.parameters import read_png_parameters
-from storyloom.queue import ArtifactKind, JobStatus, JobStore, NewArtifact
+from storyloom.queue import ArtifactKind, JobStatus, JobStore, NewArtifact, NewCharacter
 from storyloom.worker.registry import build_handlers
 from storyloom.worker.resources import ModelResources, ModelSpec
 from storyloom.worker.testing import wait_until, worker_in_thread
@@ -128,3 +129,51 @@ def test_a_source_image_that_vanished_fails_the_job_before_any_model_loads(tmp_p
         (JobStatus.FAILED, f"the source of this job (job {parent.id}, image 1) no longer exists"),
         (JobStatus.FAILED, f"job {parent.id} has no story to continue"),
     ]
+
+
+def test_upscaling_a_picture_of_a_character_redraws_it_with_its_lora_and_keeps_its_name(tmp_path: Path, tiny_models) -> None:
+    config = make_tiny_config(
+        tmp_path, tiny_models, image={"steps": 3}, queue={"heartbeat_seconds": 0.2},
+        upscale={"steps": 4, "esrgan_tile": 72, "esrgan_tile_overlap": 8},
+    )  # fmt: skip
+    lora_path = "characters/mittens/pytorch_lora_weights.safetensors"
+    write_tiny_lora((config.paths.data_dir / lora_path).parent, tiny_models)
+    with JobStore.from_config(config) as store, worker_in_thread(config, handlers=build_handlers()):
+        store.add_character(NewCharacter("Mittens", "bhna", "cat", lora_path, guild_id=99))
+        request = {"prompt": "Mittens in a garden", "seed": 5, "num_images": 1}
+        plain = finished(store, store.enqueue("imagine", request, user_id=7, guild_id=99).id)
+        drawn = finished(store, store.enqueue("imagine", {**request, "character": "Mittens"}, user_id=7, guild_id=99).id)
+        upscale = {"index": 0, "mode": "chain", "seed": 3}
+        with_lora = finished(store, store.enqueue("upscale", upscale, user_id=7, guild_id=99, parent_id=drawn.id).id)
+        store.delete_character("Mittens", guild_id=99)
+        without = finished(store, store.enqueue("upscale", upscale, user_id=7, guild_id=99, parent_id=drawn.id).id)
+        plain_again = finished(store, store.enqueue("imagine", request, user_id=7, guild_id=99).id)
+        base, upscaled, upscaled_without, base_again = (
+            artifact_image(store.artifact(job.id, 0)) for job in (plain, with_lora, without, plain_again)
+        )
+
+    parameters = read_png_parameters(upscaled)
+    assert parameters.prompt == "bhna cat in a garden" and parameters.extra["Character"] == "Mittens"  # for a later Vary
+    assert "Character" not in read_png_parameters(upscaled_without).extra  # deleted since: upscaled without it
+    difference = np.abs(np.asarray(upscaled, dtype=int) - np.asarray(upscaled_without)).mean()
+    assert difference > 0.5  # same source and seed: only the LoRA in the 2x pass differs
+    assert np.array_equal(np.asarray(base), np.asarray(base_again))  # the shared base draws exactly as before
+
+
+def write_tiny_lora(directory: Path, tiny_models) -> Path:
+    """A character LoRA on the tiny UNet in the diffusers format, with random (not zero) up-projections so it
+    visibly changes what is drawn; made in a moment instead of trained."""
+    import torch
+    from diffusers import StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers.utils import convert_state_dict_to_diffusers
+    from peft import LoraConfig
+    from peft.utils import get_peft_model_state_dict
+
+    from storyloom.training.subject_lora import LORA_WEIGHT_NAME, UNET_TARGETS
+
+    unet = UNet2DConditionModel.from_pretrained(tiny_models.sd15, subfolder="unet")
+    torch.manual_seed(0)
+    unet.add_adapter(LoraConfig(r=4, lora_alpha=4, init_lora_weights=False, target_modules=list(UNET_TARGETS)))
+    layers = convert_state_dict_to_diffusers(get_peft_model_state_dict(unet))
+    StableDiffusionPipeline.save_lora_weights(directory, unet_lora_layers=layers, safe_serialization=True)
+    return directory / LORA_WEIGHT_NAME

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
@@ -131,6 +132,13 @@ class ControlNetUpscaler:
             controlnet_conditioning_scale=config.upscale.controlnet_scale,
             preview_every=config.image.preview_every,
         )
+
+    def using_lora(self, lora_file: Path, *, adapter_name: str, scale: float = 1.0) -> Any:
+        """A context manager: calls inside it re-draw with the LoRA at ``lora_file`` (a character). The UNet and
+        text encoder are the base pipeline's own, so the LoRA is unloaded on exit (see ``character_lora``)."""
+        from storyloom.models.character_lora import lora_loaded
+
+        return lora_loaded(self.pipe, lora_file, adapter_name=adapter_name, scale=scale)
 
     def control_image(self, image: Image.Image) -> Image.Image:
         """Tile: the (already resized) image itself. HED: its soft edge map."""

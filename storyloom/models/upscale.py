@@ -10,10 +10,11 @@ denoising steps plus tiles, and ``StepProgress.stage`` names the stage (``"contr
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Iterator, Literal
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -115,6 +116,7 @@ class Upscaler:
         self._esrgan: RealEsrgan | None = None
         self._controlnet: ControlNetUpscaler | None = None
         self._safety: SafetyFilter | None = None
+        self._redraw_lora: tuple[Path, str, float] | None = None  # set by ``using_lora``
 
     @classmethod
     def from_config(
@@ -152,6 +154,23 @@ class Upscaler:
             self._safety = SafetyFilter.from_pipeline(base)
             self._controlnet = ControlNetUpscaler.from_pipeline(base, self.config, self.cache, controlnet=self.controlnet_kind)
         return self._controlnet
+
+    @contextlib.contextmanager
+    def using_lora(self, lora_file: Path, *, adapter_name: str, scale: float = 1.0) -> Iterator[None]:
+        """Calls inside the block re-draw with the LoRA at ``lora_file`` (a character), so the 2× pass keeps the
+        character its prompt names. It is loaded around the ControlNet pass only: ESRGAN draws nothing new, so an
+        ``esrgan`` call neither loads it nor Stable Diffusion."""
+        previous, self._redraw_lora = self._redraw_lora, (lora_file, adapter_name, scale)
+        try:
+            yield
+        finally:
+            self._redraw_lora = previous
+
+    def _redrawing_with_lora(self, controlnet: ControlNetUpscaler) -> contextlib.AbstractContextManager:
+        if self._redraw_lora is None:
+            return contextlib.nullcontext()
+        lora_file, adapter_name, scale = self._redraw_lora
+        return controlnet.using_lora(lora_file, adapter_name=adapter_name, scale=scale)
 
     def check_inputs(self, mode: Any) -> None:
         if mode not in MODES:
@@ -217,14 +236,15 @@ class Upscaler:
             negative_prompt = stored.negative_prompt if stored else ""
         controlnet, esrgan = self.controlnet, self.esrgan
         tracker = _ChainProgress(progress, esrgan.num_tiles(*upscaled_size(source.width, source.height))) if progress else None
-        first = controlnet(
-            source,
-            prompt=prompt,
-            negative_prompt=negative_prompt,
-            seed=seed,
-            progress=tracker.controlnet if tracker else None,
-            should_cancel=should_cancel,
-        )
+        with self._redrawing_with_lora(controlnet):
+            first = controlnet(
+                source,
+                prompt=prompt,
+                negative_prompt=negative_prompt,
+                seed=seed,
+                progress=tracker.controlnet if tracker else None,
+                should_cancel=should_cancel,
+            )
         (redrawn,), (nsfw,) = apply_safety([first.image], self._safety, self.config.image.safety_checker)
         if nsfw:
             # Nothing worth sharpening: the placeholder is simply made at the final size.

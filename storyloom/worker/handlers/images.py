@@ -2,15 +2,11 @@
 
 from __future__ import annotations
 
-import logging
-
 from storyloom.queue.job import ArtifactKind
 from storyloom.queue.params import ImagineParams, UpscaleParams, VaryParams
 from storyloom.worker.context import HandlerResult, JobContext
 from storyloom.worker.handlers.artifacts import batch_artifacts, png_artifact
-from storyloom.worker.handlers.characters import CHARACTER_KEY, character_prompt, drawing_with, tagged
-
-logger = logging.getLogger(__name__)
+from storyloom.worker.handlers.characters import character_prompt, drawing_with, named, source_character, tagged
 
 
 def imagine(context: JobContext) -> HandlerResult:
@@ -40,16 +36,10 @@ def imagine(context: JobContext) -> HandlerResult:
 def vary(context: JobContext) -> HandlerResult:
     """Variations of image ``index`` of the parent job; its PNG parameters supply the prompt, and the character
     it was drawn with (if that character still exists)."""
-    from storyloom.models.parameters import read_png_parameters
-
     params = context.params
     assert isinstance(params, VaryParams)
     source = context.source_image()  # before loading any model: a vanished source fails at once
-    stored = read_png_parameters(source)
-    name = stored.extra.get(CHARACTER_KEY) if stored else None
-    record = context.find_character(name) if name else None
-    if name and record is None:
-        logger.info("job %s: character %r of the source image is gone; varying without it", context.job.id, name)
+    record = source_character(context, source)
     variations = context.resources.variations()
     with drawing_with(context, variations, record):
         batch = variations(
@@ -64,18 +54,23 @@ def vary(context: JobContext) -> HandlerResult:
 
 
 def upscale(context: JobContext) -> HandlerResult:
+    """Image ``index`` of the parent job, upscaled; the 2× re-drawing uses the character the picture was drawn
+    with (if that character still exists), and the result keeps its name for a later variation."""
     params = context.params
     assert isinstance(params, UpscaleParams)
     source = context.source_image()
-    result = context.resources.upscaler()(
-        source,
-        mode=params.mode,
-        seed=params.seed,
-        progress=context.progress,
-        should_cancel=context.should_cancel,
-    )
+    record = source_character(context, source)
+    upscaler = context.resources.upscaler()
+    with drawing_with(context, upscaler, record):
+        result = upscaler(
+            source,
+            mode=params.mode,
+            seed=params.seed,
+            progress=context.progress,
+            should_cancel=context.should_cancel,
+        )
     artifact = png_artifact(
-        ArtifactKind.IMAGE, 0, "upscaled.png", result.image, result.parameters, mode=result.mode, nsfw=result.nsfw,
-        source_index=params.index,
+        ArtifactKind.IMAGE, 0, "upscaled.png", result.image, named(result.parameters, record), mode=result.mode,
+        nsfw=result.nsfw, source_index=params.index,
     )
     return HandlerResult((artifact,))
