@@ -4,8 +4,8 @@
 its own adapter name, and unloads it when the job is done, success or failure. The LoRA is never fused: the base
 weights are not touched, and unloading puts the original modules back, so the next job's images are exactly
 what they would have been (bit for bit). Every task pipeline built from the same base (txt2img, variations,
-the ControlNet upscaler)
-shares those modules, so loading through any of them affects all of them until the unload.
+the ControlNet upscaler) shares those modules, so loading through any of them affects all of them until the
+unload.
 
 ``with_character`` puts the character's "identifier class" words into a prompt, which is what summons the
 trained look. Nothing here needs torch until a LoRA is actually loaded.
