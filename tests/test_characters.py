@@ -97,16 +97,56 @@ def test_malformed_characters_are_refused(changes, message: str) -> None:
 def test_a_job_registers_its_character_atomically_with_its_success_and_a_taken_name_registers_nothing() -> None:
     with JobStore.open(":memory:") as store:
         first = store.enqueue("train_subject", _train_params(), user_id=1, guild_id=5)
-        second = store.enqueue("train_subject", _train_params(), user_id=2, guild_id=5)
+        second = store.enqueue("train_subject", _train_params(name="Paws"), user_id=2, guild_id=5)
         store.claim("w", KINDS)
         done = store.complete(first.id, "w", characters=[mittens(guild_id=5, trained_by=1)])
         assert done.status is JobStatus.SUCCEEDED and store.character("Mittens", guild_id=5).job_id == first.id
 
         store.claim("w", KINDS)
+        store.add_character(mittens(name="Paws"))  # registered from the command line while the job trained
         with pytest.raises(CharacterExists):
-            store.complete(second.id, "w", characters=[mittens(guild_id=5, trained_by=2, lora_path="other")])
+            store.complete(second.id, "w", characters=[mittens(name="Paws", guild_id=5, trained_by=2, lora_path="o")])
         assert store.get(second.id).status is JobStatus.RUNNING  # nothing of that completion happened
-        assert [c.trained_by for c in store.list_characters(guild_id=5)] == [1]
+        assert [(c.name, c.trained_by) for c in store.list_characters(guild_id=5)] == [("Mittens", 1), ("Paws", 0)]
+
+
+def test_a_name_is_reserved_from_the_moment_its_training_is_queued() -> None:
+    with JobStore.open(":memory:") as store:
+        biscuit = store.enqueue("train_subject", _train_params(name="Biscuit"), user_id=1, guild_id=5)
+        busy = f"a character named 'Biscuit' is already being trained \\(job {biscuit.id}\\); wait for it to finish"
+        for name, guild_id in (("biscuit", 5), (" BISCUIT ", None)):  # the same guild, or the command line's
+            with pytest.raises(CharacterExists, match=busy):
+                store.enqueue("train_subject", _train_params(name=name), user_id=2, guild_id=guild_id)
+        store.enqueue("train_subject", _train_params(name="Biscuit"), user_id=3, guild_id=6)  # another guild
+        store.enqueue("train_subject", _train_params(name="Biscuits"), user_id=2, guild_id=5)
+
+        store.claim("w", KINDS)  # running still reserves it
+        with pytest.raises(CharacterExists, match="already being trained"):
+            store.enqueue("train_subject", _train_params(name="Biscuit"), user_id=2, guild_id=5)
+        store.complete(biscuit.id, "w", characters=[mittens(name="Biscuit", guild_id=5, trained_by=1)])
+        with pytest.raises(CharacterExists, match="a character named 'Biscuit' already exists; choose another name"):
+            store.enqueue("train_subject", _train_params(name="biscuit"), user_id=2, guild_id=5)
+        store.add_character(mittens(name="Rex", identifier="ohwx"))  # command line: every guild sees it
+        with pytest.raises(CharacterExists, match="'Rex' already exists"):
+            store.enqueue("train_subject", _train_params(name="rex"), user_id=2, guild_id=9)
+        store.enqueue("imagine", {"prompt": "Biscuit"}, user_id=2, guild_id=5)  # only trainings reserve names
+
+
+def test_a_retried_training_needs_its_name_to_be_free_again() -> None:
+    with JobStore.open(":memory:") as store:
+        first = store.enqueue("train_subject", _train_params(name="Biscuit"), user_id=1, guild_id=5)
+        store.cancel(first.id)
+        second = store.enqueue("train_subject", _train_params(name="Biscuit"), user_id=2, guild_id=5)  # free again
+        with pytest.raises(CharacterExists, match=f"already being trained \\(job {second.id}\\)"):
+            store.retry(first.id)
+        store.cancel(second.id)
+        third = store.retry(first.id)
+        assert third.params["name"] == "Biscuit" and third.status is JobStatus.QUEUED
+        store.claim("w", KINDS)
+        store.complete(third.id, "w", characters=[mittens(name="Biscuit", guild_id=5)])
+        with pytest.raises(CharacterExists, match="'Biscuit' already exists"):
+            store.retry(second.id)
+        assert [j.id for j in store.list_jobs([JobStatus.QUEUED])] == []
 
 
 async def test_the_bots_async_store_has_the_same_registry(tmp_path: Path) -> None:
@@ -115,6 +155,16 @@ async def test_the_bots_async_store_has_the_same_registry(tmp_path: Path) -> Non
         assert [c.name for c in await store.list_characters(guild_id=3)] == ["Mittens"]
         assert (await store.character("mittens", guild_id=3)).token == "bhna cat"
         assert (await store.delete_character("Mittens", guild_id=3)).name == "Mittens"
+
+        job = await store.enqueue("train_subject", _train_params(name="Paws"), user_id=1, guild_id=3)
+        with pytest.raises(CharacterExists, match=f"'Paws' is already being trained \\(job {job.id}\\)"):
+            await store.enqueue("train_subject", _train_params(name="paws"), user_id=2, guild_id=3)
+        await store.cancel(job.id)
+        again = await store.enqueue("train_subject", _train_params(name="paws"), user_id=2, guild_id=3)
+        with pytest.raises(CharacterExists, match="already being trained"):
+            await store.retry(job.id)
+        [reference] = [r for r in (await store.training_references()).jobs if r.status is JobStatus.QUEUED]
+        assert (reference.job_id, reference.name, reference.class_name) == (again.id, "paws", "cat")
 
 
 # --- checks before training, uploads, prompts -----------------------------------------------------------------
@@ -243,8 +293,9 @@ def test_a_train_subject_job_registers_a_character_that_imagine_and_story_then_d
         elsewhere = finished_somehow(store, store.enqueue("imagine", {**request, "character": "Mittens"}, user_id=8, guild_id=100).id)
         assert elsewhere.status is JobStatus.FAILED and "unknown" in elsewhere.error.message
 
-        again = finished_somehow(store, store.enqueue("train_subject", _train_params(images_dir=folder), user_id=8, guild_id=99).id)
-        assert again.status is JobStatus.FAILED and "already exists" in again.error.message
+        with pytest.raises(CharacterExists, match="already exists"):
+            store.enqueue("train_subject", _train_params(images_dir=folder), user_id=8, guild_id=99)
+        assert not (data_dir / folder).exists()  # its photos went once the job succeeded
         outside = finished_somehow(store, store.enqueue("train_subject", _train_params(name="Rex", images_dir="../../etc"), user_id=8, guild_id=99).id)
         assert outside.status is JobStatus.FAILED and "outside the data directory" in outside.error.message
         assert [c.name for c in store.list_characters(guild_id=99)] == ["Mittens"]

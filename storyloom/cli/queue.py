@@ -35,7 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_common_options(retry)
     retry.set_defaults(handler=retry_command)
 
-    purge = actions.add_parser("purge", help="delete finished jobs and their results after a while")
+    purge = actions.add_parser(
+        "purge", help="delete finished jobs and their results after a while, then training files nothing needs"
+    )
     purge.add_argument("--older-than", type=float, default=None, metavar="DAYS", help="default: queue.retention_days")
     purge.add_argument("--vacuum", action="store_true", help="also shrink the database file (slow on big files)")
     add_common_options(purge)
@@ -115,10 +117,19 @@ def retry_command(config: Config, args: argparse.Namespace) -> int:
 
 
 def purge_command(config: Config, args: argparse.Namespace) -> int:
+    from storyloom.training.cleanup import sweep
+
+    data_dir = config.paths.data_dir
     with _store(config) as store:
         days = config.queue.retention_days if args.older_than is None else args.older_than
         removed = store.purge(days)
         if args.vacuum:
             store.vacuum()
+        # Purged jobs no longer keep their photos and outputs: remove what nothing needs now.
+        files = sweep(store, data_dir, retention_days=config.queue.retention_days)
     print(f"removed {removed} job(s) that finished more than {days:g} day(s) ago")
+    if files:
+        print(f"removed {len(files)} training folder(s) nothing needs any more:")
+        for removal in files:
+            print(f"  {removal.describe(data_dir)}")
     return 0

@@ -69,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     delete = actions.add_parser("delete", help="unregister a character and delete its files")
     delete.add_argument("name")
     delete.add_argument("--guild", type=int, default=None, help="the Discord guild it belongs to (default: the local ones)")
-    delete.add_argument("--keep-files", action="store_true", help="keep the LoRA files on disk")
+    delete.add_argument("--keep-files", action="store_true", help="keep the LoRA files (and every other training file) on disk")
     for parser in (listing, show, delete):
         add_common_options(parser)
     character.set_defaults(handler=run_character)
@@ -215,10 +215,15 @@ def _show(store: Any, args: argparse.Namespace) -> int:
 
 def _delete(store: Any, config: Config, args: argparse.Namespace) -> int:
     from storyloom.training.characters import remove_character_files
+    from storyloom.training.cleanup import sweep
 
+    data_dir = config.paths.data_dir
     record = store.delete_character(args.name, guild_id=args.guild)
-    removed = not args.keep_files and remove_character_files(record, config.paths.data_dir)
+    removed = not args.keep_files and remove_character_files(record, data_dir)
     print(f"deleted character {record.name!r}{' and its files' if removed else ''}")
+    if not args.keep_files:  # e.g. the class images of the last character of its class
+        for removal in sweep(store, data_dir, retention_days=config.queue.retention_days):
+            print(f"also removed {removal.describe(data_dir)}")
     return 0
 
 

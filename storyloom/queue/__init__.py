@@ -21,6 +21,8 @@ from storyloom.queue.job import (
     NewJob,
     Progress,
     QueuePosition,
+    TrainingReference,
+    TrainingReferences,
     WorkerInfo,
 )
 from storyloom.queue.params import PARAMS_BY_KIND, validate_params
@@ -51,6 +53,8 @@ __all__ = [
     "PARAMS_BY_KIND",
     "Progress",
     "QueuePosition",
+    "TrainingReference",
+    "TrainingReferences",
     "WorkerInfo",
     "validate_params",
 ]

@@ -26,10 +26,11 @@ from storyloom.queue.job import (
     NewArtifact,
     NewJob,
     QueuePosition,
+    TrainingReferences,
     WorkerInfo,
 )
 from storyloom.queue.operation import Operation
-from storyloom.queue.ops import characters, delivery, jobs, settings, setup, work
+from storyloom.queue.ops import characters, delivery, jobs, settings, setup, training, work
 from storyloom.queue.params import JobParams, encode_params, parse_kind
 
 T = TypeVar("T")
@@ -67,7 +68,8 @@ class StoreApi:
     ) -> Job:
         """Queue a job, or raise ``InvalidInput`` (unknown kind, bad parameters, missing source) or ``QueueFull``.
 
-        ``vary``/``upscale`` take the job whose image they work on as ``parent_id``."""
+        ``vary``/``upscale`` take the job whose image they work on as ``parent_id``. A ``train_subject`` job
+        reserves its character's name: ``CharacterExists`` if it is taken or already being trained there."""
         destination = Destination(user_id, guild_id, channel_id, thread_id, message_id)
         return self._run(
             jobs.enqueue(
@@ -99,7 +101,8 @@ class StoreApi:
         return self._run(jobs.cancel(job_id, self.clock()))
 
     def retry(self, job_id: int) -> Job:
-        """A new job with the same request as a failed or canceled one."""
+        """A new job with the same request as a failed or canceled one (``CharacterExists`` for a training whose
+        name was taken meanwhile)."""
         return self._run(jobs.retry(job_id, self.clock()))
 
     def purge(self, older_than_days: float | None = None) -> int:
@@ -170,6 +173,16 @@ class StoreApi:
     def delete_character(self, name: str, *, guild_id: int | None = None) -> CharacterRecord:
         """Unregister the character of exactly this scope and return it (its files are the caller's to remove)."""
         return self._run(characters.delete_character(name, guild_id))
+
+    def check_character_name(self, name: str, *, guild_id: int | None = None) -> None:
+        """``CharacterExists`` when ``name`` is taken or already being trained where ``guild_id`` would see it
+        (enqueueing the training checks again, atomically)."""
+        return self._run(training.name_free(name, guild_id))
+
+    def training_references(self) -> TrainingReferences:
+        """Every ``train_subject`` job's status, photos folder, class and name: what decides which training files
+        on disk are still needed."""
+        return self._run(training.training_references())
 
     # --- workers -------------------------------------------------------------------------------------
 

@@ -254,3 +254,24 @@ class WorkerInfo:
             models=tuple(json.loads(row["models"])),
             stopped_at=row["stopped_at"],
         )
+
+
+@dataclass(frozen=True)
+class TrainingReference:
+    """What one ``train_subject`` job says about files on disk: its photos folder (``images_dir``, relative to
+    the data directory), the class whose class images it uses, and the character it will register."""
+
+    job_id: int
+    status: JobStatus
+    name: str
+    class_name: str
+    images_dir: str
+
+
+@dataclass(frozen=True)
+class TrainingReferences:
+    """Every ``train_subject`` job in the store, read in one snapshot. ``last_job_id`` is the highest job ID
+    given out so far (IDs are never reused): a job with a higher ID was created after this snapshot."""
+
+    jobs: tuple[TrainingReference, ...]
+    last_job_id: int

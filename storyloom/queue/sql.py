@@ -93,6 +93,17 @@ WHERE id = :id RETURNING {JOB_COLUMNS}
 
 REQUEST_CANCEL = "UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND status = 'running'"
 
+# A character trained by a queued or running job will be seen where ``guild_id`` looks (the same guild, or either
+# side registered from the command line, which every guild sees); names are compared in Python (``name_key``).
+SELECT_ACTIVE_TRAININGS_IN_SCOPE = """
+SELECT id, params FROM jobs
+WHERE kind = 'train_subject' AND status IN ('queued', 'running')
+  AND (:guild_id IS NULL OR guild_id IS NULL OR guild_id = :guild_id)
+ORDER BY id
+"""
+SELECT_TRAININGS = "SELECT id, status, params FROM jobs WHERE kind = 'train_subject' ORDER BY id"
+LAST_JOB_ID = "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'jobs'), 0)"
+
 PURGE_FINISHED = f"DELETE FROM jobs WHERE status IN {FINISHED} AND finished_at < ? RETURNING id"
 PURGE_STOPPED_WORKERS = "DELETE FROM workers WHERE stopped_at IS NOT NULL AND stopped_at < ?"
 VACUUM = "VACUUM"

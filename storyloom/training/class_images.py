@@ -23,11 +23,12 @@ logger = logging.getLogger(__name__)
 
 GENERATION_BATCH = 4
 CLASS_SEED = 1_000_000  # class image i uses seed CLASS_SEED + i, whatever run made it
+CLASS_IMAGES_DIR = "class-images"
 
 
 def class_images_dir(config: Config, class_name: str, prompt: str, resolution: int) -> Path:
     key = fingerprint(model=config.models.image, prompt=prompt, resolution=resolution)[:12]
-    return config.paths.data_dir / "class-images" / f"{slug(class_name, fallback='class')}-{resolution}-{key}"
+    return config.paths.data_dir / CLASS_IMAGES_DIR / f"{slug(class_name, fallback='class')}-{resolution}-{key}"
 
 
 def ensure_class_images(

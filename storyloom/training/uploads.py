@@ -17,6 +17,7 @@ from storyloom.errors import InvalidInput
 from storyloom.training.subject_data import CAPTION_SUFFIX, MAX_CAPTION_CHARS, check_image
 
 UPLOADS_DIR = "uploads"
+PHOTOS_DIR = f"{UPLOADS_DIR}/characters"  # one folder per training request inside
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 _SUFFIXES = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp", "TIFF": ".tif", "MPO": ".jpg"}
 
@@ -44,7 +45,7 @@ def save_training_photos(data_dir: Path, uploads: Sequence[Upload], *, min_image
         if len(caption) > MAX_CAPTION_CHARS:
             raise InvalidInput(f"the description of {label} is longer than {MAX_CAPTION_CHARS} characters")
         checked.append((_SUFFIXES.get(check_image(upload.data, label), ".png"), upload.data, caption))
-    relative = Path(UPLOADS_DIR) / "characters" / uuid.uuid4().hex
+    relative = Path(PHOTOS_DIR) / uuid.uuid4().hex
     directory = data_dir / relative
     directory.mkdir(parents=True)
     for number, (suffix, data, caption) in enumerate(checked, start=1):

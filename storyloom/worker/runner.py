@@ -9,6 +9,10 @@ Outcomes:
 
 Idle waiting costs almost nothing: ``PRAGMA data_version`` tells whether any other connection committed
 since the last look, and only then does the worker query for work.
+
+A worker that trains characters also removes the training files nobody needs any more
+(``storyloom.training.cleanup``): when it starts, after each ``train_subject`` job, and otherwise at most hourly,
+always between jobs.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from storyloom.queue.job import Job, JobError, JobKind
 from storyloom.queue.params import validate_params
 from storyloom.queue.store import JobStore
 from storyloom.queue.transitions import InvalidTransition, LeaseLost
+from storyloom.training.cleanup import sweep
 from storyloom.worker.context import Handler, HandlerResult, JobContext
 from storyloom.worker.heartbeat import Heartbeat
 from storyloom.worker.identity import WorkerIdentity, host_prefix
@@ -38,6 +43,7 @@ logger = logging.getLogger(__name__)
 IDLE_RAMP_SECONDS = 10.0
 MAX_IDLE_POLL = 0.25
 STORE_RETRY_SECONDS = 1.0
+CLEANUP_INTERVAL = 3600.0
 
 
 class Worker:
@@ -68,6 +74,8 @@ class Worker:
         self._next_sweep = 0.0
         self._idle_since: float | None = None
         self._maybe_more = True
+        self._cleans_up = JobKind.TRAIN_SUBJECT in self._handlers
+        self._next_cleanup = 0.0
         if config.queue.heartbeat_seconds * 2 > config.queue.lease_seconds:
             logger.warning(
                 "queue.heartbeat_seconds (%g) should be well under half of queue.lease_seconds (%g), "
@@ -85,6 +93,7 @@ class Worker:
             self._recover_dead_neighbours(store)
             heartbeat.start()
             logger.info("worker %s ready for: %s", self.id, ", ".join(self._kinds))
+            self._clean_up(store, at_once=True)
             while not self.stop.is_set():
                 try:
                     job = self._next_job(store)
@@ -93,8 +102,10 @@ class Worker:
                     self.stop.wait(STORE_RETRY_SECONDS)
                     continue
                 if job is None:
+                    self._clean_up(store)
                     continue
                 self.run_job(store, heartbeat, job)
+                self._clean_up(store, at_once=job.kind is JobKind.TRAIN_SUBJECT)
                 self.jobs_done += 1
                 if self._max_jobs is not None and self.jobs_done >= self._max_jobs:
                     break
@@ -149,6 +160,16 @@ class Worker:
         for worker_id in sorted(dead):
             released = store.release_worker(worker_id, crashed=True)
             logger.warning("recovered %d job(s) of worker %s, which is gone", len(released), worker_id)
+
+    def _clean_up(self, store: JobStore, *, at_once: bool = False) -> None:
+        """Remove training files nobody needs, if this worker trains characters, ``at_once`` or hourly."""
+        if not self._cleans_up or (not at_once and time.monotonic() < self._next_cleanup):
+            return
+        self._next_cleanup = time.monotonic() + CLEANUP_INTERVAL
+        try:
+            sweep(store, self.config.paths.data_dir, retention_days=self.config.queue.retention_days)
+        except Exception:  # noqa: BLE001 - a chore must never stop the worker
+            logger.exception("worker %s could not clean up training files; trying again later", self.id)
 
     # --- running -------------------------------------------------------------------------------------
 

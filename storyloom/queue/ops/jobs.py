@@ -19,6 +19,7 @@ from storyloom.queue.job import (
     QueuePosition,
 )
 from storyloom.queue.operation import Operation, Steps, autocommit, one, query, reads, scalar, writes
+from storyloom.queue.ops.training import check_name_free
 from storyloom.queue.params import NEEDS_PARENT, JobParams, encode_params, parse_kind, validate_params
 from storyloom.queue.transitions import InvalidTransition, JobNotFound, load_job, transition
 
@@ -58,6 +59,8 @@ def _enqueue(
         yield from _check_parent(kind, parent_id, index)
     if enforce_caps:
         yield from _check_caps(destination.user_id, settings)
+    if kind is JobKind.TRAIN_SUBJECT:
+        yield from check_name_free(json.loads(encoded)["name"], destination.guild_id)
     return (yield from insert_job(kind, encoded, destination, parent_id=parent_id, page_index=None, now=now))
 
 
@@ -160,10 +163,13 @@ def cancel(job_id: int, now: float) -> Steps[Job]:
 
 @writes
 def retry(job_id: int, now: float) -> Steps[Job]:
-    """A failed or canceled job runs again as a new job (finished jobs never change); caps do not apply."""
+    """A failed or canceled job runs again as a new job (finished jobs never change); caps do not apply, a
+    training's name must still be free."""
     job = yield from load_job(job_id)
     if job.status not in (JobStatus.FAILED, JobStatus.CANCELED):
         raise InvalidTransition(f"job {job_id} is {job.status}; only failed or canceled jobs can be retried")
+    if job.kind is JobKind.TRAIN_SUBJECT:
+        yield from check_name_free(str(job.params["name"]), job.guild_id)
     destination = Destination(job.user_id, job.guild_id, job.channel_id, job.thread_id, None)
     encoded = json.dumps(dict(job.params), ensure_ascii=False, sort_keys=True)
     return (yield from insert_job(job.kind, encoded, destination, parent_id=job.parent_id, page_index=None, now=now))
