@@ -16,6 +16,7 @@ from test_bot_support import fast_worker, job_of, noisy_png, open_store, png, ru
 
 from storyloom.queue.character import NewCharacter
 from storyloom.queue.job import ArtifactKind, JobKind, JobStatus, NewArtifact
+from storyloom.queue.params import TrainSubjectParams
 
 
 @pytest.fixture
@@ -44,6 +45,12 @@ def biscuit(guild_id: int | None, **changes) -> NewCharacter:
 
 
 TRAIN = {"name": "Biscuit", "token": "bhna", "class": "cat", "description": "a ginger cat"}
+
+
+def saved_uploads(config) -> list[Path]:
+    """Photo folders saved for training jobs."""
+    uploads_dir = config.paths.data_dir / "uploads" / "characters"
+    return list(uploads_dir.iterdir()) if uploads_dir.exists() else []
 
 
 async def refused(fake: FakeDiscord, name: str, options: dict, **kwargs) -> str:
@@ -99,7 +106,8 @@ async def test_bad_training_requests_are_refused_privately_and_queue_nothing(
         corrupt = [*photos(4), Upload("broken.png", b"\x89PNG not really")]
         cases = [
             ({**TRAIN, "name": "Tom"}, photos(5), fake.member, "only server managers"),
-            ({**TRAIN, "name": "Tom"}, photos(2), fake.manager, "at least 5 photos"),
+            ({**TRAIN, "name": "Tom"}, photos(2), fake.manager, "at least 5 photos of it (got 2); attach 5 or more, "
+             "or leave the photo options out to upload up to 30 in a form"),
             ({**TRAIN, "name": "Tom"}, text, fake.manager, "notes.txt is not a picture"),
             (TRAIN, photos(5), fake.manager, "already exists"),
             ({**TRAIN, "name": "Tom", "token": "Bad Token"}, photos(5), fake.manager, "token"),
@@ -110,8 +118,124 @@ async def test_bad_training_requests_are_refused_privately_and_queue_nothing(
             line = await refused(fake, "character train", options, user=user, attachments=uploads)
             assert expected in line, (options, line)
         assert await store.list_jobs(tuple(JobStatus)) == []
-        uploads_dir = config.paths.data_dir / "uploads" / "characters"
-        assert not uploads_dir.exists() or list(uploads_dir.iterdir()) == []
+        assert saved_uploads(config) == []
+
+
+async def test_photos_are_removed_again_when_the_queue_refuses_the_training(
+    fake: FakeDiscord, store, tmp_path: Path
+) -> None:
+    config = bot_config(tmp_path)
+    async with running_bot(config, store, fake):
+        for number in range(config.queue.max_waiting_per_user):  # the manager's queue is full
+            waiting = TrainSubjectParams(name=f"Cat {number}", identifier="bhna", class_name="cat", images_dir="x")
+            await store.enqueue(JobKind.TRAIN_SUBJECT, waiting, user_id=fake.manager.id, guild_id=fake.guild.id)
+        handle = await fake.invoke_command("character train", TRAIN, user=fake.manager, attachments=photos(5))
+        accepted, refusal = await handle.wait_followups(2)
+        assert "5 photos" in accepted.content
+        assert refusal.ephemeral and "jobs waiting" in refusal.content
+        assert len(await store.list_jobs(tuple(JobStatus))) == config.queue.max_waiting_per_user
+        await fake.wait_for(lambda: saved_uploads(config) == [], timeout=5)
+
+
+# ------------------------------------------------------------------------------------------------ photo form
+def upload_fields(modal: dict) -> list[dict]:
+    return [c["component"] for c in modal["components"] if c["type"] == 18 and c["component"]["type"] == 19]
+
+
+def form_answers(modal: dict, uploads: list[Upload]) -> dict[str, list[Upload]]:
+    """``uploads`` spread over the form's upload fields, ten to a field, as a user would fill them."""
+    fields = upload_fields(modal)
+    chunks = [uploads[i : i + 10] for i in range(0, len(uploads), 10)]
+    return {field["custom_id"]: chunk for field, chunk in zip(fields, chunks)}
+
+
+async def open_form(fake: FakeDiscord, options: dict = TRAIN):
+    handle = await fake.invoke_command("character train", options, user=fake.manager)
+    assert (await handle.wait_ack()).type == 9, handle.messages
+    return handle
+
+
+async def test_without_photos_a_manager_gets_a_form_for_up_to_30(fake: FakeDiscord, store, tmp_path: Path) -> None:
+    async with running_bot(bot_config(tmp_path), store, fake):
+        handle = await open_form(fake)
+        assert handle.modal["title"] == "Photos of Biscuit"
+        fields = upload_fields(handle.modal)
+        limits = [(f["min_values"], f["max_values"], f["required"]) for f in fields]
+        assert limits == [(5, 10, True), (1, 10, False), (1, 10, False)]
+        hint = next(c["content"] for c in handle.modal["components"] if c["type"] == 10)
+        assert "well-lit" in hint and "Biscuit" in hint
+
+        longest = "Sir Reginald Fluffington Thirdly"  # names have at most 32 characters
+        assert len(longest) == 32
+        long_name = await open_form(fake, {**TRAIN, "name": longest})
+        assert long_name.modal["title"] == f"Photos of {longest}"  # Discord allows 45
+        assert await store.list_jobs(tuple(JobStatus)) == []
+
+
+async def test_without_photos_a_bad_request_is_refused_before_the_form(
+    fake: FakeDiscord, store, tmp_path: Path
+) -> None:
+    async with running_bot(bot_config(tmp_path), store, fake):
+        await store.add_character(biscuit(fake.guild.id))
+        training = await store.enqueue(
+            "train_subject", {"name": "Pip", "identifier": "zqx", "class_name": "dog", "images_dir": "uploads/x"},
+            user_id=fake.owner.id, guild_id=fake.guild.id,
+        )  # fmt: skip
+        cases = [
+            ({**TRAIN, "name": "Tom"}, fake.member, "only server managers"),
+            ({**TRAIN, "name": "Tom", "token": "Bad Token"}, fake.manager, "token"),
+            (TRAIN, fake.manager, "already exists"),
+            ({**TRAIN, "name": "PIP"}, fake.manager, f"already being trained (job {training.id})"),
+        ]
+        for options, user, expected in cases:
+            handle = await fake.invoke_command("character train", options, user=user)
+            assert (await handle.wait_ack()).type == 4 and handle.modal is None
+            reply = handle.original_response()
+            assert reply.ephemeral and expected in reply.content, (options, reply.content)
+
+
+async def test_the_form_takes_27_photos_and_queues_the_training(fake: FakeDiscord, store, tmp_path: Path) -> None:
+    config = bot_config(tmp_path)
+    async with running_bot(config, store, fake):
+        form = await open_form(fake)
+        submitted = await form.submit_modal(form_answers(form.modal, photos(27)))
+        accepted, status = await submitted.wait_followups(2)
+        assert accepted.ephemeral and "27 photos of **Biscuit** saved" in accepted.content
+        assert not status.ephemeral and "Biscuit" in status.content
+        job = await store.get(job_of(status))
+        assert job.kind is JobKind.TRAIN_SUBJECT and job.user_id == fake.manager.id
+        params = job.params
+        assert (params["name"], params["identifier"], params["class_name"], params["description"]) == (
+            "Biscuit", "bhna", "cat", "a ginger cat",
+        )  # fmt: skip
+        assert params["images_dir"].startswith("uploads/")
+        folder = config.paths.data_dir / params["images_dir"]
+        assert sorted(p.name for p in folder.iterdir()) == [f"photo_{n:02d}.png" for n in range(1, 28)]
+
+
+async def test_the_form_refuses_bad_photos_and_a_name_taken_meanwhile(
+    fake: FakeDiscord, store, tmp_path: Path
+) -> None:
+    config = bot_config(tmp_path)
+    async with running_bot(config, store, fake):
+        text = [*photos(6), Upload("notes.txt", b"not a picture")]
+        corrupt = [*photos(6), Upload("broken.png", b"\x89PNG not really")]
+        for uploads, expected in [(text, "notes.txt is not a picture"), (corrupt, "broken.png")]:
+            form = await open_form(fake)
+            submitted = await form.submit_modal(form_answers(form.modal, uploads))
+            [reply] = await submitted.wait_followups(1)
+            assert reply.ephemeral and expected in reply.content, reply.content
+
+        form = await open_form(fake)
+        await store.add_character(biscuit(fake.guild.id))  # someone else was quicker
+        submitted = await form.submit_modal(form_answers(form.modal, photos(5)))
+        [reply] = await submitted.wait_followups(1)
+        assert reply.ephemeral and "already exists" in reply.content
+
+        with pytest.raises(ValueError, match="at least 5"):  # the Discord client does not send fewer
+            await form.submit_modal(form_answers(form.modal, photos(4)))
+        assert await store.list_jobs(tuple(JobStatus)) == []
+        assert saved_uploads(config) == []
 
 
 async def test_list_show_and_delete(fake: FakeDiscord, store, tmp_path: Path) -> None:

@@ -57,6 +57,25 @@ class SettingsModal(discord.ui.Modal, title="Your defaults"):
         await interaction.response.send_message(f"saved negative={self.negative.value}", ephemeral=True)
 
 
+class FilesModal(discord.ui.Modal, title="Send files"):
+    """Two upload fields: one required (1–2 files), one optional (up to 3)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.main = discord.ui.FileUpload(custom_id="files:main", min_values=1, max_values=2)
+        self.extra = discord.ui.FileUpload(custom_id="files:extra", required=False, min_values=1, max_values=3)
+        self.add_item(discord.ui.Label(text="Main files", component=self.main))
+        self.add_item(discord.ui.Label(text="More files", component=self.extra))
+
+    async def on_submit(self, interaction: discord.Interaction) -> None:
+        lines = []
+        for upload in (self.main, self.extra):
+            for attachment in upload.values:
+                data = await attachment.read()
+                lines.append(f"{upload.custom_id} {attachment.filename} {attachment.content_type} {len(data)}")
+        await interaction.response.send_message("\n".join(lines), ephemeral=True)
+
+
 class KeepView(discord.ui.View):
     def __init__(self) -> None:
         super().__init__(timeout=None)
@@ -113,6 +132,11 @@ def make_bot() -> commands.Bot:
         """Hash an uploaded file."""
         data = await image.read()
         await interaction.response.send_message(f"{image.filename} {len(data)} {hashlib.sha256(data).hexdigest()}")
+
+    @bot.tree.command()
+    async def files(interaction: discord.Interaction) -> None:
+        """Open a form with file upload fields."""
+        await interaction.response.send_modal(FilesModal())
 
     @bot.tree.command()
     async def slow(interaction: discord.Interaction) -> None:
@@ -183,7 +207,7 @@ async def test_tree_sync_registers_commands(fake: FakeDiscord) -> None:
     async with running_bot(fake):
         put = fake.calls.filter("PUT", "/applications/{application_id}/commands")
         assert len(put) == 1 and put[0].status == 200
-        assert {c["name"] for c in put[0].response} == {"echo", "thread", "checksum", "slow", "settings"}
+        assert {c["name"] for c in put[0].response} == {"echo", "thread", "checksum", "slow", "settings", "files"}
         assert all(c["id"] and c["version"] for c in put[0].response)
         echo = fake.command("echo")
         assert echo is not None and echo["options"][0]["name"] == "text" and echo["options"][0]["type"] == 3
@@ -277,6 +301,32 @@ async def test_modal_and_deferred_update(fake: FakeDiscord) -> None:
         click = await fake.click_button(message.id, "keep")
         assert (await click.wait_ack()).type == 6
         await fake.wait_for(lambda: fake.message(message.id).content == "kept", timeout=3)
+
+
+async def test_modal_file_uploads_arrive_as_attachments(fake: FakeDiscord) -> None:
+    async with running_bot(fake):
+        handle = await fake.invoke_command("files")
+        assert (await handle.wait_ack()).type == 9
+        [main, extra] = handle.modal["components"]
+        assert main["type"] == 18 and main["component"]["type"] == 19
+        assert (main["component"]["min_values"], main["component"]["max_values"]) == (1, 2)
+        assert extra["component"]["required"] is False
+
+        with pytest.raises(ValueError, match="at most 2"):
+            await handle.submit_modal({"files:main": [PNG, PNG, PNG]})
+        with pytest.raises(ValueError, match="at least 1"):
+            await handle.submit_modal({"files:extra": [PNG]})  # the required field left empty
+
+        uploads = {"files:main": [Upload("a.png", PNG), ("b.txt", b"hello")], "files:extra": [PNG]}
+        submitted = await handle.submit_modal(uploads)
+        assert (await submitted.wait_ack()).type == 4
+        resolved = submitted.payload["data"]["resolved"]["attachments"]
+        assert len(resolved) == 3 and all(a["url"] for a in resolved.values())
+        assert submitted.original_response().content.splitlines() == [
+            f"files:main a.png image/png {len(PNG)}",
+            "files:main b.txt text/plain; charset=utf-8 5",
+            f"files:extra upload.png image/png {len(PNG)}",
+        ]
 
 
 async def test_attachment_option_is_resolved_and_downloadable(fake: FakeDiscord) -> None:

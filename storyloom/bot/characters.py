@@ -35,14 +35,14 @@ async def character_names(interaction: discord.Interaction, current: str) -> lis
     return [app_commands.Choice(name=name, value=name) for name in found[:25]]
 
 
-def check_photos(attachments: Sequence[discord.Attachment], *, max_photos: int = MAX_PHOTOS) -> None:
-    """``InvalidInput`` when there are too few or too many attachments, or one is plainly not a picture.
+def check_photos(attachments: Sequence[discord.Attachment], *, how_to_add: str, max_photos: int = MAX_PHOTOS) -> None:
+    """``InvalidInput`` when there are too few or too many attachments, or one is plainly not a picture;
+    ``how_to_add`` ends the "too few" message (where the photos came from decides how to send more).
 
     Discord names an attachment's type from its file name; the bytes are checked again when they are saved."""
     if len(attachments) < MIN_PHOTOS:
         raise InvalidInput(
-            f"training a character needs at least {MIN_PHOTOS} photos of it (got {len(attachments)}); "
-            "attach them to the command"
+            f"training a character needs at least {MIN_PHOTOS} photos of it (got {len(attachments)}); {how_to_add}"
         )
     if len(attachments) > max_photos:
         raise InvalidInput(f"at most {max_photos} photos can be used for one character (got {len(attachments)})")
@@ -69,7 +69,10 @@ def character_line(record: CharacterRecord) -> str:
 
 def character_list(records: Sequence[CharacterRecord]) -> str:
     if not records:
-        return "No characters yet. A server manager can train one with `/character train` and 5+ photos."
+        return (
+            "No characters yet. A server manager can train one with `/character train` and "
+            f"{MIN_PHOTOS}–{MAX_PHOTOS} photos."
+        )
     lines = [f"**Characters** ({len(records)})", *(character_line(r) for r in records[:MAX_LISTED])]
     if len(records) > MAX_LISTED:
         lines.append(f"… and {len(records) - MAX_LISTED} more")

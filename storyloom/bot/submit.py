@@ -50,7 +50,8 @@ async def _submit(bot: StoryloomBot, interaction: discord.Interaction, request: 
             channel_id=interaction.channel_id, parent_id=request.parent_id,
         )  # fmt: skip
     except StoryloomError as exc:
-        await interaction.followup.send(user_line(exc))
+        # Private where the placeholder was already used (training); filling a public "thinking…" keeps it public.
+        await interaction.followup.send(user_line(exc), ephemeral=True)
         return None
     try:
         position = (await store.positions([job.id])).get(job.id)

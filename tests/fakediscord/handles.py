@@ -93,7 +93,7 @@ class InteractionHandle:
     def autocomplete_choices(self) -> list[dict[str, Any]] | None:
         return self.record.autocomplete_choices
 
-    async def submit_modal(self, values: dict[str, str], *, user: FakeUser | None = None) -> "InteractionHandle":
+    async def submit_modal(self, values: dict[str, Any], *, user: FakeUser | None = None) -> "InteractionHandle":
         return await self._fake.submit_modal(self, values, user=user)
 
     def expire(self) -> None:

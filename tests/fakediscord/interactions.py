@@ -11,7 +11,7 @@ import asyncio
 import secrets
 import time
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any, Callable, Union
 
 from .entities import DM, FakeAttachment, FakeChannel, FakeMessage, FakeRole, FakeUser
 from .state import FakeState
@@ -21,6 +21,9 @@ APPLICATION_COMMAND = 2
 MESSAGE_COMPONENT = 3
 AUTOCOMPLETE = 4
 MODAL_SUBMIT = 5
+
+# Modal component types
+FILE_UPLOAD = 19
 
 # Option types
 SUB_COMMAND, SUB_COMMAND_GROUP, STRING, INTEGER, BOOLEAN, USER, CHANNEL, ROLE, MENTIONABLE, NUMBER, ATTACHMENT = range(
@@ -335,13 +338,25 @@ class InteractionBuilder:
         return record
 
     def modal_submit(
-        self, parent: InteractionRecord, values: dict[str, str], *, user: FakeUser, locale: str = "en-US"
+        self, parent: InteractionRecord, values: dict[str, Any], *, user: FakeUser, locale: str = "en-US"
     ) -> InteractionRecord:
+        """``values`` maps custom IDs: text for text inputs, option values for selects, uploads (like
+        ``application_command(attachments=...)`` takes) for file uploads."""
         modal = parent.modal
         if modal is None:
             raise LookupError("the bot did not answer this interaction with a modal")
         channel = self.state.channel(parent.channel_id)
-        data = {"custom_id": modal["custom_id"], "components": _modal_answers(modal.get("components") or [], values)}
+        attachments: dict[str, dict[str, Any]] = {}
+
+        def upload(value: UploadLike) -> str:
+            attachment = self._upload(value, channel)
+            attachments[str(attachment.id)] = attachment.payload()
+            return str(attachment.id)
+
+        components = _modal_answers(modal.get("components") or [], values, upload)
+        data: dict[str, Any] = {"custom_id": modal["custom_id"], "components": components}
+        if attachments:
+            data["resolved"] = {"attachments": attachments}
         record = self._envelope(MODAL_SUBMIT, data, user, channel, parent.attachment_size_limit, locale)
         if parent.source_message_id is not None:
             message = self.state.messages.get(parent.source_message_id)
@@ -351,25 +366,44 @@ class InteractionBuilder:
         return record
 
 
-def _modal_answers(components: list[dict[str, Any]], values: dict[str, str]) -> list[dict[str, Any]]:
-    """Mirror the modal's layout (rows or labels) with the text inputs filled in."""
+def _modal_answers(
+    components: list[dict[str, Any]], values: dict[str, Any], upload: Callable[[UploadLike], str]
+) -> list[dict[str, Any]]:
+    """Mirror the modal's layout (rows or labels) with the inputs filled in."""
     answers = []
     for component in components:
         kind = component.get("type")
         if kind == 1:
-            answers.append({"type": 1, "components": _modal_answers(component.get("components") or [], values)})
+            answers.append({"type": 1, "components": _modal_answers(component.get("components") or [], values, upload)})
         elif kind == 18:
-            inner = _modal_answers([component["component"]], values)
+            inner = _modal_answers([component["component"]], values, upload)
             answers.append({"type": 18, "id": component.get("id", 0), "component": inner[0]})
         elif kind == 4:
             custom_id = component["custom_id"]
             answers.append({"type": 4, "custom_id": custom_id, "value": values.get(custom_id, "")})
+        elif kind == FILE_UPLOAD:
+            custom_id = component["custom_id"]
+            files = list(values.get(custom_id) or [])
+            _check_file_count(component, len(files))
+            answers.append({"type": kind, "custom_id": custom_id, "values": [upload(f) for f in files]})
         elif "custom_id" in component:  # selects inside labels answer with a list of values
             custom_id = component["custom_id"]
             answers.append({"type": kind, "custom_id": custom_id, "values": values.get(custom_id, [])})
         else:
             answers.append({"type": kind, "id": component.get("id", 0)})
     return answers
+
+
+def _check_file_count(component: dict[str, Any], count: int) -> None:
+    """What the Discord client enforces before it lets a user submit a file upload field."""
+    custom_id = component["custom_id"]
+    low = component.get("min_values") if component.get("min_values") is not None else 1
+    high = component.get("max_values") if component.get("max_values") is not None else 1
+    if count > high:
+        raise ValueError(f"file upload {custom_id!r} takes at most {high} files; Discord would refuse {count}")
+    required = component.get("required", True)
+    if (required and count < max(low, 1)) or (not required and 0 < count < low):
+        raise ValueError(f"file upload {custom_id!r} needs at least {low} files; Discord would refuse {count}")
 
 
 def _check_length(name: str, text: str, option: dict[str, Any]) -> None:

@@ -34,6 +34,9 @@ UPDATE_MESSAGE = 7
 AUTOCOMPLETE_RESULT = 8
 MODAL = 9
 
+MAX_MODAL_TITLE = 45
+MAX_MODAL_COMPONENTS = 5
+
 _ALLOWED = {
     APPLICATION_COMMAND: {CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, MODAL},
     MESSAGE_COMPONENT: {CHANNEL_MESSAGE, DEFERRED_CHANNEL_MESSAGE, DEFERRED_UPDATE_MESSAGE, UPDATE_MESSAGE, MODAL},
@@ -126,6 +129,14 @@ class InteractionResponder:
             for key in ("custom_id", "title", "components"):
                 if not data.get(key):
                     raise errors.invalid_form_body(f"data.{key}", "BASE_TYPE_REQUIRED", "This field is required")
+            if len(data["title"]) > MAX_MODAL_TITLE:
+                raise errors.invalid_form_body(
+                    "data.title", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_MODAL_TITLE} or fewer in length."
+                )
+            if len(data["components"]) > MAX_MODAL_COMPONENTS:
+                raise errors.invalid_form_body(
+                    "data.components", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_MODAL_COMPONENTS} or fewer in length."
+                )
             record.modal = data
             return None
         raise errors.DiscordError(400, 40043, f"Unsupported interaction response type {kind}")

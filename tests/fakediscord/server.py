@@ -315,9 +315,11 @@ class FakeDiscord:
     use_component = click_button
 
     async def submit_modal(
-        self, handle: InteractionHandle, values: dict[str, str], *, user: FakeUser | None = None
+        self, handle: InteractionHandle, values: dict[str, Any], *, user: FakeUser | None = None
     ) -> InteractionHandle:
-        """Submit the modal the bot opened in answer to ``handle``; ``values`` maps text input custom IDs."""
+        """Submit the modal the bot opened in answer to ``handle``; ``values`` maps custom IDs to text (text
+        inputs) or to lists of uploads (file uploads: ``Upload(filename, data)``, ``(filename, data)`` or bytes).
+        Too many or too few files for a field raise ``ValueError``, as the Discord client would not send them."""
         record = self._builder.modal_submit(handle.record, values, user=user or handle.record.user)
         return await self._dispatch(record)
 

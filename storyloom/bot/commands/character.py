@@ -1,4 +1,5 @@
-"""``/character``: list, show, train (server managers, from photo attachments) and delete trained characters."""
+"""``/character``: list, show, train (server managers, from photo attachments or a photo form) and delete trained
+characters."""
 
 from __future__ import annotations
 
@@ -11,28 +12,26 @@ from discord import app_commands
 from discord.ext import commands
 
 from storyloom.bot import texts
+from storyloom.bot.character_training import check_name_free, queue_training
 from storyloom.bot.characters import (
     MAX_PHOTOS,
+    MIN_PHOTOS,
     character_details,
     character_list,
     character_names,
     check_photos,
-    save_photos,
-    training_head,
 )
 from storyloom.bot.commands.cancel import is_manager
 from storyloom.bot.errors import JobFailure, report
-from storyloom.bot.submit import Request, submit
+from storyloom.bot.photo_form import PhotoForm
 from storyloom.errors import StoryloomError
-from storyloom.queue.character import CharacterExists
-from storyloom.queue.job import JobKind
-from storyloom.queue.params import TrainSubjectParams
 from storyloom.training.characters import check_character_request, remove_character_files
 
 if TYPE_CHECKING:
     from storyloom.bot.app import StoryloomBot
 
 PHOTO_OPTIONS = 21  # Discord allows 25 options per command: name, token, class, description and 21 photos
+ATTACH_MORE = f"attach {MIN_PHOTOS} or more, or leave the photo options out to upload up to {MAX_PHOTOS} in a form"
 Photo = Optional[discord.Attachment]
 
 
@@ -80,7 +79,7 @@ class Characters(commands.GroupCog, group_name="character", group_description="T
         photo17: Photo = None, photo18: Photo = None, photo19: Photo = None, photo20: Photo = None,
         photo21: Photo = None,
     ) -> None:  # fmt: skip
-        """Train a character from 5 or more photos of it (server managers)."""
+        """Train a character from 5–30 photos of it (server managers)."""
         bot = self.bot
         photos = [p for p in (
             photo1, photo2, photo3, photo4, photo5, photo6, photo7, photo8, photo9, photo10, photo11, photo12,
@@ -90,33 +89,19 @@ class Characters(commands.GroupCog, group_name="character", group_description="T
             if not is_manager(interaction):
                 raise JobFailure("only server managers can train characters")
             request = check_character_request(name, token, class_, description or "")
-            check_photos(photos, max_photos=min(MAX_PHOTOS, PHOTO_OPTIONS))
-            taken = await bot.store.find_character(request.name, guild_id=interaction.guild_id)
-            if taken is not None:
-                raise CharacterExists(f"a character named {taken.name!r} already exists; choose another name")
+            if photos:
+                check_photos(photos, how_to_add=ATTACH_MORE, max_photos=min(MAX_PHOTOS, PHOTO_OPTIONS))
+            await check_name_free(bot.store, request.name, interaction.guild_id)
         except StoryloomError as exc:
             await report(interaction, exc)
             return
-        async with bot.in_flight():
-            # Private "thinking…" while the photos download: a file that only looks like a picture is still
-            # refused privately; the public status message follows once the job is queued.
-            await interaction.response.defer(ephemeral=True, thinking=True)
-            try:
-                folder = await save_photos(bot.config.paths.data_dir, photos)
-            except StoryloomError as exc:
-                await report(interaction, exc)
-                return
-            params = TrainSubjectParams(
-                name=request.name, identifier=request.identifier, class_name=request.class_name,
-                images_dir=folder, description=request.description,
-            )  # fmt: skip
-            token_text = f"{request.identifier} {request.class_name}"
-            head = training_head(request.name, token_text)
-            thread = f"🧸 {texts.shorten(request.name, 90)}" if bot.config.bot.results_in_thread else ""
-            accepted = [f"📥 {len(photos)} photos of **{texts.quote(request.name, 40)}** saved; queueing the training"]
-            accepted += [f"⚠️ {warning}" for warning in request.warnings]
-            await interaction.followup.send(texts.fit("\n".join(accepted)), ephemeral=True)
-            await submit(bot, interaction, Request(JobKind.TRAIN_SUBJECT, params, head, thread))
+        if not photos:  # no attachments: a form with room for all 30
+            await interaction.response.send_modal(PhotoForm(request))
+            return
+        # Private "thinking…" while the photos download: a file that only looks like a picture is still
+        # refused privately; the public status message follows once the job is queued.
+        await interaction.response.defer(ephemeral=True, thinking=True)
+        await queue_training(bot, interaction, request, photos)
 
     @app_commands.command()
     @app_commands.describe(name="the character to delete")
@@ -135,7 +120,12 @@ class Characters(commands.GroupCog, group_name="character", group_description="T
         except StoryloomError as exc:
             await report(interaction, exc)
             return
-        await asyncio.to_thread(remove_character_files, deleted, bot.config.paths.data_dir)
+        from storyloom.training.cleanup import sweep_async
+
+        data_dir = bot.config.paths.data_dir
+        await asyncio.to_thread(remove_character_files, deleted, data_dir)
+        # With the last character of its class gone, that class's images may go too (once unused for a while).
+        await sweep_async(bot.store, data_dir, retention_days=bot.config.queue.retention_days)
         await interaction.followup.send(f"🗑️ Deleted **{texts.quote(deleted.name, 40)}**.", ephemeral=True)
 
 

@@ -21,7 +21,7 @@ then the whole book as a PDF. Options: `pages`, `style`, `character`. Under each
 **⬆️ Upscale**; under the book: **➕ Continue** for the next chapter.
 **/queue** — your jobs and when they should be done. **/cancel** `[job]` — stop one.
 **/settings** — your defaults (negative prompt, aspect ratio, story style).
-**/character** `list` · `show` — the trained characters (pets, toys…) to use with `character:`. Server managers: `train` `name` `token` `class` with 5+ photos attached, and `delete` (also whoever trained it).
+**/character** `list` · `show` — the trained characters (pets, toys…) to use with `character:`. Server managers: `train` `name` `token` `class` with 5–21 photos attached, or none to upload 5–30 in a form, and `delete` (also whoever trained it).
 Anyone can press any button; the new pictures are theirs."""
 
 
