@@ -43,7 +43,8 @@ class Heartbeat:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
-        self._thread.join(timeout=max(5.0, self._interval * 2))
+        if self._thread.is_alive():  # a worker that failed before starting it must still report that failure
+            self._thread.join(timeout=max(5.0, self._interval * 2))
 
     def watch(self, monitor: JobMonitor | None) -> None:
         """Renew the lease of ``monitor``'s job from now on (None: the worker is idle)."""
