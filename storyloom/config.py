@@ -46,6 +46,8 @@ class ModelsConfig(_Section):
     image: str = "stable-diffusion-v1-5/stable-diffusion-v1-5"
     controlnet_tile: str = "lllyasviel/control_v11f1e_sd15_tile"
     controlnet_hed: str = "lllyasviel/sd-controlnet-hed"
+    # Makes the HED ControlNet's control images (soft edges); loaded only with upscale.controlnet = "hed".
+    hed_annotator: str = "lllyasviel/Annotators/ControlNetHED.pth"
     esrgan: str = "lllyasviel/Annotators/RealESRGAN_x4plus.pth"
     story: str = "microsoft/Phi-4-mini-instruct"
     # The tiny profile builds missing local models on first use instead of downloading.
@@ -189,6 +191,7 @@ def tiny_model_settings(root: Path) -> dict[str, str]:
         "image": str(root / "sd15"),
         "controlnet_tile": str(root / "controlnet"),
         "controlnet_hed": str(root / "controlnet"),
+        "hed_annotator": str(root / "hed-annotator"),
         "esrgan": str(root / "esrgan" / "tiny_x4.safetensors"),
         "story": str(root / "llama"),
     }

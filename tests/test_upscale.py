@@ -12,7 +12,7 @@ from PIL import Image
 
 from conftest import make_tiny_config
 from storyloom.errors import InvalidInput, JobCanceled, ModelUnavailable
-from storyloom.models.controlnet_upscale import soft_edges, upscaled_size
+from storyloom.models.controlnet_upscale import upscaled_size
 from storyloom.models.loading import ModelCache
 from storyloom.models.parameters import GenerationParameters, read_png_parameters, save_png
 from storyloom.models.upscale import Upscaler
@@ -142,21 +142,83 @@ def test_cancel_during_the_esrgan_stage(upscaler: Upscaler) -> None:
     assert [u.stage for u in updates].count("esrgan") == 1
 
 
-def test_hed_mode_runs(config, cache) -> None:
-    hed = Upscaler.from_config(config, cache, controlnet="hed")
-    result = hed(picture(32), prompt="a tree", seed=0)
-    assert result.image.size == (256, 256)
-    assert result.parameters.extra["ControlNet"].startswith("hed")
+@pytest.fixture(scope="module")
+def hed_upscaler(config, cache) -> Upscaler:
+    return Upscaler.from_config(config, cache, controlnet="hed")
 
 
-def test_soft_edges_light_up_edges_only() -> None:
-    half = np.zeros((64, 64, 3), dtype=np.uint8)
-    half[:, 32:] = 255
-    edges = np.asarray(soft_edges(Image.fromarray(half)).convert("L")).astype(int)
-    assert edges.shape == (64, 64)
-    assert edges[:, 31:33].min() > 200  # the boundary itself
-    assert edges[:, 30:34].min() > 100  # soft, a few pixels wide
-    assert edges[:, :24].max() == 0 and edges[:, 40:].max() == 0  # flat areas
+def test_hed_chain_is_8x_and_repeatable(hed_upscaler: Upscaler) -> None:
+    first = hed_upscaler(picture(32), prompt="a tree", seed=0)
+    again = hed_upscaler(picture(32), prompt="a tree", seed=0)
+    assert first.image.size == (256, 256)
+    assert first.parameters.extra["ControlNet"].startswith("hed")
+    assert np.array_equal(np.asarray(first.image), np.asarray(again.image))
+
+
+def test_hed_control_image_is_the_hed_networks_edge_map(hed_upscaler: Upscaler, tiny_models) -> None:
+    from storyloom.models.hed import WEIGHTS_FILE, hed_classes, load_network
+
+    redraw = hed_upscaler.controlnet
+    assert redraw.hed is not None and redraw.hed.device == redraw.pipe.device
+    resized = picture(64, seed=3).resize((128, 64))  # sides on controlnet_aux's 64-pixel grid: no resizing around it
+    control = redraw.control_image(resized)
+    # The same weights run through controlnet_aux on their own give the very same map.
+    detector_class, _ = hed_classes()
+    reference = detector_class(load_network(tiny_models.hed_annotator / WEIGHTS_FILE))(resized, detect_resolution=64, image_resolution=64)
+    assert control.mode == "RGB" and control.size == (128, 64)
+    assert np.array_equal(np.asarray(control), np.asarray(reference))
+    pixels = np.asarray(control).astype(int)
+    assert (pixels[..., 0] == pixels[..., 1]).all() and (pixels[..., 1] == pixels[..., 2]).all()
+    assert pixels.std() > 1  # a map of the picture, not a flat fill
+    assert not np.array_equal(np.asarray(redraw.control_image(picture(64, seed=4).resize((128, 64)))), np.asarray(control))
+
+
+@pytest.mark.parametrize("size", [(80, 48), (40, 40)])
+def test_hed_control_image_has_the_exact_size_off_the_64_pixel_grid(hed_upscaler: Upscaler, size) -> None:
+    control = hed_upscaler.controlnet.control_image(picture(80).resize(size))
+    assert control.size == size and control.mode == "RGB"
+
+
+def test_missing_hed_annotator_is_one_clear_line(tmp_path: Path, monkeypatch) -> None:
+    import torch
+
+    from storyloom.config import load_config
+    from storyloom.models.hed import HedAnnotator
+
+    def load(name: str) -> str:
+        config = load_config(None, environ={}, overrides={"models": {"hed_annotator": name}})
+        with pytest.raises(ModelUnavailable) as info:
+            HedAnnotator.from_config(config, device=torch.device("cpu"))
+        message = str(info.value)
+        assert Path(name).name in message and "\n" not in message
+        return message
+
+    assert "does not exist" in load(str(tmp_path / "nowhere"))
+    (tmp_path / "notes.pth").write_text("not weights")
+    assert "could not be read" in load(str(tmp_path / "notes.pth"))
+
+    import huggingface_hub.constants
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # The hub client reads the variable once, at import: tell it too, so no request is even tried.
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    offline = load("nobody-here/no-such-annotators/ControlNetHED.pth")
+    assert "'nobody-here/no-such-annotators/ControlNetHED.pth'" in offline
+    assert "storyloom models download" in offline and "HF_HUB_OFFLINE" in offline
+
+
+def test_download_fetches_the_hed_annotator_only_for_the_hed_controlnet() -> None:
+    from storyloom.config import load_config
+    from storyloom.models.download import configured_models
+
+    def fetched(controlnet: str) -> dict[str, str]:
+        config = load_config(None, environ={}, overrides={"upscale": {"controlnet": controlnet}})
+        return {spec.role: spec.name for spec in configured_models(config)}
+
+    assert "hed_annotator" not in fetched("tile")
+    hed = fetched("hed")
+    assert hed["hed_annotator"] == "lllyasviel/Annotators/ControlNetHED.pth"
+    assert hed["controlnet"] == "lllyasviel/sd-controlnet-hed"
 
 
 def _png_header_only(path: Path, width: int, height: int) -> Path:

@@ -5,9 +5,8 @@ source itself (tile) or its edges (HED) holds the composition in place while the
 detail a bigger canvas needs. The pipeline is built from the shared Stable Diffusion components
 (same weights, its own scheduler), so it adds only the ControlNet's weights to memory.
 
-HED: the HED annotator needs its own network weights; instead the control image is a soft edge map
-(Sobel gradient magnitude of the slightly blurred luminance, normalised and brightened), which looks
-like HED's white-on-black soft edges closely enough for the HED ControlNet to follow.
+HED: the control image is the HED soft-edge map the HED ControlNet was trained on, made by the HED
+annotator network (``hed.py``), loaded only when the HED ControlNet is used.
 """
 
 from __future__ import annotations
@@ -18,9 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from storyloom.errors import InvalidInput, JobCanceled
@@ -28,6 +25,7 @@ from storyloom.models.progress import CancelCheck, ProgressCallback
 
 if TYPE_CHECKING:
     from storyloom.config import Config
+    from storyloom.models.hed import HedAnnotator
     from storyloom.models.loading import ModelCache
 
 logger = logging.getLogger(__name__)
@@ -46,23 +44,6 @@ def upscaled_size(width: int, height: int, factor: int = SCALE_FACTOR) -> tuple[
         return max(SIZE_MULTIPLE, int(round(value * factor / SIZE_MULTIPLE)) * SIZE_MULTIPLE)
 
     return side(width), side(height)
-
-
-@torch.no_grad()
-def soft_edges(image: Image.Image) -> Image.Image:
-    """A HED-like control image: white soft edges on black, the same size as ``image``."""
-    gray = torch.from_numpy(np.array(image.convert("L"), dtype=np.float32))[None, None] / 255.0
-    blur = torch.tensor([1.0, 2.0, 1.0]) / 4.0
-    gray = F.conv2d(F.pad(gray, (1, 1, 1, 1), mode="replicate"), (blur[:, None] * blur[None, :])[None, None])
-    sobel = torch.tensor([[-1.0, 0.0, 1.0], [-2.0, 0.0, 2.0], [-1.0, 0.0, 1.0]])
-    gradients = F.conv2d(F.pad(gray, (1, 1, 1, 1), mode="replicate"), torch.stack([sobel, sobel.T])[:, None])
-    magnitude = gradients.pow(2).sum(dim=1).sqrt()[0]
-    peak = float(magnitude.max())
-    if peak > 0:
-        # sqrt brightens faint edges the way HED's soft, thick lines do.
-        magnitude = (magnitude / peak).sqrt()
-    pixels = magnitude.mul(255).round().clamp(0, 255).to(torch.uint8).numpy()
-    return Image.fromarray(pixels).convert("RGB")
 
 
 @dataclass(frozen=True)
@@ -87,15 +68,19 @@ class ControlNetUpscaler:
         prompt_encoder: Any,
         *,
         controlnet: ControlNetKind = "tile",
+        hed: HedAnnotator | None = None,
         num_inference_steps: int = 20,
         strength: float = 0.35,
         guidance_scale: float = 7.0,
         controlnet_conditioning_scale: float = 1.0,
         preview_every: int = 5,
     ) -> None:
+        if controlnet == "hed" and hed is None:
+            raise ValueError("the HED ControlNet needs the HED annotator (hed=) to make its control images")
         self.pipe = pipe
         self.prompt_encoder = prompt_encoder
         self.controlnet = controlnet
+        self.hed = hed
         self.num_inference_steps = num_inference_steps
         self.strength = strength
         self.guidance_scale = guidance_scale
@@ -120,12 +105,18 @@ class ControlNetUpscaler:
 
         kind: ControlNetKind = controlnet or config.upscale.controlnet
         model = load_controlnet(config, kind, device=base.device, dtype=base.dtype, cache=cache)
+        hed = None
+        if kind == "hed":
+            from storyloom.models.hed import HedAnnotator
+
+            hed = HedAnnotator.from_config(config, cache, device=base.device)
         pipe = StableDiffusionControlNetImg2ImgPipeline(**task_components(base), controlnet=model, requires_safety_checker=False)
         pipe.set_progress_bar_config(disable=True)
         return cls(
             pipe,
             PromptEncoder.from_pipeline(pipe, max_chars=config.image.max_prompt_chars),
             controlnet=kind,
+            hed=hed,
             num_inference_steps=config.upscale.steps,
             strength=config.upscale.strength,
             guidance_scale=config.image.guidance_scale,
@@ -141,8 +132,10 @@ class ControlNetUpscaler:
         return lora_loaded(self.pipe, lora_file, adapter_name=adapter_name, scale=scale)
 
     def control_image(self, image: Image.Image) -> Image.Image:
-        """Tile: the (already resized) image itself. HED: its soft edge map."""
-        return image if self.controlnet == "tile" else soft_edges(image)
+        """Tile: the (already resized) image itself. HED: its HED soft-edge map, the same size."""
+        if self.controlnet == "tile" or self.hed is None:  # __init__ refuses "hed" without an annotator
+            return image
+        return self.hed(image)
 
     @staticmethod
     def steps_to_request(num_inference_steps: int, strength: float) -> int:

@@ -26,13 +26,17 @@ class ModelSpec:
 
 def configured_models(config: Config) -> list[ModelSpec]:
     models = config.models
-    controlnet = models.controlnet_tile if config.upscale.controlnet == "tile" else models.controlnet_hed
-    return [
+    hed = config.upscale.controlnet == "hed"
+    controlnet = models.controlnet_hed if hed else models.controlnet_tile
+    specs = [
         ModelSpec("image", models.image, tuple(DIFFUSERS_PATTERNS)),
         ModelSpec("controlnet", controlnet, tuple(SINGLE_MODEL_PATTERNS)),
         ModelSpec("esrgan", models.esrgan, None),
         ModelSpec("story", models.story, tuple(LANGUAGE_MODEL_PATTERNS)),
     ]
+    if hed:  # the HED ControlNet's control images come from the HED annotator
+        specs.insert(2, ModelSpec("hed_annotator", models.hed_annotator, None))
+    return specs
 
 
 def split_hub_file(name: str) -> tuple[str, str]:

@@ -1,8 +1,9 @@
 """Seeded tiny models with the real architectures, built locally in seconds.
 
 They back the tests and the ``tiny`` profile: an SD-1.5-shaped pipeline (UNet, VAE, CLIP text
-encoder and tokenizer, safety checker), a ControlNet made from that UNet, a Real-ESRGAN
-(RRDBNet) weights file, and a LLaMA-shaped causal LM with a byte-level tokenizer.
+encoder and tokenizer, safety checker), a ControlNet made from that UNet, the HED annotator network
+(its fixed architecture, random weights), a Real-ESRGAN (RRDBNet) weights file, and a LLaMA-shaped
+causal LM with a byte-level tokenizer.
 The same seed gives byte-identical weight files.
 """
 
@@ -22,7 +23,7 @@ logger = logging.getLogger(__name__)
 CLIP_HIDDEN = 32
 TINY_SEED = 0
 # Bump when a builder changes, so caches of older tiny models are not reused.
-TINY_FORMAT_VERSION = 2
+TINY_FORMAT_VERSION = 3
 
 # Chat template in the common ``<|role|>`` style; enough for apply_chat_template() to work.
 TINY_CHAT_TEMPLATE = (
@@ -60,6 +61,10 @@ class TinyModelPaths:
         return self.root / "controlnet"
 
     @property
+    def hed_annotator(self) -> Path:
+        return self.root / "hed-annotator"
+
+    @property
     def esrgan(self) -> Path:
         return self.root / "esrgan" / "tiny_x4.safetensors"
 
@@ -95,6 +100,7 @@ def make_tiny_models(root: Path | str, seed: int = TINY_SEED, *, force: bool = F
     builders = (
         (paths.sd15, lambda: build_tiny_sd15(paths.sd15, seed)),
         (paths.controlnet, lambda: build_tiny_controlnet(paths.controlnet, paths.sd15, seed)),
+        (paths.hed_annotator, lambda: build_tiny_hed_annotator(paths.hed_annotator, seed)),
         (paths.esrgan, lambda: build_tiny_esrgan(paths.esrgan, seed)),
         (paths.llama, lambda: build_tiny_llama(paths.llama, seed)),
     )
@@ -314,6 +320,25 @@ def build_tiny_controlnet(target: Path, sd15: Path, seed: int = TINY_SEED) -> No
     controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(16, 32))
     target.mkdir(parents=True, exist_ok=True)
     controlnet.save_pretrained(target, safe_serialization=True)
+    _mark_complete(target)
+
+
+def build_tiny_hed_annotator(target: Path, seed: int = TINY_SEED) -> None:
+    """``ControlNetHED.pth`` for controlnet_aux's HED network, randomly initialised.
+
+    The architecture is fixed (about 14.7M parameters), so the weights are stored in float16 to halve the
+    file (30 MB); they load into the float32 network unchanged. ``torch.save`` writes a zip with fixed
+    timestamps and a content-derived id, so the same seed gives the same bytes."""
+    import torch
+
+    from storyloom.models.hed import WEIGHTS_FILE, hed_classes
+
+    _, network_class = hed_classes()
+    _seeded(seed + 7)
+    network = network_class()
+    state = {key: value.detach().to(torch.float16).contiguous() for key, value in network.state_dict().items()}
+    target.mkdir(parents=True, exist_ok=True)
+    torch.save(state, target / WEIGHTS_FILE)
     _mark_complete(target)
 
 
