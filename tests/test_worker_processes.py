@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
+import time
 from collections import Counter
 from pathlib import Path
 from typing import Iterator
@@ -137,11 +139,33 @@ def test_two_workers_500_jobs_none_claimed_twice_none_lost(store: JobStore, proc
     assert len(pids) == 2  # both workers took part
 
 
-def test_a_hung_worker_loses_its_lease_and_another_one_finishes_the_job(store: JobStore, processes: Processes) -> None:
+def hang_between_transactions(process: subprocess.Popen, database: Path) -> None:
+    """SIGSTOP ``process`` at a moment it holds no write lock on ``database``.
+
+    A worker hangs in model code, not inside its millisecond-long store transactions; stopped in one, it would
+    keep every other process from writing until it runs again."""
+    for _ in range(200):
+        process.send_signal(signal.SIGSTOP)
+        probe = sqlite3.connect(database, timeout=0.2, isolation_level=None)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+            return
+        except sqlite3.OperationalError:  # stopped mid-write: let it finish and try again
+            process.send_signal(signal.SIGCONT)
+            time.sleep(0.01)
+        finally:
+            probe.close()
+    raise AssertionError("the worker never let go of the database's write lock")
+
+
+def test_a_hung_worker_loses_its_lease_and_another_one_finishes_the_job(
+    store: JobStore, processes: Processes, config: Config
+) -> None:
     job = store.enqueue("imagine", {"prompt": "sleep:1.0"}, user_id=1)
     first = processes.start("first", device="cpu")
     status_becomes(store, job.id, JobStatus.RUNNING)
-    first.send_signal(signal.SIGSTOP)  # hangs: no heartbeat, no progress
+    hang_between_transactions(first, config.database_path)  # hangs: no heartbeat, no progress
     try:
         second = processes.start("second", device="cpu")
         done = status_becomes(store, job.id, JobStatus.SUCCEEDED)
