@@ -30,6 +30,7 @@ STATE_FILE = "state.json"
 WEIGHTS_FILE = "trainable.safetensors"
 OPTIMIZER_FILE = "optimizer.pt"
 RNG_FILE = "rng.safetensors"
+RESULT_FILE = "training.json"  # written last: it marks a run finished
 
 
 def fingerprint(**parts: Any) -> str:
@@ -163,6 +164,36 @@ def restore(checkpoint: Checkpoint, parameters: Mapping[str, Any], optimizer: An
 def remove_checkpoint(output_dir: Path) -> None:
     for name in (CHECKPOINT_DIR, f"{CHECKPOINT_DIR}.old", f"{CHECKPOINT_DIR}.tmp"):
         shutil.rmtree(output_dir / name, ignore_errors=True)
+
+
+def mark_finished(output_dir: Path, document: Mapping[str, Any]) -> None:
+    """Write ``training.json`` (atomically: it marks the run finished), and only then drop the checkpoint."""
+    temporary = output_dir / f".{RESULT_FILE}.tmp"
+    temporary.write_text(json.dumps(document, indent=2), encoding="utf-8")
+    temporary.replace(output_dir / RESULT_FILE)
+    remove_checkpoint(output_dir)
+
+
+def finished_result(
+    output_dir: Path, run_fingerprint: str, request: Mapping[str, Any], *, product: str, what: str
+) -> dict[str, Any] | None:
+    """The saved ``result`` when ``output_dir`` holds this very run, finished (same fingerprint and request, and
+    its ``product`` file there); None when there is nothing to find; ``InvalidInput`` when it holds another
+    trained ``what`` (a run in progress, with its checkpoint, is never "another")."""
+    if has_checkpoint(output_dir):
+        return None
+    result_file = output_dir / RESULT_FILE
+    made = (output_dir / product).is_file()
+    if not result_file.is_file() and not made:
+        return None
+    try:
+        document = json.loads(result_file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        document = {}
+    if document.get("fingerprint") == run_fingerprint and document.get("request") == dict(request) and made:
+        logger.info("%s already holds this finished %s", output_dir, what)
+        return document["result"]
+    raise InvalidInput(f"{output_dir} already holds a trained {what}; choose another output directory or delete it")
 
 
 def has_checkpoint(output_dir: Path) -> bool:

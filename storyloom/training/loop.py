@@ -11,19 +11,63 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict
-from typing import Any, Callable
+from pathlib import Path
+from typing import Any, Callable, Mapping, Protocol
 
 from storyloom.errors import InvalidInput, JobCanceled
 from storyloom.models.progress import CancelCheck, ProgressCallback, StepProgress
 from storyloom.training.checkpoints import Checkpoint, Checkpointer
 from storyloom.training.schedule import StepPlan
 
+MAX_GRAD_NORM = 1.0  # gradient clipping, as in diffusers' and peft's training examples
+
 LossOf = Callable[[list[int]], Any]  # example indices of one batch → that batch's loss tensor
 EpochEnd = Callable[[int, int, float], Any]  # (1-based epoch, steps done, mean train loss) → the epoch's record
 
 
+class LoopSettings(Protocol):
+    """What a trainer's arguments tell the loop (``StoryTrainingArgs`` and ``SubjectTrainingArgs`` both do)."""
+
+    output_dir: Path
+    learning_rate: float
+    optimizer: str
+    mixed_precision: str
+    checkpoint_every: int
+
+
 class TrainingLoop:
     """One run's optimizer steps. ``resume()`` first, then anything a fresh run measures, then ``run()``."""
+
+    @classmethod
+    def build(
+        cls,
+        plan: StepPlan,
+        parameters: Mapping[str, Any],
+        settings: LoopSettings,
+        *,
+        run_fingerprint: str,
+        device: Any,
+        name: str,
+        loss_digits: int,
+        progress: ProgressCallback | None = None,
+        should_cancel: CancelCheck | None = None,
+        generator: Any = None,
+    ) -> TrainingLoop:
+        """The loop over ``parameters`` with the optimizer, mixed precision and checkpointer ``settings`` ask for
+        on ``device``; ``generator`` (the trainer's own noise) is checkpointed with the rest."""
+        from storyloom.training.optimizers import autocast_dtype, choose_optimizer, grad_scaler, make_optimizer
+
+        kind = choose_optimizer(settings.optimizer, device)
+        optimizer = make_optimizer(parameters.values(), settings.learning_rate, kind)
+        precision = autocast_dtype(settings.mixed_precision, device)
+        checkpointer = Checkpointer(
+            settings.output_dir, run_fingerprint, parameters=parameters, optimizer=optimizer,
+            scaler=grad_scaler(device, precision), generator=generator,
+        )  # fmt: skip
+        return cls(
+            plan, checkpointer, checkpoint_every=settings.checkpoint_every, max_grad_norm=MAX_GRAD_NORM, name=name,
+            loss_digits=loss_digits, precision=precision, progress=progress, should_cancel=should_cancel,
+        )  # fmt: skip
 
     def __init__(
         self,
@@ -34,6 +78,7 @@ class TrainingLoop:
         max_grad_norm: float,
         name: str,
         loss_digits: int,
+        precision: Any = None,
         progress: ProgressCallback | None = None,
         should_cancel: CancelCheck | None = None,
     ) -> None:
@@ -43,6 +88,7 @@ class TrainingLoop:
         self.max_grad_norm = max_grad_norm
         self.name = name  # how the cancel message calls the run
         self.loss_digits = loss_digits
+        self.precision = precision  # the autocast dtype of the trainer's forward passes (None: full precision)
         self.progress = progress
         self.should_cancel = should_cancel
         self.state: dict[str, Any] = {"losses": [], "epochs": [], "epoch_sum": 0.0, "epoch_count": 0}

@@ -12,7 +12,6 @@ command again continues from it. The eval loss is measured before training and a
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass, field
@@ -29,9 +28,7 @@ from storyloom.training.story_data import TokenizedExample, collate, encode_pair
 
 logger = logging.getLogger(__name__)
 
-RESULT_FILE = "training.json"
 ADAPTER_CONFIG = "adapter_config.json"
-MAX_GRAD_NORM = 1.0
 
 
 @dataclass(frozen=True)
@@ -158,21 +155,8 @@ def _fingerprint(config: Config, args: StoryTrainingArgs, data_hash: str) -> str
 
 def _finished_result(args: StoryTrainingArgs, run: str) -> StoryTrainingResult | None:
     """The saved result when ``output_dir`` already holds this very run, finished; refuse any other adapter."""
-    out = args.output_dir
-    if checkpoints.has_checkpoint(out):
-        return None
-    result_file = out / RESULT_FILE
-    if not result_file.is_file() and not (out / ADAPTER_CONFIG).is_file():
-        return None
-    try:
-        document = json.loads(result_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        document = {}
-    same = document.get("fingerprint") == run and document.get("request") == _request(args)
-    if same and (out / ADAPTER_CONFIG).is_file():
-        logger.info("%s already holds this finished adapter", out)
-        return _result_from_json(document["result"])
-    raise InvalidInput(f"{out} already holds a trained adapter; choose another output directory or delete it")
+    saved = checkpoints.finished_result(args.output_dir, run, _request(args), product=ADAPTER_CONFIG, what="adapter")
+    return None if saved is None else _result_from_json(saved)
 
 
 def _request(args: StoryTrainingArgs) -> dict[str, Any]:
@@ -204,7 +188,7 @@ class _StoryRun:
         self.should_cancel = should_cancel
 
     def train(self) -> StoryTrainingResult:
-        from storyloom.training.optimizers import autocast, autocast_dtype, choose_optimizer, grad_scaler, make_optimizer
+        from storyloom.training.optimizers import autocast
 
         args = self.args
         started = time.perf_counter()
@@ -218,15 +202,11 @@ class _StoryRun:
             max_steps=args.max_steps, seed=args.seed,
         )  # fmt: skip
         parameters = checkpoints.trainable_parameters({"model": model})
-        optimizer = make_optimizer(parameters.values(), args.learning_rate, choose_optimizer(args.optimizer, device))
-        precision = autocast_dtype(args.mixed_precision, device)
-        checkpointer = checkpoints.Checkpointer(
-            args.output_dir, self.run, parameters=parameters, optimizer=optimizer, scaler=grad_scaler(device, precision)
-        )
-        loop = TrainingLoop(
-            plan, checkpointer, checkpoint_every=args.checkpoint_every, max_grad_norm=MAX_GRAD_NORM,
-            name="story training", loss_digits=3, progress=self.progress, should_cancel=self.should_cancel,
+        loop = TrainingLoop.build(
+            plan, parameters, args, run_fingerprint=self.run, device=device, name="story training", loss_digits=3,
+            progress=self.progress, should_cancel=self.should_cancel,
         )  # fmt: skip
+        precision = loop.precision
         saved = loop.resume()
         if saved is not None:
             logger.info("resuming story LoRA training at step %d of %d", saved.step, plan.total_steps)
@@ -337,10 +317,7 @@ class _StoryRun:
             "learning_rate": self.args.learning_rate,
             "result": result.to_json(),
         }
-        temporary = out / f".{RESULT_FILE}.tmp"
-        temporary.write_text(json.dumps(document, indent=2), encoding="utf-8")
-        temporary.replace(out / RESULT_FILE)
-        checkpoints.remove_checkpoint(out)
+        checkpoints.mark_finished(out, document)
         logger.info("story adapter written to %s", out)
 
     def _report(self, step: int, total: int, stage: str) -> None:

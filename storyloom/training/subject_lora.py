@@ -15,7 +15,6 @@ jobs' images.
 from __future__ import annotations
 
 import io
-import json
 import logging
 import os
 import shutil
@@ -35,11 +34,9 @@ from storyloom.training.subject_data import InstanceImage, load_instance_images,
 logger = logging.getLogger(__name__)
 
 LORA_WEIGHT_NAME = "pytorch_lora_weights.safetensors"  # diffusers' default name for a LoRA in safetensors
-RESULT_FILE = "training.json"
 SAMPLES_DIR = "samples"
 UNET_TARGETS = ("to_k", "to_q", "to_v", "to_out.0")
 TEXT_ENCODER_TARGETS = ("q_proj", "k_proj", "v_proj", "out_proj")
-MAX_GRAD_NORM = 1.0
 PROBE_TIMESTEPS = (100, 300, 500, 700, 900)
 PROBE_SEED = 4242
 PREVIEW_SIDE = 512
@@ -224,20 +221,8 @@ def _request(args: SubjectTrainingArgs) -> dict[str, Any]:
 
 
 def _finished_result(args: SubjectTrainingArgs, run: str) -> SubjectTrainingResult | None:
-    out = args.output_dir
-    if checkpoints.has_checkpoint(out):
-        return None
-    result_file = out / RESULT_FILE
-    if not result_file.is_file() and not (out / LORA_WEIGHT_NAME).is_file():
-        return None
-    try:
-        document = json.loads(result_file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        document = {}
-    if document.get("fingerprint") == run and document.get("request") == _request(args) and (out / LORA_WEIGHT_NAME).is_file():
-        logger.info("%s already holds this finished LoRA", out)
-        return SubjectTrainingResult.from_json(document["result"])
-    raise InvalidInput(f"{out} already holds a trained LoRA; choose another output directory or delete it")
+    saved = checkpoints.finished_result(args.output_dir, run, _request(args), product=LORA_WEIGHT_NAME, what="LoRA")
+    return None if saved is None else SubjectTrainingResult.from_json(saved)
 
 
 class _SubjectRun:
@@ -265,7 +250,6 @@ class _SubjectRun:
         import torch
 
         from storyloom.training.class_images import ensure_class_images
-        from storyloom.training.optimizers import autocast_dtype, choose_optimizer, grad_scaler, make_optimizer
 
         args = self.args
         started = time.perf_counter()
@@ -288,17 +272,12 @@ class _SubjectRun:
         )  # fmt: skip
         modules = {"unet": pipe.unet, "text_encoder": pipe.text_encoder if args.train_text_encoder else None}
         parameters = checkpoints.trainable_parameters(modules)
-        optimizer = make_optimizer(parameters.values(), args.learning_rate, choose_optimizer(args.optimizer, self.device))
-        self.precision = autocast_dtype(args.mixed_precision, self.device)
         generator = torch.Generator(device=self.device).manual_seed(args.seed)
-        checkpointer = checkpoints.Checkpointer(
-            args.output_dir, self.run, parameters=parameters, optimizer=optimizer,
-            scaler=grad_scaler(self.device, self.precision), generator=generator,
+        loop = TrainingLoop.build(
+            plan, parameters, args, run_fingerprint=self.run, device=self.device, name="training", loss_digits=4,
+            progress=self.progress, should_cancel=self.should_cancel, generator=generator,
         )  # fmt: skip
-        loop = TrainingLoop(
-            plan, checkpointer, checkpoint_every=args.checkpoint_every, max_grad_norm=MAX_GRAD_NORM,
-            name="training", loss_digits=4, progress=self.progress, should_cancel=self.should_cancel,
-        )  # fmt: skip
+        self.precision = loop.precision
         saved = loop.resume()
         if saved is not None:
             logger.info("resuming DreamBooth training at step %d of %d", saved.step, plan.total_steps)
@@ -554,10 +533,7 @@ class _SubjectRun:
         """``training.json`` marks the run finished; only then does the checkpoint go."""
         out = self.args.output_dir
         document = {"fingerprint": self.run, "request": _request(self.args), "result": result.to_json()}
-        temporary = out / f".{RESULT_FILE}.tmp"
-        temporary.write_text(json.dumps(document, indent=2), encoding="utf-8")
-        temporary.replace(out / RESULT_FILE)
-        checkpoints.remove_checkpoint(out)
+        checkpoints.mark_finished(out, document)
         logger.info("character LoRA written to %s", result.lora_file)
 
     def _report(self, step: int, total: int, stage: str) -> None:
