@@ -7,6 +7,7 @@ from typing import Any
 from storyloom.queue.job import ArtifactKind, NewArtifact
 
 PNG = "image/png"
+JSON = "application/json"
 
 
 def png_artifact(kind: ArtifactKind, index: int, name: str, image: Any, parameters: Any, **metadata: Any) -> NewArtifact:

@@ -13,11 +13,10 @@ from storyloom.errors import InvalidInput
 from storyloom.queue.job import ArtifactKind, JobKind, NewJob
 from storyloom.queue.params import StoryPageParams, StoryParams
 from storyloom.worker.context import Handler, HandlerResult, JobContext
-from storyloom.worker.handlers.artifacts import png_artifact, text_artifact
+from storyloom.worker.handlers.artifacts import JSON, png_artifact, text_artifact
 from storyloom.worker.handlers.characters import drawing_with, tagged
 
 PLAN_NAME = "story.json"
-JSON = "application/json"
 
 
 def handlers() -> dict[JobKind, Handler]:

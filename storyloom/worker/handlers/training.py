@@ -21,7 +21,7 @@ from storyloom.queue.character import CharacterExists, NewCharacter
 from storyloom.queue.job import ArtifactKind, JobKind, NewArtifact
 from storyloom.queue.params import TrainStoryParams, TrainSubjectParams
 from storyloom.worker.context import Handler, HandlerResult, JobContext
-from storyloom.worker.handlers.artifacts import png_artifact, text_artifact
+from storyloom.worker.handlers.artifacts import JSON, png_artifact, text_artifact
 from storyloom.worker.handlers.characters import CHARACTER_KEY
 
 if TYPE_CHECKING:
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 ADAPTERS_DIR = "adapters"
-JSON = "application/json"
 
 
 def handlers() -> dict[JobKind, Handler]:
