@@ -1,5 +1,6 @@
 """Queueing a character's training once its photos are in hand, whichever way they came (the command's
-attachment options or the photo form): the name check both ways share, then photos → saved folder → job.
+attachment options or the photo form): photos → saved folder → job, and the photos removed again when no job
+was queued.
 """
 
 from __future__ import annotations
@@ -21,14 +22,7 @@ from storyloom.queue.params import TrainSubjectParams
 
 if TYPE_CHECKING:
     from storyloom.bot.app import StoryloomBot
-    from storyloom.queue.async_store import AsyncJobStore
     from storyloom.training.characters import CharacterRequest
-
-
-async def check_name_free(store: AsyncJobStore, name: str, guild_id: int | None) -> None:
-    """``CharacterExists`` when a character visible here already has ``name``, or a queued or running training
-    will register it: refused before any photo is saved."""
-    await store.check_character_name(name, guild_id=guild_id)
 
 
 async def queue_training(

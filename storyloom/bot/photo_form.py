@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from storyloom.bot import texts
-from storyloom.bot.character_training import check_name_free, queue_training
+from storyloom.bot.character_training import queue_training
 from storyloom.bot.characters import MAX_PHOTOS, MIN_PHOTOS, check_photos
 from storyloom.bot.commands.cancel import is_manager
 from storyloom.bot.errors import JobFailure, report
@@ -55,7 +55,7 @@ class PhotoForm(discord.ui.Modal):
         try:  # things may have changed while the form was open
             if not is_manager(interaction):
                 raise JobFailure("only server managers can train characters")
-            await check_name_free(bot.store, self.request.name, interaction.guild_id)
+            await bot.store.check_character_name(self.request.name, guild_id=interaction.guild_id)
             check_photos(photos, how_to_add=f"put at least {MIN_PHOTOS} in the first field")
         except StoryloomError as exc:
             await report(interaction, exc)

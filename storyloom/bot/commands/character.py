@@ -12,7 +12,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from storyloom.bot import texts
-from storyloom.bot.character_training import check_name_free, queue_training
+from storyloom.bot.character_training import queue_training
 from storyloom.bot.characters import (
     MAX_PHOTOS,
     MIN_PHOTOS,
@@ -91,7 +91,8 @@ class Characters(commands.GroupCog, group_name="character", group_description="T
             request = check_character_request(name, token, class_, description or "")
             if photos:
                 check_photos(photos, how_to_add=ATTACH_MORE, max_photos=min(MAX_PHOTOS, PHOTO_OPTIONS))
-            await check_name_free(bot.store, request.name, interaction.guild_id)
+            # taken, or already being trained: refused before any photo is saved
+            await bot.store.check_character_name(request.name, guild_id=interaction.guild_id)
         except StoryloomError as exc:
             await report(interaction, exc)
             return
