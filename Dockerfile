@@ -19,10 +19,11 @@ WORKDIR /app
 RUN python3.11 -m venv /opt/venv && chown -R storyloom:storyloom /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
-COPY --chown=storyloom:storyloom pyproject.toml README.md config.toml ./
+COPY --chown=storyloom:storyloom pyproject.toml requirements.lock README.md config.toml ./
 COPY --chown=storyloom:storyloom storyloom ./storyloom
 USER storyloom
-RUN pip install --upgrade pip && pip install .
+# The lock pins every package (the same set the tests ran on); see the README's "Installing and the lock".
+RUN pip install --upgrade pip && pip install -c requirements.lock .
 
 VOLUME ["/data", "/cache/huggingface"]
 # DISCORD_TOKEN comes from the environment at run time; it is never baked into the image.

@@ -182,7 +182,7 @@ class Config(_Section):
 
     @property
     def tiny_models_dir(self) -> Path:
-        return self.paths.data_dir / "tiny-models"
+        return tiny_models_dir(self.paths.data_dir)
 
 
 def tiny_model_settings(root: Path) -> dict[str, str]:
@@ -197,9 +197,16 @@ def tiny_model_settings(root: Path) -> dict[str, str]:
     }
 
 
+def tiny_models_dir(data_dir: Path) -> Path:
+    """Where the ``tiny`` profile builds its models: one folder per builder and library versions."""
+    from storyloom.models.tiny import tiny_models_key
+
+    return data_dir.expanduser().absolute() / "tiny-models" / tiny_models_key()
+
+
 def tiny_overlay(data_dir: Path) -> dict[str, Any]:
     """What the ``tiny`` profile changes: every model is a seeded tiny model built locally."""
-    root = data_dir.expanduser().absolute() / "tiny-models"
+    root = tiny_models_dir(data_dir)
     return {
         "device": {"device": "cpu", "dtype": "float32"},
         "models": {**tiny_model_settings(root), "build_tiny": True},

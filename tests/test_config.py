@@ -4,6 +4,7 @@ import pytest
 
 from storyloom.config import load_config
 from storyloom.errors import ConfigError
+from storyloom.models.tiny import tiny_models_key
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,7 +42,8 @@ def test_tiny_profile_points_models_at_local_directories_and_cpu(tmp_path):
     config = load_config(None, profile="tiny", environ={}, overrides={"paths": {"data_dir": str(tmp_path)}})
     assert config.device.device == "cpu"
     assert config.models.build_tiny
-    assert Path(config.models.image) == tmp_path / "tiny-models" / "sd15"
+    assert Path(config.models.image) == tmp_path / "tiny-models" / tiny_models_key() / "sd15"
+    assert config.tiny_models_dir == tmp_path / "tiny-models" / tiny_models_key()
 
 
 def test_profile_from_environment_and_unknown_profile(tmp_path):
@@ -63,4 +65,4 @@ def test_relative_data_dir_becomes_absolute_so_tiny_models_are_local_paths(tmp_p
     monkeypatch.chdir(tmp_path)
     config = load_config(None, profile="tiny", environ={})
     assert config.paths.data_dir == tmp_path / "data"
-    assert Path(config.models.image) == tmp_path / "data" / "tiny-models" / "sd15"
+    assert Path(config.models.image) == tmp_path / "data" / "tiny-models" / tiny_models_key() / "sd15"

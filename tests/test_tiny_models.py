@@ -37,3 +37,37 @@ def test_tiny_hed_annotator_loads_from_its_directory(tiny_models):
     network = load_network(path)
     assert {p.dtype for p in network.parameters()} == {torch.float32}
     assert torch.equal(network.block1.convs[0].weight, stored["block1.convs.0.weight"].float())
+
+
+def _build_in_subprocess(root: Path, **environ: str) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {key: value for key, value in os.environ.items() if not key.startswith("HF_HUB_")} | environ
+    code = "import sys; from storyloom.models.tiny import make_tiny_models; make_tiny_models(sys.argv[1])"
+    subprocess.run([sys.executable, "-c", code, str(root)], env=env, check=True, timeout=600)
+
+
+def test_builds_are_byte_identical_with_and_without_hf_hub_offline(tmp_path, tiny_models):
+    # huggingface_hub reads HF_HUB_OFFLINE at import time, so each setting needs a fresh interpreter.
+    _build_in_subprocess(tmp_path / "offline", HF_HUB_OFFLINE="1")
+    _build_in_subprocess(tmp_path / "online", HF_HUB_OFFLINE="0")
+    offline, online = _digest(tmp_path / "offline"), _digest(tmp_path / "online")
+    assert offline == online == _digest(tiny_models.root)
+    tokenizer_config = (tmp_path / "offline" / "llama" / "tokenizer_config.json").read_text()
+    assert "local_files_only" not in tokenizer_config
+
+
+def test_cache_key_names_the_builder_and_the_writing_library_versions(monkeypatch):
+    import importlib.metadata
+
+    from storyloom.models.tiny import TINY_FORMAT_VERSION, tiny_models_key
+
+    key = tiny_models_key()
+    assert key.startswith(f"v{TINY_FORMAT_VERSION}-") and key == tiny_models_key()
+    real_version = importlib.metadata.version
+    monkeypatch.setattr(
+        importlib.metadata, "version", lambda name: "9.9.9" if name == "transformers" else real_version(name)
+    )
+    assert tiny_models_key() != key

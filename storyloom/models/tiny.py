@@ -9,6 +9,7 @@ The same seed gives byte-identical weight files.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -23,7 +24,16 @@ logger = logging.getLogger(__name__)
 CLIP_HIDDEN = 32
 TINY_SEED = 0
 # Bump when a builder changes, so caches of older tiny models are not reused.
-TINY_FORMAT_VERSION = 3
+TINY_FORMAT_VERSION = 4
+# The libraries whose code decides the bytes the builders write; a cache built with other versions of any
+# of them is a different cache.
+TINY_WRITER_LIBRARIES = ("torch", "diffusers", "transformers", "tokenizers", "safetensors", "controlnet_aux")
+# Keys that ``from_pretrained``/``save_pretrained`` copy from their own arguments or from the environment
+# (``HF_HUB_OFFLINE=1`` becomes ``"local_files_only": true``); they describe the build, not the model.
+_LOAD_TIME_KEYS = frozenset(
+    {"local_files_only", "cache_dir", "force_download", "proxies", "token", "use_auth_token", "revision",
+     "subfolder", "_commit_hash", "trust_remote_code", "_from_auto", "_from_pipeline"}
+)
 
 # Chat template in the common ``<|role|>`` style; enough for apply_chat_template() to work.
 TINY_CHAT_TEMPLATE = (
@@ -73,14 +83,30 @@ class TinyModelPaths:
         return self.root / "llama"
 
 
+def tiny_models_key() -> str:
+    """The name of a tiny-model cache: the builder's format version and a digest of the versions of the
+    libraries that write the files, so a cache made by another environment is never reused by mistake."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "absent"
+
+    versions = ";".join(f"{name}=={installed(name)}" for name in TINY_WRITER_LIBRARIES)
+    return f"v{TINY_FORMAT_VERSION}-{hashlib.sha256(versions.encode()).hexdigest()[:12]}"
+
+
 def shared_tiny_models() -> TinyModelPaths:
-    """Tiny models built once per machine (``$STORYLOOM_TEST_CACHE`` or ``~/.cache/storyloom-tests``).
+    """Tiny models built once per machine and environment (under ``$STORYLOOM_TEST_CACHE`` or
+    ``~/.cache/storyloom-tests``, in a folder named by ``tiny_models_key()``).
 
     The builder is seeded and byte-identical, so one build can serve every test and benchmark run."""
     import os
 
     base = os.environ.get("STORYLOOM_TEST_CACHE") or Path.home() / ".cache" / "storyloom-tests"
-    return make_tiny_models(Path(base) / f"tiny-models-v{TINY_FORMAT_VERSION}")
+    return make_tiny_models(Path(base) / f"tiny-models-{tiny_models_key()}")
 
 
 def make_tiny_config(data_dir: Path | str, models: TinyModelPaths, **sections: dict[str, Any]) -> Config:
@@ -127,7 +153,18 @@ def _complete(target: Path) -> bool:
 
 
 def _mark_complete(target: Path) -> None:
+    _canonical_json_files(target)
     (target / ".complete").write_text("ok\n")
+
+
+def _canonical_json_files(directory: Path) -> None:
+    """Rewrite every JSON file the libraries wrote without load-time keys, in one fixed layout, so the
+    bytes depend on the seed and the library versions only, never on ``HF_HUB_*`` variables."""
+    for path in sorted(directory.rglob("*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(data, dict):
+            data = {key: value for key, value in data.items() if key not in _LOAD_TIME_KEYS}
+        path.write_text(json.dumps(data, indent=2, sort_keys=True, ensure_ascii=False) + "\n", encoding="utf-8")
 
 
 def _seeded(seed: int):
