@@ -38,7 +38,7 @@ async def _run() -> list[dict]:
     from fakediscord import FakeDiscord
 
     from bench.common import record
-    from storyloom.models.tiny import make_tiny_config, shared_tiny_models
+    from storyloom.models.runtime.tiny import make_tiny_config, shared_tiny_models
     from storyloom.queue import JobStore
     from storyloom.worker.spawn import config_environment
     from storyloom.worker.testing import start_worker_process
@@ -69,7 +69,7 @@ async def _run() -> list[dict]:
                     bot.send_signal(signal.SIGTERM)
                     try:
                         await asyncio.wait_for(bot.wait(), 30)
-                    except asyncio.TimeoutError:
+                    except TimeoutError:
                         bot.kill()
                         await bot.wait()
         finally:

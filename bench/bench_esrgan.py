@@ -64,7 +64,7 @@ def _mb(value: float) -> float:
 
 
 def _build_weights(path: Path) -> None:
-    from storyloom.models.tiny import build_tiny_esrgan
+    from storyloom.models.runtime.tiny import build_tiny_esrgan
 
     build_tiny_esrgan(path)
 
@@ -92,7 +92,7 @@ def _measure(weights: Path, size: int, tile: int) -> dict:
     import numpy as np
     from PIL import Image
 
-    from storyloom.models.esrgan import RealEsrgan
+    from storyloom.models.image.esrgan import RealEsrgan
 
     def peak_rss() -> int:
         return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux

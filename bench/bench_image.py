@@ -67,8 +67,8 @@ def _build(root: Path):
     from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline
 
     from storyloom.config import load_config
-    from storyloom.models.tiny import build_tiny_sd15
-    from storyloom.models.txt2img import Txt2Img
+    from storyloom.models.image.txt2img import Txt2Img
+    from storyloom.models.runtime.tiny import build_tiny_sd15
 
     model_dir = root / "sd15"
     build_tiny_sd15(model_dir)

@@ -70,12 +70,12 @@ def _idle_gap(data_dir: Path) -> dict:
 
 def _imagine_benchmarks(data_dir: Path) -> list[dict]:
 
-    from storyloom.models.tiny import make_tiny_config, shared_tiny_models
-    from storyloom.models.txt2img import Txt2Img
+    import torch
+
+    from storyloom.models.image.txt2img import Txt2Img
+    from storyloom.models.runtime.tiny import make_tiny_config, shared_tiny_models
     from storyloom.queue import JobStore
     from storyloom.worker.testing import start_worker_process
-
-    import torch
 
     config = make_tiny_config(data_dir, shared_tiny_models(), queue=QUEUE_SETTINGS)
     # One torch thread on both sides: on a small shared machine, two-thread pools stall on each other and on

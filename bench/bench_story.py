@@ -11,9 +11,9 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
 from bench.common import median, record, timed
 
@@ -52,10 +52,10 @@ def _measure() -> list[dict]:
     import torch
 
     from storyloom.config import load_config
-    from storyloom.models.story_planner import StoryPlanner
-    from storyloom.models.story_prompts import story_request
-    from storyloom.models.story_writer import StoryWriter
-    from storyloom.models.tiny import build_tiny_llama
+    from storyloom.models.runtime.tiny import build_tiny_llama
+    from storyloom.models.story.planner import StoryPlanner
+    from storyloom.models.story.prompts import story_request
+    from storyloom.models.story.writer import StoryWriter
 
     with tempfile.TemporaryDirectory() as directory:
         llama = Path(directory) / "llama"
@@ -99,10 +99,16 @@ def _measure() -> list[dict]:
 
     return [
         record(
-            "story_tokens_ratio", tokens_ratio, "x", ">= 0.95", tokens_ratio >= 0.95,
+            "story_tokens_ratio",
+            tokens_ratio,
+            "x",
+            ">= 0.95",
+            tokens_ratio >= 0.95,
             writer_tokens_per_second=round(NEW_TOKENS / writer_seconds, 1),
             bare_tokens_per_second=round(NEW_TOKENS / bare_seconds, 1),
-            new_tokens=NEW_TOKENS, rounds=ROUNDS, with_progress_ratio=round(progress_ratio, 4),
+            new_tokens=NEW_TOKENS,
+            rounds=ROUNDS,
+            with_progress_ratio=round(progress_ratio, 4),
         ),
         record("story_plan_ms_per_page", ms_per_page, "ms", "none", True, pages=len(PLAN_PAGES)),
     ]

@@ -120,7 +120,7 @@ def _summary(pairs: list[tuple[float, float]]) -> tuple[float, float, float]:
 
 
 def _subject_ratio() -> dict:
-    from storyloom.models.tiny import make_tiny_config, shared_tiny_models
+    from storyloom.models.runtime.tiny import make_tiny_config, shared_tiny_models
     from storyloom.training.class_images import class_images_dir
     from storyloom.training.subject_lora import SubjectTrainingArgs, train_subject_lora
 
@@ -137,7 +137,9 @@ def _subject_ratio() -> dict:
         settings = config.training
         class_prompt = settings.class_prompt.format(identifier=IDENTIFIER, class_name=CLASS_NAME)
         _make_class_images(config, class_prompt)
-        class_files = sorted(class_images_dir(config, CLASS_NAME, class_prompt, settings.resolution).glob("class_*.png"))
+        class_files = sorted(
+            class_images_dir(config, CLASS_NAME, class_prompt, settings.resolution).glob("class_*.png")
+        )
         assert len(class_files) == SUBJECT_CLASS_IMAGES
         pairs = []
         for number in range(SUBJECT_ROUNDS):
@@ -167,10 +169,17 @@ def _make_class_images(config, prompt: str) -> None:
 
     from storyloom.training.class_images import ensure_class_images
 
-    pipe = StableDiffusionPipeline.from_pretrained(config.models.image, safety_checker=None, requires_safety_checker=False)
+    pipe = StableDiffusionPipeline.from_pretrained(
+        config.models.image, safety_checker=None, requires_safety_checker=False
+    )
     pipe.set_progress_bar_config(disable=True)
     ensure_class_images(
-        pipe, config, class_name=CLASS_NAME, prompt=prompt, count=SUBJECT_CLASS_IMAGES, resolution=config.training.resolution
+        pipe,
+        config,
+        class_name=CLASS_NAME,
+        prompt=prompt,
+        count=SUBJECT_CLASS_IMAGES,
+        resolution=config.training.resolution,
     )
 
 
@@ -204,19 +213,29 @@ class _BareDreamBooth:
         torch.manual_seed(settings.seed)
         rank = settings.subject_rank
         self.unet.add_adapter(
-            LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=["to_k", "to_q", "to_v", "to_out.0"])
+            LoraConfig(
+                r=rank,
+                lora_alpha=rank,
+                init_lora_weights="gaussian",
+                target_modules=["to_k", "to_q", "to_v", "to_out.0"],
+            )
         )
         self.lora = [parameter for parameter in self.unet.parameters() if parameter.requires_grad]
         self.optimizer = torch.optim.AdamW(self.lora, lr=settings.subject_learning_rate, weight_decay=1e-2)
 
         def embed(text: str):
-            ids = tokenizer(text, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt")
+            ids = tokenizer(
+                text, padding="max_length", max_length=tokenizer.model_max_length, truncation=True, return_tensors="pt"
+            )
             with torch.no_grad():
                 return text_encoder(ids.input_ids)[0][0]
 
         prompts = {"identifier": IDENTIFIER, "class_name": CLASS_NAME}
         self.batch, self.accumulation = settings.subject_batch_size, settings.gradient_accumulation
-        instance_embed, class_embed = embed(settings.instance_prompt.format(**prompts)), embed(settings.class_prompt.format(**prompts))
+        instance_embed, class_embed = (
+            embed(settings.instance_prompt.format(**prompts)),
+            embed(settings.class_prompt.format(**prompts)),
+        )
         self.hidden = torch.stack([instance_embed] * self.batch + [class_embed] * self.batch)
         self.photos = [_pixels(path, settings.resolution) for path in photo_files]
         self.class_images = [_pixels(path, settings.resolution) for path in class_files]
@@ -269,7 +288,7 @@ def _story_pairs() -> list[dict[str, str]]:
 
 
 def _story_ratio() -> dict:
-    from storyloom.models.tiny import make_tiny_config, shared_tiny_models
+    from storyloom.models.runtime.tiny import make_tiny_config, shared_tiny_models
     from storyloom.training.story_lora import StoryTrainingArgs, train_story_lora
 
     models = shared_tiny_models()
@@ -330,7 +349,9 @@ class _BareCausalLM:
         model.config.use_cache = False
         model.requires_grad_(False)
         torch.manual_seed(args.seed)
-        lora = LoraConfig(task_type="CAUSAL_LM", r=args.rank, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout)
+        lora = LoraConfig(
+            task_type="CAUSAL_LM", r=args.rank, lora_alpha=args.lora_alpha, lora_dropout=args.lora_dropout
+        )
         self.model = get_peft_model(model, lora)
         self.trainable = [parameter for parameter in self.model.parameters() if parameter.requires_grad]
         self.optimizer = torch.optim.AdamW(self.trainable, lr=args.learning_rate, weight_decay=1e-2)
@@ -356,7 +377,9 @@ def _subject_smoke() -> dict:
     It runs with torch's default threads (both cores), so other work on the machine slows it much more than
     the one-thread ratios above; ``load_average`` (1 minute, at the end) tells how busy the machine was."""
     env = {name: value for name, value in os.environ.items() if not name.startswith("STORYLOOM_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(Path(__file__).resolve().parent.parent), env.get("PYTHONPATH")]))
+    env["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(Path(__file__).resolve().parent.parent), env.get("PYTHONPATH")])
+    )
     seconds: list[float] = []
     while len(seconds) < SMOKE_RUNS and sum(seconds) + max(seconds, default=0.0) <= SMOKE_BUDGET_SECONDS:
         with tempfile.TemporaryDirectory(prefix="bench-smoke-") as tmp:

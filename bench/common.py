@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import statistics
 import time
-from typing import Callable
+from collections.abc import Callable
 
 
 def record(name: str, value: float, unit: str, target: str, holds: bool, **extra) -> dict:
     """One result line: ``target`` is a readable condition such as ``"<= 1.05"``."""
-    return {"name": name, "value": round(float(value), 4), "unit": unit, "target": target, "holds": bool(holds), **extra}
+    return {
+        "name": name,
+        "value": round(float(value), 4),
+        "unit": unit,
+        "target": target,
+        "holds": bool(holds),
+        **extra,
+    }
 
 
 def median(values: list[float]) -> float:
@@ -23,7 +30,9 @@ def timed(function: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def interleaved_ratio(candidate: Callable[[], object], baseline: Callable[[], object], rounds: int) -> tuple[float, float, float]:
+def interleaved_ratio(
+    candidate: Callable[[], object], baseline: Callable[[], object], rounds: int
+) -> tuple[float, float, float]:
     """Median of per-round time ratios candidate/baseline, alternating the two so noise hits both.
 
     Returns (median ratio, median candidate seconds, median baseline seconds)."""

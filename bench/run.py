@@ -24,7 +24,9 @@ def main(argv: list[str]) -> int:
             results = importlib.import_module(f"bench.{name}").run()
         except Exception:
             traceback.print_exc()
-            print(json.dumps({"name": name, "value": None, "unit": "", "target": "", "holds": False, "error": "crashed"}))
+            print(
+                json.dumps({"name": name, "value": None, "unit": "", "target": "", "holds": False, "error": "crashed"})
+            )
             failed = True
             continue
         for result in results:

@@ -7,10 +7,12 @@ The Discord token is never part of the config: it is read from ``DISCORD_TOKEN``
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -197,10 +199,30 @@ def tiny_model_settings(root: Path) -> dict[str, str]:
     }
 
 
+# Bump when a builder changes, so caches of older tiny models are not reused.
+TINY_FORMAT_VERSION = 4
+# The libraries whose code decides the bytes the builders write; a cache built with other versions of any
+# of them is a different cache.
+TINY_WRITER_LIBRARIES = ("torch", "diffusers", "transformers", "tokenizers", "safetensors", "controlnet_aux")
+
+
+def tiny_models_key() -> str:
+    """The name of a tiny-model cache: the builder's format version and a digest of the versions of the
+    libraries that write the files, so a cache made by another environment is never reused by mistake."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "absent"
+
+    versions = ";".join(f"{name}=={installed(name)}" for name in TINY_WRITER_LIBRARIES)
+    return f"v{TINY_FORMAT_VERSION}-{hashlib.sha256(versions.encode()).hexdigest()[:12]}"
+
+
 def tiny_models_dir(data_dir: Path) -> Path:
     """Where the ``tiny`` profile builds its models: one folder per builder and library versions."""
-    from storyloom.models.tiny import tiny_models_key
-
     return data_dir.expanduser().absolute() / "tiny-models" / tiny_models_key()
 
 
@@ -214,8 +236,13 @@ def tiny_overlay(data_dir: Path) -> dict[str, Any]:
         "upscale": {"steps": 4, "esrgan_tile": 64, "esrgan_tile_overlap": 8},
         "story": {"max_new_tokens": 160},
         "training": {
-            "resolution": 64, "num_class_images": 4, "subject_epochs": 4, "story_epochs": 2, "story_max_tokens": 256,
-            "sample_images": 2, "checkpoint_every": 5,
+            "resolution": 64,
+            "num_class_images": 4,
+            "subject_epochs": 4,
+            "story_epochs": 2,
+            "story_max_tokens": 256,
+            "sample_images": 2,
+            "checkpoint_every": 5,
         },
     }
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from storyloom.config import Config
-from storyloom.models.tiny import TinyModelPaths, make_tiny_config, shared_tiny_models
+from storyloom.models.runtime.tiny import TinyModelPaths, make_tiny_config, shared_tiny_models
 
 __all__ = ["artifact_image", "finished", "finished_somehow", "make_tiny_config"]
 
@@ -22,7 +22,9 @@ def finished_somehow(store, job_id: int, timeout: float = 120.0):
     """The job once it has ended, whatever its status (waits on the real store)."""
     from storyloom.worker.testing import wait_until
 
-    return wait_until(lambda: (j := store.get(job_id)).is_finished and j, timeout, interval=0.05, what=f"job {job_id} to end")
+    return wait_until(
+        lambda: (j := store.get(job_id)).is_finished and j, timeout, interval=0.05, what=f"job {job_id} to end"
+    )
 
 
 def finished(store, job_id: int, timeout: float = 120.0):

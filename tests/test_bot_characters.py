@@ -6,8 +6,8 @@ registry is filled directly through the store where a command needs an existing 
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 
 import pytest
 from fakediscord import FakeDiscord, Upload
@@ -106,8 +106,13 @@ async def test_bad_training_requests_are_refused_privately_and_queue_nothing(
         corrupt = [*photos(4), Upload("broken.png", b"\x89PNG not really")]
         cases = [
             ({**TRAIN, "name": "Tom"}, photos(5), fake.member, "only server managers"),
-            ({**TRAIN, "name": "Tom"}, photos(2), fake.manager, "at least 5 photos of it (got 2); attach 5 or more, "
-             "or leave the photo options out to upload up to 30 in a form"),
+            (
+                {**TRAIN, "name": "Tom"},
+                photos(2),
+                fake.manager,
+                "at least 5 photos of it (got 2); attach 5 or more, "
+                "or leave the photo options out to upload up to 30 in a form",
+            ),
             ({**TRAIN, "name": "Tom"}, text, fake.manager, "notes.txt is not a picture"),
             (TRAIN, photos(5), fake.manager, "already exists"),
             ({**TRAIN, "name": "Tom", "token": "Bad Token"}, photos(5), fake.manager, "token"),
@@ -213,9 +218,7 @@ async def test_the_form_takes_27_photos_and_queues_the_training(fake: FakeDiscor
         assert sorted(p.name for p in folder.iterdir()) == [f"photo_{n:02d}.png" for n in range(1, 28)]
 
 
-async def test_the_form_refuses_bad_photos_and_a_name_taken_meanwhile(
-    fake: FakeDiscord, store, tmp_path: Path
-) -> None:
+async def test_the_form_refuses_bad_photos_and_a_name_taken_meanwhile(fake: FakeDiscord, store, tmp_path: Path) -> None:
     config = bot_config(tmp_path)
     async with running_bot(config, store, fake):
         text = [*photos(6), Upload("notes.txt", b"not a picture")]

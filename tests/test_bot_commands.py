@@ -7,8 +7,8 @@ limits) in seconds. ``test_bot_e2e.py`` runs the same paths with a real worker o
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import AsyncIterator
 
 import pytest
 from fakediscord import FakeDiscord

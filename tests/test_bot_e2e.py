@@ -11,8 +11,9 @@ import asyncio
 import io
 import os
 import signal
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 import pytest_asyncio

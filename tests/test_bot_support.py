@@ -9,10 +9,10 @@ import json
 import logging
 import re
 import threading
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import AsyncIterator, Callable
 
 from fakediscord import FakeDiscord, FakeMessage
 
@@ -106,7 +106,7 @@ class SupervisedWorker:
     supervisor: object = None
     thread: threading.Thread | None = None
 
-    def start(self) -> "SupervisedWorker":
+    def start(self) -> SupervisedWorker:
         from storyloom.worker.supervisor import Supervisor
 
         self.supervisor = Supervisor(self.config, ["cpu"], shutdown_timeout=10)
@@ -229,14 +229,16 @@ class FastWorker:
         self.done.append(job.id)
 
     def results(self, job: Job) -> tuple[list[NewArtifact], list[NewJob]]:
-        image = lambda i: NewArtifact(
-            ArtifactKind.IMAGE,
-            i,
-            f"image_{i + 1}.png",
-            "image/png",
-            self.image,
-            {"seed": 100 + i, "width": 8, "height": 8},
-        )
+        def image(i):
+            return NewArtifact(
+                ArtifactKind.IMAGE,
+                i,
+                f"image_{i + 1}.png",
+                "image/png",
+                self.image,
+                {"seed": 100 + i, "width": 8, "height": 8},
+            )
+
         if job.kind in (JobKind.IMAGINE, JobKind.VARY):
             grid = NewArtifact(
                 ArtifactKind.GRID, 0, "grid.png", "image/png", self.grid, {"seeds": [100, 101, 102, 103]}

@@ -10,12 +10,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import artifact_image, finished, finished_somehow, make_tiny_config
 from PIL import Image, ImageDraw
 
+from storyloom.characters.registry import check_character_request, registry_lookup, remove_character_files
+from storyloom.characters.uploads import Upload, save_training_photos
 from storyloom.config import QueueConfig
+from storyloom.domain.parameters import read_png_parameters
 from storyloom.errors import InvalidInput
-from storyloom.models.character_lora import with_character
-from storyloom.models.parameters import read_png_parameters
+from storyloom.models.image.lora import with_character
 from storyloom.queue import (
     ArtifactKind,
     AsyncJobStore,
@@ -26,12 +29,9 @@ from storyloom.queue import (
     JobStore,
     NewCharacter,
 )
-from storyloom.training.characters import check_character_request, registry_lookup, remove_character_files
-from storyloom.training.uploads import Upload, save_training_photos
 from storyloom.worker.registry import build_handlers
 from storyloom.worker.resources import ModelResources, ModelSpec, default_specs
 from storyloom.worker.testing import wait_until, worker_in_thread
-from conftest import artifact_image, finished, finished_somehow, make_tiny_config
 
 KINDS = [kind.value for kind in JobKind]
 
@@ -172,7 +172,12 @@ async def test_the_bots_async_store_has_the_same_registry(tmp_path: Path) -> Non
 
 def test_a_training_request_is_checked_and_a_common_word_token_only_warns() -> None:
     request = check_character_request(" Mr  Paws ", "ohwx", " Teddy Bear ")
-    assert (request.name, request.identifier, request.class_name, request.warnings) == ("Mr Paws", "ohwx", "teddy bear", ())
+    assert (request.name, request.identifier, request.class_name, request.warnings) == (
+        "Mr Paws",
+        "ohwx",
+        "teddy bear",
+        (),
+    )
     warned = check_character_request("Rex", "dog", "puppy")
     assert len(warned.warnings) == 1 and "common English word" in warned.warnings[0]
     with pytest.raises(InvalidInput, match="must differ from the class"):
@@ -237,8 +242,10 @@ PLAN = json.dumps(
 )
 
 
-def test_a_train_subject_job_registers_a_character_that_imagine_and_story_then_draw_with(tmp_path: Path, tiny_models) -> None:
-    from storyloom.models.story_testing import ScriptedLanguageModel
+def test_a_train_subject_job_registers_a_character_that_imagine_and_story_then_draw_with(
+    tmp_path: Path, tiny_models
+) -> None:
+    from storyloom.models.story.testing import ScriptedLanguageModel
 
     config = make_tiny_config(
         tmp_path, tiny_models, image={"steps": 3}, queue={"heartbeat_seconds": 0.2},
@@ -246,11 +253,18 @@ def test_a_train_subject_job_registers_a_character_that_imagine_and_story_then_d
     )  # fmt: skip
     lm = ScriptedLanguageModel([lambda request: STORY if request.use_adapter else PLAN])
     specs = {**default_specs(), "story_writer": ModelSpec("story_writer", "language", lambda config, cache: lm)}
-    resources = ModelResources(config, specs=specs, budget_bytes=10**12, estimates={"language": 1, "image": 1}, memory_probe=lambda: 0)
+    resources = ModelResources(
+        config, specs=specs, budget_bytes=10**12, estimates={"language": 1, "image": 1}, memory_probe=lambda: 0
+    )
     data_dir = config.paths.data_dir
-    folder = save_training_photos(data_dir, [Upload(f"{i}.png", photo_bytes(i)) for i in range(4)], min_images=3, max_images=30)
+    folder = save_training_photos(
+        data_dir, [Upload(f"{i}.png", photo_bytes(i)) for i in range(4)], min_images=3, max_images=30
+    )
 
-    with JobStore.from_config(config) as store, worker_in_thread(config, handlers=build_handlers(), resources=resources):
+    with (
+        JobStore.from_config(config) as store,
+        worker_in_thread(config, handlers=build_handlers(), resources=resources),
+    ):
         job = store.enqueue("train_subject", _train_params(images_dir=folder), user_id=7, guild_id=99, channel_id=1)
         finished(store, job.id)
         record = store.character("mittens", guild_id=99)
@@ -261,25 +275,41 @@ def test_a_train_subject_job_registers_a_character_that_imagine_and_story_then_d
         assert store.find_character("Mittens", guild_id=100) is None
         artifacts = store.artifacts(job.id)
         kinds = [(a.kind, a.index) for a in artifacts]
-        assert kinds == [(ArtifactKind.TEXT, 0), (ArtifactKind.GRID, 0), (ArtifactKind.IMAGE, 0), (ArtifactKind.IMAGE, 1)]
+        assert kinds == [
+            (ArtifactKind.TEXT, 0),
+            (ArtifactKind.GRID, 0),
+            (ArtifactKind.IMAGE, 0),
+            (ArtifactKind.IMAGE, 1),
+        ]
         assert read_png_parameters(artifact_image(artifacts[2])).extra["Character"] == "Mittens"
         assert json.loads(artifacts[0].data)["steps"] == 4
 
         request = {"prompt": "Mittens in a garden", "seed": 5, "num_images": 1}
         plain = finished(store, store.enqueue("imagine", request, user_id=7, guild_id=99).id)
-        drawn = finished(store, store.enqueue("imagine", {**request, "character": "Mittens"}, user_id=7, guild_id=99).id)
+        drawn = finished(
+            store, store.enqueue("imagine", {**request, "character": "Mittens"}, user_id=7, guild_id=99).id
+        )
         plain_again = finished(store, store.enqueue("imagine", request, user_id=7, guild_id=99).id)
         base, with_lora, base_again = (pixels(store, j.id) for j in (plain, drawn, plain_again))
         assert np.array_equal(base, base_again)  # the LoRA was unloaded: the base draws exactly as before
-        lora_only = finished(store, store.enqueue("imagine", {**request, "prompt": "bhna cat in a garden"}, user_id=7, guild_id=99).id)
+        lora_only = finished(
+            store, store.enqueue("imagine", {**request, "prompt": "bhna cat in a garden"}, user_id=7, guild_id=99).id
+        )
         assert np.abs(with_lora.astype(int) - pixels(store, lora_only.id)).mean() > 0.5  # same prompt, LoRA or not
         stored = read_png_parameters(artifact_image(store.artifact(drawn.id, 0)))
         assert stored.prompt == "bhna cat in a garden" and stored.extra["Character"] == "Mittens"
 
-        vary = finished(store, store.enqueue("vary", {"index": 0, "seed": 3}, user_id=7, guild_id=99, parent_id=drawn.id).id)
+        vary = finished(
+            store, store.enqueue("vary", {"index": 0, "seed": 3}, user_id=7, guild_id=99, parent_id=drawn.id).id
+        )
         assert read_png_parameters(artifact_image(store.artifact(vary.id, 0))).extra["Character"] == "Mittens"
 
-        story = store.enqueue("story", {"summary": "Mittens sails to the moon", "pages": 2, "seed": 3, "character": "Mittens"}, user_id=7, guild_id=99)
+        story = store.enqueue(
+            "story",
+            {"summary": "Mittens sails to the moon", "pages": 2, "seed": 3, "character": "Mittens"},
+            user_id=7,
+            guild_id=99,
+        )
         finished(store, story.id)
         pages = store.children(story.id)
         assert [p.params["character"] for p in pages] == ["Mittens", "Mittens"]
@@ -288,24 +318,41 @@ def test_a_train_subject_job_registers_a_character_that_imagine_and_story_then_d
             finished(store, page.id)
             assert read_png_parameters(artifact_image(store.artifact(page.id, 0))).extra["Character"] == "Mittens"
 
-        unknown = finished_somehow(store, store.enqueue("imagine", {**request, "character": "Rex"}, user_id=7, guild_id=99).id)
-        assert unknown.status is JobStatus.FAILED and "'Rex' is unknown; known characters: Mittens" in unknown.error.message
-        elsewhere = finished_somehow(store, store.enqueue("imagine", {**request, "character": "Mittens"}, user_id=8, guild_id=100).id)
+        unknown = finished_somehow(
+            store, store.enqueue("imagine", {**request, "character": "Rex"}, user_id=7, guild_id=99).id
+        )
+        assert (
+            unknown.status is JobStatus.FAILED
+            and "'Rex' is unknown; known characters: Mittens" in unknown.error.message
+        )
+        elsewhere = finished_somehow(
+            store, store.enqueue("imagine", {**request, "character": "Mittens"}, user_id=8, guild_id=100).id
+        )
         assert elsewhere.status is JobStatus.FAILED and "unknown" in elsewhere.error.message
 
         with pytest.raises(CharacterExists, match="already exists"):
             store.enqueue("train_subject", _train_params(images_dir=folder), user_id=8, guild_id=99)
         assert not (data_dir / folder).exists()  # its photos went once the job succeeded
-        outside = finished_somehow(store, store.enqueue("train_subject", _train_params(name="Rex", images_dir="../../etc"), user_id=8, guild_id=99).id)
+        outside = finished_somehow(
+            store,
+            store.enqueue(
+                "train_subject", _train_params(name="Rex", images_dir="../../etc"), user_id=8, guild_id=99
+            ).id,
+        )
         assert outside.status is JobStatus.FAILED and "outside the data directory" in outside.error.message
         assert [c.name for c in store.list_characters(guild_id=99)] == ["Mittens"]
 
 
-def test_a_canceled_train_story_job_keeps_its_checkpoint_and_its_retry_resumes_from_it(tmp_path: Path, tiny_models) -> None:
+def test_a_canceled_train_story_job_keeps_its_checkpoint_and_its_retry_resumes_from_it(
+    tmp_path: Path, tiny_models
+) -> None:
     config = make_tiny_config(tmp_path, tiny_models, queue={"heartbeat_seconds": 0.2}, training={"checkpoint_every": 1})
     dataset = config.paths.data_dir / "pairs.json"
     dataset.parent.mkdir(parents=True, exist_ok=True)
-    pairs = [{"summary": f"Bhna finds a {w}.", "story": f"Bhna the cat found a {w}. The end."} for w in ("hat", "boat", "moon")]
+    pairs = [
+        {"summary": f"Bhna finds a {w}.", "story": f"Bhna the cat found a {w}. The end."}
+        for w in ("hat", "boat", "moon")
+    ]
     dataset.write_text(json.dumps(pairs))
     params = {"dataset": "pairs.json", "name": "bhna-tales", "max_steps": 60}
     with JobStore.from_config(config) as store, worker_in_thread(config, handlers=build_handlers()):
@@ -314,7 +361,9 @@ def test_a_canceled_train_story_job_keeps_its_checkpoint_and_its_retry_resumes_f
         store.cancel(job.id)
         canceled = finished_somehow(store, job.id)
         assert canceled.status is JobStatus.CANCELED
-        state = json.loads((config.paths.data_dir / "adapters" / "bhna-tales" / "checkpoint" / "state.json").read_text())
+        state = json.loads(
+            (config.paths.data_dir / "adapters" / "bhna-tales" / "checkpoint" / "state.json").read_text()
+        )
         assert 2 <= state["step"] < 60
 
         retry = store.retry(job.id)
@@ -323,7 +372,9 @@ def test_a_canceled_train_story_job_keeps_its_checkpoint_and_its_retry_resumes_f
         result = json.loads(summary.data)
         assert result["resumed_from"] == state["step"] and result["steps"] == 60
         assert result["adapter_dir"] == "adapters/bhna-tales" and len(result["losses"]) == 60
-        bad = finished_somehow(store, store.enqueue("train_story", {**params, "dataset": "../pairs.json"}, user_id=1).id)
+        bad = finished_somehow(
+            store, store.enqueue("train_story", {**params, "dataset": "../pairs.json"}, user_id=1).id
+        )
         assert bad.status is JobStatus.FAILED and "outside the data directory" in bad.error.message
 
 
@@ -331,7 +382,14 @@ def test_a_canceled_train_story_job_keeps_its_checkpoint_and_its_retry_resumes_f
 
 
 def _train_params(**changes) -> dict:
-    return {"name": "Mittens", "identifier": "bhna", "class_name": "cat", "images_dir": "uploads/x", "max_steps": 4, **changes}
+    return {
+        "name": "Mittens",
+        "identifier": "bhna",
+        "class_name": "cat",
+        "images_dir": "uploads/x",
+        "max_steps": 4,
+        **changes,
+    }
 
 
 def photo_bytes(index: int) -> bytes:

@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from storyloom.characters.cleanup import Removal, plan_cleanup, read_facts, remove, sweep, sweep_async
+from storyloom.characters.registry import job_output_dir
 from storyloom.cli.main import main
 from storyloom.config import QueueConfig, load_config
 from storyloom.errors import InvalidInput
 from storyloom.queue import AsyncJobStore, JobKind, JobStatus, JobStore, NewCharacter
 from storyloom.queue.job import Job, JobError
-from storyloom.training.characters import job_output_dir
-from storyloom.training.cleanup import Removal, plan_cleanup, read_facts, remove, sweep, sweep_async
 from storyloom.worker.context import HandlerResult, JobContext
 from storyloom.worker.testing import wait_until, worker_in_thread
 
@@ -101,7 +101,9 @@ def planned(store: JobStore, data_dir: Path, *, now: float | None = None, retent
 # --- photos ------------------------------------------------------------------------------------------------
 
 
-def test_photos_stay_while_a_job_may_still_need_them_and_go_once_trained(store: JobStore, data_dir: Path, clock: Clock) -> None:
+def test_photos_stay_while_a_job_may_still_need_them_and_go_once_trained(
+    store: JobStore, data_dir: Path, clock: Clock
+) -> None:
     fresh = photos(data_dir, "fresh")  # saved by the bot a moment ago, its job not queued yet
     orphan = photos(data_dir, "orphan", age=2 * HOUR)
     queued = photos(data_dir, "queued", age=2 * HOUR)
@@ -169,7 +171,9 @@ def test_a_jobs_output_goes_once_the_job_ended_unless_a_character_uses_it(store:
 # --- class images ------------------------------------------------------------------------------------------
 
 
-def test_class_images_stay_while_their_class_is_used_and_go_when_unused_for_a_while(store: JobStore, data_dir: Path) -> None:
+def test_class_images_stay_while_their_class_is_used_and_go_when_unused_for_a_while(
+    store: JobStore, data_dir: Path
+) -> None:
     cache = data_dir / "class-images"
     cat = folder(cache / f"cat-512-{KEY}", age=40 * DAY)
     cat_dog = folder(cache / f"cat-dog-512-{KEY}", age=40 * DAY)  # "cat" must not keep "cat dog"
@@ -211,7 +215,9 @@ def test_removal_stays_inside_the_training_folders_and_never_follows_a_link(
 
     root = data_dir.resolve()
     with pytest.raises(ValueError, match="refusing to delete"):
-        remove([Removal(root / "uploads" / "characters" / "gone", "x"), Removal(tmp_path / "family-photos", "x")], data_dir)
+        remove(
+            [Removal(root / "uploads" / "characters" / "gone", "x"), Removal(tmp_path / "family-photos", "x")], data_dir
+        )
     with pytest.raises(ValueError, match="refusing to delete"):
         remove([Removal(root / "uploads" / "characters" / ".." / "characters", "x")], data_dir)
     assert remove([Removal(root / "uploads" / "characters" / "linked", "x")], data_dir) == []
@@ -233,7 +239,9 @@ async def test_the_bots_async_store_plans_the_same(data_dir: Path) -> None:
 # --- where it runs -----------------------------------------------------------------------------------------
 
 
-def test_queue_purge_and_character_delete_remove_what_nothing_needs(store: JobStore, data_dir: Path, clock: Clock, capsys) -> None:
+def test_queue_purge_and_character_delete_remove_what_nothing_needs(
+    store: JobStore, data_dir: Path, clock: Clock, capsys
+) -> None:
     config = data_dir.parent / "config.toml"
     config.write_text(f'[paths]\ndata_dir = "{data_dir}"\n', encoding="utf-8")
     clock.now -= 40 * DAY

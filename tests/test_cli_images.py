@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from storyloom.cli.main import main
-from storyloom.models.parameters import read_png_parameters
+from storyloom.domain.parameters import read_png_parameters
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -2,9 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from storyloom.config import load_config
+from storyloom.config import load_config, tiny_models_key
 from storyloom.errors import ConfigError
-from storyloom.models.tiny import tiny_models_key
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,7 +18,10 @@ def test_repository_config_file_loads_with_documented_defaults():
 
 
 def test_environment_overrides_a_key_as_a_typed_value():
-    config = load_config(ROOT / "config.toml", environ={"STORYLOOM_IMAGE__STEPS": "20", "STORYLOOM_WORKER__DEVICES": '["cuda:0", "cuda:1"]'})
+    config = load_config(
+        ROOT / "config.toml",
+        environ={"STORYLOOM_IMAGE__STEPS": "20", "STORYLOOM_WORKER__DEVICES": '["cuda:0", "cuda:1"]'},
+    )
     assert config.image.steps == 20
     assert config.worker.devices == ["cuda:0", "cuda:1"]
 

@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 
 from storyloom.errors import JobCanceled, ModelUnavailable
-from storyloom.models.esrgan import RealEsrgan, blend_weights, tile_spans
+from storyloom.models.image.esrgan import RealEsrgan, blend_weights, tile_spans
 
 
 @pytest.fixture(scope="module")

@@ -14,15 +14,14 @@ import sys
 import textwrap
 import time
 import zlib
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import AsyncIterator
 
 import aiohttp
 import discord
 import pytest
 from discord.ext import commands
-
 from fakediscord import FakeDiscord, SnowflakeFactory, Upload, point_discord_at
 
 
@@ -94,7 +93,7 @@ class Upscale(discord.ui.DynamicItem[discord.ui.Button], template=r"sl:u:(?P<job
         self.job, self.index = job, index
 
     @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button, match) -> "Upscale":
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button, match) -> Upscale:
         return cls(int(match["job"]), int(match["index"]))
 
     async def callback(self, interaction: discord.Interaction) -> None:

@@ -6,7 +6,7 @@ import io
 
 from PIL import Image
 
-from storyloom.models.parameters import GenerationParameters, png_bytes, read_png_parameters, save_png
+from storyloom.domain.parameters import GenerationParameters, png_bytes, read_png_parameters, save_png
 
 PARAMS = GenerationParameters(
     prompt="a ((red)) cat, (on a mat:1.2)",

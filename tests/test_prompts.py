@@ -8,18 +8,17 @@ from compel import Compel
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from storyloom.errors import InvalidInput
-from storyloom.models.prompts import (
+from storyloom.domain.prompts import (
     BREAK,
     PromptChunk,
-    PromptEncoder,
     compel_prompts,
     parse_emphasis,
     split_breaks,
     to_compel,
-    to_conjunction,
     validate_prompt,
 )
+from storyloom.errors import InvalidInput
+from storyloom.models.image.conditioning import PromptEncoder, to_conjunction
 
 
 def weights(prompt: str) -> list[tuple[str, float]]:

@@ -44,7 +44,9 @@ def run_next(worker: JobStore, artifacts=(), followups=()) -> int:
     return job.id
 
 
-async def test_the_bot_enqueues_and_reads_what_a_worker_produced(bot_store: AsyncJobStore, worker_store: JobStore) -> None:
+async def test_the_bot_enqueues_and_reads_what_a_worker_produced(
+    bot_store: AsyncJobStore, worker_store: JobStore
+) -> None:
     job = await bot_store.enqueue("imagine", {"prompt": "a fox", "seed": 3}, user_id=1, channel_id=CHANNEL)
     await bot_store.set_destination(job.id, message_id=77)
     assert (await bot_store.get(job.id)).message_id == 77
@@ -120,7 +122,9 @@ def page(index: int) -> NewJob:
     return NewJob(JobKind.STORY_PAGE, {"page": index, "text": f"page {index + 1}", "prompt": "scene"}, page_index=index)
 
 
-async def test_pages_are_delivered_in_page_order_after_their_story(bot_store: AsyncJobStore, worker_store: JobStore) -> None:
+async def test_pages_are_delivered_in_page_order_after_their_story(
+    bot_store: AsyncJobStore, worker_store: JobStore
+) -> None:
     story = await bot_store.enqueue("story", {"summary": "a fox at sea"}, user_id=1, channel_id=CHANNEL)
     run_next(worker_store, followups=[page(0), page(1), page(2)])
     pages = {p.page_index: p.id for p in await bot_store.children(story.id)}
@@ -168,7 +172,9 @@ async def test_cancelling_a_store_call_mid_transaction_leaves_the_connection_usa
     store = await AsyncJobStore.open(tmp_path / "jobs.db")
     try:
         for attempt in range(30):
-            call = asyncio.ensure_future(store.enqueue("imagine", {"prompt": f"cat {attempt}"}, user_id=attempt % 5 + 1, enforce_caps=False))
+            call = asyncio.ensure_future(
+                store.enqueue("imagine", {"prompt": f"cat {attempt}"}, user_id=attempt % 5 + 1, enforce_caps=False)
+            )
             await asyncio.sleep(0.0005 * (attempt % 6))
             call.cancel()
             try:

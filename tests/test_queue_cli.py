@@ -32,7 +32,10 @@ def test_list_shows_status_user_kind_age_and_position(setup, capsys) -> None:
     config, database = setup
     with JobStore.open(database, QueueConfig(max_waiting_per_user=10)) as store:
         running = store.enqueue("imagine", {"prompt": "x"}, user_id=11)
-        waiting = [store.enqueue("story", {"summary": "y"}, user_id=22), store.enqueue("imagine", {"prompt": "z"}, user_id=11)]
+        waiting = [
+            store.enqueue("story", {"summary": "y"}, user_id=22),
+            store.enqueue("imagine", {"prompt": "z"}, user_id=11),
+        ]
         store.claim("w", KINDS)
         store.report_progress(running.id, "w", 3, 30)
     assert run(config, "list") == 0

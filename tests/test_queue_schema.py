@@ -49,7 +49,9 @@ def test_migrations_are_numbered_without_gaps_and_split_into_statements(tmp_path
         load_migrations(tmp_path)
     trigger = "CREATE TRIGGER t AFTER INSERT ON a BEGIN\n  INSERT INTO b VALUES (1);\nEND;\nSELECT 1;"
     first, second = split_statements(trigger)
-    assert first == "CREATE TRIGGER t AFTER INSERT ON a BEGIN\n  INSERT INTO b VALUES (1);\nEND;" and second == "SELECT 1;"
+    assert (
+        first == "CREATE TRIGGER t AFTER INSERT ON a BEGIN\n  INSERT INTO b VALUES (1);\nEND;" and second == "SELECT 1;"
+    )
 
 
 def test_a_file_from_the_previous_version_is_upgraded_with_its_jobs(tmp_path: Path) -> None:
@@ -59,7 +61,9 @@ def test_a_file_from_the_previous_version_is_upgraded_with_its_jobs(tmp_path: Pa
     with JobStore.open(path, migrations=current) as store:
         waiting = store.enqueue("imagine", {"prompt": "still here"}, user_id=1)
     assert user_version(path) == len(current)
-    upgrade = Migration(len(current) + 1, "next.sql", "ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;\n")
+    upgrade = Migration(
+        len(current) + 1, "next.sql", "ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;\n"
+    )
     with JobStore.open(path, migrations=(*current, upgrade)) as store:
         assert store.get(waiting.id).params["prompt"] == "still here"
         assert store.claim("w", ["imagine"]).id == waiting.id

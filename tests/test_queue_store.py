@@ -74,7 +74,11 @@ def test_a_job_goes_from_queued_to_succeeded_with_its_artifacts(store: JobStore,
     assert done.status is JobStatus.SUCCEEDED and done.duration == pytest.approx(2.5)
     assert done.lease_expires_at is None
     stored = store.artifacts(job.id)
-    assert [(a.kind, a.index) for a in stored] == [(ArtifactKind.IMAGE, 0), (ArtifactKind.IMAGE, 1), (ArtifactKind.GRID, 0)]
+    assert [(a.kind, a.index) for a in stored] == [
+        (ArtifactKind.IMAGE, 0),
+        (ArtifactKind.IMAGE, 1),
+        (ArtifactKind.GRID, 0),
+    ]
     assert store.artifact(job.id, 1).data == b"\x89PNG\x01" and store.artifact(job.id, 1).metadata == {"seed": 1}
     assert store.artifact(job.id, 5) is None
 
@@ -251,7 +255,12 @@ def test_a_graceful_hand_back_costs_no_attempt(store: JobStore) -> None:
     job = imagine(store)
     store.claim("w1", KINDS)
     released = store.release(job.id, "w1")
-    assert (released.status, released.attempts, released.worker_id, released.started_at) == (JobStatus.QUEUED, 0, None, None)
+    assert (released.status, released.attempts, released.worker_id, released.started_at) == (
+        JobStatus.QUEUED,
+        0,
+        None,
+        None,
+    )
     assert store.claim("w2", KINDS).runs == 2
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from storyloom.domain.sizes import parse_aspect_ratio, size_for_aspect_ratio
 from storyloom.errors import InvalidInput
-from storyloom.models.sizes import parse_aspect_ratio, size_for_aspect_ratio
 
 
 @pytest.mark.parametrize(

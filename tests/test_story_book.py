@@ -9,18 +9,22 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from storyloom.models.book import save_page_image, write_book
-from storyloom.models.book_fonts import FontSet, find_fonts
-from storyloom.models.book_pdf import write_pdf
-from storyloom.models.story_plan import ChapterPlan, PagePlan, StoryPlan
-from storyloom.models.story_testing import FakeTxt2Img
+from storyloom.domain.book.files import save_page_image, write_book
+from storyloom.domain.book.fonts import FontSet, find_fonts
+from storyloom.domain.book.pdf import write_pdf
+from storyloom.domain.story.plan import ChapterPlan, PagePlan, StoryPlan
+from storyloom.models.story.testing import FakeTxt2Img
 
 ENGLISH_PAGES = [
     "Bhna the cat lived in a cozy house by the sea. Every morning she watched the boats.",
     "One day a friendly dog knocked on the door. “Shall we go on an adventure?” he asked.",
     "They crossed a river on a wooden bridge and climbed a green hill — café au lait for everyone!",
 ]
-CHINESE_PAGES = ["从前，有一只叫小花的小猫，住在海边。", "有一天，一只小狗来敲门。“你想去冒险吗？”", "她们开心地回家了。"]
+CHINESE_PAGES = [
+    "从前，有一只叫小花的小猫，住在海边。",
+    "有一天，一只小狗来敲门。“你想去冒险吗？”",
+    "她们开心地回家了。",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -140,7 +144,7 @@ def test_missing_pictures_and_chapters_still_make_a_book(tmp_path):
 
 
 def test_page_png_carries_its_parameters(tmp_path):
-    from storyloom.models.parameters import read_png_parameters
+    from storyloom.domain.parameters import read_png_parameters
 
     plan = make_plan(ENGLISH_PAGES[:1])
     illustrate(plan, tmp_path)

@@ -7,7 +7,7 @@ import re
 import pytest
 
 from storyloom.cli.main import main
-from storyloom.models.story_plan import StoryPlan
+from storyloom.domain.story.plan import StoryPlan
 
 
 @pytest.fixture

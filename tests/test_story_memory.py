@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from storyloom.domain.story.plan import ChapterPlan, PagePlan, StoryPlan
 from storyloom.errors import InvalidInput
-from storyloom.models.story_memory import answer_room, chapter_synopsis, continuation, extractive_synopsis
-from storyloom.models.story_plan import ChapterPlan, PagePlan, StoryPlan
-from storyloom.models.story_testing import ScriptedLanguageModel
+from storyloom.models.story.memory import answer_room, chapter_synopsis, continuation, extractive_synopsis
+from storyloom.models.story.testing import ScriptedLanguageModel
 
 
 def _chapter_text(number: int, sentences: int = 40) -> str:
@@ -90,7 +90,7 @@ def test_too_small_a_window_is_a_clear_error():
 
 
 def test_trimming_with_the_real_tokenizer(tiny_config):
-    from storyloom.models.story_writer import StoryWriter
+    from storyloom.models.story.writer import StoryWriter
 
     config = tiny_config.model_copy(update={"story": tiny_config.story.model_copy(update={"context_tokens": 1024})})
     writer = StoryWriter.from_config(config)

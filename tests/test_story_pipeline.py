@@ -9,12 +9,13 @@ import re
 
 import pytest
 
+from storyloom.domain.seeds import page_seed
+from storyloom.domain.story.plan import Character, StoryPlan, character_lookup
 from storyloom.errors import InvalidInput, JobCanceled
-from storyloom.models.story import StoryPipeline
-from storyloom.models.story_checks import StoryFailed
-from storyloom.models.story_plan import Character, StoryPlan, character_lookup, page_seed
-from storyloom.models.story_testing import FakeTxt2Img, ScriptedLanguageModel
-from storyloom.models.story_writer import TextRequest
+from storyloom.models.story.drafts import StoryFailed
+from storyloom.models.story.pipeline import StoryPipeline
+from storyloom.models.story.testing import FakeTxt2Img, ScriptedLanguageModel
+from storyloom.models.story.writer import TextRequest
 
 STORY = (
     "Title: Bhna and the Kind Dragon\n\n"
@@ -147,7 +148,7 @@ def test_one_bad_attempt_then_a_good_one(tiny_config):
 
 def test_garbage_model_output_still_makes_a_valid_book(tiny_config, tmp_path):
     garbage = (
-        "renenerbho endver7appellifimim wXWhe [{\"very fores st\x1c +haracters endp illFche Little inimOct "
+        'renenerbho endver7appellifimim wXWhe [{"very fores st\x1c +haracters endp illFche Little inimOct '
         "was friE flowcenittleekind&Giv dayden~7 foutlle"
     )
     pipeline, _, images = make_pipeline(tiny_config, garbage)

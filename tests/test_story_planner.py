@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 
-from storyloom.models.story_plan import CastMember
-from storyloom.models.story_planner import StoryPlanner, compose_prompt
-from storyloom.models.story_styles import get_style, style_presets
-from storyloom.models.story_testing import ScriptedLanguageModel
+from storyloom.domain.story.plan import CastMember
+from storyloom.domain.story.styles import get_style, style_presets
+from storyloom.models.story.planner import StoryPlanner, compose_prompt
+from storyloom.models.story.testing import ScriptedLanguageModel
 
 PAGES = [
     "Bhna the cat lived by the sea. She loved watching boats.",
@@ -54,7 +54,7 @@ def test_malformed_json_is_repaired_without_a_retry():
 
 
 def test_garbage_then_valid_json_is_retried_with_another_seed():
-    planner, lm = _planner("[{\"end\x1c storyrenhr Whe te ust", json.dumps(GOOD))
+    planner, lm = _planner('[{"end\x1c storyrenhr Whe te ust', json.dumps(GOOD))
     plan = planner(PAGES, seed=5)
     assert plan.attempts == 2 and lm.seeds == [5, 6]
     assert all(page.source == "model" for page in plan.pages)

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from storyloom.errors import InvalidInput
-from storyloom.models.story_json import parse_json_object
-from storyloom.models.story_pages import split_pages
-from storyloom.models.story_safety import SafetyScreen
-from storyloom.models.story_text import (
+from storyloom.domain.story.pages import split_pages
+from storyloom.domain.story.safety import SafetyScreen
+from storyloom.domain.story.text import (
     clean_model_text,
     detect_language,
     extract_title,
     looks_like_text,
     split_sentences,
 )
+from storyloom.errors import InvalidInput
+from storyloom.models.story.json_reply import parse_json_object
 
 ENGLISH = (
     "Once upon a time there was a little cat named Bhna. She lived in a cozy house by the sea.\n\n"
-    "Every morning Bhna watched the boats. One day a friendly dog knocked on the door. \"Shall we go on an "
-    "adventure?\" asked the dog.\n\n"
+    'Every morning Bhna watched the boats. One day a friendly dog knocked on the door. "Shall we go on an '
+    'adventure?" asked the dog.\n\n'
     "They walked through the forest and crossed a river on a wooden bridge. They climbed a green hill. At the top "
     "they found a garden full of flowers.\n\n"
     "A kind dragon was sleeping in the garden. The dragon woke up, smiled and told them about the stars. When the "
@@ -105,7 +105,7 @@ def test_extract_title():
 def test_garbage_detection():
     assert looks_like_text("A small orange cat")
     assert looks_like_text("一只橙色的小猫")
-    assert not looks_like_text("{}[]\":,,,!!")
+    assert not looks_like_text('{}[]":,,,!!')
     assert not looks_like_text("x")
 
 
@@ -181,12 +181,16 @@ def test_extra_banned_words():
     assert screen.check("A story about carrots").allowed
 
 
-def test_plan_checks_and_book_modules_do_not_import_torch():
+def test_domain_modules_do_not_import_torch():
     """The bot process validates stories and renders PDFs with these modules, and must stay torch-free."""
+    import pkgutil
     import subprocess
     import sys
 
-    modules = ["story_plan", "story_checks", "story_safety", "story_styles", "story_prompts", "story_memory", "book"]
-    code = "; ".join(f"import storyloom.models.{name}" for name in modules)
+    import storyloom.domain
+
+    modules = [info.name for info in pkgutil.walk_packages(storyloom.domain.__path__, "storyloom.domain.")]
+    assert "storyloom.domain.story.plan" in modules and "storyloom.domain.book.pdf" in modules
+    code = "; ".join(f"import {name}" for name in modules)
     code += "; import sys; assert 'torch' not in sys.modules, 'torch was imported'"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from storyloom.errors import InvalidInput, JobCanceled, ModelUnavailable
-from storyloom.models.story_prompts import STORYTELLER_SYSTEM_PROMPT, story_request
-from storyloom.models.story_writer import StoryWriter, TextRequest
+from storyloom.models.story.prompts import STORYTELLER_SYSTEM_PROMPT, story_request
+from storyloom.models.story.writer import StoryWriter, TextRequest
 
 torch = pytest.importorskip("torch")
 

@@ -1,11 +1,15 @@
 import hashlib
 from pathlib import Path
 
-from storyloom.models.tiny import make_tiny_models
+from storyloom.models.runtime.tiny import make_tiny_models
 
 
 def _digest(root: Path) -> dict[str, str]:
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_same_seed_builds_byte_identical_models(tmp_path, tiny_models):
@@ -18,7 +22,7 @@ def test_same_seed_builds_byte_identical_models(tmp_path, tiny_models):
 
 
 def test_other_seed_builds_other_weights(tmp_path, tiny_models):
-    from storyloom.models.tiny import build_tiny_esrgan
+    from storyloom.models.runtime.tiny import build_tiny_esrgan
 
     other = tmp_path / "x.safetensors"
     build_tiny_esrgan(other, seed=123)
@@ -28,7 +32,7 @@ def test_other_seed_builds_other_weights(tmp_path, tiny_models):
 def test_tiny_hed_annotator_loads_from_its_directory(tiny_models):
     import torch
 
-    from storyloom.models.hed import WEIGHTS_FILE, load_network, weights_path
+    from storyloom.models.image.hed import WEIGHTS_FILE, load_network, weights_path
 
     stored = torch.load(tiny_models.hed_annotator / WEIGHTS_FILE, map_location="cpu", weights_only=True)
     assert {value.dtype for value in stored.values()} == {torch.float16}  # half the file
@@ -45,7 +49,7 @@ def _build_in_subprocess(root: Path, **environ: str) -> None:
     import sys
 
     env = {key: value for key, value in os.environ.items() if not key.startswith("HF_HUB_")} | environ
-    code = "import sys; from storyloom.models.tiny import make_tiny_models; make_tiny_models(sys.argv[1])"
+    code = "import sys; from storyloom.models.runtime.tiny import make_tiny_models; make_tiny_models(sys.argv[1])"
     subprocess.run([sys.executable, "-c", code, str(root)], env=env, check=True, timeout=600)
 
 
@@ -62,7 +66,7 @@ def test_builds_are_byte_identical_with_and_without_hf_hub_offline(tmp_path, tin
 def test_cache_key_names_the_builder_and_the_writing_library_versions(monkeypatch):
     import importlib.metadata
 
-    from storyloom.models.tiny import TINY_FORMAT_VERSION, tiny_models_key
+    from storyloom.config import TINY_FORMAT_VERSION, tiny_models_key
 
     key = tiny_models_key()
     assert key.startswith(f"v{TINY_FORMAT_VERSION}-") and key == tiny_models_key()

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from storyloom.cli.main import main
-from storyloom.models.parameters import read_png_parameters
+from storyloom.domain.parameters import read_png_parameters
 
 
 @pytest.fixture
@@ -25,9 +25,28 @@ def tiny_env(monkeypatch, tmp_path, tiny_models):
 
 
 def test_train_story_writes_an_adapter_and_reports_the_losses(tiny_env, capsys) -> None:
-    pairs = [{"summary": f"Bhna finds a {w}.", "story": f"Bhna the cat found a {w}. The end."} for w in ("hat", "boat", "moon")]
+    pairs = [
+        {"summary": f"Bhna finds a {w}.", "story": f"Bhna the cat found a {w}. The end."}
+        for w in ("hat", "boat", "moon")
+    ]
     (tiny_env / "pairs.json").write_text(json.dumps(pairs))
-    assert main(["train-story", "pairs.json", "--out", "adapters/tales", "--max-steps", "2", "--lr", "1e-3", "--profile", "tiny"]) == 0
+    assert (
+        main(
+            [
+                "train-story",
+                "pairs.json",
+                "--out",
+                "adapters/tales",
+                "--max-steps",
+                "2",
+                "--lr",
+                "1e-3",
+                "--profile",
+                "tiny",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr()
     adapter = tiny_env / "data" / "adapters" / "tales"
     assert "2 steps on 2 pairs (1 held out for evaluation)" in out.out and "eval loss" in out.out
@@ -56,7 +75,23 @@ def test_train_subject_registers_a_character_that_imagine_and_the_character_comm
     assert main(["character", "show", "whiskers", "--preview", str(preview), "--profile", "tiny"]) == 0
     assert "token:       cat kitten" in capsys.readouterr().out and preview.read_bytes()[:2] == b"\xff\xd8"
 
-    assert main(["imagine", "Whiskers on a boat", "--character", "Whiskers", "--seed", "1", "--out", "img", "--profile", "tiny"]) == 0
+    assert (
+        main(
+            [
+                "imagine",
+                "Whiskers on a boat",
+                "--character",
+                "Whiskers",
+                "--seed",
+                "1",
+                "--out",
+                "img",
+                "--profile",
+                "tiny",
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
     stored = read_png_parameters(tiny_env / "img" / "image_1.png")
     assert stored.prompt == "cat kitten on a boat"
@@ -78,9 +113,18 @@ def test_train_subject_registers_a_character_that_imagine_and_the_character_comm
     [
         (["train-story", "missing.json", "--out", "adapters/x"], "does not exist"),
         (["train-story", "bad.json", "--out", "adapters/x"], "bad.json is not valid JSON"),
-        (["train-subject", "photos", "--token", "Bad Token", "--class", "cat", "--out", "characters/x"], "token 'Bad Token' is not allowed"),
-        (["train-subject", "photos", "--token", "bhna", "--class", "cat", "--out", "characters/x"], "photos has no photos"),
-        (["train-story", "good.json", "--out", "adapters/x", "--eval-split", "1.5"], "eval split must be at least 0 and below 1"),
+        (
+            ["train-subject", "photos", "--token", "Bad Token", "--class", "cat", "--out", "characters/x"],
+            "token 'Bad Token' is not allowed",
+        ),
+        (
+            ["train-subject", "photos", "--token", "bhna", "--class", "cat", "--out", "characters/x"],
+            "photos has no photos",
+        ),
+        (
+            ["train-story", "good.json", "--out", "adapters/x", "--eval-split", "1.5"],
+            "eval split must be at least 0 and below 1",
+        ),
     ],
 )
 def test_bad_input_exits_with_one_clear_line(tiny_env, capsys, argv, message: str) -> None:

@@ -9,17 +9,20 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from conftest import make_tiny_config
 from safetensors.torch import load_file
 
 from storyloom.errors import InvalidInput, JobCanceled
-from storyloom.models.story_prompts import story_request
+from storyloom.models.story.prompts import story_request
 from storyloom.training import checkpoints
 from storyloom.training.story_data import IGNORE_INDEX, StoryPair, encode_pair, load_story_pairs, split_pairs
 from storyloom.training.story_lora import StoryTrainingArgs, train_story_lora
-from conftest import make_tiny_config
 
 PAIRS = [
-    {"summary": f"A cat named Bhna finds a {thing}.", "story": f"Once upon a time Bhna the cat found a {thing}. She was very happy. The end."}
+    {
+        "summary": f"A cat named Bhna finds a {thing}.",
+        "story": f"Once upon a time Bhna the cat found a {thing}. She was very happy. The end.",
+    }
     for thing in ("boat", "hat", "moon", "tree", "fish")
 ]
 ADAPTER_FILE = "adapter_model.safetensors"
@@ -47,7 +50,7 @@ def train(config, dataset: Path, out: str, **options):
 def test_training_examples_score_the_story_only_and_match_the_writers_prompt_tokens(tiny_models) -> None:
     from transformers import AutoTokenizer
 
-    from storyloom.models.story_writer import StoryWriter
+    from storyloom.models.story.writer import StoryWriter
 
     tokenizer = AutoTokenizer.from_pretrained(tiny_models.llama)
     pair = StoryPair("A cat named Bhna finds a boat.", "Bhna sailed away.")
@@ -73,7 +76,7 @@ def _story_settings():
 def test_loss_goes_down_and_the_adapter_loads_in_the_story_writer_and_changes_its_story(
     tmp_path: Path, tiny_models, dataset: Path
 ) -> None:
-    from storyloom.models.story_writer import StoryWriter
+    from storyloom.models.story.writer import StoryWriter
 
     config = story_config(tmp_path, tiny_models, story_batch_size=4)
     stages = []
@@ -115,7 +118,9 @@ def test_an_interrupted_run_resumes_from_its_checkpoint_and_ends_where_an_uninte
 
     out = config.paths.data_dir / "adapters" / "resumed"
     with pytest.raises(JobCanceled, match="step 3 of 6"):
-        train(config, dataset, "adapters/resumed", max_steps=6, learning_rate=1e-2, should_cancel=stop_after_three_steps)
+        train(
+            config, dataset, "adapters/resumed", max_steps=6, learning_rate=1e-2, should_cancel=stop_after_three_steps
+        )
     assert checkpoints.has_checkpoint(out) and not (out / ADAPTER_FILE).exists()
     resumed = train(config, dataset, "adapters/resumed", max_steps=6, learning_rate=1e-2)
 
@@ -133,12 +138,14 @@ def test_qlora_trains_on_a_4_bit_base_on_cpu_and_the_adapter_loads_on_a_4_bit_wr
 ) -> None:
     import bitsandbytes as bnb
 
-    from storyloom.models.story_writer import StoryWriter
+    from storyloom.models.story.writer import StoryWriter
 
     config = story_config(tmp_path, tiny_models, optimizer="adamw8bit")  # bitsandbytes' 8-bit AdamW, on CPU too
     result = train(config, dataset, "adapters/q", max_steps=3, learning_rate=1e-2, qlora=True)
     assert result.steps == 3 and all(loss == loss for loss in result.losses)
-    story = config.story.model_copy(update={"adapter": str(config.paths.data_dir / "adapters" / "q"), "quantization": "4bit"})
+    story = config.story.model_copy(
+        update={"adapter": str(config.paths.data_dir / "adapters" / "q"), "quantization": "4bit"}
+    )
     writer = StoryWriter.from_config(config.model_copy(update={"story": story})).with_settings(max_new_tokens=4)
     assert any(isinstance(module, bnb.nn.Linear4bit) for module in writer.model.modules())
     request = story_request(PAIRS[1]["summary"], prompt_format="storyteller", pages=1, max_new_tokens=16)
@@ -165,7 +172,9 @@ def test_bad_datasets_are_refused_with_a_clear_message(tmp_path: Path, content: 
         load_story_pairs(path)
 
 
-def test_a_missing_dataset_and_an_occupied_output_directory_are_refused(tmp_path: Path, tiny_models, dataset: Path) -> None:
+def test_a_missing_dataset_and_an_occupied_output_directory_are_refused(
+    tmp_path: Path, tiny_models, dataset: Path
+) -> None:
     config = story_config(tmp_path, tiny_models)
     with pytest.raises(InvalidInput, match="does not exist"):
         train(config, dataset.with_name("nope.json"), "adapters/x", max_steps=1)

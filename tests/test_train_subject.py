@@ -9,16 +9,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import make_tiny_config
 from PIL import Image, ImageDraw
 from safetensors.torch import load_file
 
+from storyloom.domain.paths import inside_data_dir
 from storyloom.errors import InvalidInput, JobCanceled
 from storyloom.training import checkpoints
 from storyloom.training.class_images import class_images_dir
-from storyloom.training.paths import inside_data_dir
 from storyloom.training.subject_data import caption_with_token, load_instance_images
 from storyloom.training.subject_lora import LORA_WEIGHT_NAME, SubjectTrainingArgs, train_subject_lora
-from conftest import make_tiny_config
 
 
 def draw_photos(directory: Path, count: int = 4) -> Path:
@@ -52,7 +52,7 @@ def pixels(batch) -> np.ndarray:
 def test_dreambooth_learns_the_photos_and_its_lora_changes_the_pictures_then_unloads_to_the_exact_base(
     tmp_path: Path, tiny_models
 ) -> None:
-    from storyloom.models.txt2img import Txt2Img
+    from storyloom.models.image.txt2img import Txt2Img
 
     config = subject_config(tmp_path, tiny_models, subject_learning_rate=2e-3)
     photos = draw_photos(tmp_path / "data" / "photos")
@@ -86,7 +86,9 @@ def test_dreambooth_learns_the_photos_and_its_lora_changes_the_pictures_then_unl
     assert again.class_images == 4 and [path.stat().st_mtime_ns for path in cached] == stamps
 
 
-def test_an_interrupted_run_resumes_from_its_checkpoint_and_ends_with_the_same_lora(tmp_path: Path, tiny_models) -> None:
+def test_an_interrupted_run_resumes_from_its_checkpoint_and_ends_with_the_same_lora(
+    tmp_path: Path, tiny_models
+) -> None:
     config = subject_config(tmp_path, tiny_models, sample_images=0, checkpoint_every=1, num_class_images=2)
     photos = draw_photos(tmp_path / "data" / "photos", count=3)
     straight = train(config, photos, "characters/straight", max_steps=4)
@@ -141,12 +143,22 @@ def test_photos_without_a_caption_get_the_instance_prompt(tmp_path: Path) -> Non
         photos, identifier="bhna", class_name="cat", instance_prompt="a photo of {identifier} {class_name}",
         min_images=3, max_images=10,
     )  # fmt: skip
-    assert [image.caption for image in found] == ["a bhna cat asleep on a blue sofa", "a photo of bhna cat", "a photo of bhna cat"]
+    assert [image.caption for image in found] == [
+        "a bhna cat asleep on a blue sofa",
+        "a photo of bhna cat",
+        "a photo of bhna cat",
+    ]
 
 
 def _load(directory: Path, **limits):
     options = {"min_images": 3, "max_images": 10, **limits}
-    return load_instance_images(directory, identifier="bhna", class_name="cat", instance_prompt="a photo of {identifier} {class_name}", **options)
+    return load_instance_images(
+        directory,
+        identifier="bhna",
+        class_name="cat",
+        instance_prompt="a photo of {identifier} {class_name}",
+        **options,
+    )
 
 
 def test_bad_photo_folders_are_refused_with_a_clear_message(tmp_path: Path) -> None:

@@ -10,11 +10,11 @@ import torch
 from conftest import make_tiny_config
 from PIL import Image
 
+from storyloom.domain.parameters import read_png_parameters
 from storyloom.errors import InvalidInput, JobCanceled, OutOfMemory
-from storyloom.models.imaging import blurred_placeholder
-from storyloom.models.parameters import read_png_parameters
-from storyloom.models.progress import StepProgress
-from storyloom.models.txt2img import ImageBatch, Txt2Img
+from storyloom.models.image.imaging import blurred_placeholder
+from storyloom.models.image.txt2img import ImageBatch, Txt2Img
+from storyloom.models.runtime.step_progress import StepProgress
 
 PROMPT = "a watercolor painting of a small orange cat"
 
@@ -254,7 +254,7 @@ def test_out_of_memory_twice_is_a_clear_error(txt2img: Txt2Img, monkeypatch) -> 
 
 def test_device_choice_on_a_cpu_machine(txt2img: Txt2Img) -> None:
     from storyloom.config import DeviceConfig
-    from storyloom.models.devices import optimize_pipeline, resolve_device, resolve_dtype
+    from storyloom.models.runtime.devices import optimize_pipeline, resolve_device, resolve_dtype
 
     cpu = resolve_device(DeviceConfig(device="cpu"))
     assert cpu == torch.device("cpu")
@@ -271,7 +271,7 @@ def test_device_choice_on_a_cpu_machine(txt2img: Txt2Img) -> None:
 
 def test_missing_models_are_one_clear_line(tiny_models, tmp_path, monkeypatch) -> None:
     from storyloom.errors import ModelUnavailable
-    from storyloom.models.loading import load_sd_components, model_display_name, resolve_source
+    from storyloom.models.runtime.loading import load_sd_components, model_display_name, resolve_source
 
     assert resolve_source(str(tiny_models.sd15), build_tiny=False) == str(tiny_models.sd15)
     assert resolve_source("stable-diffusion-v1-5/stable-diffusion-v1-5", build_tiny=False) == (
@@ -291,4 +291,7 @@ def test_missing_models_are_one_clear_line(tiny_models, tmp_path, monkeypatch) -
     assert "HF_HUB_OFFLINE" in message and "\n" not in message
 
     assert model_display_name(str(tiny_models.sd15)) == "sd15"
-    assert model_display_name("stable-diffusion-v1-5/stable-diffusion-v1-5") == "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    assert (
+        model_display_name("stable-diffusion-v1-5/stable-diffusion-v1-5")
+        == "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    )

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import make_tiny_config
 from PIL import Image
 
-from conftest import make_tiny_config
+from storyloom.domain.parameters import GenerationParameters, read_png_parameters, save_png
 from storyloom.errors import InvalidInput, JobCanceled, ModelUnavailable
-from storyloom.models.controlnet_upscale import upscaled_size
-from storyloom.models.loading import ModelCache
-from storyloom.models.parameters import GenerationParameters, read_png_parameters, save_png
-from storyloom.models.upscale import Upscaler
+from storyloom.models.image.controlnet_upscale import upscaled_size
+from storyloom.models.image.upscale import Upscaler
+from storyloom.models.runtime.loading import ModelCache
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +26,9 @@ def cache() -> ModelCache:
 @pytest.fixture(scope="module")
 def config(tmp_path_factory, tiny_models):
     # 72-pixel tiles: the 128² ESRGAN input of the chain still takes 2×2 tiles, at half the work of 64.
-    return make_tiny_config(tmp_path_factory.mktemp("data"), tiny_models, upscale={"esrgan_tile": 72, "esrgan_tile_overlap": 8})
+    return make_tiny_config(
+        tmp_path_factory.mktemp("data"), tiny_models, upscale={"esrgan_tile": 72, "esrgan_tile_overlap": 8}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +43,11 @@ def picture(size: int = 64, seed: int = 0) -> Image.Image:
 
 
 def write_source(path: Path, size: int = 64) -> Path:
-    save_png(picture(size), path, GenerationParameters(prompt="a ((red)) cat", negative_prompt="blurry", seed=11, width=size, height=size))
+    save_png(
+        picture(size),
+        path,
+        GenerationParameters(prompt="a ((red)) cat", negative_prompt="blurry", seed=11, width=size, height=size),
+    )
     return path
 
 
@@ -96,8 +102,14 @@ def test_same_seed_same_pixels_other_seed_differs(upscaler: Upscaler) -> None:
     assert np.array_equal(first, again)
     # The seed only matters to the re-drawing stage; compare there, where it is cheap.
     redraw = upscaler.controlnet
-    assert np.array_equal(np.asarray(redraw(image, prompt="a house", seed=42).image), np.asarray(redraw(image, prompt="a house", seed=42).image))
-    assert not np.array_equal(np.asarray(redraw(image, prompt="a house", seed=42).image), np.asarray(redraw(image, prompt="a house", seed=43).image))
+    assert np.array_equal(
+        np.asarray(redraw(image, prompt="a house", seed=42).image),
+        np.asarray(redraw(image, prompt="a house", seed=42).image),
+    )
+    assert not np.array_equal(
+        np.asarray(redraw(image, prompt="a house", seed=42).image),
+        np.asarray(redraw(image, prompt="a house", seed=43).image),
+    )
 
 
 def test_esrgan_only_upscales_4x_and_keeps_the_source_parameters(upscaler: Upscaler, source_png: Path) -> None:
@@ -111,7 +123,6 @@ def test_esrgan_only_upscales_4x_and_keeps_the_source_parameters(upscaler: Upsca
     assert result.parameters.extra["Upscale"] == "esrgan 4x"
 
 
-
 def test_a_characters_lora_is_loaded_for_the_controlnet_pass_only(upscaler: Upscaler, tmp_path: Path) -> None:
     missing = tmp_path / "characters" / "gone" / "pytorch_lora_weights.safetensors"
     with upscaler.using_lora(missing, adapter_name="character_1"):
@@ -120,6 +131,7 @@ def test_a_characters_lora_is_loaded_for_the_controlnet_pass_only(upscaler: Upsc
             upscaler(picture(32), prompt="a tree", mode="chain", seed=0)
     assert sharpened.image.size == (128, 128)
     assert upscaler(picture(32), prompt="a tree", mode="chain", seed=0).image.size == (256, 256)  # armed no more
+
 
 def test_cancel_stops_within_one_step(config, cache) -> None:
     slower = make_tiny_config(config.paths.data_dir, _models(config), upscale={"steps": 20})
@@ -156,7 +168,7 @@ def test_hed_chain_is_8x_and_repeatable(hed_upscaler: Upscaler) -> None:
 
 
 def test_hed_control_image_is_the_hed_networks_edge_map(hed_upscaler: Upscaler, tiny_models) -> None:
-    from storyloom.models.hed import WEIGHTS_FILE, hed_classes, load_network
+    from storyloom.models.image.hed import WEIGHTS_FILE, hed_classes, load_network
 
     redraw = hed_upscaler.controlnet
     assert redraw.hed is not None and redraw.hed.device == redraw.pipe.device
@@ -164,13 +176,17 @@ def test_hed_control_image_is_the_hed_networks_edge_map(hed_upscaler: Upscaler, 
     control = redraw.control_image(resized)
     # The same weights run through controlnet_aux on their own give the very same map.
     detector_class, _ = hed_classes()
-    reference = detector_class(load_network(tiny_models.hed_annotator / WEIGHTS_FILE))(resized, detect_resolution=64, image_resolution=64)
+    reference = detector_class(load_network(tiny_models.hed_annotator / WEIGHTS_FILE))(
+        resized, detect_resolution=64, image_resolution=64
+    )
     assert control.mode == "RGB" and control.size == (128, 64)
     assert np.array_equal(np.asarray(control), np.asarray(reference))
     pixels = np.asarray(control).astype(int)
     assert (pixels[..., 0] == pixels[..., 1]).all() and (pixels[..., 1] == pixels[..., 2]).all()
     assert pixels.std() > 1  # a map of the picture, not a flat fill
-    assert not np.array_equal(np.asarray(redraw.control_image(picture(64, seed=4).resize((128, 64)))), np.asarray(control))
+    assert not np.array_equal(
+        np.asarray(redraw.control_image(picture(64, seed=4).resize((128, 64)))), np.asarray(control)
+    )
 
 
 @pytest.mark.parametrize("size", [(80, 48), (40, 40)])
@@ -183,7 +199,7 @@ def test_missing_hed_annotator_is_one_clear_line(tmp_path: Path, monkeypatch) ->
     import torch
 
     from storyloom.config import load_config
-    from storyloom.models.hed import HedAnnotator
+    from storyloom.models.image.hed import HedAnnotator
 
     def load(name: str) -> str:
         config = load_config(None, environ={}, overrides={"models": {"hed_annotator": name}})
@@ -209,7 +225,7 @@ def test_missing_hed_annotator_is_one_clear_line(tmp_path: Path, monkeypatch) ->
 
 def test_download_fetches_the_hed_annotator_only_for_the_hed_controlnet() -> None:
     from storyloom.config import load_config
-    from storyloom.models.download import configured_models
+    from storyloom.models.runtime.download import configured_models
 
     def fetched(controlnet: str) -> dict[str, str]:
         config = load_config(None, environ={}, overrides={"upscale": {"controlnet": controlnet}})
@@ -228,7 +244,9 @@ def _png_header_only(path: Path, width: int, height: int) -> Path:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    )
     return path
 
 
@@ -268,7 +286,20 @@ def test_cli_writes_the_upscaled_png(tmp_path: Path, tiny_models, capsys) -> Non
     source_png = write_source(tmp_path / "cli.png", 32)
     config_file = _config_file(tmp_path, tiny_models)
     out = tmp_path / "out"
-    code = main(["upscale", str(source_png), "--profile", "tiny", "--config", str(config_file), "--out", str(out), "--seed", "3"])
+    code = main(
+        [
+            "upscale",
+            str(source_png),
+            "--profile",
+            "tiny",
+            "--config",
+            str(config_file),
+            "--out",
+            str(out),
+            "--seed",
+            "3",
+        ]
+    )
     assert code == 0
     written = list(out.glob("*.png"))
     assert len(written) == 1
@@ -284,7 +315,18 @@ def test_cli_reports_a_bad_file_in_one_line(tmp_path: Path, tiny_models, capsys)
 
     text = tmp_path / "story.png"
     text.write_text("once upon a time")
-    code = main(["upscale", str(text), "--mode", "esrgan", "--profile", "tiny", "--config", str(_config_file(tmp_path, tiny_models))])
+    code = main(
+        [
+            "upscale",
+            str(text),
+            "--mode",
+            "esrgan",
+            "--profile",
+            "tiny",
+            "--config",
+            str(_config_file(tmp_path, tiny_models)),
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("storyloom: ") and "not an image" in err and "\n" not in err
@@ -295,7 +337,7 @@ def _config_file(tmp_path: Path, tiny_models) -> Path:
     path.write_text(
         f"""
 [paths]
-data_dir = "{tmp_path / 'data'}"
+data_dir = "{tmp_path / "data"}"
 
 [upscale]
 esrgan_tile = 72
@@ -313,6 +355,6 @@ story = "{tiny_models.llama}"
 
 
 def _models(config):
-    from storyloom.models.tiny import TinyModelPaths
+    from storyloom.models.runtime.tiny import TinyModelPaths
 
     return TinyModelPaths(Path(config.models.image).parent)

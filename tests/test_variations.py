@@ -8,12 +8,12 @@ import torch
 from conftest import make_tiny_config
 from PIL import Image
 
+from storyloom.domain.parameters import GenerationParameters, read_png_parameters, save_png
 from storyloom.errors import InvalidInput, JobCanceled
-from storyloom.models.loading import ModelCache
-from storyloom.models.parameters import GenerationParameters, read_png_parameters, save_png
-from storyloom.models.progress import StepProgress
-from storyloom.models.txt2img import Txt2Img
-from storyloom.models.variations import Variations
+from storyloom.models.image.txt2img import Txt2Img
+from storyloom.models.image.variations import Variations
+from storyloom.models.runtime.loading import ModelCache
+from storyloom.models.runtime.step_progress import StepProgress
 
 
 @pytest.fixture(scope="module", autouse=True)

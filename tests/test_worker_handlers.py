@@ -7,13 +7,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+from conftest import artifact_image, finished, finished_somehow, make_tiny_config
 
-from storyloom.models.parameters import read_png_parameters
+from storyloom.domain.parameters import read_png_parameters
 from storyloom.queue import ArtifactKind, JobStatus, JobStore, NewArtifact, NewCharacter
 from storyloom.worker.registry import build_handlers
 from storyloom.worker.resources import ModelResources, ModelSpec
 from storyloom.worker.testing import wait_until, worker_in_thread
-from conftest import artifact_image, finished, finished_somehow, make_tiny_config
 
 
 def test_imagine_vary_and_upscale_on_tiny_models(tmp_path: Path, tiny_models) -> None:
@@ -22,19 +22,30 @@ def test_imagine_vary_and_upscale_on_tiny_models(tmp_path: Path, tiny_models) ->
         request = {"prompt": "a ((red)) fox", "negative_prompt": "blurry", "seed": 5, "num_inference_steps": 2}
         grid_job = store.enqueue("imagine", request, user_id=1)
         finished(store, grid_job.id)
-        vary_job = store.enqueue("vary", {"index": 1, "strength": "strong", "seed": 9}, user_id=2, parent_id=grid_job.id)
+        vary_job = store.enqueue(
+            "vary", {"index": 1, "strength": "strong", "seed": 9}, user_id=2, parent_id=grid_job.id
+        )
         upscale_job = store.enqueue("upscale", {"index": 0, "mode": "esrgan"}, user_id=3, parent_id=grid_job.id)
         finished(store, vary_job.id)
         finished(store, upscale_job.id)
         expected = {"txt2img", "variations", "upscaler"}
-        wait_until(lambda: expected <= set(store.list_workers()[0].models), 5, what="the heartbeat to report the models")
+        wait_until(
+            lambda: expected <= set(store.list_workers()[0].models), 5, what="the heartbeat to report the models"
+        )
 
         artifacts = store.artifacts(grid_job.id)
-        assert [(a.kind, a.index) for a in artifacts] == [(ArtifactKind.GRID, 0)] + [(ArtifactKind.IMAGE, i) for i in range(4)]
+        assert [(a.kind, a.index) for a in artifacts] == [(ArtifactKind.GRID, 0)] + [
+            (ArtifactKind.IMAGE, i) for i in range(4)
+        ]
         assert artifact_image(artifacts[0]).size == (128, 128)  # 2x2 grid of 64x64
         for index, artifact in enumerate(artifacts[1:]):
             params = read_png_parameters(artifact_image(artifact))
-            assert (params.prompt, params.negative_prompt, params.seed, params.steps) == ("a ((red)) fox", "blurry", 5 + index, 2)
+            assert (params.prompt, params.negative_prompt, params.seed, params.steps) == (
+                "a ((red)) fox",
+                "blurry",
+                5 + index,
+                2,
+            )
             assert artifact.metadata["seed"] == 5 + index and artifact.mime == "image/png"
 
         variations = [a for a in store.artifacts(vary_job.id) if a.kind is ArtifactKind.IMAGE]
@@ -70,7 +81,7 @@ PLAN = json.dumps(
 
 
 def scripted_story_resources(config) -> ModelResources:
-    from storyloom.models.story_testing import FakeTxt2Img, ScriptedLanguageModel
+    from storyloom.models.story.testing import FakeTxt2Img, ScriptedLanguageModel
 
     lm = ScriptedLanguageModel([lambda request: STORY if request.use_adapter else PLAN])
     pictures = FakeTxt2Img()
@@ -78,13 +89,18 @@ def scripted_story_resources(config) -> ModelResources:
         "story_writer": ModelSpec("story_writer", "language", lambda config, cache: lm),
         "txt2img": ModelSpec("txt2img", "image", lambda config, cache: pictures),
     }
-    return ModelResources(config, specs=specs, budget_bytes=100, estimates={"language": 1, "image": 1}, memory_probe=lambda: 0)
+    return ModelResources(
+        config, specs=specs, budget_bytes=100, estimates={"language": 1, "image": 1}, memory_probe=lambda: 0
+    )
 
 
 def test_a_story_enqueues_one_page_job_per_page_and_each_page_gets_its_picture(tmp_path: Path, tiny_models) -> None:
     config = make_tiny_config(tmp_path, tiny_models)
     resources = scripted_story_resources(config)
-    with JobStore.from_config(config) as store, worker_in_thread(config, handlers=build_handlers(), resources=resources):
+    with (
+        JobStore.from_config(config) as store,
+        worker_in_thread(config, handlers=build_handlers(), resources=resources),
+    ):
         request = {"summary": "Bhna the cat sails to the moon", "pages": 3, "seed": 11, "safety_checker": True}
         story = store.enqueue("story", request, user_id=1, channel_id=5)
         finished(store, story.id)
@@ -101,7 +117,10 @@ def test_a_story_enqueues_one_page_job_per_page_and_each_page_gets_its_picture(t
             asked = (page.params["prompt"], page.params["seed"], page.params["text"])
             assert asked == (planned["prompt"], planned["seed"], planned["text"])
             picture, text = store.artifacts(page.id)
-            assert picture.kind is ArtifactKind.IMAGE and read_png_parameters(artifact_image(picture)).seed == planned["seed"]
+            assert (
+                picture.kind is ArtifactKind.IMAGE
+                and read_png_parameters(artifact_image(picture)).seed == planned["seed"]
+            )
             assert text.data.decode() == planned["text"]
 
         request = {"summary": "Bhna comes home", "pages": 2, "continue_from": story.id}
@@ -131,7 +150,9 @@ def test_a_source_image_that_vanished_fails_the_job_before_any_model_loads(tmp_p
     ]
 
 
-def test_upscaling_a_picture_of_a_character_redraws_it_with_its_lora_and_keeps_its_name(tmp_path: Path, tiny_models) -> None:
+def test_upscaling_a_picture_of_a_character_redraws_it_with_its_lora_and_keeps_its_name(
+    tmp_path: Path, tiny_models
+) -> None:
     config = make_tiny_config(
         tmp_path, tiny_models, image={"steps": 3}, queue={"heartbeat_seconds": 0.2},
         upscale={"steps": 4, "esrgan_tile": 72, "esrgan_tile_overlap": 8},
@@ -142,7 +163,9 @@ def test_upscaling_a_picture_of_a_character_redraws_it_with_its_lora_and_keeps_i
         store.add_character(NewCharacter("Mittens", "bhna", "cat", lora_path, guild_id=99))
         request = {"prompt": "Mittens in a garden", "seed": 5, "num_images": 1}
         plain = finished(store, store.enqueue("imagine", request, user_id=7, guild_id=99).id)
-        drawn = finished(store, store.enqueue("imagine", {**request, "character": "Mittens"}, user_id=7, guild_id=99).id)
+        drawn = finished(
+            store, store.enqueue("imagine", {**request, "character": "Mittens"}, user_id=7, guild_id=99).id
+        )
         upscale = {"index": 0, "mode": "chain", "seed": 3}
         with_lora = finished(store, store.enqueue("upscale", upscale, user_id=7, guild_id=99, parent_id=drawn.id).id)
         store.delete_character("Mittens", guild_id=99)
@@ -153,7 +176,9 @@ def test_upscaling_a_picture_of_a_character_redraws_it_with_its_lora_and_keeps_i
         )
 
     parameters = read_png_parameters(upscaled)
-    assert parameters.prompt == "bhna cat in a garden" and parameters.extra["Character"] == "Mittens"  # for a later Vary
+    assert (
+        parameters.prompt == "bhna cat in a garden" and parameters.extra["Character"] == "Mittens"
+    )  # for a later Vary
     assert "Character" not in read_png_parameters(upscaled_without).extra  # deleted since: upscaled without it
     difference = np.abs(np.asarray(upscaled, dtype=int) - np.asarray(upscaled_without)).mean()
     assert difference > 0.5  # same source and seed: only the LoRA in the 2x pass differs

@@ -8,8 +8,8 @@ import sqlite3
 import subprocess
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -27,8 +27,11 @@ def config(tmp_path: Path) -> Config:
         overrides={
             "paths": {"data_dir": str(tmp_path)},
             "queue": {
-                "lease_seconds": 1.0, "heartbeat_seconds": 0.1, "max_attempts": 3,
-                "max_waiting_per_user": 1000, "max_waiting_total": 1000,
+                "lease_seconds": 1.0,
+                "heartbeat_seconds": 0.1,
+                "max_attempts": 3,
+                "max_waiting_per_user": 1000,
+                "max_waiting_total": 1000,
             },  # fmt: skip
             "worker": {"restart_backoff_seconds": 0.05, "restart_backoff_max_seconds": 1.0, "progress_interval": 0.1},
         },
@@ -51,8 +54,10 @@ class Processes:
         self.started: list[subprocess.Popen] = []
 
     def start(self, name: str, **kwargs) -> subprocess.Popen:
-        log = open(self.tmp_path / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
-        process = start_worker_process(self.config, environment={RUN_LOG: str(self.run_log)}, stdout=log, stderr=log, **kwargs)
+        log = open(self.tmp_path / f"{name}.log", "wb")
+        process = start_worker_process(
+            self.config, environment={RUN_LOG: str(self.run_log)}, stdout=log, stderr=log, **kwargs
+        )
         self.started.append(process)
         return process
 
@@ -61,7 +66,9 @@ class Processes:
         return Counter(int(line.split()[0]) for line in lines)
 
     def logs(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(self.tmp_path.glob("*.log")))
+        return "\n".join(
+            f"--- {p.name}\n{p.read_text(errors='replace')[-3000:]}" for p in sorted(self.tmp_path.glob("*.log"))
+        )
 
     def close(self) -> None:
         for process in self.started:
@@ -81,7 +88,9 @@ def processes(config: Config, tmp_path: Path) -> Iterator[Processes]:
 
 
 def status_becomes(store: JobStore, job_id: int, *statuses: JobStatus, timeout: float = 20.0):
-    return wait_until(lambda: (job := store.get(job_id)).status in statuses and job, timeout, what=f"job {job_id} {statuses}")
+    return wait_until(
+        lambda: (job := store.get(job_id)).status in statuses and job, timeout, what=f"job {job_id} {statuses}"
+    )
 
 
 def live_workers(store: JobStore) -> list:
@@ -113,7 +122,9 @@ def test_kill_9_mid_job_then_sigterm(store: JobStore, processes: Processes) -> N
     assert live_workers(store) == []
 
 
-def test_a_job_that_kills_its_worker_every_time_fails_and_the_queue_moves_on(store: JobStore, processes: Processes) -> None:
+def test_a_job_that_kills_its_worker_every_time_fails_and_the_queue_moves_on(
+    store: JobStore, processes: Processes
+) -> None:
     doomed = store.enqueue("imagine", {"prompt": "crash"}, user_id=1)
     behind = [store.enqueue("imagine", {"prompt": "noop"}, user_id=user) for user in (1, 2, 3)]
     processes.start("supervisor", devices=["cpu"])
@@ -189,6 +200,7 @@ def test_workers_do_not_outlive_a_killed_supervisor(store: JobStore, processes: 
     (worker,) = wait_until(lambda: live_workers(store), 20, what="a worker")
     supervisor.kill()
     supervisor.wait()
+
     def gone() -> bool:
         return not psutil.pid_exists(worker.pid) or psutil.Process(worker.pid).status() == psutil.STATUS_ZOMBIE
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
@@ -59,7 +59,9 @@ def store(config: Config) -> Iterator[JobStore]:
 
 
 def status_becomes(store: JobStore, job_id: int, *statuses: JobStatus, timeout: float = 10.0):
-    return wait_until(lambda: (job := store.get(job_id)).status in statuses and job, timeout, what=f"job {job_id} {statuses}")
+    return wait_until(
+        lambda: (job := store.get(job_id)).status in statuses and job, timeout, what=f"job {job_id} {statuses}"
+    )
 
 
 def test_progress_is_throttled_and_carries_a_small_jpeg_preview(config: Config, store: JobStore) -> None:
@@ -143,7 +145,12 @@ def test_handler_overrides_replace_only_what_they_name() -> None:
     defaults = build_handlers()
     assert handlers[JobKind.IMAGINE] is not defaults[JobKind.IMAGINE]
     assert handlers[JobKind.VARY] is defaults[JobKind.VARY]
-    bad_specs = ("no.colon", "storyloom.worker.testing:missing", "nonexistent.module:handlers", "storyloom.worker.testing:RUN_LOG")
+    bad_specs = (
+        "no.colon",
+        "storyloom.worker.testing:missing",
+        "nonexistent.module:handlers",
+        "storyloom.worker.testing:RUN_LOG",
+    )
     for bad in bad_specs:
         with pytest.raises(ConfigError):
             load_handlers(bad)
@@ -155,7 +162,9 @@ def test_models_are_swapped_when_both_groups_do_not_fit_the_budget(config: Confi
     def spec(name: str, group: str) -> ModelSpec:
         return ModelSpec(name, group, lambda config, cache: loads.append(name) or object())
 
-    specs = {s.name: s for s in (spec("txt2img", "image"), spec("variations", "image"), spec("story_writer", "language"))}
+    specs = {
+        s.name: s for s in (spec("txt2img", "image"), spec("variations", "image"), spec("story_writer", "language"))
+    }
     estimates = {"image": 6, "language": 6}
     tight = ModelResources(config, specs=specs, budget_bytes=10, estimates=estimates, memory_probe=lambda: 0)
     tight.txt2img()
@@ -180,7 +189,10 @@ def test_measured_sizes_replace_estimates(config: Config) -> None:
         used[0] += 9
         return object()
 
-    specs = {"txt2img": ModelSpec("txt2img", "image", load), "story_writer": ModelSpec("story_writer", "language", load)}
+    specs = {
+        "txt2img": ModelSpec("txt2img", "image", load),
+        "story_writer": ModelSpec("story_writer", "language", load),
+    }
     estimates = {"image": 1, "language": 1}
     resources = ModelResources(config, specs=specs, budget_bytes=20, estimates=estimates, memory_probe=lambda: used[0])
     resources.txt2img()
@@ -191,7 +203,10 @@ def test_measured_sizes_replace_estimates(config: Config) -> None:
 
 def test_children_get_exactly_the_parents_configuration(tmp_path: Path) -> None:
     config = make_config(
-        tmp_path, image={"steps": 7}, worker={"devices": ["cpu", "cuda:1"]}, bot={"banned_words": ['a "quoted" word', "ünï"]}
+        tmp_path,
+        image={"steps": 7},
+        worker={"devices": ["cpu", "cuda:1"]},
+        bot={"banned_words": ['a "quoted" word', "ünï"]},
     )
     environment = config_environment(config)
     assert load_config(None, environ=environment) == config.model_copy(

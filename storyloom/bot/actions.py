@@ -7,8 +7,8 @@ button works the same after a restart. Results appear in the channel or thread w
 
 from __future__ import annotations
 
-import secrets
-from typing import TYPE_CHECKING, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import discord
 
@@ -16,8 +16,8 @@ from storyloom.bot.errors import JobFailure, user_line
 from storyloom.bot.safety import safety_checker_for
 from storyloom.bot.submit import Request, submit
 from storyloom.bot.texts import quote
+from storyloom.domain.seeds import random_seed
 from storyloom.errors import StoryloomError
-from storyloom.models.story_plan import MAX_SEED
 from storyloom.queue.job import Job, JobKind
 from storyloom.queue.params import ImagineParams, StoryPageParams, UpscaleParams, VaryParams
 
@@ -82,7 +82,7 @@ def redraw(source: Job, interaction: discord.Interaction) -> Request:
     params = StoryPageParams.model_validate(
         {
             **source.params,
-            "seed": secrets.randbelow(MAX_SEED + 1),
+            "seed": random_seed(),
             "safety_checker": safety_checker_for(interaction.channel),
         }
     )

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator
+from typing import Any
 
 import discord
 from discord.ext import commands
@@ -19,7 +20,7 @@ from storyloom.bot.attachments import SizeLimits
 from storyloom.bot.buttons import ALL_BUTTONS
 from storyloom.bot.delivery import DeliveryLoop
 from storyloom.bot.errors import StoryloomTree
-from storyloom.bot.progress import ProgressLoop, StatusBoard
+from storyloom.bot.live_status import ProgressLoop, StatusBoard
 from storyloom.bot.safety import BannedWords, story_screen
 from storyloom.bot.stories import Stories
 from storyloom.bot.user_settings import UserSettings
@@ -122,7 +123,7 @@ class StoryloomBot(commands.Bot):
         # Requests being queued finish first: a job must not be left without its status message and thread.
         try:
             await asyncio.wait_for(self._idle.wait(), IN_FLIGHT_SECONDS)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             logger.warning("stopping with %d request(s) still being queued", self._in_flight)
         # Let the loops finish the round in hand: cancelling one halfway through a store call could leave the
         # store's connection inside a transaction.

@@ -18,7 +18,7 @@ import discord
 from storyloom.bot import texts
 from storyloom.bot.errors import JobFailure
 from storyloom.bot.stories import Stories
-from storyloom.models.story_plan import StoryPlan
+from storyloom.domain.story.plan import StoryPlan
 
 if TYPE_CHECKING:
     from storyloom.bot.app import StoryloomBot
@@ -57,11 +57,13 @@ async def send_book(interaction: discord.Interaction, story_id: int) -> None:
         raise JobFailure(f"{filename} is larger than this channel's upload limit", story_id)
     content = book_message(plan.title, interaction.user.id, story_id, updated=True)
     view = frozen_view(book_buttons(story_id))
-    await interaction.followup.send(content, file=discord.File(io.BytesIO(data), filename), view=view or discord.utils.MISSING)
+    await interaction.followup.send(
+        content, file=discord.File(io.BytesIO(data), filename), view=view or discord.utils.MISSING
+    )
 
 
 def _write(plan: StoryPlan, images: dict[int, bytes]) -> bytes:
-    from storyloom.models.book_pdf import write_pdf
+    from storyloom.domain.book.pdf import write_pdf
 
     with tempfile.TemporaryDirectory(prefix="storyloom-book-") as folder:
         directory = Path(folder)

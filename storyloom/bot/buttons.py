@@ -22,7 +22,8 @@ otherwise discord.py would also keep them and dispatch every press twice.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import discord
 from discord.ui import Button, DynamicItem

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import discord
 
@@ -22,7 +23,7 @@ from storyloom.queue.params import TrainSubjectParams
 
 if TYPE_CHECKING:
     from storyloom.bot.app import StoryloomBot
-    from storyloom.training.characters import CharacterRequest
+    from storyloom.characters.registry import CharacterRequest
 
 
 async def queue_training(

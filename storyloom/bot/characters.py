@@ -1,23 +1,24 @@
 """Trained characters in Discord: checking a ``/character train`` request and its photos, and describing
 characters for ``/character list`` and ``/character show``.
 
-Pure and torch-free: the checks use ``storyloom.training.characters``/``uploads`` (the same rules a training
+Pure and torch-free: the checks use ``storyloom.characters.registry``/``uploads`` (the same rules a training
 job applies), so a refusal happens before anything is saved or queued.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import discord
 from discord import app_commands
 
 from storyloom.bot import texts
+from storyloom.characters.uploads import Upload, save_training_photos
 from storyloom.errors import InvalidInput
 from storyloom.queue.character import CharacterRecord
-from storyloom.training.uploads import Upload, save_training_photos
 
 if TYPE_CHECKING:
     from storyloom.bot.app import StoryloomBot

@@ -23,7 +23,7 @@ import logging
 import re
 import time
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 import aiohttp
@@ -83,7 +83,7 @@ class DeliveryLoop:
             self._wake.clear()
             try:
                 await asyncio.wait_for(self._wake.wait(), self._poll)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     async def tick(self) -> int:
@@ -216,7 +216,7 @@ class DeliveryLoop:
         """Messages an earlier try of this delivery already posted: part index → message ID."""
         nonces = {part_nonce(intent.nonce, index): index for index in range(count)}
         footer = re.compile(rf"^-# .*\bjob {job.id}$", re.MULTILINE)
-        since = datetime.fromtimestamp(intent.started_at - 5, tz=timezone.utc)
+        since = datetime.fromtimestamp(intent.started_at - 5, tz=UTC)
         found: dict[int, int] = {}
         by_footer: list[int] = []
         me = self._bot.user.id if self._bot.user else None

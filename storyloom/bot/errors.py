@@ -8,7 +8,7 @@ traceback and shown as a generic line. The bot token never reaches the log: noth
 from __future__ import annotations
 
 import logging
-from typing import Iterable
+from collections.abc import Iterable
 
 import discord
 from discord import app_commands

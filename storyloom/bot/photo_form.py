@@ -20,7 +20,7 @@ from storyloom.errors import StoryloomError
 
 if TYPE_CHECKING:
     from storyloom.bot.app import StoryloomBot
-    from storyloom.training.characters import CharacterRequest
+    from storyloom.characters.registry import CharacterRequest
 
 FILES_PER_FIELD = 10  # Discord's limit for one upload field
 MAX_TITLE = 45  # Discord's limit for a form title

@@ -187,7 +187,9 @@ async def _numbered_page(bot: StoryloomBot, job: Job, story: Job, target: int) -
     title = made[0].title if made else "the story"
     if made is not None:
         content = book_message(title, job.user_id, story.id)
-        posts.append(Post(content, made[1], book_filename(title), shrinkable=False, items=tuple(buttons.book_buttons(story.id))))
+        posts.append(
+            Post(content, made[1], book_filename(title), shrinkable=False, items=tuple(buttons.book_buttons(story.id)))
+        )
     where = "the pages and the book are in the thread" if story.thread_id else "the pages and the book are below"
     status = texts.fit(f"✅ 📖 **{texts.quote(title, 100)}** — done; {where}\n{texts.job_footer(story.id)}")
     return Outcome(target, posts, status)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
+from storyloom.domain.story.safety import SafetyScreen
 from storyloom.errors import InvalidInput
-from storyloom.models.story_safety import SafetyScreen
 
 
 class BannedWords:

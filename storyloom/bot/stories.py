@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from storyloom.models.story_plan import StoryPlan
+from storyloom.domain.story.plan import StoryPlan
 from storyloom.queue.async_store import AsyncJobStore
 from storyloom.queue.job import ArtifactKind, Job, JobKind, JobStatus
 

@@ -6,8 +6,9 @@ Defaults fill only what a command leaves out; an explicit option always wins. Th
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from storyloom.queue.async_store import AsyncJobStore
 

@@ -7,16 +7,15 @@ torch-free parts of ``storyloom.models``), checked early so a worker never meets
 
 from __future__ import annotations
 
-from typing import Any
-
 from storyloom.bot.safety import BannedWords
 from storyloom.config import Config, ImageConfig
+from storyloom.domain.prompts import validate_prompt
+from storyloom.domain.seeds import check_seed
+from storyloom.domain.sizes import parse_aspect_ratio
+from storyloom.domain.story.checks import check_story_inputs
+from storyloom.domain.story.plan import Character
+from storyloom.domain.story.safety import SafetyScreen
 from storyloom.errors import InvalidInput
-from storyloom.models.prompts import validate_prompt
-from storyloom.models.sizes import parse_aspect_ratio
-from storyloom.models.story_checks import check_story_inputs
-from storyloom.models.story_plan import MAX_SEED, Character
-from storyloom.models.story_safety import SafetyScreen
 from storyloom.queue.params import ImagineParams, StoryParams
 
 
@@ -97,11 +96,6 @@ def story_params(
         continue_from=continue_from,
         safety_checker=safety_checker,
     )
-
-
-def check_seed(seed: Any) -> None:
-    if seed is not None and not 0 <= seed <= MAX_SEED:
-        raise InvalidInput(f"seed must be a whole number between 0 and {MAX_SEED} (got {seed})")
 
 
 def parse_pages(text: str | None) -> int | None:

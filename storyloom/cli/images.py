@@ -12,11 +12,11 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from storyloom.cli.progress import ProgressBar
+from storyloom.cli.progress_bar import ProgressBar
 from storyloom.config import Config
 
 if TYPE_CHECKING:
-    from storyloom.models.txt2img import ImageBatch
+    from storyloom.models.image.txt2img import ImageBatch
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -37,7 +37,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     imagine.add_argument(
         "--ar", dest="aspect_ratio", default=None, metavar="W:H", help="aspect ratio, e.g. 16:9 or 2:3"
     )
-    imagine.add_argument("--character", default=None, help="a character trained with train-subject (its LoRA and token)")
+    imagine.add_argument(
+        "--character", default=None, help="a character trained with train-subject (its LoRA and token)"
+    )
     imagine.add_argument("--out", type=Path, default=None, help="output directory (default: <data_dir>/images/<time>)")
     add_common_options(imagine)
     imagine.set_defaults(handler=run_imagine)
@@ -60,8 +62,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_imagine(config: Config, args: argparse.Namespace) -> int:
-    from storyloom.models.prompts import validate_prompt
-    from storyloom.models.sizes import size_for_aspect_ratio
+    from storyloom.domain.prompts import validate_prompt
+    from storyloom.domain.sizes import size_for_aspect_ratio
 
     # Fail fast on bad input, before seconds of model loading.
     max_chars = config.image.max_prompt_chars
@@ -72,14 +74,14 @@ def run_imagine(config: Config, args: argparse.Namespace) -> int:
     _check_numbers(config, args.steps, args.seed)
     record = _character(config, args.character) if args.character else None
 
-    from storyloom.models.txt2img import Txt2Img
+    from storyloom.models.image.txt2img import Txt2Img
 
     txt2img = Txt2Img.from_config(config)
     prompt = args.prompt
     lora: Any = contextlib.nullcontext()
     if record is not None:
-        from storyloom.models.character_lora import with_character
-        from storyloom.training.characters import adapter_name, lora_file
+        from storyloom.characters.registry import adapter_name, lora_file
+        from storyloom.models.image.lora import with_character
 
         prompt = with_character(prompt, identifier=record.identifier, class_name=record.class_name, name=record.name)
         lora = txt2img.using_lora(lora_file(record, config.paths.data_dir), adapter_name=adapter_name(record))
@@ -97,8 +99,8 @@ def run_imagine(config: Config, args: argparse.Namespace) -> int:
 
 
 def run_vary(config: Config, args: argparse.Namespace) -> int:
-    from storyloom.models.imaging import open_image
-    from storyloom.models.prompts import validate_prompt
+    from storyloom.domain.prompts import validate_prompt
+    from storyloom.models.image.imaging import open_image
 
     source = open_image(args.image)
     max_chars = config.image.max_prompt_chars
@@ -108,7 +110,7 @@ def run_vary(config: Config, args: argparse.Namespace) -> int:
         validate_prompt(args.negative, max_chars=max_chars, name="negative prompt", allow_empty=True)
     _check_numbers(config, None, args.seed)
 
-    from storyloom.models.variations import Variations
+    from storyloom.models.image.variations import Variations
 
     variations = Variations.from_config(config)
     with ProgressBar("vary") as bar:
@@ -126,7 +128,7 @@ def _character(config: Config, name: str) -> Any:
 
 
 def _check_numbers(config: Config, steps: int | None, seed: int | None) -> None:
-    from storyloom.models.sd_common import check_common_inputs
+    from storyloom.models.image.sd_task import check_common_inputs
 
     check_common_inputs(
         num_inference_steps=config.image.steps if steps is None else steps,
@@ -140,7 +142,7 @@ def _default_out(config: Config) -> Path:
     return config.paths.data_dir / "images" / time.strftime("%Y%m%d-%H%M%S")
 
 
-def _report(batch: "ImageBatch", paths: list[Path]) -> None:
+def _report(batch: ImageBatch, paths: list[Path]) -> None:
     print(f"grid: {paths[0]}")
     for number, (path, seed, flagged) in enumerate(zip(paths[1:], batch.seeds, batch.nsfw), start=1):
         note = "  (flagged by the safety checker: blurred)" if flagged else ""

@@ -6,8 +6,8 @@ import argparse
 import importlib
 import logging
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from storyloom.config import Config, load_config
 from storyloom.errors import StoryloomError
@@ -28,7 +28,9 @@ DEFAULT_CONFIG = Path("config.toml")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="storyloom", description="Write and illustrate stories; Midjourney-style images.")
+    parser = argparse.ArgumentParser(
+        prog="storyloom", description="Write and illustrate stories; Midjourney-style images."
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in COMMAND_MODULES:
@@ -39,7 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
 def add_common_options(parser: argparse.ArgumentParser) -> None:
     """``--config`` and ``--profile``, accepted by every sub-command."""
     parser.add_argument("--config", type=Path, default=None, help="config file (default: ./config.toml if present)")
-    parser.add_argument("--profile", choices=("default", "tiny"), default=None, help="model profile; tiny runs on CPU with no downloads")
+    parser.add_argument(
+        "--profile", choices=("default", "tiny"), default=None, help="model profile; tiny runs on CPU with no downloads"
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> Config:

@@ -27,7 +27,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def make_tiny_command(config: Config, args: argparse.Namespace) -> int:
-    from storyloom.models.tiny import make_tiny_models
+    from storyloom.models.runtime.tiny import make_tiny_models
 
     paths = make_tiny_models(args.directory or config.tiny_models_dir, args.seed, force=args.force)
     for path in (paths.sd15, paths.controlnet, paths.hed_annotator, paths.esrgan, paths.llama):
@@ -36,7 +36,7 @@ def make_tiny_command(config: Config, args: argparse.Namespace) -> int:
 
 
 def download_command(config: Config, args: argparse.Namespace) -> int:
-    from storyloom.models.download import configured_models, download_model
+    from storyloom.models.runtime.download import configured_models, download_model
 
     for spec in configured_models(config):
         print(f"{spec.role}: {spec.name}")

@@ -64,7 +64,9 @@ def list_command(config: Config, args: argparse.Namespace) -> int:
     rows = [("ID", "STATUS", "USER", "KIND", "AGE", "POSITION")]
     for job in jobs:
         age = format_age(now - job.created_at)
-        rows.append((str(job.id), str(job.status), str(job.user_id), str(job.kind), age, describe(job, positions.get(job.id))))
+        rows.append(
+            (str(job.id), str(job.status), str(job.user_id), str(job.kind), age, describe(job, positions.get(job.id)))
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
@@ -117,7 +119,7 @@ def retry_command(config: Config, args: argparse.Namespace) -> int:
 
 
 def purge_command(config: Config, args: argparse.Namespace) -> int:
-    from storyloom.training.cleanup import sweep
+    from storyloom.characters.cleanup import sweep
 
     data_dir = config.paths.data_dir
     with _store(config) as store:

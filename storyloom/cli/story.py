@@ -42,15 +42,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def story_command(config: Config, args: argparse.Namespace) -> int:
     from storyloom.errors import InvalidInput
-    from storyloom.models.story import StoryPipeline
+    from storyloom.models.story.pipeline import StoryPipeline
 
     # fpdf subsets fonts through fontTools, which logs every table at INFO level.
     logging.getLogger("fontTools").setLevel(logging.WARNING)
     record = _character(config, args.character) if args.character else None
     characters = None
     if record is not None:
-        from storyloom.models.story_plan import character_lookup
-        from storyloom.training.characters import story_character
+        from storyloom.characters.registry import story_character
+        from storyloom.domain.story.plan import character_lookup
 
         characters = character_lookup({record.name: story_character(record)})
     pipeline = StoryPipeline.from_config(config, characters=characters)
@@ -84,17 +84,19 @@ def _drawing_with(config: Config, pipeline: Any, record: Any) -> Any:
     """The character's LoRA loaded while the pages are drawn (their prompts already carry its token)."""
     if record is None:
         return contextlib.nullcontext()
-    from storyloom.training.characters import adapter_name, lora_file
+    from storyloom.characters.registry import adapter_name, lora_file
 
     return pipeline.txt2img.using_lora(lora_file(record, config.paths.data_dir), adapter_name=adapter_name(record))
 
 
 def _continue(config: Config, pipeline: Any, args: argparse.Namespace) -> int:
-    from storyloom.models.story_plan import StoryPlan
+    from storyloom.domain.story.plan import StoryPlan
 
     book = StoryPlan.load(args.continue_dir)
     before = len(book.pages)
-    record = _character(config, book.character) if book.character else None  # the book's character, still drawn with its LoRA
+    record = (
+        _character(config, book.character) if book.character else None
+    )  # the book's character, still drawn with its LoRA
     with _StoryBar(args.pages or 0) as bar:
         plan = pipeline.continue_story(args.continue_dir, args.summary or "", args.pages, progress=bar.update)
         bar.resize(len(plan.pages) - before)
@@ -105,7 +107,7 @@ def _continue(config: Config, pipeline: Any, args: argparse.Namespace) -> int:
 
 
 def _illustrate(pipeline: Any, plan: Any, out: Path, indices: range, bar: _StoryBar) -> Any:
-    from storyloom.models.book import write_book
+    from storyloom.domain.book.files import write_book
 
     for position, index in enumerate(indices):
         bar.page = position

@@ -27,13 +27,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "storyteller template; point story.adapter at the result and set story.prompt_format = storyteller.",
     )
     story.add_argument("dataset", type=Path, metavar="DATA.json", help="the summary/story pairs")
-    story.add_argument("--out", type=Path, required=True, help="adapter directory, e.g. adapters/NAME (under the data directory)")
-    story.add_argument("--epochs", type=int, default=None, help="passes over the pairs (default: training.story_epochs)")
+    story.add_argument(
+        "--out", type=Path, required=True, help="adapter directory, e.g. adapters/NAME (under the data directory)"
+    )
+    story.add_argument(
+        "--epochs", type=int, default=None, help="passes over the pairs (default: training.story_epochs)"
+    )
     story.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps instead")
     story.add_argument("--lr", type=float, default=None, help="learning rate (default: training.story_learning_rate)")
     story.add_argument("--rank", type=int, default=None, help="LoRA rank (default: training.story_rank)")
-    story.add_argument("--eval-split", type=float, default=None, help="share of pairs held out for the eval loss (default 0.2)")
-    story.add_argument("--qlora", action="store_true", help="load the base model in 4-bit (bitsandbytes) and train on top")
+    story.add_argument(
+        "--eval-split", type=float, default=None, help="share of pairs held out for the eval loss (default 0.2)"
+    )
+    story.add_argument(
+        "--qlora", action="store_true", help="load the base model in 4-bit (bitsandbytes) and train on top"
+    )
     add_common_options(story)
     story.set_defaults(handler=run_train_story)
 
@@ -46,14 +54,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     subject.add_argument("images", type=Path, metavar="IMAGES_DIR", help="folder of photos of the subject")
     subject.add_argument("--token", required=True, help="rare identifier the model learns, e.g. bhna")
     subject.add_argument("--class", dest="class_name", required=True, help="what the subject is, e.g. cat")
-    subject.add_argument("--out", type=Path, required=True, help="output directory, e.g. characters/NAME (under the data directory)")
+    subject.add_argument(
+        "--out", type=Path, required=True, help="output directory, e.g. characters/NAME (under the data directory)"
+    )
     subject.add_argument("--name", default=None, help="character name (default: the last part of --out)")
     subject.add_argument("--description", default="", help="the character's look, for story illustrations")
-    subject.add_argument("--epochs", type=int, default=None, help="passes over the data (default: training.subject_epochs)")
+    subject.add_argument(
+        "--epochs", type=int, default=None, help="passes over the data (default: training.subject_epochs)"
+    )
     subject.add_argument("--max-steps", type=int, default=None, help="stop after this many optimizer steps instead")
-    subject.add_argument("--num-class-images", type=int, default=None, help="class images for prior preservation (0 = none)")
-    subject.add_argument("--train-text-encoder", action="store_true", default=None, help="also train a LoRA on the text encoder")
-    subject.add_argument("--no-register", action="store_true", help="only write the LoRA; do not register the character")
+    subject.add_argument(
+        "--num-class-images", type=int, default=None, help="class images for prior preservation (0 = none)"
+    )
+    subject.add_argument(
+        "--train-text-encoder", action="store_true", default=None, help="also train a LoRA on the text encoder"
+    )
+    subject.add_argument(
+        "--no-register", action="store_true", help="only write the LoRA; do not register the character"
+    )
     add_common_options(subject)
     subject.set_defaults(handler=run_train_subject)
 
@@ -68,8 +86,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     show.add_argument("--preview", type=Path, default=None, help="write the preview image (JPEG) here")
     delete = actions.add_parser("delete", help="unregister a character and delete its files")
     delete.add_argument("name")
-    delete.add_argument("--guild", type=int, default=None, help="the Discord guild it belongs to (default: the local ones)")
-    delete.add_argument("--keep-files", action="store_true", help="keep the LoRA files (and every other training file) on disk")
+    delete.add_argument(
+        "--guild", type=int, default=None, help="the Discord guild it belongs to (default: the local ones)"
+    )
+    delete.add_argument(
+        "--keep-files", action="store_true", help="keep the LoRA files (and every other training file) on disk"
+    )
     for parser in (listing, show, delete):
         add_common_options(parser)
     character.set_defaults(handler=run_character)
@@ -107,8 +129,8 @@ def run_train_story(config: Config, args: argparse.Namespace) -> int:
 
 
 def run_train_subject(config: Config, args: argparse.Namespace) -> int:
+    from storyloom.characters.registry import check_character_request
     from storyloom.queue.store import JobStore
-    from storyloom.training.characters import check_character_request
     from storyloom.training.subject_lora import SubjectTrainingArgs, train_subject_lora
 
     output_dir = _output_dir(config, args.out)
@@ -129,7 +151,9 @@ def run_train_subject(config: Config, args: argparse.Namespace) -> int:
         if result.resumed_from is not None:
             print(f"resumed from step {result.resumed_from}")
         print(f"{result.steps} steps on {result.instance_images} photos and {result.class_images} class images")
-        print(f"  loss on the photos (fixed noise): {result.probe_loss_before:.4f} before, {result.probe_loss_after:.4f} after")
+        print(
+            f"  loss on the photos (fixed noise): {result.probe_loss_before:.4f} before, {result.probe_loss_after:.4f} after"
+        )
         print(f"LoRA: {result.lora_file}")
         for path in result.samples:
             print(f"sample: {path}")
@@ -144,8 +168,8 @@ def run_train_subject(config: Config, args: argparse.Namespace) -> int:
 
 def _check_free(store: Any, config: Config, name: str, output_dir: Path) -> None:
     """A taken name fails before training (unless it is this very LoRA, registered by an earlier run)."""
+    from storyloom.characters.registry import lora_file
     from storyloom.queue.character import CharacterExists
-    from storyloom.training.characters import lora_file
 
     found = store.find_character(name)
     if found is not None and lora_file(found, config.paths.data_dir).parent.resolve() != output_dir.resolve():
@@ -153,8 +177,8 @@ def _check_free(store: Any, config: Config, name: str, output_dir: Path) -> None
 
 
 def _register(store: Any, config: Config, request: Any, result: Any) -> None:
+    from storyloom.domain.paths import relative_to_data_dir
     from storyloom.queue.character import NewCharacter
-    from storyloom.training.paths import relative_to_data_dir
 
     lora_path = relative_to_data_dir(result.lora_file, config.paths.data_dir)
     found = store.find_character(request.name)
@@ -214,8 +238,8 @@ def _show(store: Any, args: argparse.Namespace) -> int:
 
 
 def _delete(store: Any, config: Config, args: argparse.Namespace) -> int:
-    from storyloom.training.characters import remove_character_files
-    from storyloom.training.cleanup import sweep
+    from storyloom.characters.cleanup import sweep
+    from storyloom.characters.registry import remove_character_files
 
     data_dir = config.paths.data_dir
     record = store.delete_character(args.name, guild_id=args.guild)

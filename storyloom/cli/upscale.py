@@ -25,7 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--prompt", default=None, help="prompt to use instead of the one stored in the image")
     parser.add_argument("--negative", default=None, help="negative prompt to use instead of the stored one")
     parser.add_argument("--mode", choices=("chain", "esrgan"), default=None, help="default from the config (chain)")
-    parser.add_argument("--controlnet", choices=("tile", "hed"), default=None, help="ControlNet of the chain (default from the config)")
+    parser.add_argument(
+        "--controlnet", choices=("tile", "hed"), default=None, help="ControlNet of the chain (default from the config)"
+    )
     parser.add_argument("--seed", type=int, default=None, help="seed of the re-drawing (random when omitted)")
     parser.add_argument("--out", type=Path, default=None, help="output directory (default: <data_dir>/images/<time>)")
     add_common_options(parser)
@@ -33,9 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_upscale(config: Config, args: argparse.Namespace) -> int:
-    from storyloom.models.prompts import validate_prompt
-    from storyloom.models.sd_common import check_common_inputs
-    from storyloom.models.upscale import Upscaler, open_image
+    from storyloom.domain.prompts import validate_prompt
+    from storyloom.models.image.sd_task import check_common_inputs
+    from storyloom.models.image.upscale import Upscaler, open_image
 
     mode = args.mode or config.upscale.mode
     # Fail fast on bad input, before seconds of model loading.
@@ -45,13 +47,20 @@ def run_upscale(config: Config, args: argparse.Namespace) -> int:
         validate_prompt(args.prompt, max_chars=max_chars)
     if args.negative is not None:
         validate_prompt(args.negative, max_chars=max_chars, name="negative prompt", allow_empty=True)
-    check_common_inputs(num_inference_steps=config.upscale.steps, guidance_scale=config.image.guidance_scale, seed=args.seed, num_images=1)
+    check_common_inputs(
+        num_inference_steps=config.upscale.steps,
+        guidance_scale=config.image.guidance_scale,
+        seed=args.seed,
+        num_images=1,
+    )
 
-    from storyloom.cli.progress import ProgressBar
+    from storyloom.cli.progress_bar import ProgressBar
 
     upscaler = Upscaler.from_config(config, controlnet=args.controlnet, mode=mode)
     with ProgressBar(f"upscale ({mode})") as bar:
-        result = upscaler(source, prompt=args.prompt, negative_prompt=args.negative, mode=mode, seed=args.seed, progress=bar)
+        result = upscaler(
+            source, prompt=args.prompt, negative_prompt=args.negative, mode=mode, seed=args.seed, progress=bar
+        )
     out = args.out or config.paths.data_dir / "images" / time.strftime("%Y%m%d-%H%M%S")
     path = result.save(out / f"{args.image.stem}_{mode}_x{result.image.width // source.width}.png")
     note = "  (flagged by the safety checker: blurred)" if result.nsfw else ""

@@ -16,7 +16,7 @@ import os
 import signal
 import sys
 import threading
-from typing import Sequence
+from collections.abc import Sequence
 
 from storyloom.config import Config
 from storyloom.errors import StoryloomError
@@ -82,7 +82,13 @@ def run_single_worker(
     parent = os.getppid() if supervised else None
     try:
         Worker(
-            config, lambda: JobStore.from_config(config), handlers, resources, device=device, stop=stop, parent_pid=parent
+            config,
+            lambda: JobStore.from_config(config),
+            handlers,
+            resources,
+            device=device,
+            stop=stop,
+            parent_pid=parent,
         ).run()
     finally:
         resources.close()

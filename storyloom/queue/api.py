@@ -8,7 +8,8 @@ same result. The annotations name the result; on the async store, ``await`` the 
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, Mapping, Sequence, TypeVar
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
 
 from storyloom.config import QueueConfig
 from storyloom.errors import InvalidInput

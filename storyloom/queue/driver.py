@@ -7,7 +7,8 @@ disk never leaves half a job behind. SQLite errors a user can act on become ``St
 from __future__ import annotations
 
 import sqlite3
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from storyloom.queue.operation import Mode, Operation, Query, Rows, Steps
 from storyloom.queue.sqlite_errors import store_error

@@ -9,9 +9,10 @@ from __future__ import annotations
 import enum
 import json
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 
 class JobStatus(enum.StrEnum):

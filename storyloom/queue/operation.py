@@ -13,8 +13,9 @@ from __future__ import annotations
 import enum
 import functools
 import sqlite3
+from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Generator, Generic, Mapping, ParamSpec, Sequence, TypeVar
+from typing import Any, Generic, ParamSpec, TypeVar
 
 T = TypeVar("T")
 P = ParamSpec("P")

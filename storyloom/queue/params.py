@@ -7,7 +7,8 @@ model (steps, prompt length, sizes) are checked again by the pipelines, which kn
 from __future__ import annotations
 
 import json
-from typing import Any, Literal, Mapping
+from collections.abc import Mapping
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 

@@ -8,7 +8,8 @@ one place, and every write is guarded by the status it was read with.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from storyloom.errors import InvalidInput, StoryloomError
 from storyloom.queue import sql

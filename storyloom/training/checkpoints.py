@@ -17,9 +17,10 @@ import json
 import logging
 import random
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from storyloom.errors import InvalidInput
 
@@ -82,7 +83,9 @@ def save_checkpoint(
     previous = output_dir / f"{CHECKPOINT_DIR}.old"
     shutil.rmtree(temporary, ignore_errors=True)
     temporary.mkdir(parents=True)
-    save_file({name: p.detach().to("cpu").contiguous() for name, p in parameters.items()}, str(temporary / WEIGHTS_FILE))
+    save_file(
+        {name: p.detach().to("cpu").contiguous() for name, p in parameters.items()}, str(temporary / WEIGHTS_FILE)
+    )
     torch.save(optimizer.state_dict(), temporary / OPTIMIZER_FILE)
     save_file(_rng_tensors(generator), str(temporary / RNG_FILE))
     document = {
@@ -124,7 +127,7 @@ def load_checkpoint(output_dir: Path, run_fingerprint: str) -> Checkpoint | None
         rng = load_file(str(directory / RNG_FILE))
     except InvalidInput:
         raise
-    except Exception as exc:  # noqa: BLE001 - any unreadable part makes the whole checkpoint unusable
+    except Exception as exc:
         raise InvalidInput(
             f"the checkpoint in {directory} cannot be read ({type(exc).__name__}); delete it to start over"
         ) from None
@@ -145,14 +148,20 @@ def restore(checkpoint: Checkpoint, parameters: Mapping[str, Any], optimizer: An
 
     missing = sorted(set(parameters) - set(checkpoint.weights))
     if missing:
-        raise InvalidInput(f"the checkpoint does not match this model (no value for {missing[0]}); delete it to start over")
+        raise InvalidInput(
+            f"the checkpoint does not match this model (no value for {missing[0]}); delete it to start over"
+        )
     with torch.no_grad():
         for name, parameter in parameters.items():
             parameter.copy_(checkpoint.weights[name].to(parameter.device, parameter.dtype))
     optimizer.load_state_dict(checkpoint.optimizer)
     torch.set_rng_state(checkpoint.rng["torch_cpu"])
     if torch.cuda.is_available():
-        states = [checkpoint.rng[f"torch_cuda_{i}"] for i in range(torch.cuda.device_count()) if f"torch_cuda_{i}" in checkpoint.rng]
+        states = [
+            checkpoint.rng[f"torch_cuda_{i}"]
+            for i in range(torch.cuda.device_count())
+            if f"torch_cuda_{i}" in checkpoint.rng
+        ]
         if len(states) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(states)
     if generator is not None and "generator" in checkpoint.rng:

@@ -14,16 +14,16 @@ import os
 from pathlib import Path
 from typing import Any
 
+from storyloom.characters.photos import CLASS_IMAGES_DIR
 from storyloom.config import Config
-from storyloom.models.progress import CancelCheck, ProgressCallback, StepProgress
+from storyloom.domain.paths import slug
+from storyloom.models.runtime.step_progress import CancelCheck, ProgressCallback, StepProgress
 from storyloom.training.checkpoints import fingerprint
-from storyloom.training.paths import slug
 
 logger = logging.getLogger(__name__)
 
 GENERATION_BATCH = 4
 CLASS_SEED = 1_000_000  # class image i uses seed CLASS_SEED + i, whatever run made it
-CLASS_IMAGES_DIR = "class-images"
 
 
 def class_images_dir(config: Config, class_name: str, prompt: str, resolution: int) -> Path:
@@ -69,7 +69,7 @@ def _generate(
     import torch
     from diffusers import StableDiffusionPipeline
 
-    from storyloom.models.sd_common import cpu_generators, make_step_callback, task_components
+    from storyloom.models.image.sd_task import cpu_generators, make_step_callback, task_components
 
     # A view of the base weights without the safety checker: class images never leave the worker, and a
     # blacked-out image would teach the prior that cats are black squares.

@@ -10,12 +10,13 @@ checkpoint saves besides the weights, so a resumed run reports the same history 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from pathlib import Path
-from typing import Any, Callable, Mapping, Protocol
+from typing import Any, Protocol
 
 from storyloom.errors import InvalidInput, JobCanceled
-from storyloom.models.progress import CancelCheck, ProgressCallback, StepProgress
+from storyloom.models.runtime.step_progress import CancelCheck, ProgressCallback, StepProgress
 from storyloom.training.checkpoints import Checkpoint, Checkpointer
 from storyloom.training.schedule import StepPlan
 
@@ -130,7 +131,9 @@ class TrainingLoop:
             loss = loss_of(indices) / self.plan.accumulation  # the mean over the accumulated batches, as one batch
             checkpointer.scaler.scale(loss).backward()
             value += float(loss.detach())
-        apply_gradients(checkpointer.scaler, checkpointer.optimizer, checkpointer.parameters.values(), self.max_grad_norm)
+        apply_gradients(
+            checkpointer.scaler, checkpointer.optimizer, checkpointer.parameters.values(), self.max_grad_norm
+        )
         if not math.isfinite(value):
             raise InvalidInput(f"the training loss became {value} at step {step + 1}; lower the learning rate")
         self.state["losses"].append(value)

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence, TypeVar
+from typing import Any, TypeVar
 
 from storyloom.errors import InvalidInput
-from storyloom.models.story_prompts import STORYTELLER_STOP, STORYTELLER_TEMPLATE
+from storyloom.models.story.prompts import STORYTELLER_STOP, STORYTELLER_TEMPLATE
 
 T = TypeVar("T")
 
@@ -54,7 +55,9 @@ def load_story_pairs(path: Path) -> list[StoryPair]:
     except UnicodeDecodeError:
         raise InvalidInput(f"the dataset {name} is not UTF-8 text") from None
     except json.JSONDecodeError as exc:
-        raise InvalidInput(f"the dataset {name} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
+        raise InvalidInput(
+            f"the dataset {name} is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}"
+        ) from None
     if not isinstance(data, list):
         raise InvalidInput(f'the dataset {name} must be a JSON list of {{"summary": ..., "story": ...}} objects')
     if not data:

@@ -20,7 +20,7 @@ from typing import Any
 
 from storyloom.config import Config
 from storyloom.errors import InvalidInput
-from storyloom.models.progress import CancelCheck, ProgressCallback, StepProgress
+from storyloom.models.runtime.step_progress import CancelCheck, ProgressCallback, StepProgress
 from storyloom.training import checkpoints
 from storyloom.training.loop import TrainingLoop
 from storyloom.training.schedule import StepPlan
@@ -247,10 +247,10 @@ class _StoryRun:
         from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from storyloom.models.devices import resolve_device, resolve_dtype
-        from storyloom.models.loading import model_errors, resolve_source
-        from storyloom.models.story_loading import bnb_config
-        from storyloom.models.story_writer import check_quantization_support
+        from storyloom.models.runtime.devices import resolve_device, resolve_dtype
+        from storyloom.models.runtime.loading import model_errors, resolve_source
+        from storyloom.models.story.loading import bnb_config
+        from storyloom.models.story.writer import check_quantization_support
 
         config, args = self.config, self.args
         device = resolve_device(config.device)
@@ -284,7 +284,9 @@ class _StoryRun:
         model = get_peft_model(model, lora)
         return model, tokenizer, device
 
-    def _evaluate(self, model: Any, examples: list[TokenizedExample], pad: int, device: Any, precision: Any) -> float | None:
+    def _evaluate(
+        self, model: Any, examples: list[TokenizedExample], pad: int, device: Any, precision: Any
+    ) -> float | None:
         """Mean loss per scored token over ``examples`` (None when there are none)."""
         import torch
 

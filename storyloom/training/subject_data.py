@@ -8,18 +8,13 @@ one gets the configured instance prompt ("a photo of bhna cat").
 from __future__ import annotations
 
 import hashlib
-import io
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from storyloom.characters.photos import CAPTION_SUFFIX, MAX_CAPTION_CHARS, check_image
 from storyloom.errors import InvalidInput
-
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
-CAPTION_SUFFIX = ".txt"
-MAX_CAPTION_CHARS = 500
-MIN_SIDE = 64  # smaller photos carry too little of the subject to learn from
 
 
 @dataclass(frozen=True)
@@ -60,24 +55,6 @@ def load_instance_images(
 
 def _check_image(path: Path) -> None:
     check_image(path.read_bytes(), path.name)
-
-
-def check_image(data: bytes, label: str) -> str:
-    """The image format of ``data`` (``JPEG``, ``PNG``…), or ``InvalidInput`` saying ``label`` is no usable photo."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.verify()  # structure and checksums
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()  # the pixels themselves: a truncated file fails here
-            size, kind = image.size, image.format or ""
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
-        what = "not an image" if isinstance(exc, UnidentifiedImageError) else "a damaged image"
-        raise InvalidInput(f"{label} is {what}; use JPEG, PNG or WebP photos") from None
-    if min(size) < MIN_SIDE:
-        raise InvalidInput(f"{label} is only {size[0]}×{size[1]} pixels; use photos at least {MIN_SIDE} pixels on each side")
-    return kind
 
 
 def _caption(path: Path, identifier: str, class_name: str) -> str:

@@ -25,7 +25,7 @@ from typing import Any
 
 from storyloom.config import Config
 from storyloom.errors import InvalidInput
-from storyloom.models.progress import CancelCheck, ProgressCallback, StepProgress
+from storyloom.models.runtime.step_progress import CancelCheck, ProgressCallback, StepProgress
 from storyloom.training import checkpoints
 from storyloom.training.loop import TrainingLoop
 from storyloom.training.schedule import StepPlan
@@ -86,7 +86,11 @@ class SubjectTrainingArgs:
     ) -> SubjectTrainingArgs:
         """``[training]`` settings, with the values given here winning."""
         settings = config.training
-        for label, value, low in (("epochs", epochs, 1), ("max steps", max_steps, 1), ("class images", num_class_images, 0)):
+        for label, value, low in (
+            ("epochs", epochs, 1),
+            ("max steps", max_steps, 1),
+            ("class images", num_class_images, 0),
+        ):
             if value is not None and value < low:
                 raise InvalidInput(f"{label} must be at least {low} (got {value})")
         return cls(
@@ -317,8 +321,8 @@ class _SubjectRun:
         """A private copy of the base SD pipeline (no compile, no tiling: this one trains)."""
         from diffusers import StableDiffusionPipeline
 
-        from storyloom.models.devices import resolve_device, resolve_dtype
-        from storyloom.models.loading import model_errors, resolve_source
+        from storyloom.models.runtime.devices import resolve_device, resolve_dtype
+        from storyloom.models.runtime.loading import model_errors, resolve_source
 
         config = self.config
         self.device = resolve_device(config.device)
@@ -329,7 +333,9 @@ class _SubjectRun:
         if not config.image.safety_checker:
             extra = {"safety_checker": None, "requires_safety_checker": False}
         with model_errors(name):
-            pipe = StableDiffusionPipeline.from_pretrained(source, dtype=self.weight_dtype, use_safetensors=True, **extra)
+            pipe = StableDiffusionPipeline.from_pretrained(
+                source, dtype=self.weight_dtype, use_safetensors=True, **extra
+            )
         pipe.to(self.device)
         pipe.set_progress_bar_config(disable=True)
         return pipe
@@ -347,7 +353,9 @@ class _SubjectRun:
             module.requires_grad_(False)
         torch.manual_seed(args.seed)  # the LoRAs' initial weights
         pipe.unet.add_adapter(
-            LoraConfig(r=args.rank, lora_alpha=args.rank, init_lora_weights="gaussian", target_modules=list(UNET_TARGETS))
+            LoraConfig(
+                r=args.rank, lora_alpha=args.rank, init_lora_weights="gaussian", target_modules=list(UNET_TARGETS)
+            )
         )
         trained = [pipe.unet]
         if args.train_text_encoder:
@@ -379,7 +387,9 @@ class _SubjectRun:
         self.class_ids = self._token_ids([class_prompt])
         too_long = [c for c in self.captions if len(tokenizer(c)["input_ids"]) > tokenizer.model_max_length]
         if too_long:
-            logger.warning("%d captions are longer than %d tokens and were cut", len(too_long), tokenizer.model_max_length)
+            logger.warning(
+                "%d captions are longer than %d tokens and were cut", len(too_long), tokenizer.model_max_length
+            )
         self.caption_embeds = self.class_embeds = None
         if not args.train_text_encoder:
             import torch
@@ -503,9 +513,9 @@ class _SubjectRun:
 
     def _samples(self) -> tuple[list[Path], list[int]]:
         """Sample images of the instance prompt with the trained LoRA (and the base model's safety check)."""
-        from storyloom.models.imaging import make_grid
-        from storyloom.models.parameters import save_png
-        from storyloom.models.txt2img import Txt2Img
+        from storyloom.domain.parameters import save_png
+        from storyloom.models.image.imaging import make_grid
+        from storyloom.models.image.txt2img import Txt2Img
 
         args = self.args
         if args.sample_images <= 0:

@@ -9,11 +9,12 @@ the results, so a handler cannot half-finish a job.
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from storyloom.errors import InvalidInput, JobCanceled
-from storyloom.models.progress import CancelCheck, ProgressCallback
+from storyloom.models.runtime.step_progress import CancelCheck, ProgressCallback
 from storyloom.queue.character import CharacterNotFound, CharacterRecord, NewCharacter
 from storyloom.queue.job import Artifact, ArtifactKind, Job, NewArtifact, NewJob
 from storyloom.queue.params import JobParams

@@ -13,10 +13,10 @@ import io
 import logging
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from storyloom.errors import StoreError
-from storyloom.models.progress import StepProgress
+from storyloom.models.runtime.step_progress import StepProgress
 from storyloom.queue.job import HeartbeatReply
 from storyloom.queue.store import JobStore
 

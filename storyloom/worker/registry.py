@@ -9,7 +9,7 @@ adding any job kind that Discord could reach.
 from __future__ import annotations
 
 import importlib
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 from storyloom.errors import ConfigError
 from storyloom.queue.job import JobKind

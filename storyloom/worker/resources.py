@@ -17,9 +17,10 @@ from __future__ import annotations
 import gc
 import logging
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from storyloom.config import Config
 
@@ -48,25 +49,25 @@ class ModelSpec:
 
 
 def _load_txt2img(config: Config, cache: Any) -> Any:
-    from storyloom.models.txt2img import Txt2Img
+    from storyloom.models.image.txt2img import Txt2Img
 
     return Txt2Img.from_config(config, cache)
 
 
 def _load_variations(config: Config, cache: Any) -> Any:
-    from storyloom.models.variations import Variations
+    from storyloom.models.image.variations import Variations
 
     return Variations.from_config(config, cache)
 
 
 def _load_upscaler(config: Config, cache: Any) -> Any:
-    from storyloom.models.upscale import Upscaler
+    from storyloom.models.image.upscale import Upscaler
 
     return Upscaler.from_config(config, cache)
 
 
 def _load_story_writer(config: Config, cache: Any) -> Any:
-    from storyloom.models.story_writer import StoryWriter
+    from storyloom.models.story.writer import StoryWriter
 
     return StoryWriter.from_config(config)
 
@@ -186,7 +187,7 @@ class ModelResources:
     def _cache(self, group: str) -> Any:
         with self._lock:
             if group not in self._caches:
-                from storyloom.models.loading import ModelCache
+                from storyloom.models.runtime.loading import ModelCache
 
                 self._caches[group] = ModelCache()
             return self._caches[group]
@@ -198,7 +199,7 @@ class ModelResources:
 def _device_total_bytes(config: Config) -> int:
     import psutil
 
-    from storyloom.models.devices import resolve_device
+    from storyloom.models.runtime.devices import resolve_device
 
     device = resolve_device(config.device)
     if device.type == "cuda":
@@ -211,7 +212,7 @@ def _device_total_bytes(config: Config) -> int:
 def _device_used_bytes(config: Config) -> int:
     import psutil
 
-    from storyloom.models.devices import resolve_device
+    from storyloom.models.runtime.devices import resolve_device
 
     device = resolve_device(config.device)
     if device.type == "cuda":
@@ -226,7 +227,7 @@ def _empty_device_cache(config: Config) -> None:
 
     if "torch" not in sys.modules:
         return  # nothing was ever loaded onto a device
-    from storyloom.models.devices import empty_cache, resolve_device
+    from storyloom.models.runtime.devices import empty_cache, resolve_device
 
     empty_cache(resolve_device(config.device))
 

@@ -11,7 +11,7 @@ Idle waiting costs almost nothing: ``PRAGMA data_version`` tells whether any oth
 since the last look, and only then does the worker query for work.
 
 A worker that trains characters also removes the training files nobody needs any more
-(``storyloom.training.cleanup``): when it starts, after each ``train_subject`` job, and otherwise at most hourly,
+(``storyloom.characters.cleanup``): when it starts, after each ``train_subject`` job, and otherwise at most hourly,
 always between jobs.
 """
 
@@ -22,15 +22,15 @@ import os
 import threading
 import time
 import traceback
-from typing import Callable, Mapping
+from collections.abc import Callable, Mapping
 
+from storyloom.characters.cleanup import sweep
 from storyloom.config import Config
 from storyloom.errors import InvalidInput, JobCanceled, StoreError, StoryloomError
 from storyloom.queue.job import Job, JobError, JobKind
 from storyloom.queue.params import validate_params
 from storyloom.queue.store import JobStore
 from storyloom.queue.transitions import InvalidTransition, LeaseLost
-from storyloom.training.cleanup import sweep
 from storyloom.worker.context import Handler, HandlerResult, JobContext
 from storyloom.worker.heartbeat import Heartbeat
 from storyloom.worker.identity import WorkerIdentity, host_prefix
@@ -168,7 +168,7 @@ class Worker:
         self._next_cleanup = time.monotonic() + CLEANUP_INTERVAL
         try:
             sweep(store, self.config.paths.data_dir, retention_days=self.config.queue.retention_days)
-        except Exception:  # noqa: BLE001 - a chore must never stop the worker
+        except Exception:
             logger.exception("worker %s could not clean up training files; trying again later", self.id)
 
     # --- running -------------------------------------------------------------------------------------
@@ -184,7 +184,7 @@ class Worker:
         except StoryloomError as exc:
             logger.info("job %s failed: %s", job.id, exc)
             self._fail(store, job, JobError(str(exc), type(exc).__name__, traceback.format_exc()))
-        except Exception as exc:  # noqa: BLE001 - a handler bug must fail its job, not the worker
+        except Exception as exc:
             logger.exception("job %s (%s) raised an unexpected error", job.id, job.kind)
             message = f"something went wrong while running this job ({type(exc).__name__}); the details were logged"
             self._fail(store, job, JobError(message, type(exc).__name__, traceback.format_exc()))
@@ -220,7 +220,11 @@ class Worker:
             logger.warning("job %s finished here but its results were dropped: %s", job.id, exc)
         except (InvalidInput, StoreError) as exc:
             logger.error("job %s: its results could not be saved: %s", job.id, exc)
-            self._fail(store, job, JobError(f"the results could not be saved: {exc}", type(exc).__name__, traceback.format_exc()))
+            self._fail(
+                store,
+                job,
+                JobError(f"the results could not be saved: {exc}", type(exc).__name__, traceback.format_exc()),
+            )
         else:
             logger.info("job %s succeeded in %.2f s", job.id, done.duration or 0.0)
 
@@ -247,4 +251,6 @@ class Worker:
         except (LeaseLost, InvalidTransition) as exc:
             logger.warning("job %s: %s", job.id, exc)
         except StoreError as exc:
-            logger.error("job %s: could not record its outcome (%s); it will be retried when its lease expires", job.id, exc)
+            logger.error(
+                "job %s: could not record its outcome (%s); it will be retried when its lease expires", job.id, exc
+            )

@@ -22,8 +22,8 @@ import signal
 import subprocess
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Mapping, Sequence
 
 from storyloom.config import Config
 from storyloom.errors import StoreError
@@ -75,7 +75,9 @@ class Supervisor:
         self._command = command or (lambda device: worker_command(device, handler_specs))
         self._environment = {**os.environ, **config_environment(config), **(environment or {})}
         # Long enough for a worker to reach its next step and hand the job back.
-        self._shutdown_timeout = shutdown_timeout if shutdown_timeout is not None else max(10.0, config.queue.lease_seconds)
+        self._shutdown_timeout = (
+            shutdown_timeout if shutdown_timeout is not None else max(10.0, config.queue.lease_seconds)
+        )
         self.stop_event = stop or threading.Event()
 
     def stop(self) -> None:

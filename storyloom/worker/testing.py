@@ -23,11 +23,12 @@ import subprocess
 import sys
 import threading
 import time
-from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Sequence, TypeVar
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
 from storyloom.config import Config
 from storyloom.errors import InvalidInput
-from storyloom.models.progress import StepProgress
+from storyloom.models.runtime.step_progress import StepProgress
 from storyloom.queue.job import JobKind, NewJob
 from storyloom.worker.context import Handler, HandlerResult, JobContext
 from storyloom.worker.handlers.artifacts import text_artifact

@@ -7,9 +7,10 @@ Kept as plain dataclasses so tests can read them directly (``message.content``, 
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Iterator
+from datetime import UTC, datetime
+from typing import Any
 
 from . import permissions as perms
 from .snowflakes import snowflake_time_ms
@@ -29,11 +30,11 @@ HAS_THREAD = 1 << 5
 
 def iso_from_snowflake(snowflake: int) -> str:
     """ISO-8601 timestamp of a snowflake, the format Discord uses for ``timestamp`` fields."""
-    return datetime.fromtimestamp(snowflake_time_ms(snowflake) / 1000, tz=timezone.utc).isoformat()
+    return datetime.fromtimestamp(snowflake_time_ms(snowflake) / 1000, tz=UTC).isoformat()
 
 
 def iso_now() -> str:
-    return datetime.now(tz=timezone.utc).isoformat()
+    return datetime.now(tz=UTC).isoformat()
 
 
 @dataclass
@@ -378,8 +379,15 @@ class FakeMessage:
             "embeds": copy.deepcopy(self.embeds),
             "components": copy.deepcopy(self.components),
             "reactions": [
-                {"emoji": {"id": None, "name": name}, "count": len(users), "me": True, "burst_colors": [],
-                 "count_details": {"burst": 0, "normal": len(users)}, "me_burst": False, "burst_count": 0}
+                {
+                    "emoji": {"id": None, "name": name},
+                    "count": len(users),
+                    "me": True,
+                    "burst_colors": [],
+                    "count_details": {"burst": 0, "normal": len(users)},
+                    "me_burst": False,
+                    "burst_count": 0,
+                }
                 for name, users in self.reactions.items()
                 if users
             ],

@@ -52,7 +52,15 @@ def build_default_world(state: FakeState, *, attachment_size_limit: int = DEFAUL
     nsfw = state.add_text_channel(guild, "after-dark", nsfw=True)
     no_threads = state.add_text_channel(guild, "announcements", threads_allowed=False)
     return World(
-        bot=state.bot, owner=owner, manager=manager, member=member, guild=guild, bot_role=bot_role,
-        manager_role=manager_role, text_channel=text, nsfw_channel=nsfw, no_threads_channel=no_threads,
+        bot=state.bot,
+        owner=owner,
+        manager=manager,
+        member=member,
+        guild=guild,
+        bot_role=bot_role,
+        manager_role=manager_role,
+        text_channel=text,
+        nsfw_channel=nsfw,
+        no_threads_channel=no_threads,
         dm_channel=state.dm_channel(member),
     )

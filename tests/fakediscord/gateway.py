@@ -11,8 +11,9 @@ import asyncio
 import json
 import secrets
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -52,7 +53,7 @@ class GatewaySession:
     shard: list[int] | None
     seq: int = 0
     buffer: deque[tuple[int, str]] = field(default_factory=lambda: deque(maxlen=REPLAY_BUFFER))
-    connection: "GatewayConnection | None" = None
+    connection: GatewayConnection | None = None
     resumes: int = 0
 
     def wants(self, event: str, guild_id: int | None) -> bool:
@@ -181,7 +182,7 @@ class Gateway:
             while not ws.closed:
                 try:
                     msg = await ws.receive(timeout=idle_timeout)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     connection.close(4009, "Session timed out")
                     break
                 if msg.type is aiohttp.WSMsgType.TEXT:
@@ -201,7 +202,7 @@ class Gateway:
             connection.close(1000)  # also wakes the writer if the client closed first
             try:
                 await asyncio.wait_for(asyncio.shield(writer), timeout=2.0)
-            except (asyncio.TimeoutError, asyncio.CancelledError):
+            except (TimeoutError, asyncio.CancelledError):
                 writer.cancel()
             self._on_change()
         return ws
@@ -302,11 +303,15 @@ class Gateway:
         wanted = {int(u) for u in data.get("user_ids") or []}
         query = data.get("query") or ""
         members = [
-            m.payload() for m in guild.members.values()
+            m.payload()
+            for m in guild.members.values()
             if (not wanted or m.user.id in wanted) and m.user.username.startswith(query)
         ]
         chunk: dict[str, Any] = {
-            "guild_id": str(guild.id), "members": members, "chunk_index": 0, "chunk_count": 1,
+            "guild_id": str(guild.id),
+            "members": members,
+            "chunk_index": 0,
+            "chunk_count": 1,
         }
         if data.get("nonce"):
             chunk["nonce"] = data["nonce"]
@@ -321,7 +326,8 @@ class Gateway:
         guild = state.guilds[guild_id]
         channels = [state.channels[c].payload() for c in guild.channel_ids if not state.channels[c].deleted]
         threads = [
-            c.payload() for c in state.channels.values()
+            c.payload()
+            for c in state.channels.values()
             if c.is_thread and c.guild_id == guild.id and not c.deleted and not c.archived
         ]
         bot_member = guild.members[state.bot.id]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING, Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from .entities import FakeMessage, FakeUser
 from .interactions import Ack, InteractionRecord
@@ -13,7 +14,7 @@ if TYPE_CHECKING:
 
 
 class InteractionHandle:
-    def __init__(self, fake: "FakeDiscord", record: InteractionRecord) -> None:
+    def __init__(self, fake: FakeDiscord, record: InteractionRecord) -> None:
         self._fake = fake
         self.record = record
 
@@ -44,7 +45,7 @@ class InteractionHandle:
         ``.elapsed_ms`` since the fake dispatched the interaction."""
         try:
             await asyncio.wait_for(self.record.acked.wait(), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             raise TimeoutError(f"{self!r} was not acknowledged within {timeout}s") from None
         return self.record.acks[0]
 
@@ -93,7 +94,7 @@ class InteractionHandle:
     def autocomplete_choices(self) -> list[dict[str, Any]] | None:
         return self.record.autocomplete_choices
 
-    async def submit_modal(self, values: dict[str, Any], *, user: FakeUser | None = None) -> "InteractionHandle":
+    async def submit_modal(self, values: dict[str, Any], *, user: FakeUser | None = None) -> InteractionHandle:
         return await self._fake.submit_modal(self, values, user=user)
 
     def expire(self) -> None:

@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Union
+from typing import Any
 
 from .entities import DM, FakeAttachment, FakeChannel, FakeMessage, FakeRole, FakeUser
 from .state import FakeState
@@ -39,7 +40,7 @@ class Upload:
     data: bytes
 
 
-UploadLike = Union[Upload, FakeAttachment, tuple, bytes]
+UploadLike = Upload | FakeAttachment | tuple | bytes
 
 
 @dataclass(frozen=True)
@@ -120,7 +121,12 @@ class InteractionBuilder:
 
     # ------------------------------------------------------------------ common envelope
     def _envelope(
-        self, type_: int, data: dict[str, Any], user: FakeUser, channel: FakeChannel, size_limit: int | None,
+        self,
+        type_: int,
+        data: dict[str, Any],
+        user: FakeUser,
+        channel: FakeChannel,
+        size_limit: int | None,
         locale: str,
     ) -> InteractionRecord:
         state = self.state
@@ -167,8 +173,14 @@ class InteractionBuilder:
                 context=1,
             )
         return InteractionRecord(
-            id=interaction_id, token=token, type=type_, payload=payload, channel_id=channel.id,
-            guild_id=channel.guild_id, user=user, attachment_size_limit=limit,
+            id=interaction_id,
+            token=token,
+            type=type_,
+            payload=payload,
+            channel_id=channel.id,
+            guild_id=channel.guild_id,
+            user=user,
+            attachment_size_limit=limit,
         )
 
     # ------------------------------------------------------------------ slash commands
@@ -193,9 +205,7 @@ class InteractionBuilder:
         resolved: dict[str, dict[str, Any]] = {}
         schema: list[dict[str, Any]] = command.get("options") or []
         leaf_schema, wrap = self._walk_subcommands(schema, path, root)
-        leaf_options = self._options(
-            leaf_schema, dict(options), list(attachments or []), channel, resolved, validate
-        )
+        leaf_options = self._options(leaf_schema, dict(options), list(attachments or []), channel, resolved, validate)
         data: dict[str, Any] = {"id": command["id"], "name": root, "type": command.get("type", 1)}
         if "guild_id" in command:
             data["guild_id"] = command["guild_id"]
@@ -248,15 +258,22 @@ class InteractionBuilder:
                 continue
             value = values[option["name"]]
             result.append(
-                {"name": option["name"], "type": option["type"],
-                 "value": self._option_value(option, value, channel, resolved, validate)}
+                {
+                    "name": option["name"],
+                    "type": option["type"],
+                    "value": self._option_value(option, value, channel, resolved, validate),
+                }
             )
         for name in unknown:  # validate=False: pass through as strings, like a raw API client could
             result.append({"name": name, "type": STRING, "value": values[name]})
         return result
 
     def _option_value(
-        self, option: dict[str, Any], value: Any, channel: FakeChannel, resolved: dict[str, dict[str, Any]],
+        self,
+        option: dict[str, Any],
+        value: Any,
+        channel: FakeChannel,
+        resolved: dict[str, dict[str, Any]],
         validate: bool,
     ) -> Any:
         kind = option["type"]
@@ -318,8 +335,14 @@ class InteractionBuilder:
 
     # ------------------------------------------------------------------ components and modals
     def component(
-        self, message: FakeMessage, custom_id: str, *, user: FakeUser, values: list[str] | None = None,
-        locale: str = "en-US", size_limit: int | None = None,
+        self,
+        message: FakeMessage,
+        custom_id: str,
+        *,
+        user: FakeUser,
+        values: list[str] | None = None,
+        locale: str = "en-US",
+        size_limit: int | None = None,
     ) -> InteractionRecord:
         component = message.find_component(custom_id)
         if component is None:

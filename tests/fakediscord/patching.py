@@ -10,9 +10,9 @@ other processes inheriting the environment (workers) never import discord becaus
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Mapping
 
 ENV_VAR = "FAKE_DISCORD_URL"
 API_VERSION = 10
@@ -21,7 +21,7 @@ _LOOPBACK_PREFIXES = ("http://127.", "http://localhost:", "http://[::1]:")
 
 def ws_url_for(base_url: str) -> str:
     """``http://127.0.0.1:1234`` → ``ws://127.0.0.1:1234/``."""
-    return "ws" + base_url.rstrip("/")[len("http"):] + "/"
+    return "ws" + base_url.rstrip("/")[len("http") :] + "/"
 
 
 def _check_loopback(base_url: str) -> str:

@@ -11,8 +11,9 @@ import asyncio
 import json
 import logging
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 
@@ -95,8 +96,12 @@ def make_middleware(ctx: RestContext):
         api_path = _PREFIX_RE.sub("", request.path) or "/"
         route = _route_template(request)
         call = RecordedCall(
-            seq=len(ctx.calls) + 1, method=request.method, path=api_path, route=route,
-            query=dict(request.query), json=None,
+            seq=len(ctx.calls) + 1,
+            method=request.method,
+            path=api_path,
+            route=route,
+            query=dict(request.query),
+            json=None,
         )
         ctx.calls.append(call)
         extra_headers: dict[str, str] = {}
@@ -141,4 +146,4 @@ def _route_template(request: web.Request) -> str:
     if resource is None:
         return ""
     canonical = resource.canonical
-    return canonical[len(_PREFIX_TEMPLATE):] if canonical.startswith(_PREFIX_TEMPLATE) else canonical
+    return canonical[len(_PREFIX_TEMPLATE) :] if canonical.startswith(_PREFIX_TEMPLATE) else canonical

@@ -41,7 +41,7 @@ def add_routes(app: web.Application, ctx: RestContext) -> None:
             messages = [m for m in messages if m.id > int(query["after"])][:limit]
         elif "around" in query:
             around = int(query["around"])
-            older = [m for m in messages if m.id <= around][-(limit - limit // 2):]
+            older = [m for m in messages if m.id <= around][-(limit - limit // 2) :]
             newer = [m for m in messages if m.id > around][: limit // 2]
             messages = older + newer
         else:
@@ -72,7 +72,10 @@ def add_routes(app: web.Application, ctx: RestContext) -> None:
         channel = channel_of(request)
         data = body_of(request).json or {}
         thread = state.create_thread(
-            channel.id, state.bot, data.get("name"), message_id=snowflake_param(request, "message_id"),
+            channel.id,
+            state.bot,
+            data.get("name"),
+            message_id=snowflake_param(request, "message_id"),
             auto_archive_duration=int(data.get("auto_archive_duration") or 1440),
         )
         return thread.payload()
@@ -81,7 +84,10 @@ def add_routes(app: web.Application, ctx: RestContext) -> None:
         channel = channel_of(request)
         data = body_of(request).json or {}
         thread = state.create_thread(
-            channel.id, state.bot, data.get("name"), type=int(data.get("type") or PUBLIC_THREAD),
+            channel.id,
+            state.bot,
+            data.get("name"),
+            type=int(data.get("type") or PUBLIC_THREAD),
             auto_archive_duration=int(data.get("auto_archive_duration") or 1440),
         )
         return thread.payload()

@@ -124,7 +124,8 @@ def add_routes(app: web.Application, ctx: RestContext) -> None:
         guild_id = snowflake_param(request, "guild_id")
         state.guild(guild_id)
         threads = [
-            c.payload() for c in state.channels.values()
+            c.payload()
+            for c in state.channels.values()
             if c.is_thread and c.guild_id == guild_id and not c.deleted and not c.archived
         ]
         return {"threads": threads, "members": []}

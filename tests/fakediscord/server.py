@@ -15,9 +15,10 @@ import os
 import re
 import secrets
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -69,14 +70,23 @@ class FakeDiscord:
         )
         self._builder = InteractionBuilder(self.state)
         self.gateway = Gateway(
-            self.state, self.token, heartbeat_interval_ms=heartbeat_interval_ms, ws_url=lambda: self.ws_url,
+            self.state,
+            self.token,
+            heartbeat_interval_ms=heartbeat_interval_ms,
+            ws_url=lambda: self.ws_url,
             on_change=self._changed,
         )
         self.state.emit = self.gateway.dispatch
         self.state.on_change = self._changed
         self._ctx = RestContext(
-            state=self.state, registry=self.registry, responder=self.responder, faults=self.faults, calls=self.calls,
-            token=self.token, ws_url=lambda: self.ws_url, on_change=self._changed,
+            state=self.state,
+            registry=self.registry,
+            responder=self.responder,
+            faults=self.faults,
+            calls=self.calls,
+            token=self.token,
+            ws_url=lambda: self.ws_url,
+            on_change=self._changed,
         )
         self._patch_discord = patch_discord
         self._waiters: set[asyncio.Future[None]] = set()
@@ -89,7 +99,7 @@ class FakeDiscord:
         return f"<FakeDiscord {self.url or 'stopped'} sessions={sessions} calls={len(self.calls)}>"
 
     # ------------------------------------------------------------------ lifecycle
-    async def start(self) -> "FakeDiscord":
+    async def start(self) -> FakeDiscord:
         app = web.Application(middlewares=[make_middleware(self._ctx)], client_max_size=64 * 1024 * 1024)
         routes_misc.add_routes(app, self._ctx)
         routes_channels.add_routes(app, self._ctx)
@@ -118,7 +128,7 @@ class FakeDiscord:
                 if not waiter.done():
                     waiter.cancel()
 
-    async def __aenter__(self) -> "FakeDiscord":
+    async def __aenter__(self) -> FakeDiscord:
         return await self.start()
 
     async def __aexit__(self, *exc: object) -> None:
@@ -292,13 +302,24 @@ class FakeDiscord:
         (required options, choices, ranges, lengths)."""
         target = self._pick_channel(channel, guild)
         record = self._builder.application_command(
-            name, dict(options or {}), user=user or self._default_user(target), channel=target,
-            attachments=attachments, size_limit=attachment_size_limit, locale=locale, validate=validate,
+            name,
+            dict(options or {}),
+            user=user or self._default_user(target),
+            channel=target,
+            attachments=attachments,
+            size_limit=attachment_size_limit,
+            locale=locale,
+            validate=validate,
         )
         return await self._dispatch(record)
 
     async def click_button(
-        self, message: MessageRef, custom_id: str, *, user: FakeUser | None = None, values: list[str] | None = None,
+        self,
+        message: MessageRef,
+        custom_id: str,
+        *,
+        user: FakeUser | None = None,
+        values: list[str] | None = None,
         attachment_size_limit: int | None = None,
     ) -> InteractionHandle:
         """Press the component ``custom_id`` on ``message`` (``values`` for select menus)."""
@@ -307,7 +328,10 @@ class FakeDiscord:
             raise LookupError(f"message {target.id} was deleted; nobody can click it")
         channel = self.state.channel(target.channel_id)
         record = self._builder.component(
-            target, custom_id, user=user or self._default_user(channel), values=values,
+            target,
+            custom_id,
+            user=user or self._default_user(channel),
+            values=values,
             size_limit=attachment_size_limit,
         )
         return await self._dispatch(record)
@@ -375,8 +399,16 @@ class FakeDiscord:
         (``/channels/{channel_id}/messages``) or a compiled regex. 429s carry ``retry_after`` seconds and the
         ``Via`` header discord.py needs to treat them as rate limits."""
         return self.faults.add(
-            FaultRule(method=method.upper(), path=path, status=status, retry_after=retry_after, code=code,
-                      message=message, is_global=is_global, remaining=times)
+            FaultRule(
+                method=method.upper(),
+                path=path,
+                status=status,
+                retry_after=retry_after,
+                code=code,
+                message=message,
+                is_global=is_global,
+                remaining=times,
+            )
         )
 
     def delay_next(self, method: str, path: str | re.Pattern[str], seconds: float, *, times: int = 1) -> FaultRule:
@@ -402,20 +434,26 @@ class FakeDiscord:
             remaining = deadline - loop.time()
             if remaining <= 0:
                 recent = ", ".join(repr(c) for c in self.calls[-5:]) or "none"
-                raise TimeoutError(f"waited {timeout}s for {what or getattr(predicate, '__name__', 'condition')}; "
-                                   f"last calls: {recent}")
+                raise TimeoutError(
+                    f"waited {timeout}s for {what or getattr(predicate, '__name__', 'condition')}; last calls: {recent}"
+                )
             waiter: asyncio.Future[None] = loop.create_future()
             self._waiters.add(waiter)
             try:
                 await asyncio.wait_for(waiter, min(remaining, 0.25))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             finally:
                 self._waiters.discard(waiter)
 
     async def wait_for_call(
-        self, method: str | None = None, path: str | re.Pattern[str] | None = None, *, count: int = 1,
-        ok: bool | None = None, timeout: float = 5.0,
+        self,
+        method: str | None = None,
+        path: str | re.Pattern[str] | None = None,
+        *,
+        count: int = 1,
+        ok: bool | None = None,
+        timeout: float = 5.0,
     ) -> list[RecordedCall]:
         """Wait until at least ``count`` recorded calls match (``ok=True``: only 2xx answers)."""
 

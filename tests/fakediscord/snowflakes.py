@@ -7,7 +7,7 @@ the real current time or the client believes an interaction expired long ago.
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 DISCORD_EPOCH_MS = 1_420_070_400_000  # 2015-01-01T00:00:00Z
 

@@ -8,7 +8,8 @@ gateway events.
 from __future__ import annotations
 
 import copy
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import errors, validation
 from . import permissions as perms
@@ -95,8 +96,14 @@ class FakeState:
         self, guild: FakeGuild, name: str, *, nsfw: bool = False, threads_allowed: bool = True, topic: str | None = None
     ) -> FakeChannel:
         channel = FakeChannel(
-            id=self.ids.next(), type=TEXT, name=name, guild_id=guild.id, position=len(guild.channel_ids),
-            nsfw=nsfw, topic=topic, threads_allowed=threads_allowed,
+            id=self.ids.next(),
+            type=TEXT,
+            name=name,
+            guild_id=guild.id,
+            position=len(guild.channel_ids),
+            nsfw=nsfw,
+            topic=topic,
+            threads_allowed=threads_allowed,
         )
         self.channels[channel.id] = channel
         guild.channel_ids.append(channel.id)
@@ -146,7 +153,8 @@ class FakeState:
 
     def messages_in(self, channel_id: int, *, include_ephemeral: bool = True) -> list[FakeMessage]:
         return [
-            m for m in self.messages.values()
+            m
+            for m in self.messages.values()
             if m.channel_id == channel_id and not m.deleted and (include_ephemeral or not m.ephemeral)
         ]
 
@@ -326,7 +334,10 @@ class FakeState:
         elif type == PUBLIC_THREAD:
             # Discord announces a thread started without a message with a system message in the parent.
             self.create_message(
-                parent.id, creator, {"content": name}, message_type=18,
+                parent.id,
+                creator,
+                {"content": name},
+                message_type=18,
                 system_reference={"channel_id": str(thread.id), "guild_id": str(parent.guild_id)},
             )
         self.on_change()
@@ -417,8 +428,10 @@ class FakeState:
     def store_user_upload(self, channel: FakeChannel, filename: str, data: bytes) -> FakeAttachment:
         """An attachment a *user* uploaded (slash-command attachment option), served like the bot's own."""
         return self._store_attachment(
-            channel, UploadedFile(field_name="files[0]", index=0, filename=filename, data=data, content_type=None),
-            None, None,
+            channel,
+            UploadedFile(field_name="files[0]", index=0, filename=filename, data=data, content_type=None),
+            None,
+            None,
         )
 
     def _with_component_ids(self, components: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -35,7 +35,8 @@ def check_message_body(body: dict[str, Any], file_count: int) -> None:
     if flags & IS_COMPONENTS_V2:
         if body.get("content") or body.get("embeds"):
             raise errors.invalid_form_body(
-                "content", "MESSAGE_CANNOT_USE_LEGACY_FIELDS_WITH_COMPONENTS_V2",
+                "content",
+                "MESSAGE_CANNOT_USE_LEGACY_FIELDS_WITH_COMPONENTS_V2",
                 "The 'content' and 'embeds' fields cannot be used when using MessageFlags.IS_COMPONENTS_V2",
             )
     else:
@@ -67,14 +68,16 @@ def _check_legacy_rows(components: list[dict[str, Any]]) -> None:
     for index, row in enumerate(components):
         if row.get("type") != 1:
             raise errors.invalid_form_body(
-                f"components.{index}.type", "UNION_TYPE_CHOICES",
-                "Value of field \"type\" must be one of (1,) without the IS_COMPONENTS_V2 flag.",
+                f"components.{index}.type",
+                "UNION_TYPE_CHOICES",
+                'Value of field "type" must be one of (1,) without the IS_COMPONENTS_V2 flag.',
             )
         children = row.get("components") or []
         buttons = [c for c in children if c.get("type") == 2]
         if len(buttons) > MAX_ROW_BUTTONS or (buttons and len(buttons) != len(children)) or len(children) == 0:
             raise errors.invalid_form_body(
-                f"components.{index}.components", "BASE_TYPE_MAX_LENGTH",
+                f"components.{index}.components",
+                "BASE_TYPE_MAX_LENGTH",
                 "An action row holds 1 to 5 buttons or exactly one select menu.",
             )
 

@@ -24,8 +24,8 @@ from storyloom.bot.characters import (
 from storyloom.bot.commands.cancel import is_manager
 from storyloom.bot.errors import JobFailure, report
 from storyloom.bot.photo_form import PhotoForm
+from storyloom.characters.registry import check_character_request, remove_character_files
 from storyloom.errors import StoryloomError
-from storyloom.training.characters import check_character_request, remove_character_files
 
 if TYPE_CHECKING:
     from storyloom.bot.app import StoryloomBot
@@ -121,7 +121,7 @@ class Characters(commands.GroupCog, group_name="character", group_description="T
         except StoryloomError as exc:
             await report(interaction, exc)
             return
-        from storyloom.training.cleanup import sweep_async
+        from storyloom.characters.cleanup import sweep_async
 
         data_dir = bot.config.paths.data_dir
         await asyncio.to_thread(remove_character_files, deleted, data_dir)

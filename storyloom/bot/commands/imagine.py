@@ -14,8 +14,8 @@ from storyloom.bot.errors import report
 from storyloom.bot.safety import safety_checker_for
 from storyloom.bot.submit import Request, submit
 from storyloom.bot.validation import STEPS_MAX, STEPS_MIN, imagine_params
+from storyloom.domain.seeds import MAX_SEED
 from storyloom.errors import StoryloomError
-from storyloom.models.story_plan import MAX_SEED
 from storyloom.queue.job import JobKind
 
 if TYPE_CHECKING:

@@ -13,10 +13,10 @@ from storyloom.bot import texts
 from storyloom.bot.commands.story import style_names
 from storyloom.bot.errors import report
 from storyloom.bot.user_settings import UserDefaults
+from storyloom.domain.prompts import validate_prompt
+from storyloom.domain.sizes import parse_aspect_ratio
+from storyloom.domain.story.styles import get_style
 from storyloom.errors import StoryloomError
-from storyloom.models.prompts import validate_prompt
-from storyloom.models.sizes import parse_aspect_ratio
-from storyloom.models.story_styles import get_style
 
 if TYPE_CHECKING:
     from storyloom.bot.app import StoryloomBot

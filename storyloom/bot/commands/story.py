@@ -14,9 +14,9 @@ from storyloom.bot.errors import report
 from storyloom.bot.safety import safety_checker_for
 from storyloom.bot.submit import Request, submit
 from storyloom.bot.validation import story_params
+from storyloom.domain.story.checks import MAX_PAGES
+from storyloom.domain.story.styles import style_presets
 from storyloom.errors import StoryloomError
-from storyloom.models.story_checks import MAX_PAGES
-from storyloom.models.story_styles import style_presets
 from storyloom.queue.job import JobKind
 
 if TYPE_CHECKING:
@@ -52,7 +52,12 @@ class Story(commands.Cog):
         bot = self.bot
         try:
             params = story_params(
-                bot.config, bot.story_screen, summary=summary, pages=pages, style=style, character=character,
+                bot.config,
+                bot.story_screen,
+                summary=summary,
+                pages=pages,
+                style=style,
+                character=character,
                 safety_checker=safety_checker_for(interaction.channel),
             )
             if params.character is not None:  # a character unknown here: the message lists the known ones

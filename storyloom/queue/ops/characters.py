@@ -65,5 +65,9 @@ def delete_character(name: str, guild_id: int | None) -> Steps[CharacterRecord]:
 
 
 def _unknown_message(name: str, known: list[str]) -> str:
-    listing = f"known characters: {', '.join(sorted(known, key=str.casefold))}" if known else "no characters are registered yet"
+    listing = (
+        f"known characters: {', '.join(sorted(known, key=str.casefold))}"
+        if known
+        else "no characters are registered yet"
+    )
     return f"character {name!r} is unknown; {listing}"

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import json
 import secrets
-from typing import Sequence
+from collections.abc import Sequence
 
 from storyloom.queue import sql
 from storyloom.queue.job import DeliveryIntent, Job
@@ -92,4 +92,3 @@ def _delivered_messages(job_id: int) -> Steps[tuple[int, ...] | None]:
     if row is None or row["delivered_at"] is None:
         return None
     return tuple(json.loads(row["message_ids"] or "[]"))
-

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from storyloom.config import QueueConfig
 from storyloom.errors import InvalidInput, QueueFull
@@ -126,9 +127,7 @@ def children(job_id: int) -> Steps[list[Job]]:
 
 
 @writes
-def set_destination(
-    job_id: int, channel_id: int | None, thread_id: int | None, message_id: int | None
-) -> Steps[Job]:
+def set_destination(job_id: int, channel_id: int | None, thread_id: int | None, message_id: int | None) -> Steps[Job]:
     """Record where the bot is showing this job (status message, thread) once it knows."""
     row = yield from one(
         sql.SET_DESTINATION, {"id": job_id, "channel_id": channel_id, "thread_id": thread_id, "message_id": message_id}
@@ -221,7 +220,12 @@ def positions(job_ids: Iterable[int] | None, now: float, live_after: float) -> S
         result[job.job_id] = QueuePosition(job.job_id, JobStatus.RUNNING, 0, 0, 0.0, left)
     for job_id, estimate in estimates.items():
         result[job_id] = QueuePosition(
-            job_id, JobStatus.QUEUED, estimate.position, estimate.jobs_ahead, estimate.wait_seconds, estimate.eta_seconds
+            job_id,
+            JobStatus.QUEUED,
+            estimate.position,
+            estimate.jobs_ahead,
+            estimate.wait_seconds,
+            estimate.eta_seconds,
         )
     if job_ids is None:
         return result

@@ -7,7 +7,7 @@ saving; the store only keeps them, so a new kind of default needs no new migrati
 from __future__ import annotations
 
 import json
-from typing import Mapping
+from collections.abc import Mapping
 
 from storyloom.queue import sql
 from storyloom.queue.operation import Steps, one, query, reads, writes

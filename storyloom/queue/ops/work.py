@@ -8,8 +8,8 @@ overwrite the newer run nor add a second set of results.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from typing import Iterable, Sequence
 
 from storyloom.config import QueueConfig
 from storyloom.queue import sql
@@ -77,9 +77,7 @@ def _recover_expired(now: float, settings: QueueConfig) -> Steps[list[Job]]:
     return recovered
 
 
-def _hand_back(
-    job: Job, now: float, settings: QueueConfig, *, crashed: bool, holder: str | None = None
-) -> Steps[Job]:
+def _hand_back(job: Job, now: float, settings: QueueConfig, *, crashed: bool, holder: str | None = None) -> Steps[Job]:
     """Return a running job to the queue. A crash costs an attempt; enough of them end the job."""
     attempts = job.attempts + 1 if crashed else job.attempts
     if job.cancel_requested:
@@ -143,7 +141,15 @@ def report_progress(
 ) -> Steps[HeartbeatReply]:
     rows = yield from query(
         sql.REPORT_PROGRESS,
-        {"id": job_id, "worker_id": worker_id, "step": step, "total": total, "stage": stage, "preview": preview, "now": now},
+        {
+            "id": job_id,
+            "worker_id": worker_id,
+            "step": step,
+            "total": total,
+            "stage": stage,
+            "preview": preview,
+            "now": now,
+        },
     )
     return _reply(rows)
 

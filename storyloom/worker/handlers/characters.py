@@ -6,7 +6,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 from storyloom.queue.character import CharacterRecord
 from storyloom.worker.context import JobContext
@@ -14,7 +15,7 @@ from storyloom.worker.context import JobContext
 if TYPE_CHECKING:
     from PIL import Image
 
-    from storyloom.models.parameters import GenerationParameters
+    from storyloom.domain.parameters import GenerationParameters
 
 logger = logging.getLogger(__name__)
 
@@ -28,7 +29,7 @@ def drawing_with(context: JobContext, task: Any, record: CharacterRecord | None)
     if record is None:
         yield
         return
-    from storyloom.training.characters import adapter_name, lora_file
+    from storyloom.characters.registry import adapter_name, lora_file
 
     with task.using_lora(lora_file(record, context.config.paths.data_dir), adapter_name=adapter_name(record)):
         yield
@@ -37,7 +38,7 @@ def drawing_with(context: JobContext, task: Any, record: CharacterRecord | None)
 def character_prompt(prompt: str, record: CharacterRecord | None) -> str:
     if record is None:
         return prompt
-    from storyloom.models.character_lora import with_character
+    from storyloom.models.image.lora import with_character
 
     return with_character(prompt, identifier=record.identifier, class_name=record.class_name, name=record.name)
 
@@ -45,7 +46,7 @@ def character_prompt(prompt: str, record: CharacterRecord | None) -> str:
 def source_character(context: JobContext, source: Image.Image) -> CharacterRecord | None:
     """The character ``source`` was drawn with, as its PNG parameters name it, if it is still registered; a
     character deleted since is logged and left out, so the job goes on without it."""
-    from storyloom.models.parameters import read_png_parameters
+    from storyloom.domain.parameters import read_png_parameters
 
     try:
         stored = read_png_parameters(source)

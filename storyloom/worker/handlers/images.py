@@ -70,7 +70,13 @@ def upscale(context: JobContext) -> HandlerResult:
             should_cancel=context.should_cancel,
         )
     artifact = png_artifact(
-        ArtifactKind.IMAGE, 0, "upscaled.png", result.image, named(result.parameters, record), mode=result.mode,
-        nsfw=result.nsfw, source_index=params.index,
+        ArtifactKind.IMAGE,
+        0,
+        "upscaled.png",
+        result.image,
+        named(result.parameters, record),
+        mode=result.mode,
+        nsfw=result.nsfw,
+        source_index=params.index,
     )
     return HandlerResult((artifact,))

@@ -25,9 +25,9 @@ def handlers() -> dict[JobKind, Handler]:
 
 def story(context: JobContext) -> HandlerResult:
     """Write (or continue) the story; result: the plan as ``story.json``; follow-ups: its new pages."""
-    from storyloom.models.story import StoryPipeline
-    from storyloom.models.story_plan import StoryPlan
-    from storyloom.training.characters import registry_lookup
+    from storyloom.characters.registry import registry_lookup
+    from storyloom.domain.story.plan import StoryPlan
+    from storyloom.models.story.pipeline import StoryPipeline
 
     params = context.params
     assert isinstance(params, StoryParams)
@@ -54,7 +54,9 @@ def story(context: JobContext) -> HandlerResult:
                 book_dir, params.summary, params.pages, progress=context.progress, should_cancel=context.should_cancel
             )
         first_new = len(before.pages)
-    document = text_artifact(0, PLAN_NAME, plan.model_dump_json(indent=2), JSON, title=plan.title, pages=len(plan.pages))
+    document = text_artifact(
+        0, PLAN_NAME, plan.model_dump_json(indent=2), JSON, title=plan.title, pages=len(plan.pages)
+    )
     pages = tuple(
         NewJob(JobKind.STORY_PAGE, _page_params(index, page, plan.character, params.safety_checker), page_index=index)
         for index, page in enumerate(plan.pages)

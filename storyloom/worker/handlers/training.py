@@ -38,7 +38,7 @@ def handlers() -> dict[JobKind, Handler]:
 
 def train_story(context: JobContext) -> HandlerResult:
     """A story LoRA at ``<data_dir>/adapters/<name>``; result: ``training.json`` (losses per epoch)."""
-    from storyloom.training.paths import inside_data_dir
+    from storyloom.domain.paths import inside_data_dir
     from storyloom.training.story_lora import StoryTrainingArgs, train_story_lora
 
     params = context.params
@@ -62,8 +62,8 @@ def train_story(context: JobContext) -> HandlerResult:
 def train_subject(context: JobContext) -> HandlerResult:
     """DreamBooth-train a character; results: the sample grid and images, ``training.json``; and the character,
     registered with the job's user and guild when the job's success is recorded."""
-    from storyloom.training.characters import check_character_request, job_output_dir
-    from storyloom.training.paths import inside_data_dir, relative_to_data_dir
+    from storyloom.characters.registry import check_character_request, job_output_dir
+    from storyloom.domain.paths import inside_data_dir, relative_to_data_dir
     from storyloom.training.subject_lora import SubjectTrainingArgs, train_subject_lora
 
     params = context.params
@@ -121,7 +121,7 @@ def _sample_artifacts(result: SubjectTrainingResult, name: str) -> list[NewArtif
     variation of a sample draws with its LoRA too."""
     from PIL import Image
 
-    from storyloom.models.parameters import read_png_parameters
+    from storyloom.domain.parameters import read_png_parameters
 
     def artifact(kind: ArtifactKind, index: int, filename: str, path: Path, **metadata: object) -> NewArtifact:
         with Image.open(path) as image:

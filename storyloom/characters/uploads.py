@@ -1,0 +1,61 @@
+"""Photos sent for training (Discord attachments) saved where a ``train_subject`` job can read them.
+
+A job names its photos by a folder inside the data directory (``TrainSubjectParams.images_dir``), so the bot
+checks every upload here first (a readable picture, big enough, not too many or too few), then writes them
+with their captions into a fresh folder under ``<data_dir>/uploads/`` and enqueues that folder. Torch-free.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from storyloom.characters.photos import CAPTION_SUFFIX, MAX_CAPTION_CHARS, check_image
+from storyloom.errors import InvalidInput
+
+UPLOADS_DIR = "uploads"
+PHOTOS_DIR = f"{UPLOADS_DIR}/characters"  # one folder per training request inside
+MAX_UPLOAD_BYTES = 50 * 1024 * 1024
+_SUFFIXES = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp", "TIFF": ".tif", "MPO": ".jpg"}
+
+
+@dataclass(frozen=True)
+class Upload:
+    filename: str
+    data: bytes
+    caption: str = ""  # e.g. the attachment's description: becomes ``photo_01.txt``
+
+
+def save_training_photos(data_dir: Path, uploads: Sequence[Upload], *, min_images: int, max_images: int) -> str:
+    """Write ``uploads`` to a new folder and return it relative to ``data_dir``; ``InvalidInput`` (nothing
+    written) when one is not a usable photo or there are too few or too many."""
+    if len(uploads) < min_images:
+        raise InvalidInput(f"training a character needs at least {min_images} photos (got {len(uploads)})")
+    if len(uploads) > max_images:
+        raise InvalidInput(f"at most {max_images} photos can be used for one character (got {len(uploads)})")
+    checked = []
+    for upload in uploads:
+        label = upload.filename or "a file"
+        if len(upload.data) > MAX_UPLOAD_BYTES:
+            raise InvalidInput(f"{label} is larger than {MAX_UPLOAD_BYTES // 1024 // 1024} MiB")
+        caption = " ".join(upload.caption.split())
+        if len(caption) > MAX_CAPTION_CHARS:
+            raise InvalidInput(f"the description of {label} is longer than {MAX_CAPTION_CHARS} characters")
+        checked.append((_SUFFIXES.get(check_image(upload.data, label), ".png"), upload.data, caption))
+    relative = Path(PHOTOS_DIR) / uuid.uuid4().hex
+    directory = data_dir / relative
+    directory.mkdir(parents=True)
+    for number, (suffix, data, caption) in enumerate(checked, start=1):
+        _write(directory / f"photo_{number:02d}{suffix}", data)
+        if caption:
+            _write(directory / f"photo_{number:02d}{CAPTION_SUFFIX}", caption.encode("utf-8"))
+    return relative.as_posix()
+
+
+def _write(path: Path, data: bytes) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_bytes(data)
+    os.replace(temporary, path)

@@ -1,0 +1,168 @@
+"""Where model weights come from, and loading Stable Diffusion once for every image task.
+
+Weights come from a local directory/file or the Hugging Face hub cache, like every diffusers
+tool, and only ever from safetensors. Any failure to find them becomes one ``ModelUnavailable``
+line that a user can act on, instead of a hub traceback.
+
+Sharing: txt2img, variations and the upscale chain all need the same UNet, VAE and text encoder.
+A worker builds one :class:`ModelCache` at start-up and passes it to each ``from_config``; the
+pipelines are then derived from one loaded base (``from_pipe``) without copying weights.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+
+from storyloom.config import Config
+from storyloom.errors import ModelUnavailable
+from storyloom.models.runtime.devices import optimize_pipeline, resolve_device, resolve_dtype
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_DOWNLOAD_HINT = "run `storyloom models download` with internet access first"
+
+
+def resolve_source(name: str, *, build_tiny: bool) -> str:
+    """Turn a configured model name into something ``from_pretrained``/safetensors can open.
+
+    - an existing local directory or file is used as it is;
+    - a path-looking name (absolute, ``./``, ``~``) that does not exist is built as a tiny model when
+      ``build_tiny`` (the tiny profile), otherwise it is reported missing;
+    - ``owner/repo`` is a hub repository id, returned unchanged (diffusers resolves it in the hub cache);
+    - ``owner/repo/path/to/file`` is one file of a hub repository, fetched with ``hf_hub_download``.
+    """
+    name = name.strip()
+    if not name:
+        raise ModelUnavailable("no model is configured (empty model name)")
+    local = Path(name).expanduser()
+    if local.exists():
+        return str(local)
+    if _looks_like_path(name):
+        if build_tiny:
+            from storyloom.models.runtime.tiny import ensure_tiny_model
+
+            logger.info("building tiny model at %s", local)
+            ensure_tiny_model(local)
+            return str(local)
+        raise ModelUnavailable(f"model {name!r} does not exist on disk")
+    parts = name.split("/")
+    if len(parts) <= 2:
+        return name
+    repo_id, filename = "/".join(parts[:2]), "/".join(parts[2:])
+    from huggingface_hub import hf_hub_download
+
+    with model_errors(name):
+        return hf_hub_download(repo_id=repo_id, filename=filename)
+
+
+def model_display_name(name: str) -> str:
+    """The name written into image parameters: a hub id as is, a local path by its last component only
+    (images get shared; the server's directory layout should not travel with them)."""
+    name = name.strip().rstrip("/\\")
+    if _looks_like_path(name) or Path(name).expanduser().exists():
+        return Path(name).name
+    return name
+
+
+def _looks_like_path(name: str) -> bool:
+    return name.startswith(("/", ".", "~")) or Path(name).is_absolute()
+
+
+@contextlib.contextmanager
+def model_errors(name: str) -> Iterator[None]:
+    """Map hub, offline and file errors raised while loading ``name`` to one ``ModelUnavailable`` line."""
+    try:
+        yield
+    except ModelUnavailable:
+        raise
+    except Exception as exc:
+        if not _is_loading_error(exc):
+            raise
+        logger.debug("loading %s failed", name, exc_info=True)
+        raise ModelUnavailable(_unavailable_message(name, exc)) from None
+
+
+def _is_loading_error(exc: Exception) -> bool:
+    from huggingface_hub.errors import HfHubHTTPError, HFValidationError, LocalEntryNotFoundError
+
+    return isinstance(exc, (OSError, HfHubHTTPError, HFValidationError, LocalEntryNotFoundError))
+
+
+def _unavailable_message(name: str, exc: Exception) -> str:
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+    if offline:
+        return (
+            f"model {name!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE is set: "
+            f"{_DOWNLOAD_HINT}, or unset HF_HUB_OFFLINE"
+        )
+    reason = type(exc).__name__
+    return (
+        f"model {name!r} could not be loaded ({reason}); {_DOWNLOAD_HINT} "
+        "(or set HF_HUB_OFFLINE=1 to use only the local cache)"
+    )
+
+
+class ModelCache:
+    """Loaded models keyed by what they were loaded from, built once and shared by every pipeline.
+
+    Owned by whoever owns the process's long-lived resources (the worker, the CLI); not a global.
+    """
+
+    def __init__(self) -> None:
+        self._items: dict[tuple, Any] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple, factory: Callable[[], T]) -> T:
+        with self._lock:
+            if key not in self._items:
+                self._items[key] = factory()
+            return self._items[key]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+
+
+def load_sd_components(config: Config, cache: ModelCache | None = None) -> Any:
+    """The base ``StableDiffusionPipeline`` for ``config.models.image``: DPM++ 2M Karras, on the configured
+    device and dtype, progress bar off, CUDA optimisations applied.
+
+    With a ``cache`` the pipeline is loaded once per (model, device, dtype, safety) and shared; derive task
+    pipelines from it with ``StableDiffusionImg2ImgPipeline.from_pipe(base)`` so they reuse its weights.
+    """
+    device = resolve_device(config.device)
+    dtype = resolve_dtype(config.device, device)
+    key = ("sd", config.models.image, str(device), str(dtype), config.image.safety_checker)
+    if cache is None:
+        return _load_sd(config)
+    return cache.get(key, lambda: _load_sd(config))
+
+
+def _load_sd(config: Config) -> Any:
+    from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline
+
+    device = resolve_device(config.device)
+    dtype = resolve_dtype(config.device, device)
+    name = config.models.image
+    source = resolve_source(name, build_tiny=config.models.build_tiny)
+    extra: dict[str, Any] = {}
+    if not config.image.safety_checker:
+        extra = {"safety_checker": None, "requires_safety_checker": False}
+    with model_errors(name):
+        pipe = StableDiffusionPipeline.from_pretrained(source, dtype=dtype, use_safetensors=True, **extra)
+    pipe.scheduler = DPMSolverMultistepScheduler.from_config(
+        pipe.scheduler.config, use_karras_sigmas=True, algorithm_type="dpmsolver++"
+    )
+    pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    optimize_pipeline(pipe, config.device, device)
+    logger.info("loaded image model %s on %s (%s)", name, device, dtype)
+    return pipe
