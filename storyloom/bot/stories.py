@@ -9,11 +9,10 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from storyloom.domain.story.plan import StoryPlan
+from storyloom.domain.story.plan import PLAN_FILE, StoryPlan
 from storyloom.queue.async_store import AsyncJobStore
 from storyloom.queue.job import ArtifactKind, Job, JobKind, JobStatus
 
-PLAN_NAME = "story.json"
 CACHE_SIZE = 256
 MAX_CHAIN = 50  # chapters followed back through continue_from
 
@@ -48,7 +47,7 @@ class Stories:
         if cached is not None:
             return cached
         artifact = await self._store.artifact(story_id, 0, ArtifactKind.TEXT)
-        if artifact is None or artifact.name != PLAN_NAME:
+        if artifact is None or artifact.name != PLAN_FILE:
             return None
         found = StorySummary(str(artifact.metadata.get("title") or "A story"), int(artifact.metadata.get("pages") or 0))
         self._summaries[story_id] = found
@@ -58,7 +57,7 @@ class Stories:
 
     async def plan(self, story_id: int) -> StoryPlan | None:
         artifact = await self._store.artifact(story_id, 0, ArtifactKind.TEXT)
-        if artifact is None or artifact.name != PLAN_NAME:
+        if artifact is None or artifact.name != PLAN_FILE:
             return None
         return StoryPlan.model_validate_json(artifact.data)
 

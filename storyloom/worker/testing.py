@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from storyloom.config import Config
+from storyloom.domain.story.plan import PLAN_FILE
 from storyloom.errors import InvalidInput
 from storyloom.models.runtime.step_progress import StepProgress
 from storyloom.queue.job import JobKind, NewJob
@@ -73,7 +74,7 @@ def story(context: JobContext) -> HandlerResult:
         NewJob(JobKind.STORY_PAGE, {"page": index, "text": f"page {index + 1}", "prompt": "noop"}, page_index=index)
         for index in range(count)
     )
-    return HandlerResult((text_artifact(0, "story.json", '{"title": "test"}', "application/json"),), pages)
+    return HandlerResult((text_artifact(0, PLAN_FILE, '{"title": "test"}', "application/json"),), pages)
 
 
 def _sleep(context: JobContext, seconds: float) -> None:

@@ -9,14 +9,13 @@ from __future__ import annotations
 import tempfile
 from typing import Any
 
+from storyloom.domain.story.plan import PLAN_FILE
 from storyloom.errors import InvalidInput
 from storyloom.queue.job import ArtifactKind, JobKind, NewJob
 from storyloom.queue.params import StoryPageParams, StoryParams
 from storyloom.worker.context import Handler, HandlerResult, JobContext
 from storyloom.worker.handlers.artifacts import JSON, png_artifact, text_artifact
 from storyloom.worker.handlers.characters import drawing_with, tagged
-
-PLAN_NAME = "story.json"
 
 
 def handlers() -> dict[JobKind, Handler]:
@@ -34,7 +33,7 @@ def story(context: JobContext) -> HandlerResult:
     previous = None
     if params.continue_from is not None:  # checked before loading the language model
         previous = context.lookup_artifact(params.continue_from, 0, ArtifactKind.TEXT)
-        if previous is None or previous.name != PLAN_NAME:
+        if previous is None or previous.name != PLAN_FILE:
             raise InvalidInput(f"job {params.continue_from} has no story to continue")
     characters = registry_lookup(context.character)
     if params.character:
@@ -55,7 +54,7 @@ def story(context: JobContext) -> HandlerResult:
             )
         first_new = len(before.pages)
     document = text_artifact(
-        0, PLAN_NAME, plan.model_dump_json(indent=2), JSON, title=plan.title, pages=len(plan.pages)
+        0, PLAN_FILE, plan.model_dump_json(indent=2), JSON, title=plan.title, pages=len(plan.pages)
     )
     pages = tuple(
         NewJob(JobKind.STORY_PAGE, _page_params(index, page, plan.character, params.safety_checker), page_index=index)
