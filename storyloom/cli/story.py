@@ -98,7 +98,8 @@ def _continue(config: Config, pipeline: Any, args: argparse.Namespace) -> int:
         _character(config, book.character) if book.character else None
     )  # the book's character, still drawn with its LoRA
     with _StoryBar(args.pages or 0) as bar:
-        plan = pipeline.continue_story(args.continue_dir, args.summary or "", args.pages, progress=bar.update)
+        plan = pipeline.continue_story(book, args.summary or "", args.pages, progress=bar.update)
+        plan.save(args.continue_dir)
         bar.resize(len(plan.pages) - before)
         with _drawing_with(config, pipeline, record):
             files = _illustrate(pipeline, plan, args.continue_dir, range(before, len(plan.pages)), bar)

@@ -241,16 +241,17 @@ class StoryPipeline:
 
     def continue_story(
         self,
-        book_dir: Path | str,
+        book: StoryPlan,
         summary: str = "",
         pages: int | None = None,
         *,
         progress: ProgressCallback | None = None,
         should_cancel: CancelCheck | None = None,
     ) -> StoryPlan:
-        """Write and plan the next chapter of the book in ``book_dir`` (saved; pictures still to draw)."""
+        """``book`` with its next chapter written and planned (pictures still to draw); ``book`` itself is left
+        as it was, and saving the new plan is the caller's business."""
         _refuse_event_loop()
-        plan = StoryPlan.load(book_dir)
+        plan = book.model_copy(deep=True)
         settings = self.config.story
         hint = summary.strip()
         if hint:
@@ -295,7 +296,6 @@ class StoryPipeline:
         if fitted.trimmed:
             notes.append(f"memory trimmed to fit the context window: {', '.join(fitted.trimmed)}")
         plan.notes = plan.notes + [f"chapter {chapter}: {note}" for note in notes]
-        plan.save(book_dir)
         return plan
 
     def _page_plans(self, plan: StoryPlan, scenes: ScenePlan, *, chapter: int) -> list[PagePlan]:

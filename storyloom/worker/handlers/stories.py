@@ -6,7 +6,6 @@ left without pages, and other users' jobs run between the pages.
 
 from __future__ import annotations
 
-import tempfile
 from typing import Any
 
 from storyloom.domain.story.plan import PLAN_FILE
@@ -47,11 +46,9 @@ def story(context: JobContext) -> HandlerResult:
         first_new = 0
     else:
         before = StoryPlan.model_validate_json(previous.data)
-        with tempfile.TemporaryDirectory(prefix="storyloom-continue-") as book_dir:
-            before.save(book_dir)
-            plan = pipeline.continue_story(
-                book_dir, params.summary, params.pages, progress=context.progress, should_cancel=context.should_cancel
-            )
+        plan = pipeline.continue_story(
+            before, params.summary, params.pages, progress=context.progress, should_cancel=context.should_cancel
+        )
         first_new = len(before.pages)
     document = text_artifact(
         0, PLAN_FILE, plan.model_dump_json(indent=2), JSON, title=plan.title, pages=len(plan.pages)
