@@ -7,7 +7,6 @@ only when a command actually runs.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -74,26 +73,20 @@ def run_imagine(config: Config, args: argparse.Namespace) -> int:
     _check_numbers(config, args.steps, args.seed)
     record = _character(config, args.character) if args.character else None
 
+    from storyloom.models.image.lora import drawing_with
     from storyloom.models.image.txt2img import Txt2Img
 
     txt2img = Txt2Img.from_config(config)
-    prompt = args.prompt
-    lora: Any = contextlib.nullcontext()
-    if record is not None:
-        from storyloom.characters.registry import adapter_name, lora_file
-        from storyloom.models.image.lora import with_character
-
-        prompt = with_character(prompt, identifier=record.identifier, class_name=record.class_name, name=record.name)
-        lora = txt2img.using_lora(lora_file(record, config.paths.data_dir), adapter_name=adapter_name(record))
-    with ProgressBar("imagine") as bar, lora:
+    with ProgressBar("imagine") as bar, drawing_with(txt2img, record, config.paths.data_dir) as character:
         batch = txt2img(
-            prompt,
+            character.prompt(args.prompt),
             args.negative,
             num_inference_steps=args.steps,
             aspect_ratio=args.aspect_ratio,
             seed=args.seed,
             progress=bar,
         )
+    batch = character.tagged(batch)
     _report(batch, batch.save(args.out or _default_out(config)))
     return 0
 

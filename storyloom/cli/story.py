@@ -6,7 +6,6 @@ One progress bar covers the whole run: writing, planning, then one step per page
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import re
 import time
@@ -66,8 +65,7 @@ def story_command(config: Config, args: argparse.Namespace) -> int:
             inputs.summary, inputs.pages, inputs.style.name, args.character, args.seed, progress=bar.update
         )
         plan.save(out)
-        with _drawing_with(config, pipeline, record):
-            files = _illustrate(pipeline, plan, out, range(len(plan.pages)), bar)
+        files = _illustrate(config, pipeline, record, plan, out, range(len(plan.pages)), bar)
     _report(plan, files)
     return 0
 
@@ -78,15 +76,6 @@ def _character(config: Config, name: str) -> Any:
 
     with JobStore.from_config(config) as store:
         return store.character(name)
-
-
-def _drawing_with(config: Config, pipeline: Any, record: Any) -> Any:
-    """The character's LoRA loaded while the pages are drawn (their prompts already carry its token)."""
-    if record is None:
-        return contextlib.nullcontext()
-    from storyloom.characters.registry import adapter_name, lora_file
-
-    return pipeline.txt2img.using_lora(lora_file(record, config.paths.data_dir), adapter_name=adapter_name(record))
 
 
 def _continue(config: Config, pipeline: Any, args: argparse.Namespace) -> int:
@@ -101,19 +90,27 @@ def _continue(config: Config, pipeline: Any, args: argparse.Namespace) -> int:
         plan = pipeline.continue_story(book, args.summary or "", args.pages, progress=bar.update)
         plan.save(args.continue_dir)
         bar.resize(len(plan.pages) - before)
-        with _drawing_with(config, pipeline, record):
-            files = _illustrate(pipeline, plan, args.continue_dir, range(before, len(plan.pages)), bar)
+        files = _illustrate(config, pipeline, record, plan, args.continue_dir, range(before, len(plan.pages)), bar)
     _report(plan, files)
     return 0
 
 
-def _illustrate(pipeline: Any, plan: Any, out: Path, indices: range, bar: _StoryBar) -> Any:
-    from storyloom.domain.book.files import write_book
+def _illustrate(
+    config: Config, pipeline: Any, record: Any, plan: Any, out: Path, indices: range, bar: _StoryBar
+) -> Any:
+    """Draw the pages at ``indices`` (with the character's LoRA loaded, when the book has one; the prompts already
+    carry its words) and write the book files."""
+    import dataclasses
 
-    for position, index in enumerate(indices):
-        bar.page = position
-        pipeline.save_page(out, pipeline.illustrate_page(plan, index, progress=bar.update))
-        bar.update_page_done(position)
+    from storyloom.domain.book.files import write_book
+    from storyloom.models.image.lora import drawing_with
+
+    with drawing_with(pipeline.txt2img, record, config.paths.data_dir) as character:
+        for position, index in enumerate(indices):
+            bar.page = position
+            result = pipeline.illustrate_page(plan, index, progress=bar.update)
+            pipeline.save_page(out, dataclasses.replace(result, parameters=character.named(result.parameters)))
+            bar.update_page_done(position)
     return write_book(plan, out)
 
 

@@ -8,21 +8,78 @@ the ControlNet upscaler) shares those modules, so loading through any of them af
 unload.
 
 ``with_character`` puts the character's "identifier class" words into a prompt, which is what summons the
-trained look. Nothing here needs torch until a LoRA is actually loaded.
+trained look. ``drawing_with`` is the one way a job or command draws with a registered character: the LoRA
+loaded around the call, and a ``CharacterDrawing`` that puts the character's words into a prompt and writes
+``Character: NAME`` into the PNG parameters (so a variation of the picture loads the same LoRA again).
+Nothing here needs torch until a LoRA is actually loaded.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import re
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from storyloom.errors import ModelUnavailable
 
+if TYPE_CHECKING:
+    from storyloom.domain.parameters import GenerationParameters
+    from storyloom.models.image.sd_task import ImageBatch
+    from storyloom.queue.character import CharacterRecord
+
 logger = logging.getLogger(__name__)
+
+CHARACTER_KEY = "Character"  # the PNG parameters entry naming the character a picture was drawn with
+
+
+@dataclasses.dataclass(frozen=True)
+class CharacterDrawing:
+    """What drawing with ``record`` changes besides the LoRA: its words in the prompt and its name in the
+    parameters. With no character (None) every method gives back what it was given."""
+
+    record: CharacterRecord | None = None
+
+    def prompt(self, prompt: str) -> str:
+        """``prompt`` with the character's words (see ``with_character``)."""
+        if self.record is None:
+            return prompt
+        record = self.record
+        return with_character(prompt, identifier=record.identifier, class_name=record.class_name, name=record.name)
+
+    def named(self, parameters: GenerationParameters) -> GenerationParameters:
+        """``parameters`` naming the character."""
+        if self.record is None:
+            return parameters
+        return named_character(parameters, self.record.name)
+
+    def tagged(self, batch: ImageBatch) -> ImageBatch:
+        """``batch`` with the character's name in every image's parameters."""
+        if self.record is None:
+            return batch
+        return dataclasses.replace(batch, parameters=[self.named(params) for params in batch.parameters])
+
+
+@contextlib.contextmanager
+def drawing_with(task: Any, record: CharacterRecord | None, data_dir: Path) -> Iterator[CharacterDrawing]:
+    """Inside the block ``task`` (``Txt2Img``, ``Variations``, ``Upscaler``: anything with ``using_lora``) draws
+    with ``record``'s LoRA (found under ``data_dir``); the ``CharacterDrawing`` it gives puts the character
+    into prompts and parameters. No LoRA and no change for None."""
+    if record is None:
+        yield CharacterDrawing()
+        return
+    from storyloom.characters.registry import adapter_name, lora_file
+
+    with task.using_lora(lora_file(record, data_dir), adapter_name=adapter_name(record)):
+        yield CharacterDrawing(record)
+
+
+def named_character(parameters: GenerationParameters, name: str) -> GenerationParameters:
+    """``parameters`` with ``Character: name``."""
+    return dataclasses.replace(parameters, extra={**parameters.extra, CHARACTER_KEY: name})
 
 
 @contextlib.contextmanager

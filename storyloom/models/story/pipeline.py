@@ -191,14 +191,9 @@ class StoryPipeline:
         page = plan.page(page_index)
         if should_cancel is not None and should_cancel():
             raise JobCanceled(f"the story was canceled before page {page.number} was drawn")
-        seed = page.seed if seed is None else seed
-        check_seed(seed)
         stage = f"page {page.number}"
         relay = None if progress is None else (lambda step: progress(replace(step, stage=stage)))
-        batch = self.txt2img(
-            page.prompt, page.negative_prompt, seed=seed, num_images=1, progress=relay, should_cancel=should_cancel
-        )
-        return PageImage(page, batch.images[0], batch.seeds[0], batch.parameters[0], bool(batch.nsfw[0]))
+        return draw_page(self.txt2img, page, seed, progress=relay, should_cancel=should_cancel)
 
     def save_page(self, book_dir: Path | str, result: PageImage) -> Path:
         return save_page_image(book_dir, result.page, result.image, result.parameters)
@@ -313,6 +308,32 @@ class StoryPipeline:
             )  # fmt: skip
             pages.append(page)
         return pages
+
+
+def draw_page(
+    txt2img: Any,
+    page: PagePlan,
+    seed: int | None = None,
+    *,
+    safety_checker: bool | None = None,
+    progress: ProgressCallback | None = None,
+    should_cancel: CancelCheck | None = None,
+) -> PageImage:
+    """One page's picture: its planned prompt, one image, its planned seed (or ``seed`` for a redraw). The
+    CLI (through :meth:`StoryPipeline.illustrate_page`) and the worker's page jobs both draw pages here;
+    ``safety_checker`` None keeps the image model's setting."""
+    seed = page.seed if seed is None else seed
+    check_seed(seed)
+    batch = txt2img(
+        page.prompt,
+        page.negative_prompt,
+        seed=seed,
+        num_images=1,
+        safety_checker=safety_checker,
+        progress=progress,
+        should_cancel=should_cancel,
+    )
+    return PageImage(page, batch.images[0], batch.seeds[0], batch.parameters[0], bool(batch.nsfw[0]))
 
 
 def _report(progress: ProgressCallback | None, stage: str, step: int, total: int) -> None:

@@ -14,7 +14,6 @@ from storyloom.queue.job import ArtifactKind, JobKind, NewJob
 from storyloom.queue.params import StoryPageParams, StoryParams
 from storyloom.worker.context import Handler, HandlerResult, JobContext
 from storyloom.worker.handlers.artifacts import JSON, png_artifact, text_artifact
-from storyloom.worker.handlers.characters import drawing_with, tagged
 
 
 def handlers() -> dict[JobKind, Handler]:
@@ -79,25 +78,32 @@ def _page_params(index: int, page: Any, character: str, safety_checker: bool | N
 
 def story_page(context: JobContext) -> HandlerResult:
     """Illustrate one page with its planned prompt and seed (a redraw passes a new seed), with the story's
-    character's LoRA loaded when it has one."""
+    character's LoRA loaded when it has one; drawn as the CLI draws a book's pages."""
+    from storyloom.domain.seeds import random_seed
+    from storyloom.domain.story.plan import PagePlan
+    from storyloom.models.image.lora import drawing_with
+    from storyloom.models.story.pipeline import draw_page
+
     params = context.params
     assert isinstance(params, StoryPageParams)
     record = context.character(params.character) if params.character else None
+    number = params.plan.get("number", params.page + 1)
+    page = PagePlan(
+        number=number, chapter=params.plan.get("chapter", 1), text=params.text, scene=params.plan.get("scene", ""),
+        prompt=params.prompt, negative_prompt=params.negative_prompt,
+        seed=random_seed() if params.seed is None else params.seed,
+    )  # fmt: skip
     txt2img = context.resources.txt2img()
-    with drawing_with(context, txt2img, record):
-        batch = txt2img(
-            params.prompt,
-            params.negative_prompt,
-            seed=params.seed,
-            num_images=1,
+    with drawing_with(txt2img, record, context.config.paths.data_dir) as character:
+        drawn = draw_page(
+            txt2img,
+            page,
             safety_checker=params.safety_checker,
             progress=context.progress,
             should_cancel=context.should_cancel,
         )
-    batch = tagged(batch, record)
-    number = params.plan.get("number", params.page + 1)
     picture = png_artifact(
-        ArtifactKind.IMAGE, 0, f"page_{number:03d}.png", batch.images[0], batch.parameters[0],
-        seed=batch.seeds[0], nsfw=bool(batch.nsfw[0]), page=params.page,
+        ArtifactKind.IMAGE, 0, f"page_{number:03d}.png", drawn.image, character.named(drawn.parameters),
+        seed=drawn.seed, nsfw=drawn.nsfw, page=params.page,
     )  # fmt: skip
     return HandlerResult((picture, text_artifact(0, f"page_{number:03d}.txt", params.text, page=params.page)))

@@ -11,7 +11,6 @@ Training loads its own copy of the models, so the worker's warm models are unloa
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -22,7 +21,6 @@ from storyloom.queue.job import ArtifactKind, JobKind, NewArtifact
 from storyloom.queue.params import TrainStoryParams, TrainSubjectParams
 from storyloom.worker.context import Handler, HandlerResult, JobContext
 from storyloom.worker.handlers.artifacts import JSON, png_artifact, text_artifact
-from storyloom.worker.handlers.characters import CHARACTER_KEY
 
 if TYPE_CHECKING:
     from storyloom.training.subject_lora import SubjectTrainingResult
@@ -122,12 +120,13 @@ def _sample_artifacts(result: SubjectTrainingResult, name: str) -> list[NewArtif
     from PIL import Image
 
     from storyloom.domain.parameters import read_png_parameters
+    from storyloom.models.image.lora import named_character
 
     def artifact(kind: ArtifactKind, index: int, filename: str, path: Path, **metadata: object) -> NewArtifact:
         with Image.open(path) as image:
             image.load()
             stored = read_png_parameters(image)
-            parameters = stored and dataclasses.replace(stored, extra={**stored.extra, CHARACTER_KEY: name})
+            parameters = stored and named_character(stored, name)
             return png_artifact(kind, index, filename, image, parameters, character=name, **metadata)
 
     artifacts = [] if result.grid is None else [artifact(ArtifactKind.GRID, 0, "samples.png", result.grid)]
