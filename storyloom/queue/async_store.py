@@ -1,6 +1,6 @@
 """The job store for the bot's event loop, on aiosqlite: the same operations and SQL as ``JobStore``.
 
-Every method returns an awaitable. Operations on one store are serialized by a lock, because a
+Every method returns a coroutine (see ``storyloom.queue.api.StoreMethod``). Operations on one store are serialized by a lock, because a
 transaction spans several awaits and two coroutines must not interleave statements in it.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Awaitable
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -76,10 +76,10 @@ class AsyncJobStore(StoreApi):
         """The underlying connection, for diagnostics (tests use it to simulate a full disk)."""
         return self._connection
 
-    def _run(self, op: Operation[T]) -> Awaitable[T]:  # type: ignore[override]
+    def _run(self, op: Operation[T]) -> Coroutine[Any, Any, T]:
         return self._locked(op)
 
-    async def _locked(self, op: Operation[Any]) -> Any:
+    async def _locked(self, op: Operation[T]) -> T:
         # An operation is one transaction that must end (COMMIT or ROLLBACK) on the connection's thread even
         # when the caller is cancelled: aiosqlite keeps running a statement after its await is cancelled, so a
         # cancel mid-transaction would otherwise leave the connection inside it for every later call.
@@ -92,7 +92,7 @@ class AsyncJobStore(StoreApi):
                 task.result()
             raise
 
-    async def _run_serialized(self, op: Operation[Any]) -> Any:
+    async def _run_serialized(self, op: Operation[T]) -> T:
         async with self._lock:
             return await driver.run_async(self._connection, op, self._translate)
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 from storyloom.queue.operation import Mode, Operation, Query, Rows, Steps
 from storyloom.queue.sqlite_errors import store_error
@@ -18,12 +19,17 @@ T = TypeVar("T")
 Translate = Callable[[sqlite3.Error], Exception | None]
 
 
-def _advance(steps: Steps[T], rows: Rows | None) -> tuple[bool, Query | T]:
-    """Feed ``rows`` to the operation; (True, result) when it finished, else (False, next query)."""
+@dataclass(frozen=True)
+class _Finished(Generic[T]):
+    value: T
+
+
+def _advance(steps: Steps[T], rows: Rows | None) -> Query | _Finished[T]:
+    """Feed ``rows`` to the operation; its next query, or its result once it finished."""
     try:
-        return False, (next(steps) if rows is None else steps.send(rows))
+        return next(steps) if rows is None else steps.send(rows)
     except StopIteration as stop:
-        return True, stop.value
+        return _Finished(stop.value)
 
 
 def run(connection: sqlite3.Connection, op: Operation[T], translate: Translate) -> T:
@@ -31,12 +37,12 @@ def run(connection: sqlite3.Connection, op: Operation[T], translate: Translate) 
         if op.mode is not Mode.AUTOCOMMIT:
             connection.execute(op.mode.value)
         try:
-            done, value = _advance(op.steps, None)
-            while not done:
-                done, value = _advance(op.steps, connection.execute(value.sql, value.params).fetchall())
+            step = _advance(op.steps, None)
+            while isinstance(step, Query):
+                step = _advance(op.steps, connection.execute(step.sql, step.params).fetchall())
             if op.mode is not Mode.AUTOCOMMIT:
                 connection.execute("COMMIT")
-            return value
+            return step.value
         except BaseException:
             _rollback(connection)
             raise
@@ -52,13 +58,13 @@ async def run_async(connection: Any, op: Operation[T], translate: Translate) -> 
         if op.mode is not Mode.AUTOCOMMIT:
             await connection.execute(op.mode.value)
         try:
-            done, value = _advance(op.steps, None)
-            while not done:
-                rows = list(await connection.execute_fetchall(value.sql, value.params))
-                done, value = _advance(op.steps, rows)
+            step = _advance(op.steps, None)
+            while isinstance(step, Query):
+                rows = list(await connection.execute_fetchall(step.sql, step.params))
+                step = _advance(op.steps, rows)
             if op.mode is not Mode.AUTOCOMMIT:
                 await connection.execute("COMMIT")
-            return value
+            return step.value
         except BaseException:
             if connection.in_transaction:
                 try:

@@ -81,11 +81,11 @@ def estimate_waits(
         seconds = average(job.kind)
         ahead = None if ahead is None or seconds is None else ahead + max(0.0, seconds - (now - job.started_at))
     estimates = {}
-    for index, job in enumerate(order):
-        own = average(job.kind)
+    for index, queued in enumerate(order):
+        own = average(queued.kind)
         wait = None if ahead is None else ahead / workers
         eta = None if wait is None or own is None else wait + own
-        estimates[job.job_id] = Estimate(index + 1, index, wait, eta)
+        estimates[queued.job_id] = Estimate(index + 1, index, wait, eta)
         ahead = None if ahead is None or own is None else ahead + own
     return estimates
 

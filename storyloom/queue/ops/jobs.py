@@ -83,6 +83,7 @@ def insert_job(
             "now": now,
         },
     )
+    assert row is not None, "INSERT ... RETURNING gives the new row"
     return Job.from_row(row)
 
 
@@ -215,9 +216,9 @@ def positions(job_ids: Iterable[int] | None, now: float, live_after: float) -> S
     workers = yield from scalar(sql.COUNT_LIVE_WORKERS, (live_after,))
     estimates = estimate_waits(serving_order(waiting), running, averages, workers=workers, now=now)
     result = {}
-    for job in running:
-        left = remaining_seconds(job, averages, now)
-        result[job.job_id] = QueuePosition(job.job_id, JobStatus.RUNNING, 0, 0, 0.0, left)
+    for started in running:
+        left = remaining_seconds(started, averages, now)
+        result[started.job_id] = QueuePosition(started.job_id, JobStatus.RUNNING, 0, 0, 0.0, left)
     for job_id, estimate in estimates.items():
         result[job_id] = QueuePosition(
             job_id,

@@ -157,8 +157,9 @@ def report_progress(
 @reads
 def cancel_state(job_id: int, worker_id: str) -> Steps[HeartbeatReply]:
     row = yield from one(sql.SELECT_CANCEL_STATE, (job_id,))
-    held = row is not None and row["status"] == JobStatus.RUNNING.value and row["worker_id"] == worker_id
-    return HeartbeatReply(lease_held=held, cancel_requested=not held or bool(row["cancel_requested"]))
+    if row is None or row["status"] != JobStatus.RUNNING.value or row["worker_id"] != worker_id:
+        return HeartbeatReply(lease_held=False, cancel_requested=True)
+    return HeartbeatReply(lease_held=True, cancel_requested=bool(row["cancel_requested"]))
 
 
 def _reply(rows: list) -> HeartbeatReply:
