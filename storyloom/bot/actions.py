@@ -70,8 +70,8 @@ def reroll(source: Job, interaction: discord.Interaction) -> Request:
         params = ImagineParams.model_validate({**source.params, "seed": None, "safety_checker": safety})
         return Request(JobKind.IMAGINE, params, f"🔄 {_prompt_head(params.prompt)}")
     if source.kind is JobKind.VARY:
-        params = VaryParams.model_validate({**source.params, "seed": None, "safety_checker": safety})
-        return Request(JobKind.VARY, params, f"🔄 variations of job {source.parent_id}", parent_id=source.parent_id)
+        varied = VaryParams.model_validate({**source.params, "seed": None, "safety_checker": safety})
+        return Request(JobKind.VARY, varied, f"🔄 variations of job {source.parent_id}", parent_id=source.parent_id)
     raise JobFailure("only picture grids can be re-rolled", source.id)
 
 

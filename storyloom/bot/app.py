@@ -146,7 +146,7 @@ async def run_bot(config: Config, token: str, *, stop: asyncio.Event | None = No
     try:
         async with StoryloomBot(config, store, **options) as bot:
             runner = asyncio.create_task(bot.start(token))
-            waiters = {runner}
+            waiters: set[asyncio.Task[Any]] = {runner}
             if stop is not None:
                 waiters.add(asyncio.create_task(stop.wait()))
             done, pending = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)

@@ -55,7 +55,7 @@ def fit_image(data: bytes, filename: str, limit: int) -> FittedFile:
             return FittedFile(b"", filename, f"the picture does not fit the {_size(limit)} upload limit here")
         ratio = max(0.25, min(0.8, (limit / max(1, len(encoded))) ** 0.5))
         size = (max(SMALLEST_SIDE, int(image.width * ratio)), max(SMALLEST_SIDE, int(image.height * ratio)))
-        image = image.resize(size, Image.LANCZOS)
+        image = image.resize(size, Image.Resampling.LANCZOS)
 
 
 def _encode(image, fmt: str, quality: int) -> bytes:

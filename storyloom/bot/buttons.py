@@ -61,7 +61,7 @@ class UpscaleButton(_JobButton, template=r"sl:u:(?P<job>[0-9]+):(?P<n>[1-9])"):
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: Button, match: re.Match[str]
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
     ) -> UpscaleButton:
         return cls(int(match["job"]), int(match["n"]))
 
@@ -75,7 +75,9 @@ class VaryButton(_JobButton, template=r"sl:v:(?P<job>[0-9]+):(?P<n>[1-9])"):
         self.n = n
 
     @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction, item: Button, match: re.Match[str]) -> VaryButton:
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> VaryButton:
         return cls(int(match["job"]), int(match["n"]))
 
     async def pressed(self, interaction: discord.Interaction) -> None:
@@ -87,7 +89,9 @@ class RerollButton(_JobButton, template=r"sl:r:(?P<job>[0-9]+)"):
         super().__init__(f"sl:r:{job_id}", job_id, label="🔄", style=BLUE, row=row)
 
     @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction, item: Button, match: re.Match[str]) -> RerollButton:
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> RerollButton:
         return cls(int(match["job"]))
 
     async def pressed(self, interaction: discord.Interaction) -> None:
@@ -104,7 +108,7 @@ class VaryStrengthButton(_JobButton, template=r"sl:v(?P<strength>[sx]):(?P<job>[
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: Button, match: re.Match[str]
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
     ) -> VaryStrengthButton:
         return cls(int(match["job"]), int(match["n"]), match["strength"])
 
@@ -118,7 +122,9 @@ class EsrganButton(_JobButton, template=r"sl:x4:(?P<job>[0-9]+):(?P<n>[1-9])"):
         self.n = n
 
     @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction, item: Button, match: re.Match[str]) -> EsrganButton:
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> EsrganButton:
         return cls(int(match["job"]), int(match["n"]))
 
     async def pressed(self, interaction: discord.Interaction) -> None:
@@ -130,7 +136,9 @@ class RedrawButton(_JobButton, template=r"sl:rd:(?P<job>[0-9]+)"):
         super().__init__(f"sl:rd:{job_id}", job_id, label="🔁 Redraw", row=row)
 
     @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction, item: Button, match: re.Match[str]) -> RedrawButton:
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> RedrawButton:
         return cls(int(match["job"]))
 
     async def pressed(self, interaction: discord.Interaction) -> None:
@@ -143,7 +151,7 @@ class ContinueButton(_JobButton, template=r"sl:c:(?P<job>[0-9]+)"):
 
     @classmethod
     async def from_custom_id(
-        cls, interaction: discord.Interaction, item: Button, match: re.Match[str]
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
     ) -> ContinueButton:
         return cls(int(match["job"]))
 
@@ -160,7 +168,9 @@ class BookButton(_JobButton, template=r"sl:bk:(?P<job>[0-9]+)"):
         super().__init__(f"sl:bk:{story_id}", story_id, label="📕 Updated book", row=row)
 
     @classmethod
-    async def from_custom_id(cls, interaction: discord.Interaction, item: Button, match: re.Match[str]) -> BookButton:
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> BookButton:
         return cls(int(match["job"]))
 
     async def pressed(self, interaction: discord.Interaction) -> None:

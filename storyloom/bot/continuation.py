@@ -27,14 +27,14 @@ class ContinueModal(discord.ui.Modal, title="Continue the story"):
     def __init__(self, story_id: int) -> None:
         super().__init__(timeout=900, custom_id=f"sl:cm:{story_id}")
         self.story_id = story_id
-        self.next = discord.ui.TextInput(
+        self.next: discord.ui.TextInput[ContinueModal] = discord.ui.TextInput(
             label="What happens next?",
             style=discord.TextStyle.paragraph,
             default=DEFAULT_NEXT,
             max_length=1000,
             custom_id="next",
         )
-        self.pages = discord.ui.TextInput(
+        self.pages: discord.ui.TextInput[ContinueModal] = discord.ui.TextInput(
             label="Pages (blank: the usual)", required=False, max_length=2, custom_id="pages"
         )
         self.add_item(self.next)
@@ -58,5 +58,6 @@ class ContinueModal(discord.ui.Modal, title="Continue the story"):
         head = f"📖 next chapter of job {self.story_id}"
         await submit(bot, interaction, Request(JobKind.STORY, params, head))
 
-    async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:
+    # discord.py's Modal.on_error has no ``item`` argument, unlike the BaseView.on_error it overrides.
+    async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:  # type: ignore[override]
         await report(interaction, error, job_id=self.story_id)

@@ -199,9 +199,10 @@ class DeliveryLoop:
             content = post.content if not fitted.note else texts.fit(f"{post.content}\n-# {fitted.note}")
             files = [discord.File(io.BytesIO(fitted.data), fitted.filename)] if fitted.data else []
             try:
+                # discord.py's send overloads leave out the None its implementation accepts for these two.
                 return await channel.send(
-                    content, files=files, view=frozen_view(post.items), nonce=nonce,
-                    allowed_mentions=mentions, reference=reference,
+                    content, files=files, view=frozen_view(post.items), nonce=nonce,  # type: ignore[arg-type]
+                    allowed_mentions=mentions, reference=reference,  # type: ignore[arg-type]
                 )  # fmt: skip
             except discord.HTTPException as exc:
                 if exc.status != 413 or not fitted.data or attempt == SHRINK_TRIES - 1:

@@ -40,7 +40,7 @@ class PhotoForm(discord.ui.Modal):
         for first in range(1, MAX_PHOTOS + 1, FILES_PER_FIELD):
             last = min(first + FILES_PER_FIELD - 1, MAX_PHOTOS)
             needed = first == 1  # the first field carries the minimum; the others add more if wanted
-            upload = discord.ui.FileUpload(
+            upload: discord.ui.FileUpload[PhotoForm] = discord.ui.FileUpload(
                 custom_id=f"photos_{first}_{last}", required=needed,
                 min_values=MIN_PHOTOS if needed else 1, max_values=last - first + 1,
             )  # fmt: skip
@@ -62,5 +62,6 @@ class PhotoForm(discord.ui.Modal):
             return
         await queue_training(bot, interaction, self.request, photos)
 
-    async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:
+    # discord.py's Modal.on_error has no ``item`` argument, unlike the BaseView.on_error it overrides.
+    async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:  # type: ignore[override]
         await report(interaction, error)

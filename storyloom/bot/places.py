@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Final, Protocol
 
 import discord
 
@@ -18,7 +19,7 @@ logger = logging.getLogger(__name__)
 
 THREAD_TYPES = (discord.ChannelType.public_thread, discord.ChannelType.private_thread, discord.ChannelType.news_thread)
 ALREADY_HAS_THREAD = 160004
-ARCHIVE_MINUTES = 1440
+ARCHIVE_MINUTES: Final = 1440
 
 NO_THREADS_IN_DMS = "direct messages have no threads, so results are posted here"
 NO_THREADS_ALLOWED = "threads are not allowed in this channel, so results are posted here"
@@ -39,15 +40,26 @@ def in_dm(interaction: discord.Interaction) -> bool:
     return interaction.guild_id is None
 
 
+class _HasMessages(Protocol):
+    def get_partial_message(self, message_id: int, /) -> discord.PartialMessage: ...
+
+
+def _messages_of(channel: object) -> _HasMessages | None:
+    """The channel if messages can be looked up in it (not a forum, category or group DM)."""
+    if channel is not None and hasattr(channel, "get_partial_message"):
+        return channel
+    return None
+
+
 async def open_thread(interaction: discord.Interaction, status: discord.Message, name: str) -> ThreadResult:
     """A public thread started from ``status`` (same ID as the message), or why there is none."""
     if in_dm(interaction):
         return ThreadResult(None, NO_THREADS_IN_DMS)
     if in_thread(interaction):
         return ThreadResult(None)  # already in a thread: answer right here
-    channel = interaction.channel
-    if channel is None or not hasattr(channel, "get_partial_message"):
-        channel = interaction.client.get_partial_messageable(status.channel.id, guild_id=interaction.guild_id)
+    channel: _HasMessages = _messages_of(interaction.channel) or interaction.client.get_partial_messageable(
+        status.channel.id, guild_id=interaction.guild_id
+    )
     starter = channel.get_partial_message(status.id)  # carries the guild, which a webhook message may not
     try:
         thread = await starter.create_thread(name=thread_name(name), auto_archive_duration=ARCHIVE_MINUTES)

@@ -7,6 +7,8 @@ torch-free parts of ``storyloom.models``), checked early so a worker never meets
 
 from __future__ import annotations
 
+from pydantic import BaseModel
+
 from storyloom.bot.safety import BannedWords
 from storyloom.config import Config, ImageConfig
 from storyloom.domain.prompts import validate_prompt
@@ -19,7 +21,7 @@ from storyloom.errors import InvalidInput
 from storyloom.queue.params import ImagineParams, StoryParams
 
 
-def field_bounds(model: type, name: str) -> tuple[int, int]:
+def field_bounds(model: type[BaseModel], name: str) -> tuple[int, int]:
     """The ``ge``/``le`` bounds pydantic declares for ``model.name`` (one source of truth for limits)."""
     low, high = 1, 10_000
     for item in model.model_fields[name].metadata:
