@@ -319,26 +319,12 @@ class _SubjectRun:
 
     def _load_pipeline(self) -> Any:
         """A private copy of the base SD pipeline (no compile, no tiling: this one trains)."""
-        from diffusers import StableDiffusionPipeline
-
         from storyloom.models.runtime.devices import resolve_device, resolve_dtype
-        from storyloom.models.runtime.loading import model_errors, resolve_source
+        from storyloom.models.runtime.loading import load_sd_pipeline
 
-        config = self.config
-        self.device = resolve_device(config.device)
-        self.weight_dtype = resolve_dtype(config.device, self.device)
-        name = config.models.image
-        source = resolve_source(name, build_tiny=config.models.build_tiny)
-        extra: dict[str, Any] = {}
-        if not config.image.safety_checker:
-            extra = {"safety_checker": None, "requires_safety_checker": False}
-        with model_errors(name):
-            pipe = StableDiffusionPipeline.from_pretrained(
-                source, dtype=self.weight_dtype, use_safetensors=True, **extra
-            )
-        pipe.to(self.device)
-        pipe.set_progress_bar_config(disable=True)
-        return pipe
+        self.device = resolve_device(self.config.device)
+        self.weight_dtype = resolve_dtype(self.config.device, self.device)
+        return load_sd_pipeline(self.config)
 
     def _prepare_models(self) -> None:
         import torch

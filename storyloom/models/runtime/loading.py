@@ -146,8 +146,12 @@ def load_sd_components(config: Config, cache: ModelCache | None = None) -> Any:
     return cache.get(key, lambda: _load_sd(config))
 
 
-def _load_sd(config: Config) -> Any:
-    from diffusers import DPMSolverMultistepScheduler, StableDiffusionPipeline
+def load_sd_pipeline(config: Config) -> Any:
+    """The ``StableDiffusionPipeline`` for ``config.models.image`` as the model ships it (its own scheduler), on
+    the configured device and dtype, without the safety checker when ``[image] safety_checker`` is off, progress
+    bar off, and no CUDA optimisations: the one place Stable Diffusion weights are loaded. Image tasks get it
+    through ``load_sd_components``; subject training starts from it as it is (no compile, no tiling)."""
+    from diffusers import StableDiffusionPipeline
 
     device = resolve_device(config.device)
     dtype = resolve_dtype(config.device, device)
@@ -158,11 +162,18 @@ def _load_sd(config: Config) -> Any:
         extra = {"safety_checker": None, "requires_safety_checker": False}
     with model_errors(name):
         pipe = StableDiffusionPipeline.from_pretrained(source, dtype=dtype, use_safetensors=True, **extra)
+    pipe.to(device)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def _load_sd(config: Config) -> Any:
+    from diffusers import DPMSolverMultistepScheduler
+
+    pipe = load_sd_pipeline(config)
     pipe.scheduler = DPMSolverMultistepScheduler.from_config(
         pipe.scheduler.config, use_karras_sigmas=True, algorithm_type="dpmsolver++"
     )
-    pipe.to(device)
-    pipe.set_progress_bar_config(disable=True)
-    optimize_pipeline(pipe, config.device, device)
-    logger.info("loaded image model %s on %s (%s)", name, device, dtype)
+    optimize_pipeline(pipe, config.device, pipe.device)
+    logger.info("loaded image model %s on %s (%s)", config.models.image, pipe.device, pipe.dtype)
     return pipe
