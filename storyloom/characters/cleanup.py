@@ -146,9 +146,9 @@ def _unneeded_photos(root: Path, jobs: Iterable[TrainingReference], fresh_after:
     photos_root = root / PHOTOS_DIR
     users: dict[str, list[TrainingReference]] = {}
     for job in jobs:
-        folder = _photo_folder(job.images_dir, root, photos_root)
-        if folder is not None:
-            users.setdefault(folder, []).append(job)
+        name = _photo_folder(job.images_dir, root, photos_root)
+        if name is not None:
+            users.setdefault(name, []).append(job)
     for folder in _subfolders(photos_root):
         named_by = users.get(folder.name, [])
         if not named_by:
@@ -173,7 +173,8 @@ def _unneeded_outputs(root: Path, facts: TrainingFacts) -> Iterator[Removal]:
         status = statuses.get(job_id)
         if status in ACTIVE or any(_inside(lora, folder) for lora in loras):
             continue
-        yield Removal(folder, f"output of job {job_id}, which {_ENDED.get(status, 'is gone')}; no character uses it")
+        ended = "is gone" if status is None else _ENDED.get(status, "is gone")
+        yield Removal(folder, f"output of job {job_id}, which {ended}; no character uses it")
 
 
 def _unused_class_images(root: Path, facts: TrainingFacts, now: float, keep_seconds: float) -> Iterator[Removal]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from storyloom.models.runtime.step_progress import StepProgress
@@ -13,7 +13,7 @@ class ProgressBar:
 
     def __init__(self, description: str) -> None:
         self.description = description
-        self.bar = None
+        self.bar: Any = None  # a tqdm bar (tqdm ships no types)
 
     def __enter__(self) -> ProgressBar:
         return self

@@ -74,7 +74,7 @@ def _generate(
     # A view of the base weights without the safety checker: class images never leave the worker, and a
     # blacked-out image would teach the prior that cats are black squares.
     pipe = StableDiffusionPipeline(**task_components(base), requires_safety_checker=False)
-    pipe.set_progress_bar_config(disable=True)
+    pipe.set_progress_bar_config(disable=True)  # type: ignore[attr-defined]  # diffusers' top-level names resolve to its dummy classes for mypy
     callback = make_step_callback(None, should_cancel, preview_every=10**6, stage="class images")
     done = 0
     for start in range(0, len(missing), GENERATION_BATCH):
@@ -82,7 +82,7 @@ def _generate(
         if progress is not None:
             progress(StepProgress(done, len(missing), stage="class images"))
         with torch.inference_mode():
-            images = pipe(
+            images = pipe(  # type: ignore[operator]  # diffusers' top-level names resolve to its dummy classes for mypy
                 prompt=[prompt] * len(batch),
                 height=resolution,
                 width=resolution,

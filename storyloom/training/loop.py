@@ -29,11 +29,17 @@ EpochEnd = Callable[[int, int, float], Any]  # (1-based epoch, steps done, mean 
 class LoopSettings(Protocol):
     """What a trainer's arguments tell the loop (``StoryTrainingArgs`` and ``SubjectTrainingArgs`` both do)."""
 
-    output_dir: Path
-    learning_rate: float
-    optimizer: str
-    mixed_precision: str
-    checkpoint_every: int
+    # Read-only properties, so frozen dataclasses match.
+    @property
+    def output_dir(self) -> Path: ...
+    @property
+    def learning_rate(self) -> float: ...
+    @property
+    def optimizer(self) -> str: ...
+    @property
+    def mixed_precision(self) -> str: ...
+    @property
+    def checkpoint_every(self) -> int: ...
 
 
 class TrainingLoop:

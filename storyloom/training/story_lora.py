@@ -267,7 +267,7 @@ class _StoryRun:
             tokenizer = AutoTokenizer.from_pretrained(source)
             model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
         if not args.qlora:
-            model.to(device)
+            model.to(device)  # type: ignore[arg-type]  # transformers types ``to`` as taking a model
         model.config.use_cache = False
         if args.qlora:
             model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=device.type == "cuda")
@@ -281,8 +281,7 @@ class _StoryRun:
             lora_dropout=args.lora_dropout,
             target_modules=_target_modules(args.target_modules),
         )
-        model = get_peft_model(model, lora)
-        return model, tokenizer, device
+        return get_peft_model(model, lora), tokenizer, device
 
     def _evaluate(
         self, model: Any, examples: list[TokenizedExample], pad: int, device: Any, precision: Any

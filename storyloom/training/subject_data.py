@@ -38,7 +38,7 @@ def load_instance_images(
         raise InvalidInput(f"the image folder {directory} does not exist")
     default = instance_prompt.format(identifier=identifier, class_name=class_name)
     files = sorted(p for p in directory.iterdir() if p.is_file() and not p.name.startswith("."))
-    images = []
+    images: list[InstanceImage] = []
     for path in files:
         if path.suffix.lower() == CAPTION_SUFFIX:
             continue

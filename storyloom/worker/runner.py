@@ -152,9 +152,11 @@ class Worker:
         """Leases held by processes of this host that no longer exist are returned now, not at expiry."""
         import psutil
 
-        dead = set()
+        dead: set[str] = set()
         for job in store.running_on_host(host_prefix()):
-            holder = WorkerIdentity.parse(job.worker_id or "")
+            if job.worker_id is None:
+                continue
+            holder = WorkerIdentity.parse(job.worker_id)
             if holder is not None and holder.pid != self.identity.pid and not psutil.pid_exists(holder.pid):
                 dead.add(job.worker_id)
         for worker_id in sorted(dead):

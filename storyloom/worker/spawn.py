@@ -22,7 +22,7 @@ def toml_literal(value: Any) -> str:
 
 def config_environment(config: Config) -> dict[str, str]:
     data = config.model_dump(mode="json")
-    environment = {f"{ENV_PREFIX}PROFILE": config.profile}
+    environment: dict[str, str] = {f"{ENV_PREFIX}PROFILE": config.profile}
     for section, values in data.items():
         if not isinstance(values, dict):
             continue

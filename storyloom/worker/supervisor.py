@@ -133,17 +133,19 @@ class Supervisor:
             logger.warning("job %s of worker %s is now %s", job.id, worker_id, job.status)
 
     def _shutdown(self, store: JobStore) -> None:
-        running = [slot for slot in self.slots if slot.process is not None and slot.process.poll() is None]
-        for slot in running:
-            slot.process.send_signal(signal.SIGTERM)
+        running = [
+            (slot, slot.process) for slot in self.slots if slot.process is not None and slot.process.poll() is None
+        ]
+        for _, process in running:
+            process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + self._shutdown_timeout
-        for slot in running:
+        for slot, process in running:
             try:
-                slot.process.wait(timeout=max(0.0, deadline - time.monotonic()))
+                process.wait(timeout=max(0.0, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 logger.warning("worker %s did not stop in time; killing it", slot.worker_id)
-                slot.process.kill()
-                slot.process.wait()
+                process.kill()
+                process.wait()
         for slot in self.slots:
             if slot.process is not None:
                 # Stopped on purpose: whatever it still held goes back without costing an attempt.

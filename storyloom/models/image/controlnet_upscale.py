@@ -117,7 +117,7 @@ class ControlNetUpscaler:
         pipe = StableDiffusionControlNetImg2ImgPipeline(
             **task_components(base), controlnet=model, requires_safety_checker=False
         )
-        pipe.set_progress_bar_config(disable=True)
+        pipe.set_progress_bar_config(disable=True)  # type: ignore[attr-defined]  # diffusers' top-level names resolve to its dummy classes for mypy
         return cls(
             pipe,
             PromptEncoder.from_pipeline(pipe, max_chars=config.image.max_prompt_chars),

@@ -23,7 +23,7 @@ class StepProgress:
 
 
 class ProgressCallback(Protocol):
-    def __call__(self, progress: StepProgress) -> None: ...
+    def __call__(self, progress: StepProgress, /) -> None: ...
 
 
 CancelCheck = Callable[[], bool]

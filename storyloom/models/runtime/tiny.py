@@ -231,7 +231,7 @@ def _learn_merges(words: list[str], count: int) -> list[tuple[str, str]]:
             break
         best = max(pairs.items(), key=lambda item: (item[1], item[0]))[0]
         merges.append(best)
-        merged = Counter()
+        merged: Counter[tuple[str, ...]] = Counter()
         for symbols, freq in corpus.items():
             out, i = [], 0
             while i < len(symbols):
@@ -342,7 +342,7 @@ def build_tiny_sd15(target: Path, seed: int = TINY_SEED) -> None:
         feature_extractor=feature_extractor,
         requires_safety_checker=True,
     )
-    pipeline.save_pretrained(target, safe_serialization=True)
+    pipeline.save_pretrained(target, safe_serialization=True)  # type: ignore[attr-defined]  # diffusers' top-level names resolve to its dummy classes for mypy
     _mark_complete(target)
 
 

@@ -40,7 +40,7 @@ def load_story_model(config: Config) -> tuple[Any, Any]:
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     if quantization is None:
-        model.to(device)
+        model.to(device)  # type: ignore[arg-type]  # transformers types ``to`` as taking a model
     if story.adapter:
         model = load_adapter(model, story.adapter)
     model.eval()
