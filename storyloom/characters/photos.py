@@ -10,7 +10,7 @@ from storyloom.errors import InvalidInput
 
 CAPTION_SUFFIX = ".txt"
 MAX_CAPTION_CHARS = 500
-MIN_SIDE = 64  # smaller photos carry too little of the subject to learn from
+MIN_PHOTO_SIDE = 64  # smaller photos carry too little of the subject to learn from
 # Folder (inside the data directory) of the class images DreamBooth's prior preservation draws and reuses.
 CLASS_IMAGES_DIR = "class-images"
 
@@ -28,8 +28,8 @@ def check_image(data: bytes, label: str) -> str:
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError, Image.DecompressionBombError) as exc:
         what = "not an image" if isinstance(exc, UnidentifiedImageError) else "a damaged image"
         raise InvalidInput(f"{label} is {what}; use JPEG, PNG or WebP photos") from None
-    if min(size) < MIN_SIDE:
+    if min(size) < MIN_PHOTO_SIDE:
         raise InvalidInput(
-            f"{label} is only {size[0]}×{size[1]} pixels; use photos at least {MIN_SIDE} pixels on each side"
+            f"{label} is only {size[0]}×{size[1]} pixels; use photos at least {MIN_PHOTO_SIDE} pixels on each side"
         )
     return kind

@@ -93,9 +93,9 @@ def run_imagine(config: Config, args: argparse.Namespace) -> int:
 
 def run_vary(config: Config, args: argparse.Namespace) -> int:
     from storyloom.domain.prompts import validate_prompt
-    from storyloom.models.image.imaging import open_image
+    from storyloom.models.image.imaging import read_image_file
 
-    source = open_image(args.image)
+    source = read_image_file(args.image)
     max_chars = config.image.max_prompt_chars
     if args.prompt is not None:
         validate_prompt(args.prompt, max_chars=max_chars, allow_empty=True)

@@ -37,11 +37,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run_upscale(config: Config, args: argparse.Namespace) -> int:
     from storyloom.domain.prompts import validate_prompt
     from storyloom.models.image.sd_task import check_common_inputs
-    from storyloom.models.image.upscale import Upscaler, open_image
+    from storyloom.models.image.upscale import Upscaler, open_upscale_source
 
     mode = args.mode or config.upscale.mode
     # Fail fast on bad input, before seconds of model loading.
-    source = open_image(args.image, mode=mode)
+    source = open_upscale_source(args.image, mode=mode)
     max_chars = config.image.max_prompt_chars
     if args.prompt is not None:
         validate_prompt(args.prompt, max_chars=max_chars)

@@ -67,7 +67,7 @@ def blurred_placeholder(image: Image.Image) -> Image.Image:
     return coarse.filter(ImageFilter.GaussianBlur(radius=max(4, min(image.size) // 16)))
 
 
-def open_image(path: str | Path) -> Image.Image:
+def read_image_file(path: str | Path) -> Image.Image:
     """Open and fully decode an image file; a missing, unreadable or non-image file is an ``InvalidInput``."""
     path = Path(path)
     if not path.exists():

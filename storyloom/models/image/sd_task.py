@@ -29,8 +29,8 @@ logger = logging.getLogger(__name__)
 
 MAX_STEPS = 150
 MAX_GUIDANCE = 30.0
-MIN_SIDE = 32
-MAX_SIDE = 2048
+MIN_DRAW_SIDE = 32  # the width and height a task may draw at (multiples of 8 in between)
+MAX_DRAW_SIDE = 2048
 MAX_IMAGES = 8
 PREVIEW_SIDE = 256
 

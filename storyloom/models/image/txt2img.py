@@ -16,8 +16,8 @@ from storyloom.domain.seeds import random_seed
 from storyloom.domain.sizes import size_for_aspect_ratio
 from storyloom.errors import InvalidInput, JobCanceled
 from storyloom.models.image.sd_task import (
-    MAX_SIDE,
-    MIN_SIDE,
+    MAX_DRAW_SIDE,
+    MIN_DRAW_SIDE,
     ImageBatch,
     SDTask,
     StepCallback,
@@ -53,8 +53,10 @@ class Txt2Img(SDTask):
             num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, seed=seed, num_images=num_images
         )
         for name, side in (("width", width), ("height", height)):
-            if not is_int(side) or not MIN_SIDE <= side <= MAX_SIDE or side % 8:
-                raise InvalidInput(f"{name} must be a multiple of 8 between {MIN_SIDE} and {MAX_SIDE} (got {side})")
+            if not is_int(side) or not MIN_DRAW_SIDE <= side <= MAX_DRAW_SIDE or side % 8:
+                raise InvalidInput(
+                    f"{name} must be a multiple of 8 between {MIN_DRAW_SIDE} and {MAX_DRAW_SIDE} (got {side})"
+                )
         self.encoder.validate(prompt, negative_prompt)
 
     def __call__(

@@ -35,9 +35,9 @@ logger = logging.getLogger(__name__)
 UpscaleMode = Literal["chain", "esrgan"]
 MODES: tuple[str, ...] = ("chain", "esrgan")
 
-MIN_SIDE = 32
+MIN_SOURCE_SIDE = 32  # the smallest picture worth upscaling
 # The chain re-draws at 2× with Stable Diffusion, which is the expensive part; ESRGAN alone goes further.
-MAX_SIDE: dict[str, int] = {"chain": 1024, "esrgan": 2048}
+MAX_SOURCE_SIDE: dict[str, int] = {"chain": 1024, "esrgan": 2048}
 
 # Used when neither the request nor the image's own parameters give a prompt: the tile ControlNet
 # keeps the content, so a neutral quality prompt is what tile upscalers conventionally use.
@@ -62,13 +62,13 @@ class UpscaleResult:
         return path
 
 
-def open_image(source: Image.Image | Path | str, *, mode: str = "chain") -> Image.Image:
+def open_upscale_source(source: Image.Image | Path | str, *, mode: str = "chain") -> Image.Image:
     """An image ready to upscale, from a file or a PIL image; every problem is a short ``InvalidInput``.
 
     The size is checked from the file's header before any pixel is decoded, so an absurdly large image
     is refused without costing its memory.
     """
-    from storyloom.models.image.imaging import open_image as decode_image
+    from storyloom.models.image.imaging import read_image_file
 
     if isinstance(source, Image.Image):
         check_size(source.size, mode)
@@ -77,7 +77,7 @@ def open_image(source: Image.Image | Path | str, *, mode: str = "chain") -> Imag
     size = _header_size(path, mode)
     if size is not None:
         check_size(size, mode)
-    image = decode_image(path)  # missing, unreadable or not an image: its own InvalidInput
+    image = read_image_file(path)  # missing, unreadable or not an image: its own InvalidInput
     # Upright (phone JPEGs store their rotation in EXIF); ``info`` keeps the PNG parameters.
     upright = ImageOps.exif_transpose(image)
     check_size(upright.size, mode)
@@ -91,7 +91,7 @@ def _header_size(path: Path, mode: str) -> tuple[int, int] | None:
             return image.size
     except Image.DecompressionBombError:
         raise InvalidInput(
-            f"{path.name!r} is far too large; {mode} upscale accepts at most {MAX_SIDE[mode]} pixels on each side"
+            f"{path.name!r} is far too large; {mode} upscale accepts at most {MAX_SOURCE_SIDE[mode]} pixels on each side"
         ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         return None
@@ -100,9 +100,11 @@ def _header_size(path: Path, mode: str) -> tuple[int, int] | None:
 def check_size(size: tuple[int, int], mode: str) -> None:
     """Too small to upscale, or too big for memory/time: say which limit, and what it is."""
     width, height = size
-    if min(width, height) < MIN_SIDE:
-        raise InvalidInput(f"image is {width}×{height} pixels; upscale needs at least {MIN_SIDE} pixels on each side")
-    limit = MAX_SIDE[mode]
+    if min(width, height) < MIN_SOURCE_SIDE:
+        raise InvalidInput(
+            f"image is {width}×{height} pixels; upscale needs at least {MIN_SOURCE_SIDE} pixels on each side"
+        )
+    limit = MAX_SOURCE_SIDE[mode]
     if max(width, height) > limit:
         raise InvalidInput(
             f"image is {width}×{height} pixels; {mode} upscale accepts at most {limit} pixels on each side"
@@ -205,7 +207,7 @@ class Upscaler:
         parameters; ``seed`` makes the chain's re-drawing reproducible (random and reported when None)."""
         mode = self.config.upscale.mode if mode is None else mode
         self.check_inputs(mode)
-        source = open_image(image, mode=mode)
+        source = open_upscale_source(image, mode=mode)
         stored = _stored_parameters(source)
         logger.debug("upscaling a %dx%d image (%s)", source.width, source.height, mode)
         if mode == "esrgan":

@@ -15,7 +15,7 @@ from PIL import Image
 from storyloom.domain.parameters import DEFAULT_SAMPLER, GenerationParameters, read_png_parameters
 from storyloom.domain.seeds import random_seed
 from storyloom.errors import InvalidInput, JobCanceled
-from storyloom.models.image.imaging import open_image
+from storyloom.models.image.imaging import read_image_file
 from storyloom.models.image.sd_task import (
     ImageBatch,
     SDTask,
@@ -76,7 +76,7 @@ class Variations(SDTask):
         safety_checker: bool | None = None,
     ) -> ImageBatch:
         """Four variations of ``image`` with seeds ``seed..seed+3`` (random ``seed`` when None)."""
-        source = open_image(image) if isinstance(image, (str, Path)) else image
+        source = read_image_file(image) if isinstance(image, (str, Path)) else image
         stored = read_png_parameters(source)
         if prompt is None:
             prompt = stored.prompt if stored else ""
