@@ -26,7 +26,8 @@ if TYPE_CHECKING:
     from storyloom.worker.resources import ModelResources
 
 ArtifactLookup = Callable[[int, int, ArtifactKind], Artifact | None]
-# A registered character by name as the job's guild sees it; raises ``CharacterNotFound`` listing known names.
+# A registered character by name as the job's guild sees it; raises ``CharacterNotFound`` (an ``InvalidInput``)
+# listing known names.
 CharacterFinder = Callable[[str], CharacterRecord]
 
 
@@ -53,10 +54,6 @@ class JobContext:
     should_cancel: CancelCheck
     lookup_artifact: ArtifactLookup = field(repr=False)
     lookup_character: CharacterFinder = field(default=_no_characters, repr=False)
-
-    def character(self, name: str) -> CharacterRecord:
-        """The registered character ``name`` (``CharacterNotFound``, an ``InvalidInput``, when there is none)."""
-        return self.lookup_character(name)
 
     def find_character(self, name: str) -> CharacterRecord | None:
         try:

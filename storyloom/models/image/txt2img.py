@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import torch
 from PIL import Image
 
 from storyloom.domain.parameters import DEFAULT_SAMPLER, GenerationParameters
@@ -20,7 +19,6 @@ from storyloom.models.image.sd_task import (
     MIN_DRAW_SIDE,
     ImageBatch,
     SDTask,
-    StepCallback,
     apply_safety,
     check_common_inputs,
     is_int,
@@ -95,16 +93,10 @@ class Txt2Img(SDTask):
         callback = make_step_callback(progress, should_cancel, image_cfg.preview_every, "txt2img")
 
         def generate(batch_seeds: list[int]) -> list[Image.Image]:
-            return self._generate(
-                batch_seeds,
-                prompt_embeds,
-                negative_embeds,
-                num_inference_steps=steps,
-                guidance_scale=guidance,
-                width=width,
-                height=height,
-                callback=callback,
-            )
+            return self._call_pipeline(
+                batch_seeds, prompt_embeds, negative_embeds, callback,
+                num_inference_steps=steps, guidance_scale=guidance, width=width, height=height,
+            )  # fmt: skip
 
         images = run_with_oom_retry(generate, seeds, self.device, f"{count} images at {width}×{height}")
         enabled = image_cfg.safety_checker if safety_checker is None else safety_checker
@@ -124,20 +116,3 @@ class Txt2Img(SDTask):
             for s in seeds
         ]
         return ImageBatch(images=images, seeds=seeds, parameters=parameters, nsfw=nsfw)
-
-    def _generate(
-        self,
-        seeds: list[int],
-        prompt_embeds: torch.Tensor,
-        negative_embeds: torch.Tensor,
-        *,
-        num_inference_steps: int,
-        guidance_scale: float,
-        width: int,
-        height: int,
-        callback: StepCallback | None,
-    ) -> list[Image.Image]:
-        return self._call_pipeline(
-            seeds, prompt_embeds, negative_embeds, callback,
-            num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, width=width, height=height,
-        )  # fmt: skip

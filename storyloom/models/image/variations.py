@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
 
 from PIL import Image
 
@@ -19,7 +18,6 @@ from storyloom.models.image.imaging import read_image_file
 from storyloom.models.image.sd_task import (
     ImageBatch,
     SDTask,
-    StepCallback,
     apply_safety,
     check_common_inputs,
     make_step_callback,
@@ -105,16 +103,10 @@ class Variations(SDTask):
         callback = make_step_callback(progress, should_cancel, image_cfg.preview_every, "variations")
 
         def generate(batch_seeds: list[int]) -> list[Image.Image]:
-            return self._generate(
-                work,
-                batch_seeds,
-                prompt_embeds,
-                negative_embeds,
-                strength=denoise,
-                num_inference_steps=steps,
-                guidance_scale=guidance,
-                callback=callback,
-            )
+            return self._call_pipeline(
+                batch_seeds, prompt_embeds, negative_embeds, callback,
+                image=work, strength=denoise, num_inference_steps=steps, guidance_scale=guidance,
+            )  # fmt: skip
 
         images = run_with_oom_retry(generate, seeds, self.device, f"{count} variations at {work.width}×{work.height}")
         images = [
@@ -149,20 +141,3 @@ class Variations(SDTask):
         scale = min(1.0, math.sqrt(limit / (width * height)))
         target = (max(8, int(round(width * scale / 8)) * 8), max(8, int(round(height * scale / 8)) * 8))
         return image if target == image.size else image.resize(target, Image.Resampling.LANCZOS)
-
-    def _generate(
-        self,
-        image: Image.Image,
-        seeds: list[int],
-        prompt_embeds: Any,
-        negative_embeds: Any,
-        *,
-        strength: float,
-        num_inference_steps: int,
-        guidance_scale: float,
-        callback: StepCallback | None,
-    ) -> list[Image.Image]:
-        return self._call_pipeline(
-            seeds, prompt_embeds, negative_embeds, callback,
-            image=image, strength=strength, num_inference_steps=num_inference_steps, guidance_scale=guidance_scale,
-        )  # fmt: skip

@@ -15,7 +15,7 @@ def imagine(context: JobContext) -> HandlerResult:
 
     params = context.params
     assert isinstance(params, ImagineParams)
-    record = context.character(params.character) if params.character else None  # before any model loads
+    record = context.lookup_character(params.character) if params.character else None  # before any model loads
     txt2img = context.resources.txt2img()
     with drawing_with(txt2img, record, context.config.paths.data_dir) as character:
         batch = txt2img(

@@ -33,7 +33,7 @@ def story(context: JobContext) -> HandlerResult:
         previous = context.lookup_artifact(params.continue_from, 0, ArtifactKind.TEXT)
         if previous is None or previous.name != PLAN_FILE:
             raise InvalidInput(f"job {params.continue_from} has no story to continue")
-    characters = registry_lookup(context.character)
+    characters = registry_lookup(context.lookup_character)
     if params.character:
         characters(params.character)  # an unknown character fails before the language model loads
     pipeline = StoryPipeline(context.config, lm=context.resources.story_writer(), txt2img=None, characters=characters)
@@ -86,7 +86,7 @@ def story_page(context: JobContext) -> HandlerResult:
 
     params = context.params
     assert isinstance(params, StoryPageParams)
-    record = context.character(params.character) if params.character else None
+    record = context.lookup_character(params.character) if params.character else None
     number = params.plan.get("number", params.page + 1)
     page = PagePlan(
         number=number, chapter=params.plan.get("chapter", 1), text=params.text, scene=params.plan.get("scene", ""),
