@@ -415,7 +415,7 @@ class _SubjectRun:
         if prior:
             pixels += [self.class_pixels[index % len(self.class_pixels)] for index in indices]
             ids += [self.class_ids[0]] * len(indices)
-            if embeds is not None:
+            if embeds is not None and self.class_embeds is not None:  # encoded together, or neither
                 embeds += [self.class_embeds[0]] * len(indices)
         with torch.no_grad():
             images = to_model_range(torch.stack(pixels)).to(self.device, self.weight_dtype)
