@@ -190,7 +190,9 @@ def test_continue_adds_a_chapter_with_memory(tiny_config, tmp_path):
     plan = pipeline.write("Bhna the cat meets a kind dragon.", pages=4, seed=3)
     book = tmp_path / "book"
     pipeline.make_book(plan, book)
-    longer = pipeline.continue_story(book, "They watch the stars", pages=2)
+    saved = StoryPlan.load(book)
+    longer = pipeline.continue_story(saved, "They watch the stars", pages=2)
+    assert saved == plan  # the plan passed in is left as it was
     assert [c.number for c in longer.chapters] == [1, 2] and longer.chapters[1].title == "The Starry Night"
     assert longer.chapters[0].synopsis == "Bhna met Pip and a kind dragon on a hill."
     assert [page.number for page in longer.pages] == [1, 2, 3, 4, 5, 6]
@@ -201,19 +203,18 @@ def test_continue_adds_a_chapter_with_memory(tiny_config, tmp_path):
     assert "Bhna met Pip and a kind dragon on a hill." in prompt  # the running synopsis
     assert "The dragon told them about the stars." in prompt  # the last page word for word
     assert "Write chapter 2: They watch the stars" in prompt
-    assert StoryPlan.load(book) == longer
     files = pipeline.make_book(longer, book)
+    assert StoryPlan.load(book) == longer
     assert len(files.images) == 6
 
 
 def test_continue_refuses_unsafe_hints_and_non_books(tiny_config, tmp_path):
     pipeline, _, _ = make_pipeline(tiny_config)
     with pytest.raises(InvalidInput, match="not a story book"):
-        pipeline.continue_story(tmp_path)
+        StoryPlan.load(tmp_path)
     plan = pipeline.write("Bhna the cat meets a kind dragon.", pages=2, seed=3)
-    plan.save(tmp_path)
     with pytest.raises(InvalidInput, match="violent"):
-        pipeline.continue_story(tmp_path, "and then the dragon kills Pip")
+        pipeline.continue_story(plan, "and then the dragon kills Pip")
 
 
 def test_cancel_between_pages(tiny_config, tmp_path):
