@@ -1,16 +1,20 @@
-"""Shared fixtures: tiny models (built once per machine, deterministic) and a tiny-profile config."""
+"""Fixtures used across folders: tiny models (built once per machine, deterministic), a tiny-profile config,
+one torch thread, quiet font logs and the fake Discord; plus the ``slow`` marker's opt-in.
+
+Helpers that are not fixtures live in ``tests.support``."""
 
 from __future__ import annotations
 
+import logging
 import os
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from storyloom.config import Config
 from storyloom.models.runtime.tiny import TinyModelPaths, make_tiny_config, shared_tiny_models
-
-__all__ = ["artifact_image", "finished", "finished_somehow", "make_tiny_config"]
+from tests.support.fakediscord import FakeDiscord
 
 
 @pytest.fixture(scope="session")
@@ -18,38 +22,35 @@ def tiny_models() -> TinyModelPaths:
     return shared_tiny_models()
 
 
-def finished_somehow(store, job_id: int, timeout: float = 120.0):
-    """The job once it has ended, whatever its status (waits on the real store)."""
-    from storyloom.worker.testing import wait_until
-
-    return wait_until(
-        lambda: (j := store.get(job_id)).is_finished and j, timeout, interval=0.05, what=f"job {job_id} to end"
-    )
-
-
-def finished(store, job_id: int, timeout: float = 120.0):
-    """The job once it has succeeded; fails the test with the job's error otherwise."""
-    from storyloom.queue.job import JobStatus
-
-    job = finished_somehow(store, job_id, timeout)
-    assert job.status is JobStatus.SUCCEEDED, job.error
-    return job
-
-
-def artifact_image(artifact):
-    """An image artifact's bytes as a loaded PIL image."""
-    import io
-
-    from PIL import Image
-
-    picture = Image.open(io.BytesIO(artifact.data))
-    picture.load()
-    return picture
-
-
 @pytest.fixture
 def tiny_config(tmp_path: Path, tiny_models: TinyModelPaths) -> Config:
     return make_tiny_config(tmp_path / "data", tiny_models)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread() -> Iterator[None]:
+    """Tiny models gain nothing from threads, and on a shared 2-core machine threads only contend.
+
+    Use per module: ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture
+def quiet_fonts() -> None:
+    """fontTools logs every glyph it subsets at INFO; book tests keep it to warnings."""
+    logging.getLogger("fontTools").setLevel(logging.WARNING)
+
+
+@pytest.fixture
+async def fake() -> AsyncIterator[FakeDiscord]:
+    """A fresh fake Discord server on 127.0.0.1 for one test."""
+    async with FakeDiscord() as server:
+        yield server
 
 
 def pytest_collection_modifyitems(config, items):

@@ -6,30 +6,17 @@ registry is filled directly through the store where a command needs an existing 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from fakediscord import FakeDiscord, Upload
-from test_bot_commands import bot_config
-from test_bot_support import fast_worker, job_of, noisy_png, open_store, png, running_bot, wait_delivered, wait_job
 
 from storyloom.queue.character import NewCharacter
 from storyloom.queue.job import ArtifactKind, JobKind, JobStatus, NewArtifact
 from storyloom.queue.params import TrainSubjectParams
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as server:
-        yield server
-
-
-@pytest.fixture
-async def store(tmp_path: Path):
-    opened = await open_store(bot_config(tmp_path))
-    yield opened
-    await opened.close()
+from tests.support.bot import bot_config, fast_worker, job_of, open_store, running_bot
+from tests.support.fakediscord import FakeDiscord, Upload
+from tests.support.images import noisy_png, png
+from tests.support.jobs import wait_delivered, wait_job
 
 
 def photos(count: int) -> list[Upload]:
@@ -323,8 +310,7 @@ async def test_a_finished_training_job_posts_its_samples(fake: FakeDiscord, stor
 async def test_train_from_discord_with_a_real_worker_then_list_and_use_in_a_story(
     fake: FakeDiscord, tmp_path: Path, tiny_models
 ) -> None:
-    from conftest import make_tiny_config
-
+    from storyloom.models.runtime.tiny import make_tiny_config
     from storyloom.worker.registry import build_handlers
     from storyloom.worker.testing import worker_in_thread
 

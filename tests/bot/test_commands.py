@@ -2,45 +2,19 @@
 
 The stand-in completes jobs in the store at once with small made-up results, so these tests exercise the
 bot's side (acknowledging, validating, queueing, status messages, threads, exactly-once delivery, upload
-limits) in seconds. ``test_bot_e2e.py`` runs the same paths with a real worker on the tiny models.
+limits) in seconds. ``test_e2e.py`` runs the same paths with a real worker on the tiny models.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-from fakediscord import FakeDiscord
-from test_bot_support import fast_worker, job_of, messages_of_job, open_store, png, running_bot, wait_job
-
 from storyloom.bot.stories import Stories
-from storyloom.config import Config, load_config
 from storyloom.queue.job import JobKind, JobStatus
-
-
-def bot_config(tmp_path: Path, **bot) -> Config:
-    """A config for bot-only tests: nothing here loads a model."""
-    return load_config(
-        None, environ={}, overrides={
-            "paths": {"data_dir": str(tmp_path / "data")},
-            "bot": {"progress_edit_interval": 0.5, "delivery_poll_interval": 0.05, **bot},
-            "queue": {"max_waiting_per_user": 5},
-        },
-    )  # fmt: skip
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as server:
-        yield server
-
-
-@pytest.fixture
-async def store(tmp_path: Path):
-    opened = await open_store(bot_config(tmp_path))
-    yield opened
-    await opened.close()
+from tests.support.bot import bot_config, fast_worker, job_of, messages_of_job, running_bot
+from tests.support.fakediscord import FakeDiscord
+from tests.support.images import png
+from tests.support.jobs import wait_job
 
 
 async def test_imagine_is_deferred_queued_and_delivered_into_a_thread(fake: FakeDiscord, store, tmp_path: Path) -> None:
@@ -302,7 +276,7 @@ async def test_a_delivery_interrupted_after_posting_is_not_posted_again(
 
 
 async def test_an_upload_refused_as_too_large_is_shrunk_and_retried(fake: FakeDiscord, store, tmp_path: Path) -> None:
-    from test_bot_support import noisy_png
+    from tests.support.images import noisy_png
 
     async with running_bot(bot_config(tmp_path), store, fake), fast_worker(store, grid=noisy_png(96, 96)) as worker:
         worker.paused.set()

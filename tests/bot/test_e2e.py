@@ -1,8 +1,10 @@
 """End to end: the bot against the fake Discord on 127.0.0.1, with a real worker process on the tiny models.
 
-One world for the whole module (the fake, the store, one supervised worker kept warm, the bot), because
-starting a worker and loading its models is the slow part; the tests run in order and some use what an
-earlier one produced (the grid whose buttons are pressed). The last test kills the worker.
+One store and one supervised worker for the whole module (``backend``), because starting a worker and loading
+its models is the slow part; each test gets its own fake Discord, log collector and freshly started bot on them
+(``world``), and makes what it needs through fixtures (``grid``: a delivered /imagine grid whose buttons it
+presses; ``busy_world``: a recorded session to audit), so any test passes alone and in any order. The worker
+killed by one test is restarted by its supervisor for the next.
 """
 
 from __future__ import annotations
@@ -12,16 +14,19 @@ import io
 import os
 import signal
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 import pytest_asyncio
-from conftest import make_tiny_config
-from fakediscord import FakeDiscord, FakeMessage
-from fakediscord.state import DEFAULT_ATTACHMENT_LIMIT
 from PIL import Image
-from test_bot_support import (
+
+from storyloom.config import Config
+from storyloom.models.runtime.tiny import make_tiny_config
+from storyloom.queue.async_store import AsyncJobStore
+from storyloom.queue.job import ArtifactKind, JobKind, JobStatus
+from tests.support.bot import (
     LogCollector,
     RunningBot,
     SupervisedWorker,
@@ -30,13 +35,10 @@ from test_bot_support import (
     messages_of_job,
     open_store,
     start_bot,
-    wait_delivered,
-    wait_job,
 )  # fmt: skip
-
-from storyloom.config import Config
-from storyloom.queue.async_store import AsyncJobStore
-from storyloom.queue.job import ArtifactKind, JobKind, JobStatus
+from tests.support.fakediscord import FakeDiscord, FakeMessage
+from tests.support.fakediscord.state import DEFAULT_ATTACHMENT_LIMIT
+from tests.support.jobs import wait_delivered, wait_job
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -45,18 +47,36 @@ EDIT_INTERVAL = 0.5
 
 
 @dataclass
+class Backend:
+    """What the module's tests share: the tiny config, the store and one supervised worker kept warm."""
+
+    config: Config
+    store: AsyncJobStore
+    worker: SupervisedWorker
+
+
+@dataclass
 class World:
+    """One test's Discord: a fake of its own, the logs of this test only and a bot on the shared backend."""
+
     fake: FakeDiscord
     config: Config
     store: AsyncJobStore
     worker: SupervisedWorker
     logs: LogCollector
     running: RunningBot | None = None
-    shared: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Grid:
+    """A delivered /imagine grid and the thread it was posted in."""
+
+    message: FakeMessage
+    thread: FakeMessage
 
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def world(tmp_path_factory, tiny_models) -> AsyncIterator[World]:
+async def backend(tmp_path_factory, tiny_models) -> AsyncIterator[Backend]:
     data = tmp_path_factory.mktemp("bot-e2e") / "data"
     config = make_tiny_config(
         data, tiny_models,
@@ -66,16 +86,76 @@ async def world(tmp_path_factory, tiny_models) -> AsyncIterator[World]:
     )  # fmt: skip
     store = await open_store(config)
     worker = SupervisedWorker(config).start()
+    try:
+        yield Backend(config, store, worker)
+    finally:
+        worker.stop()
+        await store.close()
+
+
+@asynccontextmanager
+async def new_world(backend: Backend) -> AsyncIterator[World]:
+    """A fake Discord and a bot connected to it, on the shared store and worker; the bot stops at the end."""
     async with collecting_logs() as logs, FakeDiscord() as fake:
-        world = World(fake, config, store, worker, logs)
+        world = World(fake, backend.config, backend.store, backend.worker, logs)
         try:
-            world.running = await start_bot(config, store, fake)
+            world.running = await start_bot(backend.config, backend.store, fake)
             yield world
         finally:
             if world.running is not None:
                 await world.running.stop()
-            worker.stop()
-            await store.close()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def world(backend: Backend) -> AsyncIterator[World]:
+    async with new_world(backend) as world:
+        yield world
+
+
+async def make_grid(world: World, prompt: str, **options: Any) -> Grid:
+    """/imagine in the text channel, once its grid is posted in the thread, recorded as delivered and the
+    status message says it is done."""
+    fake = world.fake
+    handle = await fake.invoke_command("imagine", {"prompt": prompt, **options})
+    status = await handle.wait_original()
+    job_id = status_job(status)
+    thread = await fake.wait_for(
+        lambda: next((t for t in fake.threads_of(fake.text_channel) if t.id == status.id), None)
+    )
+    message = await fake.wait_for_message(thread, lambda m: job_of(m) == job_id and is_grid(m), timeout=WORK_TIMEOUT)
+    await wait_delivered(world.store, job_id)
+    await fake.wait_for(lambda: fake.message(status.id).content.startswith("✅"), timeout=10)
+    return Grid(message, thread)
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def grid(world: World) -> Grid:
+    return await make_grid(world, "a small red house", seed=7, steps=6)
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def busy_world(backend: Backend) -> World:
+    """A session to audit, recorded once: a grid, a bot restart, its buttons pressed while posts fail with 429
+    and 500, /queue and /cancel. The bot is stopped and the logs closed before the tests read the records."""
+    async with new_world(backend) as world:
+        fake = world.fake
+        grid = await make_grid(world, "a busy harbour", steps=2)
+        await world.running.stop()
+        world.running = await start_bot(world.config, world.store, fake)
+        source = job_of(grid.message)
+        fake.fail_next("POST", "/channels/*/messages", status=429, retry_after=0.05)
+        fake.fail_next("POST", "/channels/*/messages", status=500)
+        pressed = [
+            await fake.click_button(grid.message, custom_id)
+            for custom_id in (f"sl:u:{source}:1", f"sl:v:{source}:2", f"sl:r:{source}")
+        ]
+        for click in pressed:
+            job_id = status_job((await click.wait_followups(1))[0])
+            await wait_job(world.store, job_id, lambda j: j.is_finished, timeout=WORK_TIMEOUT)
+            await wait_delivered(world.store, job_id)
+        await (await fake.invoke_command("queue")).wait_followups(1)
+        await (await fake.invoke_command("cancel", {"job": 999})).wait_followups(1)
+    return world
 
 
 def is_grid(message: FakeMessage) -> bool:
@@ -131,12 +211,11 @@ async def test_imagine_shows_progress_then_a_grid_with_nine_buttons(world: World
     assert all(b - a >= EDIT_INTERVAL * 0.9 for a, b in zip(times, times[1:])), times
     assert (await store.get(job_id)).status is JobStatus.SUCCEEDED
     assert await wait_delivered(store, job_id) == (grid.id,)
-    world.shared.update(grid=grid, thread=thread, seeds=grid.content)
 
 
-async def test_after_a_bot_restart_u1_on_the_old_grid_upscales(world: World) -> None:
+async def test_after_a_bot_restart_u1_on_the_old_grid_upscales(world: World, grid: Grid) -> None:
     fake = world.fake
-    grid, thread = world.shared["grid"], world.shared["thread"]
+    grid, thread = grid.message, grid.thread
     await world.running.stop()
     await fake.wait_for(lambda: not fake.connected, timeout=5)
     world.running = await start_bot(world.config, world.store, fake)  # a new bot, same store, as after a restart
@@ -160,8 +239,8 @@ async def test_after_a_bot_restart_u1_on_the_old_grid_upscales(world: World) -> 
     assert fake.gateway.identify_count == 2
 
 
-async def test_v2_and_reroll_make_new_grids_delivered_once_despite_429_and_500(world: World) -> None:
-    fake, grid, thread = world.fake, world.shared["grid"], world.shared["thread"]
+async def test_v2_and_reroll_make_new_grids_delivered_once_despite_429_and_500(world: World, grid: Grid) -> None:
+    fake, grid, thread = world.fake, grid.message, grid.thread
     source = job_of(grid)
     fake.fail_next("POST", "/channels/*/messages", status=429, retry_after=0.05)  # the first result post
     fake.delay_next("POST", "/channels/*/messages", 0.0)  # its retry goes through
@@ -301,14 +380,15 @@ async def test_worker_killed_mid_imagine_still_gives_exactly_one_grid(world: Wor
     assert len([m for m in messages_of_job(fake, thread, job_id) if m.attachments]) == 1
 
 
-async def test_only_the_first_response_uses_the_interaction_token(world: World) -> None:
-    fake = world.fake
+async def test_only_the_first_response_uses_the_interaction_token(busy_world: World) -> None:
+    fake = busy_world.fake
     deferred = [h for h in fake.interactions if h.ack is not None and h.ack.type == 5]
     assert len(fake.calls.filter("POST", "/webhooks/*")) == len(deferred) > 5  # one followup each: the status
     assert fake.calls.filter("PATCH", "/webhooks/*") == [] and fake.calls.filter("DELETE", "/webhooks/*") == []
 
 
-async def test_the_token_never_leaks(world: World) -> None:
+async def test_the_token_never_leaks(busy_world: World) -> None:
+    world = busy_world
     assert world.fake.token_leaks() == []
     assert world.fake.token not in world.logs.text
     assert len(world.logs.lines) > 50  # the logs were really collected

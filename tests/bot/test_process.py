@@ -10,13 +10,12 @@ import sys
 import textwrap
 from pathlib import Path
 
-from fakediscord import FakeDiscord
-from test_bot_support import job_of
-
 from storyloom.config import load_config
 from storyloom.queue.job import JobKind, JobStatus
 from storyloom.queue.store import JobStore
 from storyloom.worker.spawn import config_environment
+from tests.support.bot import job_of
+from tests.support.fakediscord import FakeDiscord
 
 # Reports at exit whether torch (or anything that pulls it in) was ever imported into the bot process.
 BOT_PROCESS = textwrap.dedent(

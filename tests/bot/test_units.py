@@ -7,7 +7,6 @@ import logging
 
 import pytest
 from PIL import Image
-from test_bot_support import noisy_png
 
 from storyloom.bot import buttons, texts
 from storyloom.bot.attachments import SizeLimits, fit_image
@@ -18,6 +17,7 @@ from storyloom.bot.validation import STEPS_MAX, STEPS_MIN, imagine_params, parse
 from storyloom.config import load_config
 from storyloom.errors import InvalidInput, QueueFull
 from storyloom.queue.ops.delivery import new_nonce
+from tests.support.images import noisy_png
 
 
 @pytest.fixture

@@ -19,18 +19,11 @@ from storyloom.queue import AsyncJobStore, JobKind, JobStatus, JobStore, NewChar
 from storyloom.queue.job import Job, JobError
 from storyloom.worker.context import HandlerResult, JobContext
 from storyloom.worker.testing import wait_until, worker_in_thread
+from tests.support.clock import Clock
 
 HOUR = 3600.0
 DAY = 86400.0
 KEY = "0123456789ab"
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = time.time()
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -40,7 +33,7 @@ def data_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def clock() -> Clock:
-    return Clock()
+    return Clock(time.time())
 
 
 @pytest.fixture

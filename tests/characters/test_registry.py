@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import artifact_image, finished, finished_somehow, make_tiny_config
 from PIL import Image, ImageDraw
 
 from storyloom.characters.registry import check_character_request, registry_lookup, remove_character_files
@@ -19,6 +18,7 @@ from storyloom.config import QueueConfig
 from storyloom.domain.parameters import read_png_parameters
 from storyloom.errors import InvalidInput
 from storyloom.models.image.lora import with_character
+from storyloom.models.runtime.tiny import make_tiny_config
 from storyloom.queue import (
     ArtifactKind,
     AsyncJobStore,
@@ -32,6 +32,8 @@ from storyloom.queue import (
 from storyloom.worker.registry import build_handlers
 from storyloom.worker.resources import ModelResources, ModelSpec, default_specs
 from storyloom.worker.testing import wait_until, worker_in_thread
+from tests.support.images import artifact_image
+from tests.support.jobs import finished, finished_somehow
 
 KINDS = [kind.value for kind in JobKind]
 

@@ -5,30 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 from PIL import Image
 
 from storyloom.cli.main import main
 from storyloom.domain.parameters import read_png_parameters
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture
-def tiny_env(tmp_path: Path, tiny_models, monkeypatch) -> Path:
-    """Data in tmp, the image model pointed at the shared tiny SD through environment overrides."""
-    monkeypatch.chdir(tmp_path)  # no ./config.toml from the working directory
-    monkeypatch.setenv("STORYLOOM_PATHS__DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("STORYLOOM_MODELS__IMAGE", str(tiny_models.sd15))
-    for name in ("STORYLOOM_PROFILE", "STORYLOOM_IMAGE__STEPS"):
-        monkeypatch.delenv(name, raising=False)
-    return tmp_path
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_imagine_writes_a_grid_and_four_images(tiny_env: Path, capsys) -> None:

@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-import re
-
 import pytest
 
 from storyloom.cli.main import main
 from storyloom.domain.story.plan import StoryPlan
+from tests.support.books import pdf_pages
 
 
 @pytest.fixture
-def tiny_env(monkeypatch, tmp_path, tiny_models):
-    """Run in an empty directory (no ./config.toml) with the shared tiny models and data under tmp_path."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("STORYLOOM_PATHS__DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("STORYLOOM_MODELS__STORY", str(tiny_models.llama))
-    monkeypatch.setenv("STORYLOOM_MODELS__IMAGE", str(tiny_models.sd15))
+def tiny_env(tiny_env, monkeypatch):
+    """The command-line environment (tests/cli/conftest.py) with short stories."""
     monkeypatch.setenv("STORYLOOM_STORY__MAX_NEW_TOKENS", "64")
-    return tmp_path
-
-
-def _pdf_pages(path) -> int:
-    return len(re.findall(rb"/Type\s*/Page\b", path.read_bytes()))
+    return tiny_env
 
 
 def test_story_and_continue(tiny_env, capsys):
@@ -40,7 +31,7 @@ def test_story_and_continue(tiny_env, capsys):
         assert f"book:  {book / 'book.pdf'}" in out.out and "pages: 2 (seed 5, style papercut)" in out.out
         assert "%|" in out.err  # the progress bar
         assert sorted(path.name for path in book.glob("page-*.png")) == ["page-01.png", "page-02.png"]
-        assert _pdf_pages(book / "book.pdf") == 3
+        assert pdf_pages(book / "book.pdf") == 3
 
         code = main(["story", "--continue", str(book), "They fly to the moon", "--pages", "1", "--profile", "tiny"])
         assert code == 0
@@ -48,7 +39,7 @@ def test_story_and_continue(tiny_env, capsys):
         torch.set_num_threads(previous)
     plan = StoryPlan.load(book)
     assert len(plan.chapters) == 2 and len(plan.pages) == 3 and plan.chapters[1].summary == "They fly to the moon"
-    assert (book / "page-03.png").is_file() and _pdf_pages(book / "book.pdf") == 4
+    assert (book / "page-03.png").is_file() and pdf_pages(book / "book.pdf") == 4
     html = (book / "book.html").read_text(encoding="utf-8")
     assert all(f'src="page-0{n}.png"' in html for n in (1, 2, 3))
 

@@ -14,14 +14,10 @@ from storyloom.domain.parameters import read_png_parameters
 
 
 @pytest.fixture
-def tiny_env(monkeypatch, tmp_path, tiny_models):
-    """An empty directory (no ./config.toml), the shared tiny models, data under tmp_path."""
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("STORYLOOM_PATHS__DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.setenv("STORYLOOM_MODELS__STORY", str(tiny_models.llama))
-    monkeypatch.setenv("STORYLOOM_MODELS__IMAGE", str(tiny_models.sd15))
+def tiny_env(tiny_env, monkeypatch):
+    """The command-line environment (tests/cli/conftest.py) with 3 image steps."""
     monkeypatch.setenv("STORYLOOM_IMAGE__STEPS", "3")
-    return tmp_path
+    return tiny_env
 
 
 def test_train_story_writes_an_adapter_and_reports_the_losses(tiny_env, capsys) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import re
 from pathlib import Path
 
@@ -14,6 +13,7 @@ from storyloom.domain.book.fonts import FontSet, find_fonts
 from storyloom.domain.book.pdf import write_pdf
 from storyloom.domain.story.plan import ChapterPlan, PagePlan, StoryPlan
 from storyloom.models.story.testing import FakeTxt2Img
+from tests.support.books import pdf_pages
 
 ENGLISH_PAGES = [
     "Bhna the cat lived in a cozy house by the sea. Every morning she watched the boats.",
@@ -27,13 +27,7 @@ CHINESE_PAGES = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def _quiet_fonts():
-    logging.getLogger("fontTools").setLevel(logging.WARNING)
-
-
-def pdf_pages(path: Path) -> int:
-    return len(re.findall(rb"/Type\s*/Page\b", path.read_bytes()))
+pytestmark = pytest.mark.usefixtures("quiet_fonts")
 
 
 def make_plan(

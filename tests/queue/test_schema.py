@@ -16,7 +16,7 @@ from storyloom.queue import JobStatus, JobStore
 from storyloom.queue.async_store import AsyncJobStore
 from storyloom.queue.schema import Migration, load_migrations, split_statements
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the repository
 
 
 def user_version(path: Path) -> int:

@@ -21,16 +21,9 @@ from storyloom.queue import (
     NewJob,
 )
 from storyloom.queue.job import JobError
+from tests.support.clock import Clock
 
 KINDS = [kind.value for kind in JobKind]
-
-
-class Clock:
-    def __init__(self, now: float = 1_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 @pytest.fixture

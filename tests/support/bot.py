@@ -1,25 +1,36 @@
-"""Shared pieces of the bot tests (no tests here): running the bot against the fake Discord, a real worker
+"""Shared pieces of the bot tests: a bot-only config, running the bot against the fake Discord, a real worker
 under the supervisor, a fast in-process stand-in worker, and helpers to read what the bot posted."""
 
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import logging
 import re
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from fakediscord import FakeDiscord, FakeMessage
-
 from storyloom.bot.app import StoryloomBot
-from storyloom.config import Config
+from storyloom.config import Config, load_config
 from storyloom.queue.async_store import AsyncJobStore
 from storyloom.queue.job import ArtifactKind, Job, JobKind, NewArtifact, NewJob
+from tests.support.fakediscord import FakeDiscord, FakeMessage
+from tests.support.images import png
+
+
+def bot_config(tmp_path: Path, **bot) -> Config:
+    """A config for bot-only tests: nothing here loads a model."""
+    return load_config(
+        None, environ={}, overrides={
+            "paths": {"data_dir": str(tmp_path / "data")},
+            "bot": {"progress_edit_interval": 0.5, "delivery_poll_interval": 0.05, **bot},
+            "queue": {"max_waiting_per_user": 5},
+        },
+    )  # fmt: skip
+
 
 FOOTER = re.compile(r"^-# .*\bjob (\d+)$", re.MULTILINE)
 
@@ -126,51 +137,7 @@ class SupervisedWorker:
             self.thread.join(30)
 
 
-async def wait_job(store: AsyncJobStore, job_id: int, predicate: Callable[[Job], bool], timeout: float = 60.0) -> Job:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while True:
-        job = await store.get(job_id)
-        if predicate(job):
-            return job
-        if loop.time() > deadline:
-            raise TimeoutError(f"job {job_id} is {job.status} after {timeout} s")
-        await asyncio.sleep(0.05)
-
-
-async def wait_delivered(store: AsyncJobStore, job_id: int, timeout: float = 10.0) -> tuple[int, ...]:
-    """The message IDs the bot recorded for the job, once it has recorded them."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while (ids := await store.delivered_messages(job_id)) is None:
-        if loop.time() > deadline:
-            raise TimeoutError(f"job {job_id} was not recorded as delivered within {timeout} s")
-        await asyncio.sleep(0.05)
-    return ids
-
-
 # ------------------------------------------------------------------------------------------------ fast worker
-def png(width: int, height: int, color: tuple[int, int, int]) -> bytes:
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), color).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def noisy_png(width: int, height: int, seed: int = 0) -> bytes:
-    """A PNG that compresses badly (like a real picture), for upload-limit tests."""
-    import random
-
-    from PIL import Image
-
-    rng = random.Random(seed)
-    image = Image.frombytes("RGB", (width, height), bytes(rng.randrange(256) for _ in range(width * height * 3)))
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
 def story_plan_json(title: str, pages: int, summary: str = "a cat and a ball") -> str:
     plan = {
         "title": title, "summary": summary, "style": "watercolor", "base_seed": 1,

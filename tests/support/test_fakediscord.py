@@ -22,7 +22,8 @@ import aiohttp
 import discord
 import pytest
 from discord.ext import commands
-from fakediscord import FakeDiscord, SnowflakeFactory, Upload, point_discord_at
+
+from tests.support.fakediscord import FakeDiscord, SnowflakeFactory, Upload, point_discord_at
 
 
 def tiny_png(width: int = 2, height: int = 1) -> bytes:
@@ -159,12 +160,6 @@ def make_bot() -> commands.Bot:
 
     bot.setup_hook = setup_hook  # type: ignore[method-assign]
     return bot
-
-
-@pytest.fixture
-async def fake() -> AsyncIterator[FakeDiscord]:
-    async with FakeDiscord() as server:
-        yield server
 
 
 @asynccontextmanager

@@ -9,10 +9,10 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from conftest import make_tiny_config
 from safetensors.torch import load_file
 
 from storyloom.errors import InvalidInput, JobCanceled
+from storyloom.models.runtime.tiny import make_tiny_config
 from storyloom.models.story.prompts import story_request
 from storyloom.training import checkpoints
 from storyloom.training.story_data import IGNORE_INDEX, StoryPair, encode_pair, load_story_pairs, split_pairs

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import make_tiny_config
 from PIL import Image, ImageDraw
 from safetensors.torch import load_file
 
 from storyloom.domain.paths import inside_data_dir
 from storyloom.errors import InvalidInput, JobCanceled
+from storyloom.models.runtime.tiny import make_tiny_config
 from storyloom.training import checkpoints
 from storyloom.training.class_images import class_images_dir
 from storyloom.training.subject_data import caption_with_token, load_instance_images

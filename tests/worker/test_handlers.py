@@ -7,13 +7,15 @@ import json
 from pathlib import Path
 
 import numpy as np
-from conftest import artifact_image, finished, finished_somehow, make_tiny_config
 
 from storyloom.domain.parameters import read_png_parameters
+from storyloom.models.runtime.tiny import make_tiny_config
 from storyloom.queue import ArtifactKind, JobStatus, JobStore, NewArtifact, NewCharacter
 from storyloom.worker.registry import build_handlers
 from storyloom.worker.resources import ModelResources, ModelSpec
 from storyloom.worker.testing import wait_until, worker_in_thread
+from tests.support.images import artifact_image
+from tests.support.jobs import finished, finished_somehow
 
 
 def test_imagine_vary_and_upscale_on_tiny_models(tmp_path: Path, tiny_models) -> None:

@@ -9,6 +9,7 @@ import subprocess
 import time
 from collections import Counter
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from storyloom.config import Config, load_config
 from storyloom.queue import JobStatus, JobStore
 from storyloom.worker.identity import WorkerIdentity
 from storyloom.worker.testing import RUN_LOG, start_worker_process, wait_until
+from tests.support.jobs import status_becomes
 
 
 @pytest.fixture
@@ -36,12 +38,6 @@ def config(tmp_path: Path) -> Config:
             "worker": {"restart_backoff_seconds": 0.05, "restart_backoff_max_seconds": 1.0, "progress_interval": 0.1},
         },
     )
-
-
-@pytest.fixture
-def store(config: Config) -> Iterator[JobStore]:
-    with JobStore.from_config(config) as store:
-        yield store
 
 
 class Processes:
@@ -87,10 +83,7 @@ def processes(config: Config, tmp_path: Path) -> Iterator[Processes]:
         print(procs.logs())  # shown by pytest only when the test failed
 
 
-def status_becomes(store: JobStore, job_id: int, *statuses: JobStatus, timeout: float = 20.0):
-    return wait_until(
-        lambda: (job := store.get(job_id)).status in statuses and job, timeout, what=f"job {job_id} {statuses}"
-    )
+status_becomes = partial(status_becomes, timeout=20.0)  # worker processes take longer than in-process ones
 
 
 def live_workers(store: JobStore) -> list:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,6 +14,7 @@ from storyloom.worker.registry import build_handlers, load_handlers
 from storyloom.worker.resources import ModelResources, ModelSpec
 from storyloom.worker.spawn import config_environment
 from storyloom.worker.testing import SPEC, wait_until, worker_in_thread
+from tests.support.jobs import status_becomes
 
 
 def make_config(tmp_path: Path, **sections) -> Config:
@@ -50,18 +50,6 @@ def running_worker(config: Config, writes: list[float] | None = None):
 @pytest.fixture
 def config(tmp_path: Path) -> Config:
     return make_config(tmp_path)
-
-
-@pytest.fixture
-def store(config: Config) -> Iterator[JobStore]:
-    with JobStore.from_config(config) as store:
-        yield store
-
-
-def status_becomes(store: JobStore, job_id: int, *statuses: JobStatus, timeout: float = 10.0):
-    return wait_until(
-        lambda: (job := store.get(job_id)).status in statuses and job, timeout, what=f"job {job_id} {statuses}"
-    )
 
 
 def test_progress_is_throttled_and_carries_a_small_jpeg_preview(config: Config, store: JobStore) -> None:

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import make_tiny_config
 from PIL import Image
 
 from storyloom.domain.parameters import read_png_parameters
@@ -15,17 +14,12 @@ from storyloom.errors import InvalidInput, JobCanceled, OutOfMemory
 from storyloom.models.image.imaging import blurred_placeholder
 from storyloom.models.image.txt2img import ImageBatch, Txt2Img
 from storyloom.models.runtime.step_progress import StepProgress
+from storyloom.models.runtime.tiny import make_tiny_config
 
 PROMPT = "a watercolor painting of a small orange cat"
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models gain nothing from threads, and on a shared 2-core machine threads only contend."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -8,19 +8,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import make_tiny_config
 from PIL import Image
 
 from storyloom.domain.parameters import GenerationParameters, read_png_parameters, save_png
 from storyloom.errors import InvalidInput, JobCanceled, ModelUnavailable
 from storyloom.models.image.controlnet_upscale import upscaled_size
 from storyloom.models.image.upscale import Upscaler
-from storyloom.models.runtime.loading import ModelCache
-
-
-@pytest.fixture(scope="module")
-def cache() -> ModelCache:
-    return ModelCache()
+from storyloom.models.runtime.tiny import make_tiny_config
 
 
 @pytest.fixture(scope="module")

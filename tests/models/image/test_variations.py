@@ -4,29 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
-from conftest import make_tiny_config
 from PIL import Image
 
 from storyloom.domain.parameters import GenerationParameters, read_png_parameters, save_png
 from storyloom.errors import InvalidInput, JobCanceled
 from storyloom.models.image.txt2img import Txt2Img
 from storyloom.models.image.variations import Variations
-from storyloom.models.runtime.loading import ModelCache
 from storyloom.models.runtime.step_progress import StepProgress
+from storyloom.models.runtime.tiny import make_tiny_config
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def cache() -> ModelCache:
-    return ModelCache()
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import re
 
 import pytest
@@ -41,9 +40,7 @@ def answers(story: str = STORY, plan: str = PLAN_JSON):
     return lambda request: plan if not request.use_adapter else story
 
 
-@pytest.fixture(autouse=True)
-def _quiet_fonts():
-    logging.getLogger("fontTools").setLevel(logging.WARNING)
+pytestmark = pytest.mark.usefixtures("quiet_fonts")
 
 
 def make_pipeline(config, *scripts, characters=None) -> tuple[StoryPipeline, ScriptedLanguageModel, FakeTxt2Img]:

@@ -16,13 +16,7 @@ torch = pytest.importorskip("torch")
 PROMPT = TextRequest("Write a story about a cat.", system=STORYTELLER_SYSTEM_PROMPT, max_new_tokens=24)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # Other processes share the CPU; one thread per test process avoids thrashing.
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _config(config, **story):
@@ -31,7 +25,7 @@ def _config(config, **story):
 
 @pytest.fixture(scope="module")
 def base_config(tmp_path_factory, tiny_models):
-    from conftest import make_tiny_config
+    from storyloom.models.runtime.tiny import make_tiny_config
 
     return make_tiny_config(tmp_path_factory.mktemp("writer"), tiny_models)
 
