@@ -144,7 +144,8 @@ def test_page_png_carries_its_parameters(tmp_path):
     illustrate(plan, tmp_path)
     params = read_png_parameters(tmp_path / "page-01.png")
     assert params is not None and params.seed == plan.pages[0].seed
-    assert Image.open(tmp_path / "page-01.png").size == (64, 64)
+    with Image.open(tmp_path / "page-01.png") as page:
+        assert page.size == (64, 64)
 
 
 def _is_subsequence(needles: list[str], haystack: list[str]) -> bool:

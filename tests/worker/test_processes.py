@@ -50,10 +50,10 @@ class Processes:
         self.started: list[subprocess.Popen] = []
 
     def start(self, name: str, **kwargs) -> subprocess.Popen:
-        log = open(self.tmp_path / f"{name}.log", "wb")
-        process = start_worker_process(
-            self.config, environment={RUN_LOG: str(self.run_log)}, stdout=log, stderr=log, **kwargs
-        )
+        with open(self.tmp_path / f"{name}.log", "wb") as log:  # the child keeps its own copy of the descriptor
+            process = start_worker_process(
+                self.config, environment={RUN_LOG: str(self.run_log)}, stdout=log, stderr=log, **kwargs
+            )
         self.started.append(process)
         return process
 
