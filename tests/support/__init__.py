@@ -5,6 +5,7 @@
 - ``jobs``: waiting for jobs on the blocking and the async store;
 - ``images``: small PNGs and artifacts read back as pictures;
 - ``books``: counting a PDF's pages;
+- ``stories``: a story pipeline on a scripted language model and fake pictures;
 - ``clock``: a settable clock for the store.
 
 Fixtures shared by several folders are in ``tests/conftest.py``."""

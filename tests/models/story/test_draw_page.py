@@ -6,7 +6,7 @@ from __future__ import annotations
 from storyloom.domain.story.plan import PagePlan
 from storyloom.models.story.pipeline import draw_page
 from storyloom.models.story.testing import FakeTxt2Img
-from tests.models.story.test_pipeline import make_pipeline
+from tests.support.stories import make_pipeline
 
 
 def test_a_page_drawn_alone_is_the_page_the_pipeline_draws(tiny_config) -> None:
