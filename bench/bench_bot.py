@@ -34,14 +34,13 @@ def run() -> list[dict]:
 
 
 async def _run() -> list[dict]:
-    sys.path.insert(0, str(ROOT / "tests"))  # the fake Discord lives with the tests
-    from fakediscord import FakeDiscord
-
+    sys.path.insert(0, str(ROOT))  # the fake Discord lives with the tests' support package
     from bench.common import record
     from storyloom.models.runtime.tiny import make_tiny_config, shared_tiny_models
     from storyloom.queue import JobStore
     from storyloom.worker.spawn import config_environment
     from storyloom.worker.testing import start_worker_process
+    from tests.support.fakediscord import FakeDiscord
 
     models = shared_tiny_models()
     with tempfile.TemporaryDirectory(prefix="bench-bot-") as tmp:
