@@ -83,9 +83,8 @@ def _continue(config: Config, pipeline: Any, args: argparse.Namespace) -> int:
 
     book = StoryPlan.load(args.continue_dir)
     before = len(book.pages)
-    record = (
-        _character(config, book.character) if book.character else None
-    )  # the book's character, still drawn with its LoRA
+    # The book's character is still drawn with its LoRA.
+    record = _character(config, book.character) if book.character else None
     with _StoryBar(args.pages or 0) as bar:
         plan = pipeline.continue_story(book, args.summary or "", args.pages, progress=bar.update)
         plan.save(args.continue_dir)

@@ -178,9 +178,8 @@ def test_upscaling_a_picture_of_a_character_redraws_it_with_its_lora_and_keeps_i
         )
 
     parameters = read_png_parameters(upscaled)
-    assert (
-        parameters.prompt == "bhna cat in a garden" and parameters.extra["Character"] == "Mittens"
-    )  # for a later Vary
+    # The name stays in the upscaled picture, for a later Vary.
+    assert parameters.prompt == "bhna cat in a garden" and parameters.extra["Character"] == "Mittens"
     assert "Character" not in read_png_parameters(upscaled_without).extra  # deleted since: upscaled without it
     difference = np.abs(np.asarray(upscaled, dtype=int) - np.asarray(upscaled_without)).mean()
     assert difference > 0.5  # same source and seed: only the LoRA in the 2x pass differs
