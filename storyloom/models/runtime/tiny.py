@@ -145,7 +145,8 @@ def _complete(target: Path) -> bool:
     return (target / ".complete").is_file()
 
 
-def _mark_complete(target: Path) -> None:
+def _finish_build(target: Path) -> None:
+    """End a builder: its JSON files in canonical form, then the marker that says the folder is complete."""
     _canonical_json_files(target)
     (target / ".complete").write_text("ok\n")
 
@@ -343,7 +344,7 @@ def build_tiny_sd15(target: Path, seed: int = TINY_SEED) -> None:
         requires_safety_checker=True,
     )
     pipeline.save_pretrained(target, safe_serialization=True)  # type: ignore[attr-defined]  # diffusers' top-level names resolve to its dummy classes for mypy
-    _mark_complete(target)
+    _finish_build(target)
 
 
 def build_tiny_controlnet(target: Path, sd15: Path, seed: int = TINY_SEED) -> None:
@@ -358,7 +359,7 @@ def build_tiny_controlnet(target: Path, sd15: Path, seed: int = TINY_SEED) -> No
     controlnet = ControlNetModel.from_unet(unet, conditioning_embedding_out_channels=(16, 32))
     target.mkdir(parents=True, exist_ok=True)
     controlnet.save_pretrained(target, safe_serialization=True)
-    _mark_complete(target)
+    _finish_build(target)
 
 
 def build_tiny_hed_annotator(target: Path, seed: int = TINY_SEED) -> None:
@@ -377,7 +378,7 @@ def build_tiny_hed_annotator(target: Path, seed: int = TINY_SEED) -> None:
     state = {key: value.detach().to(torch.float16).contiguous() for key, value in network.state_dict().items()}
     target.mkdir(parents=True, exist_ok=True)
     torch.save(state, target / WEIGHTS_FILE)
-    _mark_complete(target)
+    _finish_build(target)
 
 
 def build_tiny_esrgan(target: Path, seed: int = TINY_SEED) -> None:
@@ -457,4 +458,4 @@ def build_tiny_llama(target: Path, seed: int = TINY_SEED) -> None:
     model = LlamaForCausalLM(config)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(target, safe_serialization=True)
-    _mark_complete(target)
+    _finish_build(target)
