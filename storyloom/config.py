@@ -52,6 +52,11 @@ class ModelsConfig(_Section):
     hed_annotator: str = "lllyasviel/Annotators/ControlNetHED.pth"
     esrgan: str = "lllyasviel/Annotators/RealESRGAN_x4plus.pth"
     story: str = "microsoft/Phi-4-mini-instruct"
+    # Text to speech, one VITS model per language (transformers' VitsModel): VCTK English (MIT) and THCHS-30
+    # Mandarin (Apache-2.0). English reads espeak-ng phonemes (the english-voices extra).
+    narration: dict[str, str] = Field(
+        default_factory=lambda: {"en": "kakao-enterprise/vits-vctk", "zh": "BricksDisplay/vits-cmn"}
+    )
     # The tiny profile builds missing local models on first use instead of downloading.
     build_tiny: bool = False
 
@@ -94,6 +99,36 @@ class StoryConfig(_Section):
     context_tokens: int = Field(4096, ge=256, le=131072)  # prompt + answer of one call; capped by the model's own limit
     recent_pages: int = Field(2, ge=0, le=20)  # last pages given word for word when continuing
     plan_temperature: float = Field(0.3, gt=0.0, le=2.0)  # sampling temperature of the JSON scene plan
+
+
+class NarrationConfig(_Section):
+    """Read-aloud books: named voices (a speaker of each language's model), speed, the audiobook and the video."""
+
+    voices: dict[str, dict[str, int]] = Field(
+        default_factory=lambda: {
+            "willow": {"en": 0, "zh": 0},
+            "river": {"en": 1, "zh": 5},
+            "clover": {"en": 3, "zh": 12},
+            "bramble": {"en": 6, "zh": 20},
+        }
+    )
+    default_voice: str = "willow"
+    speed: float = Field(0.9, ge=0.5, le=2.0)  # a little slower than the models' own pace suits young listeners
+    sentence_pause: float = Field(0.3, ge=0.0, le=5.0)  # seconds of silence after each sentence
+    page_pause: float = Field(0.8, ge=0.0, le=10.0)  # seconds of silence after each page of an audiobook or video
+    video_side: int = Field(720, ge=64, le=2160, multiple_of=16)  # the longer side of the video, in pixels
+    video_fps: int = Field(24, ge=4, le=60)
+    cache_mb: int = Field(512, ge=0, le=1_000_000)  # page narrations kept by the worker for reuse (0: none)
+
+    @field_validator("voices")
+    @classmethod
+    def _some_voices(cls, value: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+        if not value:
+            raise ValueError("name at least one voice")
+        for name, speakers in value.items():
+            if not name.isidentifier() or any(speaker < 0 for speaker in speakers.values()):
+                raise ValueError(f"voice {name!r} needs a simple name and speaker numbers from 0")
+        return value
 
 
 class QueueConfig(_Section):
@@ -177,6 +212,7 @@ class Config(_Section):
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
     bot: BotConfig = Field(default_factory=BotConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    narration: NarrationConfig = Field(default_factory=NarrationConfig)
 
     @property
     def database_path(self) -> Path:
@@ -187,9 +223,10 @@ class Config(_Section):
         return tiny_models_dir(self.paths.data_dir)
 
 
-def tiny_model_settings(root: Path) -> dict[str, str]:
+def tiny_model_settings(root: Path) -> dict[str, Any]:
     """The ``[models]`` entries of tiny models built under ``root`` (the layout of ``make_tiny_models``)."""
     return {
+        "narration": {"en": str(root / "vits-en"), "zh": str(root / "vits-zh")},
         "image": str(root / "sd15"),
         "controlnet_tile": str(root / "controlnet"),
         "controlnet_hed": str(root / "controlnet"),
@@ -235,6 +272,7 @@ def tiny_overlay(data_dir: Path) -> dict[str, Any]:
         "image": {"width": 64, "height": 64, "steps": 10},
         "upscale": {"steps": 4, "esrgan_tile": 64, "esrgan_tile_overlap": 8},
         "story": {"max_new_tokens": 160},
+        "narration": {"video_side": 96, "video_fps": 8},
         "training": {
             "resolution": 64,
             "num_class_images": 4,

@@ -40,6 +40,7 @@ class JobKind(enum.StrEnum):
     STORY_PAGE = "story_page"
     TRAIN_STORY = "train_story"
     TRAIN_SUBJECT = "train_subject"
+    NARRATE = "narrate"
 
 
 class ArtifactKind(enum.StrEnum):

@@ -54,6 +54,33 @@ class UpscaleParams(JobParams):
     seed: int | None = _SEED
 
 
+class NarrationChoice(JobParams):
+    """How a story is read aloud: a voice named in ``[narration]`` and a speed (None: the configured ones)."""
+
+    voice: str | None = Field(None, min_length=1, max_length=40)
+    speed: float | None = Field(None, ge=0.5, le=2.0)
+
+
+class NarratedPage(JobParams):
+    """One page to read: its number in the book, its text and the job whose picture the video shows."""
+
+    number: int = Field(ge=1, le=999)
+    text: str = Field(max_length=20_000)
+    picture_job: int | None = Field(None, ge=1)
+
+
+class NarrateParams(JobParams):
+    """Read ``pages`` aloud in ``language``: each page as Ogg/Opus (``pages``), one M4A with a chapter per page
+    (``audiobook``), or an MP4 of the pictures with narration and subtitles (``video``)."""
+
+    output: Literal["pages", "audiobook", "video"] = "pages"
+    title: str = Field("", max_length=300)
+    language: str = Field("en", min_length=2, max_length=16)
+    pages: list[NarratedPage] = Field(min_length=1, max_length=200)
+    narration: NarrationChoice = Field(default_factory=NarrationChoice)
+    seed: int | None = _SEED
+
+
 class StoryParams(JobParams):
     summary: str = Field(min_length=1, max_length=20_000)
     pages: int | None = Field(None, ge=1, le=20)
@@ -62,6 +89,7 @@ class StoryParams(JobParams):
     seed: int | None = _SEED
     continue_from: int | None = Field(None, ge=1)  # the story job whose book gets a new chapter
     safety_checker: bool | None = None  # handed to every page; the bot forces it on where required
+    narrate: NarrationChoice | None = None  # read each page aloud as it is drawn
 
 
 class StoryPageParams(JobParams):
@@ -77,6 +105,7 @@ class StoryPageParams(JobParams):
     safety_checker: bool | None = None
     character: str | None = Field(None, min_length=1, max_length=100)  # the story's registered character, if any
     plan: dict[str, Any] = Field(default_factory=dict)
+    narrate: NarrationChoice | None = None  # also read the page aloud (in the plan's language)
 
 
 class TrainStoryParams(JobParams):
@@ -116,6 +145,7 @@ PARAMS_BY_KIND: Mapping[JobKind, type[JobParams]] = {
     JobKind.STORY_PAGE: StoryPageParams,
     JobKind.TRAIN_STORY: TrainStoryParams,
     JobKind.TRAIN_SUBJECT: TrainSubjectParams,
+    JobKind.NARRATE: NarrateParams,
 }
 
 # Kinds whose input is the result of another job: they cannot exist without a parent.
