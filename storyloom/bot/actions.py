@@ -46,7 +46,7 @@ def upscale(index: int, mode: str | None = None) -> MakeRequest:
         label = "4× Real-ESRGAN" if mode == "esrgan" else "upscaling"
         return Request(
             JobKind.UPSCALE,
-            UpscaleParams(index=index, mode=mode),
+            UpscaleParams(index=index, mode=mode, safety_checker=safety_checker_for(interaction.channel)),
             f"⬆️ {label} image {index + 1} of job {source.id}",
             parent_id=source.id,
         )

@@ -52,6 +52,7 @@ class UpscaleParams(JobParams):
     index: int = Field(ge=0, le=63)
     mode: Literal["chain", "esrgan"] | None = None
     seed: int | None = _SEED
+    safety_checker: bool | None = None  # checks the chain's re-drawing; the bot forces it on where required
 
 
 class NarrationChoice(JobParams):

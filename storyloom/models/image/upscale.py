@@ -202,9 +202,11 @@ class Upscaler:
         seed: int | None = None,
         progress: ProgressCallback | None = None,
         should_cancel: CancelCheck | None = None,
+        safety_checker: bool | None = None,
     ) -> UpscaleResult:
         """Upscale ``image`` (a PIL image or a file). The prompt defaults to the one in the image's PNG
-        parameters; ``seed`` makes the chain's re-drawing reproducible (random and reported when None)."""
+        parameters; ``seed`` makes the chain's re-drawing reproducible (random and reported when None);
+        ``safety_checker`` (None: ``image.safety_checker``) decides whether the re-drawn picture is checked."""
         mode = self.config.upscale.mode if mode is None else mode
         self.check_inputs(mode)
         source = open_upscale_source(image, mode=mode)
@@ -212,7 +214,8 @@ class Upscaler:
         logger.debug("upscaling a %dx%d image (%s)", source.width, source.height, mode)
         if mode == "esrgan":
             return self._esrgan_only(source, stored, prompt, negative_prompt, progress, should_cancel)
-        return self._chain(source, stored, prompt, negative_prompt, seed, progress, should_cancel)
+        checked = self.config.image.safety_checker if safety_checker is None else safety_checker
+        return self._chain(source, stored, prompt, negative_prompt, seed, progress, should_cancel, checked)
 
     def _esrgan_only(
         self,
@@ -241,6 +244,7 @@ class Upscaler:
         seed: int | None,
         progress: ProgressCallback | None,
         should_cancel: CancelCheck | None,
+        safety_checker: bool,
     ) -> UpscaleResult:
         from storyloom.domain.parameters import DEFAULT_SAMPLER, GenerationParameters
         from storyloom.models.image.controlnet_upscale import upscaled_size
@@ -267,7 +271,7 @@ class Upscaler:
                 progress=tracker.controlnet if tracker else None,
                 should_cancel=should_cancel,
             )
-        (redrawn,), (nsfw,) = apply_safety([first.image], self._safety, self.config.image.safety_checker)
+        (redrawn,), (nsfw,) = apply_safety([first.image], self._safety, safety_checker)
         if nsfw:
             # Nothing worth sharpening: the placeholder is simply made at the final size.
             size = (redrawn.width * esrgan.scale, redrawn.height * esrgan.scale)

@@ -135,33 +135,34 @@ def load_sd_components(config: Config, cache: ModelCache | None = None) -> Any:
     """The base ``StableDiffusionPipeline`` for ``config.models.image``: DPM++ 2M Karras, on the configured
     device and dtype, progress bar off, CUDA optimisations applied.
 
-    With a ``cache`` the pipeline is loaded once per (model, device, dtype, safety) and shared; derive task
+    With a ``cache`` the pipeline is loaded once per (model, device, dtype) and shared; derive task
     pipelines from it with ``StableDiffusionImg2ImgPipeline.from_pipe(base)`` so they reuse its weights.
     """
     device = resolve_device(config.device)
     dtype = resolve_dtype(config.device, device)
-    key = ("sd", config.models.image, str(device), str(dtype), config.image.safety_checker)
+    key = ("sd", config.models.image, str(device), str(dtype))
     if cache is None:
         return _load_sd(config)
     return cache.get(key, lambda: _load_sd(config))
 
 
 def load_sd_pipeline(config: Config) -> Any:
-    """The ``StableDiffusionPipeline`` for ``config.models.image`` as the model ships it (its own scheduler), on
-    the configured device and dtype, without the safety checker when ``[image] safety_checker`` is off, progress
-    bar off, and no CUDA optimisations: the one place Stable Diffusion weights are loaded. Image tasks get it
-    through ``load_sd_components``; subject training starts from it as it is (no compile, no tiling)."""
+    """The ``StableDiffusionPipeline`` for ``config.models.image`` as the model ships it (its own scheduler and
+    safety checker), on the configured device and dtype, progress bar off, and no CUDA optimisations: the one
+    place Stable Diffusion weights are loaded. Image tasks get it through ``load_sd_components``; subject
+    training starts from it as it is (no compile, no tiling).
+
+    The safety checker is loaded even when ``[image] safety_checker`` is off: that setting is only the default
+    for requests that leave it open (age-restricted channels, the command line), and the bot forces the
+    checker on everywhere else, so one worker serves both."""
     from diffusers import StableDiffusionPipeline
 
     device = resolve_device(config.device)
     dtype = resolve_dtype(config.device, device)
     name = config.models.image
     source = resolve_source(name, build_tiny=config.models.build_tiny)
-    extra: dict[str, Any] = {}
-    if not config.image.safety_checker:
-        extra = {"safety_checker": None, "requires_safety_checker": False}
     with model_errors(name):
-        pipe = StableDiffusionPipeline.from_pretrained(source, dtype=dtype, use_safetensors=True, **extra)
+        pipe = StableDiffusionPipeline.from_pretrained(source, dtype=dtype, use_safetensors=True)
     pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     return pipe

@@ -74,6 +74,7 @@ def upscale(context: JobContext) -> HandlerResult:
             seed=params.seed,
             progress=context.progress,
             should_cancel=context.should_cancel,
+            safety_checker=params.safety_checker,
         )
     artifact = png_artifact(
         ArtifactKind.IMAGE,

@@ -289,3 +289,23 @@ def test_missing_models_are_one_clear_line(tiny_models, tmp_path, monkeypatch) -
         model_display_name("stable-diffusion-v1-5/stable-diffusion-v1-5")
         == "stable-diffusion-v1-5/stable-diffusion-v1-5"
     )
+
+
+def test_safety_checker_off_in_the_config_still_checks_where_the_bot_forces_it(tiny_models, tmp_path: Path) -> None:
+    """``image.safety_checker = false`` only decides requests that leave it open (age-restricted channels): the
+    checker is still loaded, so a job the bot forces it on for runs instead of failing after generation."""
+    from storyloom.models.runtime.loading import ModelCache
+
+    config = make_tiny_config(tmp_path, tiny_models, image={"steps": 2, "safety_checker": False})
+    relaxed = Txt2Img.from_config(config, ModelCache())
+    assert relaxed.safety is not None
+    checker = relaxed.safety.checker
+    saved = checker.concept_embeds_weights.data.clone()
+    try:
+        checker.concept_embeds_weights.data.fill_(-2.0)  # flags every image it looks at
+        forced = small(relaxed, PROMPT, seed=5, num_images=2, safety_checker=True)
+        left_open = small(relaxed, PROMPT, seed=5, num_images=2)
+    finally:
+        checker.concept_embeds_weights.data.copy_(saved)
+    assert forced.nsfw == [True, True]
+    assert left_open.nsfw == [False, False]  # the configured default: not checked

@@ -352,3 +352,26 @@ def _models(config):
     from storyloom.models.runtime.tiny import TinyModelPaths
 
     return TinyModelPaths(Path(config.models.image).parent)
+
+
+def test_the_chain_checks_its_redrawing_when_the_job_asks_even_if_the_config_says_no(
+    tmp_path_factory, tiny_models, cache, source_png: Path
+) -> None:
+    relaxed = make_tiny_config(
+        tmp_path_factory.mktemp("relaxed"),
+        tiny_models,
+        image={"safety_checker": False},
+        upscale={"esrgan_tile": 72, "esrgan_tile_overlap": 8, "steps": 2},
+    )
+    upscaler = Upscaler.from_config(relaxed, cache)
+    assert upscaler.controlnet is not None  # loads the shared base pipeline, and with it the safety filter
+    checker = upscaler._safety
+    assert checker is not None  # loaded although the config turns the default off
+    saved = checker.checker.concept_embeds_weights.data.clone()
+    try:
+        checker.checker.concept_embeds_weights.data.fill_(-2.0)  # flags every image it looks at
+        forced = upscaler(source_png, mode="chain", seed=5, safety_checker=True)
+        left_open = upscaler(source_png, mode="chain", seed=5)
+    finally:
+        checker.checker.concept_embeds_weights.data.copy_(saved)
+    assert forced.nsfw and not left_open.nsfw
