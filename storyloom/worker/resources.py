@@ -29,11 +29,13 @@ logger = logging.getLogger(__name__)
 GB = 1024**3
 IMAGE = "image"
 LANGUAGE = "language"
+NARRATION = "narration"
 
 # Typical sizes of the default models when their files are not on disk yet to be measured.
 _TYPICAL_BYTES = {
     IMAGE: int(4.0 * GB),  # SD 1.5 fp16 + safety checker + ControlNet + Real-ESRGAN, with working memory
     LANGUAGE: int(8.0 * GB),  # a ~3.8B-parameter LM in fp16
+    NARRATION: int(0.5 * GB),  # two VITS voices (about 40M parameters each) with working memory
 }
 _QUANTIZED_FRACTION = {"none": 1.0, "8bit": 0.55, "4bit": 0.33}
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
@@ -72,12 +74,19 @@ def _load_story_writer(config: Config, cache: Any) -> Any:
     return StoryWriter.from_config(config)
 
 
+def _load_narrator(config: Config, cache: Any) -> Any:
+    from storyloom.models.narration.narrator import Narrator
+
+    return Narrator.from_config(config)
+
+
 def default_specs() -> dict[str, ModelSpec]:
     specs = (
         ModelSpec("txt2img", IMAGE, _load_txt2img),
         ModelSpec("variations", IMAGE, _load_variations),
         ModelSpec("upscaler", IMAGE, _load_upscaler),
         ModelSpec("story_writer", LANGUAGE, _load_story_writer),
+        ModelSpec("narrator", NARRATION, _load_narrator),
     )
     return {spec.name: spec for spec in specs}
 
@@ -133,6 +142,9 @@ class ModelResources:
 
     def story_writer(self) -> Any:
         return self.get("story_writer")
+
+    def narrator(self) -> Any:
+        return self.get("narrator")
 
     def loaded(self) -> tuple[str, ...]:
         with self._lock:
@@ -243,6 +255,11 @@ def _estimate_group(config: Config, group: str) -> int:
         size = _weights_bytes(config.models.story)
         fraction = _QUANTIZED_FRACTION.get(config.story.quantization, 1.0)
         return int((size if size is not None else _TYPICAL_BYTES[LANGUAGE]) * fraction * 1.2)
+    if group == NARRATION:
+        sizes = [_weights_bytes(name) for name in config.models.narration.values()]
+        if any(size is None for size in sizes):
+            return _TYPICAL_BYTES[NARRATION]
+        return int(sum(size or 0 for size in sizes) * 1.5)  # + the decoder's activations
     return 0
 
 

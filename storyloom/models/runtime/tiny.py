@@ -90,6 +90,14 @@ class TinyModelPaths:
     def llama(self) -> Path:
         return self.root / "llama"
 
+    @property
+    def vits_en(self) -> Path:
+        return self.root / "vits-en"
+
+    @property
+    def vits_zh(self) -> Path:
+        return self.root / "vits-zh"
+
 
 def shared_tiny_models() -> TinyModelPaths:
     """Tiny models built once per machine and environment (under ``$STORYLOOM_TEST_CACHE`` or
@@ -122,6 +130,8 @@ def make_tiny_models(root: Path | str, seed: int = TINY_SEED, *, force: bool = F
         (paths.hed_annotator, lambda: build_tiny_hed_annotator(paths.hed_annotator, seed)),
         (paths.esrgan, lambda: build_tiny_esrgan(paths.esrgan, seed)),
         (paths.llama, lambda: build_tiny_llama(paths.llama, seed)),
+        (paths.vits_en, lambda: build_tiny_vits(paths.vits_en, "en", seed)),
+        (paths.vits_zh, lambda: build_tiny_vits(paths.vits_zh, "zh", seed)),
     )
     for target, build in builders:
         if force or not _complete(target):
@@ -458,4 +468,55 @@ def build_tiny_llama(target: Path, seed: int = TINY_SEED) -> None:
     model = LlamaForCausalLM(config)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(target, safe_serialization=True)
+    _finish_build(target)
+
+
+# Characters of the tiny voices' vocabularies: English letters (the real English model reads espeak phonemes,
+# which need a system library the tests do without) and tone-marked pinyin for Chinese, as the real one reads.
+_VITS_ALPHABETS = {
+    "en": " abcdefghijklmnopqrstuvwxyz',.!?-",
+    "zh": " abcdefghijklmnopqrstuvwxyzāáǎàēéěèīíǐìōóǒòūúǔùǖǘǚǜü',.!?-",
+}
+_VITS_SPEAKERS = {"en": 109, "zh": 44}  # as many speakers as the real VCTK and THCHS-30 models
+_VITS_RATES = {"en": 22050, "zh": 16000}
+
+
+def build_tiny_vits(target: Path, language: str, seed: int = TINY_SEED) -> None:
+    """A VITS text-to-speech model (transformers' ``VitsModel``) with a character tokenizer for ``language``:
+    the real architecture (text encoder, flows, duration predictor, HiFi-GAN decoder), tiny widths."""
+    from transformers import VitsConfig, VitsModel, VitsTokenizer
+
+    target.mkdir(parents=True, exist_ok=True)
+    vocab = {"_": 0, **{char: index + 1 for index, char in enumerate(_VITS_ALPHABETS[language])}}
+    (target / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    tokenizer = VitsTokenizer(
+        str(target / "vocab.json"), language=language, add_blank=True, normalize=True, phonemize=False
+    )
+    tokenizer.save_pretrained(target)
+    _seeded(seed + 8 + sorted(_VITS_ALPHABETS).index(language))
+    config = VitsConfig(
+        vocab_size=len(vocab),
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        ffn_dim=32,
+        flow_size=16,
+        spectrogram_bins=33,
+        upsample_initial_channel=16,
+        upsample_rates=[8, 8, 4],
+        upsample_kernel_sizes=[16, 16, 8],
+        resblock_kernel_sizes=[3],
+        resblock_dilation_sizes=[[1, 3]],
+        prior_encoder_num_flows=1,
+        prior_encoder_num_wavenet_layers=1,
+        posterior_encoder_num_wavenet_layers=1,
+        duration_predictor_num_flows=1,
+        duration_predictor_filter_channels=16,
+        depth_separable_num_layers=1,
+        wavenet_dilation_rate=1,
+        num_speakers=_VITS_SPEAKERS[language],
+        speaker_embedding_size=8,
+        sampling_rate=_VITS_RATES[language],
+    )
+    VitsModel(config).save_pretrained(target, safe_serialization=True)
     _finish_build(target)
