@@ -1,28 +1,37 @@
-"""Posting finished jobs to Discord, exactly once as the user sees it.
+"""Posting finished jobs to Discord, exactly once as the user sees it, without one destination holding up another.
 
 The loop follows the store's delivery protocol (``storyloom/queue/ops/delivery.py``) for every job the store
-lists as undelivered (a story's pages come in page order):
+lists as ready (a story's pages come in page order):
 
 1. ``begin_delivery`` records the intent and gives a nonce that stays the same on every retry;
 2. after a crash or an error (``resumed``), messages already posted for the job are found in the channel (by
-   nonce, or by the ``job N`` footer every result carries) and not posted again;
+   nonce, by their exact text, or by the ``job N`` footer) and not posted again: every message of a delivery,
+   the book after the last page included;
 3. each message is posted with its own nonce derived from the job's (discord.py sends ``enforce_nonce`` with
    every nonce), so Discord itself drops a duplicate sent within a few minutes;
 4. ``record_delivery`` marks it delivered with the message IDs.
 
-discord.py already retries 429s and 5xx answers; what still fails is retried later with a growing delay,
-never by re-posting blindly. A 413 shrinks the picture and tries again. A deleted thread sends the results
-to the channel the request came from; a channel the bot can no longer use is given up on, with a log line.
+Failures: discord.py already retries 429s and 5xx answers a few times. What still fails for a reason that can
+pass (429, 5xx, the network) is postponed in the store with a delay that doubles up to a cap, and given up
+after a number of tries. A refusal that will not pass (any other 4xx: an archived or locked thread, a missing
+permission, a channel that is gone) ends that delivery at once. Both endings are recorded with their reason,
+and the user is told where possible: in the channel the request came from, else by direct message. A 413
+shrinks the picture and tries again; a deleted thread sends the results to the channel the request came from.
+
+Each channel or thread is its own lane: lanes run side by side, the store lists at most a few jobs per
+destination, a destination that just refused is not asked again for a while, and one that failed waits out
+its back-off; so a failing or slow destination never holds up the others.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import logging
 import re
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -32,21 +41,43 @@ import discord
 from storyloom.bot import results, texts
 from storyloom.bot.attachments import FittedFile, fit_image
 from storyloom.bot.buttons import frozen_view
-from storyloom.errors import StoreError, StoryloomError
-from storyloom.queue.job import DeliveryIntent, Job
+from storyloom.errors import StoreError
+from storyloom.queue.job import DeliveryIntent, DeliveryOutcome, Job
 
 if TYPE_CHECKING:
     from storyloom.bot.app import StoryloomBot
 
 logger = logging.getLogger(__name__)
 
-BATCH = 50
-MAX_FAILURES = 8  # a job whose results cannot even be prepared is given up after this many tries
-MAX_DELAY = 60.0
+BATCH = 50  # jobs listed per round
+PER_DESTINATION = 5  # of which at most this many for one channel or thread
+MAX_LANES = 8  # destinations delivered to at the same time
+REFUSAL_MEMORY = 60.0  # seconds a destination that refused for good is not asked again
+NOTICE_WINDOW = 600.0  # one notice per user and destination in this many seconds
 SHRINK_TRIES = 4
 HISTORY_LIMIT = 100
 UNKNOWN_CHANNEL = 10003
-TRANSIENT = (discord.HTTPException, aiohttp.ClientError, asyncio.TimeoutError, OSError, StoreError)
+THREAD_ARCHIVED = 50083
+TEMPORARY = (discord.RateLimited, aiohttp.ClientError, asyncio.TimeoutError, OSError)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """After a temporary failure: wait ``first_delay`` seconds, doubling up to ``max_delay``; give up after
+    ``max_tries`` failures (about half an hour with the defaults)."""
+
+    first_delay: float = 5.0
+    max_delay: float = 600.0
+    max_tries: int = 10
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A destination that refused for good, remembered for a short while."""
+
+    until: float
+    reason: str
+    why: str  # for the user
 
 
 def part_nonce(nonce: str, index: int) -> str:
@@ -54,78 +85,158 @@ def part_nonce(nonce: str, index: int) -> str:
     return f"{nonce[:22]}:{index}"
 
 
+def destination_of(job: Job) -> int:
+    """The lane a job is delivered in: its thread, else its channel (a story's pages carry the story's thread)."""
+    destination = job.thread_id or job.channel_id
+    assert destination is not None  # only jobs with a channel are listed
+    return destination
+
+
+def is_temporary(error: BaseException) -> bool:
+    """429, 5xx and network failures can pass; any other HTTP error is Discord's final word."""
+    if isinstance(error, discord.HTTPException):
+        return error.status == 429 or error.status >= 500
+    return isinstance(error, TEMPORARY)
+
+
+def describe(error: BaseException) -> str:
+    """For the record: ``HTTP 400 (code 50083): Thread is archived``."""
+    if isinstance(error, discord.HTTPException):
+        text = " ".join(str(error.text or "").split())[:200]
+        return f"HTTP {error.status} (code {error.code})" + (f": {text}" if text else "")
+    if isinstance(error, discord.RateLimited):
+        return f"rate limited for {error.retry_after:.0f} s"
+    return f"{type(error).__name__}: {' '.join(str(error).split())[:200]}".rstrip(": ")
+
+
+def why_for_user(error: BaseException) -> str:
+    if isinstance(error, discord.HTTPException):
+        if error.code == THREAD_ARCHIVED:
+            return "the thread is archived or locked"
+        if error.status == 403:
+            return "the bot is not allowed to post there"
+        if error.status == 404:
+            return "the channel or thread is gone"
+        if error.status == 413:
+            return "the files are larger than the upload limit there"
+        return f"Discord refused the message ({error.status})"
+    return "Discord could not be reached"
+
+
 class DeliveryLoop:
-    def __init__(self, bot: StoryloomBot, poll: float, clock=time.monotonic) -> None:
+    def __init__(self, bot: StoryloomBot, poll: float, clock=time.monotonic, policy: RetryPolicy | None = None) -> None:
         self._bot = bot
         self._poll = poll
         self._clock = clock
-        self._failures: dict[int, int] = {}
-        self._retry_at: dict[int, float] = {}
+        self.policy = policy or RetryPolicy()
+        self._lanes: dict[int, asyncio.Task[None]] = {}
+        self._waiting_until: dict[int, float] = {}  # destination → when its back-off ends
+        self._refused: dict[int, Refusal] = {}
+        self._noticed: dict[tuple[int, int], float] = {}  # (user, destination) → when they were last told
         self._wake = asyncio.Event()
         self._stop = asyncio.Event()
 
     def stop(self) -> None:
-        """Finish the delivery in hand, then return from ``run`` (never cancel it halfway through a store call)."""
+        """Finish the deliveries in hand, then return from ``run`` (never cancel one halfway through a store call)."""
         self._stop.set()
         self._wake.set()
 
     async def run(self) -> None:
-        while not self._stop.is_set():
-            delivered = 0
-            try:
-                delivered = await self.tick()
-            except StoryloomError as exc:
-                logger.warning("delivery paused: %s", exc)
-            except Exception:
-                logger.exception("delivery loop failed; retrying")
-            if delivered:
-                continue  # more may have become deliverable (the next page of a story)
-            self._wake.clear()
-            try:
-                await asyncio.wait_for(self._wake.wait(), self._poll)
-            except TimeoutError:
-                pass
+        try:
+            while not self._stop.is_set():
+                self._wake.clear()
+                try:
+                    await self.tick()
+                except StoreError as exc:
+                    logger.warning("delivery paused: %s", exc)
+                except Exception:
+                    logger.exception("delivery loop failed; retrying")
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self._poll)
+                except TimeoutError:
+                    pass
+        finally:
+            await self.drain()
+
+    async def drain(self) -> None:
+        """Wait for the lanes under way."""
+        while self._lanes:
+            await asyncio.gather(*self._lanes.values(), return_exceptions=True)
 
     async def tick(self) -> int:
-        """Deliver what is ready; returns how many jobs were delivered."""
+        """Start a lane for each destination with jobs ready and none under way; returns how many started."""
         now = self._clock()
-        count = 0
-        for job in await self._bot.store.list_undelivered(BATCH):
-            if self._stop.is_set():
-                break
-            if self._retry_at.get(job.id, 0.0) > now:
+        queues: dict[int, list[Job]] = {}
+        for job in await self._bot.store.list_undelivered(BATCH, per_destination=PER_DESTINATION):
+            destination = destination_of(job)
+            if destination in self._lanes or self._waiting_until.get(destination, 0.0) > now:
                 continue
-            if await self.deliver(job):
-                count += 1
-        return count
+            queues.setdefault(destination, []).append(job)
+        started = 0
+        for destination, jobs in queues.items():
+            if len(self._lanes) >= MAX_LANES:
+                break
+            lane = asyncio.create_task(self._lane(destination, jobs), name=f"storyloom-delivery-{destination}")
+            self._lanes[destination] = lane
+            lane.add_done_callback(functools.partial(self._lane_done, destination))
+            started += 1
+        return started
+
+    def _lane_done(self, destination: int, _: asyncio.Task[None]) -> None:
+        self._lanes.pop(destination, None)
+        self._wake.set()  # more may be ready: the next page of a story, or jobs this lane left
+
+    async def _lane(self, destination: int, jobs: list[Job]) -> None:
+        """One destination's jobs, in order; stops at a temporary failure (the rest would fail the same way)."""
+        for job in jobs:
+            if self._stop.is_set():
+                return
+            try:
+                delivered = await self.deliver(job)
+            except StoreError as exc:
+                logger.warning("delivery of job %s paused: %s", job.id, exc)
+                return
+            except Exception:
+                logger.exception("delivery of job %s failed", job.id)
+                return
+            if not delivered and self._waiting_until.get(destination, 0.0) > self._clock():
+                return
 
     async def deliver(self, job: Job) -> bool:
+        """Post one job's results; True when it was delivered now, False when it was not (already delivered,
+        postponed, or ended without its results)."""
         store = self._bot.store
         intent = await store.begin_delivery(job.id)
         if intent is None:
             return False
+        destination = destination_of(job)
+        outcome: results.Outcome | None = None
         try:
+            refusal = self._refusal(destination)
+            if refusal is not None:
+                await self._end(job, destination, DeliveryOutcome.REFUSED, refusal.reason, refusal.why, None)
+                return False
             outcome = await results.prepare(self._bot, job)
             ids = await self._post_outcome(job, intent, outcome)
-        except discord.NotFound as exc:
-            logger.warning("results of job %s: the channel is gone (%s); giving up", job.id, exc.code)
-            ids, outcome = [], None
-        except discord.Forbidden as exc:
-            logger.warning("results of job %s: no permission to post (%s); giving up", job.id, exc.code)
-            ids, outcome = [], None
-        except TRANSIENT as exc:
-            self._later(job, f"{type(exc).__name__} {getattr(exc, 'status', '')}".strip(), give_up=False)
-            return False
-        except Exception:
-            logger.exception("could not deliver the results of job %s", job.id)
-            if not self._later(job, "error", give_up=True):
+        except StoreError:
+            raise
+        except Exception as exc:
+            if isinstance(exc, discord.HTTPException) and not is_temporary(exc):
+                reason = describe(exc)
+                why = why_for_user(exc)
+                logger.warning("results of job %s refused by Discord (%s); not trying again", job.id, reason)
+                failed_at = outcome.target if outcome is not None else destination
+                self._refused[failed_at] = Refusal(self._clock() + REFUSAL_MEMORY, reason, why)
+                await self._end(job, failed_at, DeliveryOutcome.REFUSED, reason, why, outcome)
                 return False
-            ids, outcome = await self._apologize(job), None
+            if not is_temporary(exc):
+                logger.exception("could not deliver the results of job %s", job.id)
+            await self._postpone(job, destination, exc, outcome)
+            return False
         await store.record_delivery(job.id, ids)
-        self._failures.pop(job.id, None)
-        self._retry_at.pop(job.id, None)
+        self._waiting_until.pop(destination, None)
         logger.info("delivered job %s (%s) as %d message(s)", job.id, job.status, len(ids))
-        if outcome is not None and outcome.status and outcome.status_at:
+        if outcome.status and outcome.status_at:
             channel_id, message_id = outcome.status_at
             if outcome.status_final:
                 self._bot.board.finish(channel_id, message_id, outcome.status)
@@ -133,31 +244,90 @@ class DeliveryLoop:
                 await self._bot.board.progress(channel_id, message_id, outcome.status)
         return True
 
-    async def _apologize(self, job: Job) -> list[int]:
-        """After giving up: one line where the results should have been, so the user is not left waiting."""
-        target = job.thread_id or job.channel_id
-        if target is None:
-            return []
-        text = f"⚠️ <@{job.user_id}> the results of job {job.id} could not be posted; it has been logged\n{texts.job_footer(job.id)}"
-        try:
-            channel = self._bot.get_partial_messageable(target, guild_id=job.guild_id)
-            message = await channel.send(
-                text, allowed_mentions=discord.AllowedMentions(users=[discord.Object(job.user_id)])
-            )
-        except discord.HTTPException:
-            return []
-        return [message.id]
+    def _refusal(self, destination: int) -> Refusal | None:
+        refusal = self._refused.get(destination)
+        if refusal is not None and refusal.until <= self._clock():
+            del self._refused[destination]
+            return None
+        return refusal
 
-    def _later(self, job: Job, why: str, *, give_up: bool) -> bool:
-        """Schedule another try; True when the job should be given up on instead."""
-        failures = self._failures[job.id] = self._failures.get(job.id, 0) + 1
-        if give_up and failures >= MAX_FAILURES:
-            logger.error("giving up on delivering job %s after %d tries", job.id, failures)
-            return True
-        delay = min(MAX_DELAY, 0.5 * 2 ** (failures - 1))
-        self._retry_at[job.id] = self._clock() + delay
-        logger.warning("delivery of job %s failed (%s); retrying in %.1f s", job.id, why, delay)
-        return False
+    async def _postpone(
+        self, job: Job, destination: int, error: BaseException, outcome: results.Outcome | None
+    ) -> None:
+        """Try again after the back-off (the whole destination waits too), or give up after the policy's tries."""
+        policy = self.policy
+        retry_after = float(getattr(error, "retry_after", 0.0) or 0.0)
+        reason = describe(error)
+        record = await self._bot.store.postpone_delivery(
+            job.id, reason, first_delay=policy.first_delay, max_delay=policy.max_delay, not_before=retry_after
+        )
+        if record.failures >= policy.max_tries:
+            logger.error("gave up delivering job %s after %d tries: %s", job.id, record.failures, reason)
+            why = why_for_user(error) if is_temporary(error) else "something went wrong on our side"
+            reason = f"gave up after {record.failures} tries; the last failure: {reason}"
+            await self._end(job, destination, DeliveryOutcome.GAVE_UP, reason, why, outcome)
+            return
+        delay = (record.next_try_at or 0.0) - self._bot.store.clock()
+        self._waiting_until[destination] = self._clock() + max(0.0, delay)
+        logger.warning("delivery of job %s failed (%s); trying again in %.1f s", job.id, reason, delay)
+
+    async def _end(
+        self,
+        job: Job,
+        destination: int,
+        outcome: DeliveryOutcome,
+        reason: str,
+        why: str,
+        prepared: results.Outcome | None,
+    ) -> None:
+        """End the delivery without its results: tell the user where possible (once per destination in a
+        while), record how it ended and where they were told, and say so on the status message."""
+        told = await self._notify(job, destination, why, include_target=outcome is DeliveryOutcome.GAVE_UP)
+        if told is None:
+            reason += "; the user was not told (already told about this place, or nowhere to tell them)"
+            ids: list[int] = []
+        else:
+            place, message_id = told
+            reason += f"; the user was told {place}"
+            ids = [message_id]
+        await self._bot.store.end_delivery(job.id, outcome, reason, ids)
+        status_at = prepared.status_at if prepared is not None else None
+        if status_at is not None:
+            line = texts.fit(f"⚠️ {texts.headline(job)} — finished, but {why}\n{texts.job_footer(job.id)}")
+            self._bot.board.finish(status_at[0], status_at[1], line)
+
+    async def _notify(self, job: Job, destination: int, why: str, *, include_target: bool) -> tuple[str, int] | None:
+        """A short notice where the user will see it: the destination itself (after a failure that may have
+        passed), the channel the request came from, else a direct message. None when not sent."""
+        key = (job.user_id, destination)
+        last = self._noticed.get(key)
+        if last is not None and self._clock() - last < NOTICE_WINDOW:
+            return None
+        where = f" in <#{destination}>" if job.guild_id is not None else ""
+        text = texts.fit(
+            f"⚠️ <@{job.user_id}> the results of job {job.id} could not be posted{where}: {why}.\n"
+            f"{texts.job_footer(job.id, 'not delivered')}"
+        )
+        mentions = discord.AllowedMentions(everyone=False, roles=False, users=[discord.Object(job.user_id)])
+        places: list[tuple[str, int | None]] = []
+        if include_target:
+            places.append((f"in channel {destination}", destination))
+        if job.channel_id is not None and job.channel_id != destination:
+            places.append((f"in channel {job.channel_id}", job.channel_id))
+        places.append(("by direct message", None))
+        for place, channel_id in places:
+            try:
+                if channel_id is None:
+                    channel: discord.abc.Messageable = await self._bot.create_dm(discord.Object(job.user_id))
+                else:
+                    channel = self._bot.get_partial_messageable(channel_id, guild_id=job.guild_id)
+                message = await channel.send(text, allowed_mentions=mentions)
+            except discord.HTTPException as exc:
+                logger.info("could not tell user %s about job %s %s (%s)", job.user_id, job.id, place, exc.status)
+                continue
+            self._noticed[key] = self._clock()
+            return place, message.id
+        return None
 
     async def _post_outcome(self, job: Job, intent: DeliveryIntent, outcome: results.Outcome) -> list[int]:
         if outcome.rename_thread:
@@ -172,7 +342,7 @@ class DeliveryLoop:
 
     async def _post_all(self, job: Job, intent: DeliveryIntent, outcome: results.Outcome) -> list[int]:
         channel = self._bot.get_partial_messageable(outcome.target, guild_id=job.guild_id)
-        found = await self._already_posted(channel, job, intent, len(outcome.posts)) if intent.resumed else {}
+        found = await self._already_posted(channel, job, intent, outcome.posts) if intent.resumed else {}
         ids = []
         for index, post in enumerate(outcome.posts):
             if index in found:
@@ -212,10 +382,14 @@ class DeliveryLoop:
         raise AssertionError("unreachable")
 
     async def _already_posted(
-        self, channel: discord.PartialMessageable, job: Job, intent: DeliveryIntent, count: int
+        self, channel: discord.PartialMessageable, job: Job, intent: DeliveryIntent, posts: list[results.Post]
     ) -> dict[int, int]:
-        """Messages an earlier try of this delivery already posted: part index → message ID."""
-        nonces = {part_nonce(intent.nonce, index): index for index in range(count)}
+        """Messages an earlier try of this delivery already posted: part index → message ID.
+
+        Each part is recognised by its nonce, else by its text (every part's text is made afresh from the store
+        the same way, so this finds the book after a story's last page too, whose footer names the story), else
+        by the ``job N`` footer of this job, in order."""
+        nonces = {part_nonce(intent.nonce, index): index for index in range(len(posts))}
         footer = re.compile(rf"^-# .*\bjob {job.id}$", re.MULTILINE)
         since = datetime.fromtimestamp(intent.started_at - 5, tz=UTC)
         found: dict[int, int] = {}
@@ -227,13 +401,17 @@ class DeliveryLoop:
                     continue
                 if isinstance(message.nonce, str) and message.nonce in nonces:
                     found[nonces[message.nonce]] = message.id
+                    continue
+                same = [i for i, post in enumerate(posts) if i not in found and _same_text(message.content, post)]
+                if same:
+                    found[same[0]] = message.id
                 elif footer.search(message.content):
                     by_footer.append(message.id)
         except discord.Forbidden:  # no Read Message History here: rely on Discord dropping repeated nonces
             logger.info("job %s: cannot read channel %s to check for an earlier post", job.id, channel.id)
             return {}
-        for index in range(count):  # Discord does not always return nonces: fall back to the footer, in order
-            if index not in found and by_footer:
+        for index, post in enumerate(posts):  # Discord does not always return nonces, and a text may have changed
+            if index not in found and by_footer and footer.search(post.content):
                 found[index] = by_footer.pop(0)
         if found:
             logger.info("job %s: %d message(s) were already posted before a restart or error", job.id, len(found))
@@ -246,6 +424,11 @@ class DeliveryLoop:
                 await thread.edit(name=name)
         except discord.HTTPException as exc:
             logger.info("could not rename thread %s (%s)", thread_id, exc.status)
+
+
+def _same_text(content: str, post: results.Post) -> bool:
+    """Whether a message is this post: the same text, or the same text with a note about a re-encoded file."""
+    return content == post.content or content.startswith(post.content + "\n-# ")
 
 
 async def _fit(post: results.Post, limit: int) -> FittedFile:

@@ -20,6 +20,8 @@ from storyloom.queue.job import (
     Artifact,
     ArtifactKind,
     DeliveryIntent,
+    DeliveryOutcome,
+    DeliveryRecord,
     Destination,
     HeartbeatReply,
     Job,
@@ -352,8 +354,12 @@ class StoreApi:
     # --- delivery (protocol: storyloom/queue/ops/delivery.py) ----------------------------------------
 
     @store_method
-    def list_undelivered(self, limit: int = 50) -> Operation[list[Job]]:
-        return delivery.list_undelivered(limit)
+    def list_undelivered(self, limit: int = 50, *, per_destination: int = 5) -> Operation[list[Job]]:
+        """Jobs ready to be delivered: oldest first, at most ``per_destination`` per channel or thread, none
+        held back by a failure's back-off."""
+        if limit < 1 or per_destination < 1:
+            raise InvalidInput("limit and per_destination must be at least 1")
+        return delivery.list_undelivered(limit, per_destination, self.clock())
 
     @store_method
     def begin_delivery(self, job_id: int) -> Operation[DeliveryIntent | None]:
@@ -366,6 +372,30 @@ class StoreApi:
     @store_method
     def is_delivered(self, job_id: int) -> Operation[bool]:
         return delivery.is_delivered(job_id)
+
+    @store_method
+    def postpone_delivery(
+        self, job_id: int, reason: str, *, first_delay: float, max_delay: float, not_before: float = 0.0
+    ) -> Operation[DeliveryRecord]:
+        """A temporary failure (429, 5xx, the network): counted, and the job held back for a delay that doubles
+        with each failure, from ``first_delay`` up to ``max_delay`` (never less than ``not_before``)."""
+        if first_delay <= 0 or max_delay < first_delay or not_before < 0:
+            raise InvalidInput("a delivery back-off needs 0 < first_delay <= max_delay and not_before >= 0")
+        return delivery.postpone_delivery(
+            job_id, reason, self.clock(), first_delay=first_delay, max_delay=max_delay, not_before=not_before
+        )
+
+    @store_method
+    def end_delivery(
+        self, job_id: int, outcome: DeliveryOutcome, reason: str, message_ids: Sequence[int] = ()
+    ) -> Operation[DeliveryRecord]:
+        """End a delivery that posted none of its results (refused for good, or given up), with the reason and
+        the IDs of any notice posted in their place."""
+        return delivery.end_delivery(job_id, DeliveryOutcome(outcome), reason, tuple(message_ids), self.clock())
+
+    @store_method
+    def delivery_record(self, job_id: int) -> Operation[DeliveryRecord | None]:
+        return delivery.delivery_record(job_id)
 
     @store_method
     def delivered_messages(self, job_id: int) -> Operation[tuple[int, ...] | None]:

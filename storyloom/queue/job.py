@@ -258,6 +258,42 @@ class WorkerInfo:
         )
 
 
+class DeliveryOutcome(enum.StrEnum):
+    """How a delivery ended: its results posted, refused by Discord for good, or given up after failures."""
+
+    POSTED = "posted"
+    REFUSED = "refused"
+    GAVE_UP = "gave_up"
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    """Where a job's delivery stands. ``outcome`` is None while it is under way; ``next_try_at`` holds it
+    back after a temporary failure; ``reason`` says, for people, why it ended or last failed."""
+
+    job_id: int
+    tries: int
+    failures: int
+    outcome: DeliveryOutcome | None
+    reason: str | None
+    next_try_at: float | None
+    ended_at: float | None
+    message_ids: tuple[int, ...]
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> DeliveryRecord:
+        return cls(
+            job_id=row["job_id"],
+            tries=row["tries"],
+            failures=row["failures"],
+            outcome=DeliveryOutcome(row["outcome"]) if row["outcome"] else None,
+            reason=row["reason"],
+            next_try_at=row["next_try_at"],
+            ended_at=row["ended_at"],
+            message_ids=tuple(json.loads(row["message_ids"] or "[]")),
+        )
+
+
 @dataclass(frozen=True)
 class TrainingReference:
     """What one ``train_subject`` job says about files on disk: its photos folder (``images_dir``, relative to

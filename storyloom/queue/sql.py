@@ -196,27 +196,53 @@ SELECT_DELIVERY = "SELECT * FROM deliveries WHERE job_id = ?"
 INSERT_DELIVERY_INTENT = "INSERT INTO deliveries (job_id, nonce, started_at) VALUES (?, ?, ?)"
 RETRY_DELIVERY_INTENT = "UPDATE deliveries SET tries = tries + 1 WHERE job_id = ?"
 MARK_DELIVERED = """
-INSERT INTO deliveries (job_id, nonce, started_at, delivered_at, message_ids) VALUES (:job_id, :nonce, :now, :now, :ids)
-ON CONFLICT (job_id) DO UPDATE SET delivered_at = :now, message_ids = :ids WHERE delivered_at IS NULL
+INSERT INTO deliveries (job_id, nonce, started_at, delivered_at, message_ids, outcome, ended_at)
+VALUES (:job_id, :nonce, :now, :now, :ids, 'posted', :now)
+ON CONFLICT (job_id) DO UPDATE SET delivered_at = :now, message_ids = :ids, outcome = 'posted', ended_at = :now,
+                                   next_try_at = NULL
+WHERE deliveries.ended_at IS NULL
+"""
+# A temporary failure: counted, explained, and held back until :next_try_at.
+POSTPONE_DELIVERY = """
+UPDATE deliveries SET failures = :failures, reason = :reason, next_try_at = :next_try_at
+WHERE job_id = :job_id AND ended_at IS NULL
+"""
+# The end of a delivery that posted nothing: refused for good, or given up after too many failures.
+END_DELIVERY = """
+UPDATE deliveries SET outcome = :outcome, reason = :reason, ended_at = :now, next_try_at = NULL, message_ids = :ids
+WHERE job_id = :job_id AND ended_at IS NULL
 """
 
-# Finished jobs with a destination and no completed delivery. A follow-up page waits until its parent is
-# delivered and every earlier page is delivered or ended without a result, so pages reach users in order.
+# Finished jobs with a destination whose delivery is not over and not held back by a failure's back-off. A
+# follow-up page waits until its story's delivery is over and every earlier page's is over (or the page ended
+# without a result), so pages reach users in order. At most :per_destination jobs of one channel or thread are
+# listed, so a destination with a long backlog (or one that keeps failing) never crowds out the others.
 SELECT_UNDELIVERED = f"""
-SELECT {_prefixed("j")} FROM jobs j
-LEFT JOIN deliveries d ON d.job_id = j.id
-LEFT JOIN jobs p ON p.id = j.parent_id AND j.page_index IS NOT NULL
-WHERE j.status IN {FINISHED}
-  AND j.channel_id IS NOT NULL
-  AND d.delivered_at IS NULL
-  AND (j.page_index IS NULL OR j.parent_id IS NULL OR (
-        EXISTS (SELECT 1 FROM deliveries pd WHERE pd.job_id = j.parent_id AND pd.delivered_at IS NOT NULL)
-        AND NOT EXISTS (
-            SELECT 1 FROM jobs s LEFT JOIN deliveries sd ON sd.job_id = s.id
-            WHERE s.parent_id = j.parent_id AND s.page_index < j.page_index
-              AND sd.delivered_at IS NULL AND s.status NOT IN ('failed', 'canceled'))))
-ORDER BY COALESCE(p.finished_at, j.finished_at), COALESCE(p.id, j.id), COALESCE(j.page_index, -1), j.id
-LIMIT ?
+SELECT * FROM (
+    SELECT {_prefixed("j")},
+           COALESCE(p.finished_at, j.finished_at) AS sort_finished, COALESCE(p.id, j.id) AS sort_story,
+           COALESCE(j.page_index, -1) AS sort_page,
+           ROW_NUMBER() OVER (
+               PARTITION BY COALESCE(j.thread_id, j.channel_id)
+               ORDER BY COALESCE(p.finished_at, j.finished_at), COALESCE(p.id, j.id), COALESCE(j.page_index, -1), j.id
+           ) AS place_in_destination
+    FROM jobs j
+    LEFT JOIN deliveries d ON d.job_id = j.id
+    LEFT JOIN jobs p ON p.id = j.parent_id AND j.page_index IS NOT NULL
+    WHERE j.status IN {FINISHED}
+      AND j.channel_id IS NOT NULL
+      AND d.ended_at IS NULL
+      AND (d.next_try_at IS NULL OR d.next_try_at <= :now)
+      AND (j.page_index IS NULL OR j.parent_id IS NULL OR (
+            EXISTS (SELECT 1 FROM deliveries pd WHERE pd.job_id = j.parent_id AND pd.ended_at IS NOT NULL)
+            AND NOT EXISTS (
+                SELECT 1 FROM jobs s LEFT JOIN deliveries sd ON sd.job_id = s.id
+                WHERE s.parent_id = j.parent_id AND s.page_index < j.page_index
+                  AND sd.ended_at IS NULL AND s.status NOT IN ('failed', 'canceled'))))
+) ready
+WHERE place_in_destination <= :per_destination
+ORDER BY sort_finished, sort_story, sort_page, id
+LIMIT :limit
 """
 
 # --- user settings -----------------------------------------------------------------------------------

@@ -78,6 +78,10 @@ def missing_permissions() -> DiscordError:
     return DiscordError(403, 50013, "Missing Permissions")
 
 
+def thread_archived() -> DiscordError:
+    return DiscordError(400, 50083, "Thread is archived")
+
+
 def wrong_channel_type() -> DiscordError:
     return DiscordError(400, 50024, "Cannot execute action on this channel type")
 

@@ -50,6 +50,10 @@ def add_routes(app: web.Application, ctx: RestContext) -> None:
 
     async def create_message(request: web.Request) -> Any:
         channel = channel_of(request)
+        if channel.is_thread and channel.archived:
+            if channel.locked:  # only moderators may post in (or reopen) a locked thread
+                raise errors.thread_archived()
+            channel.archived = False  # a message reopens an archived thread that is not locked
         body = body_of(request)
         message = state.create_message(channel.id, state.bot, body.json or {}, body.files)
         return state.message_payload(message)
