@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from storyloom.bot import results
 from storyloom.bot.delivery import RetryPolicy
 from storyloom.queue.async_store import AsyncJobStore
 from storyloom.queue.job import DeliveryOutcome, DeliveryRecord, Job, JobKind
@@ -74,3 +75,72 @@ async def wait_ended(store: AsyncJobStore, job_ids: list[int], timeout: float = 
         if loop.time() > deadline:
             raise TimeoutError(f"{sum(r is None or r.ended_at is None for r in records)} deliveries still open")
         await asyncio.sleep(0.05)
+
+
+async def test_a_403_ends_the_delivery_and_tells_the_user_by_direct_message(
+    fake: FakeDiscord, store, tmp_path: Path
+) -> None:
+    async with running_bot(bot_config(tmp_path), store, fake):
+        fake.fail_next("POST", f"/channels/{fake.no_threads_channel.id}/messages", status=403, code=50013, times=20)
+        job = await finished_job(store, fake, fake.member, fake.no_threads_channel)
+        [record] = await wait_ended(store, [job.id])
+    assert record.outcome is DeliveryOutcome.REFUSED and "HTTP 403 (code 50013)" in record.reason
+    assert "told by direct message" in record.reason
+    [notice] = fake.messages_in(fake.dm_with(fake.member))
+    assert f"job {job.id}" in notice.content and "not allowed to post there" in notice.content
+    assert record.message_ids == (notice.id,)
+    assert len(posts_to(fake, fake.no_threads_channel)) == 1  # refused once, never asked again
+
+
+async def test_a_failing_destination_backs_off_gives_up_and_never_holds_up_another(
+    fake: FakeDiscord, store, tmp_path: Path
+) -> None:
+    thread = fake.state.create_thread(fake.text_channel.id, fake.member, "down for now")
+    async with running_bot(bot_config(tmp_path), store, fake) as bot:
+        bot.delivery.policy = FAST_RETRIES
+        fake.fail_next("POST", f"/channels/{thread.id}/messages", status=503, times=100)
+        failing = await finished_job(store, fake, fake.member, fake.text_channel, thread)
+        other = await finished_job(store, fake, fake.owner, fake.no_threads_channel)
+        await wait_delivered(store, other.id, timeout=5)
+        [record] = await wait_ended(store, [failing.id])
+    assert record.outcome is DeliveryOutcome.GAVE_UP and record.failures == FAST_RETRIES.max_tries
+    assert "gave up after 3 tries" in record.reason and "HTTP 503" in record.reason
+    tries = posts_to(fake, thread)
+    assert len(tries) == FAST_RETRIES.max_tries + 1  # three tries, then the notice tried there first
+    gaps = [later.at - earlier.at for earlier, later in zip(tries, tries[1:])]
+    assert gaps[0] >= 0.2 * 0.9 and gaps[1] >= 0.4 * 0.9, gaps  # a doubling back-off, capped at 0.4 s
+    [notice] = [m for m in fake.messages_in(fake.text_channel) if f"job {failing.id}" in m.content]
+    assert "could not be posted" in notice.content and f"<@{fake.member.id}>" in notice.content
+
+
+async def test_a_resumed_delivery_recognises_the_book_and_posts_nothing_twice(
+    fake: FakeDiscord, store, tmp_path: Path
+) -> None:
+    """A crash after posting a story's last page and its book, once Discord's nonce window has passed."""
+    channel = fake.no_threads_channel
+    async with running_bot(bot_config(tmp_path), store, fake) as bot:
+        bot.delivery.stop()  # deliver by hand below
+        await fake.wait_for(lambda: bot._loops[0].done(), timeout=5)
+        worker = FastWorker(store)
+        story = await store.enqueue(
+            JobKind.STORY, {"summary": "a cat"}, user_id=fake.member.id, guild_id=fake.guild.id, channel_id=channel.id
+        )
+        claimed = await store.claim("fast/1", [JobKind.STORY.value])
+        artifacts, followups = worker.results(claimed)
+        await store.complete(story.id, "fast/1", artifacts, followups[:1])
+        assert await bot.delivery.deliver(await store.get(story.id))
+        page = await store.claim("fast/1", [JobKind.STORY_PAGE.value])
+        await store.complete(page.id, "fast/1", worker.results(page)[0])
+        page = await store.get(page.id)
+
+        intent = await store.begin_delivery(page.id)
+        outcome = await results.prepare(bot, page)
+        assert len(outcome.posts) == 2 and outcome.posts[1].filename.endswith(".pdf")  # the page, then the book
+        target = bot.get_partial_messageable(channel.id)
+        earlier = [await target.send(post.content, nonce=f"lost{i}") for i, post in enumerate(outcome.posts)]
+        assert intent is not None and not intent.resumed
+        before = len(fake.messages_in(channel))
+
+        assert await bot.delivery.deliver(page)
+        assert len(fake.messages_in(channel)) == before  # neither the page nor the book again
+        assert await store.delivered_messages(page.id) == tuple(m.id for m in earlier)
