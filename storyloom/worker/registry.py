@@ -18,14 +18,17 @@ from storyloom.worker.context import Handler
 
 
 def default_handlers() -> dict[JobKind, Handler]:
-    from storyloom.worker.handlers import images, stories, training
+    from storyloom.worker.handlers import images, narration, stories, training
 
     return {
         JobKind.IMAGINE: images.imagine,
         JobKind.VARY: images.vary,
         JobKind.UPSCALE: images.upscale,
+        JobKind.BLEND: images.blend,
+        JobKind.DESCRIBE: images.describe,
         **stories.handlers(),
         **training.handlers(),
+        **narration.handlers(),
     }
 
 

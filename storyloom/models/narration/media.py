@@ -66,7 +66,7 @@ def _encode_audio(container: av.container.OutputContainer, stream: av.AudioStrea
 def encode_ogg_opus(speech: Speech, *, title: str = "") -> bytes:
     """One page's narration as Ogg/Opus (mono, 48 kHz)."""
     buffer = io.BytesIO()
-    with av.open(buffer, "w", format="ogg") as container:
+    with av.open(buffer, "w", format="ogg", options={"fflags": "+bitexact"}) as container:
         if title:
             container.metadata["title"] = title
         stream = container.add_stream("libopus", rate=OPUS_RATE, layout="mono")
@@ -109,7 +109,7 @@ def encode_audiobook(pages: Sequence[NarratedPage], *, title: str = "", page_pau
         raise ValueError("an audiobook needs at least one narrated page")
     samples, rate, spans = book_samples(pages, page_pause)
     buffer = io.BytesIO()
-    with av.open(buffer, "w", format="ipod") as container:
+    with av.open(buffer, "w", format="ipod", options={"fflags": "+bitexact"}) as container:
         if title:
             container.metadata["title"] = title
         stream = container.add_stream("aac", rate=AAC_RATE, layout="mono")
@@ -138,7 +138,7 @@ def encode_video(
     width, height = frame_size(first.size if first is not None else (1, 1), side)
     subtitles = SubtitleRenderer(width, height, " ".join(s.text for p in pages for s in p.speech.sentences))
     buffer = io.BytesIO()
-    with av.open(buffer, "w", format="mp4") as container:
+    with av.open(buffer, "w", format="mp4", options={"fflags": "+bitexact"}) as container:
         if title:
             container.metadata["title"] = title
         video = container.add_stream("libx264", rate=fps, options={"crf": "23", "preset": "veryfast"})

@@ -10,7 +10,7 @@ from typing import Any
 
 from storyloom.domain.story.plan import PLAN_FILE
 from storyloom.errors import InvalidInput
-from storyloom.queue.job import ArtifactKind, JobKind, NewJob
+from storyloom.queue.job import ArtifactKind, JobKind, NewArtifact, NewJob
 from storyloom.queue.params import StoryPageParams, StoryParams
 from storyloom.worker.context import Handler, HandlerResult, JobContext
 from storyloom.worker.handlers.artifacts import JSON, png_artifact, text_artifact
@@ -53,26 +53,28 @@ def story(context: JobContext) -> HandlerResult:
         0, PLAN_FILE, plan.model_dump_json(indent=2), JSON, title=plan.title, pages=len(plan.pages)
     )
     pages = tuple(
-        NewJob(JobKind.STORY_PAGE, _page_params(index, page, plan.character, params.safety_checker), page_index=index)
+        NewJob(JobKind.STORY_PAGE, _page_params(index, page, plan, params), page_index=index)
         for index, page in enumerate(plan.pages)
         if index >= first_new
     )
     return HandlerResult((document,), pages)
 
 
-def _page_params(index: int, page: Any, character: str, safety_checker: bool | None) -> dict[str, Any]:
+def _page_params(index: int, page: Any, plan: Any, story: StoryParams) -> dict[str, Any]:
     params: dict[str, Any] = {
         "page": index,
         "text": page.text,
         "prompt": page.prompt,
         "negative_prompt": page.negative_prompt,
         "seed": page.seed,
-        "plan": {"number": page.number, "chapter": page.chapter, "scene": page.scene},
+        "plan": {"number": page.number, "chapter": page.chapter, "scene": page.scene, "language": plan.language},
     }
-    if safety_checker is not None:
-        params["safety_checker"] = safety_checker
-    if character:
-        params["character"] = character  # the page loads the character's LoRA; its prompt already has the token
+    if story.safety_checker is not None:
+        params["safety_checker"] = story.safety_checker
+    if plan.character:
+        params["character"] = plan.character  # the page loads the character's LoRA; its prompt already has the token
+    if story.narrate is not None:
+        params["narrate"] = story.narrate.model_dump(exclude_none=True)
     return params
 
 
@@ -106,4 +108,27 @@ def story_page(context: JobContext) -> HandlerResult:
         ArtifactKind.IMAGE, 0, f"page_{number:03d}.png", drawn.image, character.named(drawn.parameters),
         seed=drawn.seed, nsfw=drawn.nsfw, page=params.page,
     )  # fmt: skip
-    return HandlerResult((picture, text_artifact(0, f"page_{number:03d}.txt", params.text, page=params.page)))
+    text = text_artifact(0, f"page_{number:03d}.txt", params.text, page=params.page)
+    return HandlerResult((picture, text, *_page_narration(context, params, number)))
+
+
+def _page_narration(context: JobContext, params: StoryPageParams, number: int) -> tuple[NewArtifact, ...]:
+    """With ``narrate`` (``/story narrate:True``): the page read aloud in the story's language, as the 🔊
+    button would read it; a language the voices cannot speak leaves a note instead of failing the page."""
+    if params.narrate is None:
+        return ()
+    from storyloom.domain.narration import DEFAULT_SEED
+    from storyloom.models.narration.cache import SpeechCache, read_page
+    from storyloom.models.narration.media import OGG_MIME, encode_ogg_opus
+
+    narrator = context.resources.narrator()
+    try:
+        choice = narrator.choose(params.narrate.voice, str(params.plan.get("language", "en")), params.narrate.speed)
+    except InvalidInput as exc:
+        return (text_artifact(1, "narration.txt", str(exc), page=params.page),)
+    speech = read_page(narrator, SpeechCache.from_config(context.config), params.text, choice, DEFAULT_SEED)
+    if speech is None:
+        return ()  # an empty page has nothing to read
+    data = encode_ogg_opus(speech, title=f"Page {number}")
+    about = {"page": number, "seconds": round(speech.duration, 3), "voice": choice.voice, "language": choice.language}
+    return (NewArtifact(ArtifactKind.FILE, 0, f"page-{number}.ogg", OGG_MIME, data, about),)
