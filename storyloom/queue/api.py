@@ -26,6 +26,7 @@ from storyloom.queue.job import (
     HeartbeatReply,
     Job,
     JobError,
+    JobInput,
     JobKind,
     JobStatus,
     NewArtifact,
@@ -45,6 +46,8 @@ Clock = Callable[[], float]
 
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 DAY = 86400.0
+MAX_INPUTS = 8
+MAX_INPUT_BYTES = 16 * 1024 * 1024
 MAX_SETTING_CHARS = 4000
 MAX_SETTINGS = 20
 
@@ -121,16 +124,29 @@ class StoreApi:
         message_id: int | None = None,
         parent_id: int | None = None,
         enforce_caps: bool = True,
+        inputs: Sequence[JobInput] = (),
     ) -> Operation[Job]:
         """Queue a job, or raise ``InvalidInput`` (unknown kind, bad parameters, missing source) or ``QueueFull``.
 
         ``vary``/``upscale`` take the job whose image they work on as ``parent_id``. A ``train_subject`` job
-        reserves its character's name: ``CharacterExists`` if it is taken or already being trained there."""
+        reserves its character's name: ``CharacterExists`` if it is taken or already being trained there.
+        ``inputs`` (pictures given with the request) are stored with the job in the same transaction."""
+        _check_inputs(inputs)
         destination = Destination(user_id, guild_id, channel_id, thread_id, message_id)
         return jobs.enqueue(
             kind, params, destination, parent_id=parent_id, now=self.clock(), settings=self.settings,
-            enforce_caps=enforce_caps,
+            enforce_caps=enforce_caps, inputs=inputs,
         )  # fmt: skip
+
+    @store_method
+    def job_inputs(self, job_id: int) -> Operation[list[JobInput]]:
+        """The files given with the job's request, in order (empty when there were none)."""
+        return jobs.job_inputs(job_id)
+
+    @store_method
+    def delete_results(self, job_id: int) -> Operation[int]:
+        """Delete the job's artifacts and inputs (a user removed the result); returns how many files went."""
+        return jobs.delete_results(job_id)
 
     @store_method
     def get(self, job_id: int) -> Operation[Job]:
@@ -400,3 +416,13 @@ class StoreApi:
     @store_method
     def delivered_messages(self, job_id: int) -> Operation[tuple[int, ...] | None]:
         return delivery.delivered_messages(job_id)
+
+
+def _check_inputs(inputs: Sequence[JobInput]) -> None:
+    if len(inputs) > MAX_INPUTS:
+        raise InvalidInput(f"a job takes at most {MAX_INPUTS} files (got {len(inputs)})")
+    if sorted(item.index for item in inputs) != list(range(len(inputs))):
+        raise InvalidInput("the files of a job must be numbered 0, 1, 2, … without gaps")
+    for item in inputs:
+        if not item.data or len(item.data) > MAX_INPUT_BYTES:
+            raise InvalidInput(f"file {item.name!r} must hold between 1 byte and {MAX_INPUT_BYTES // (1024 * 1024)} MB")

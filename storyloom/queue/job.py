@@ -41,6 +41,8 @@ class JobKind(enum.StrEnum):
     TRAIN_STORY = "train_story"
     TRAIN_SUBJECT = "train_subject"
     NARRATE = "narrate"
+    DESCRIBE = "describe"
+    BLEND = "blend"
 
 
 class ArtifactKind(enum.StrEnum):
@@ -158,6 +160,21 @@ class NewArtifact:
     mime: str
     data: bytes
     metadata: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class JobInput:
+    """A file given with a request (a picture for an image prompt, /blend or /describe), stored with its job so
+    any worker on any host can read it."""
+
+    index: int
+    name: str
+    mime: str
+    data: bytes
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> JobInput:
+        return cls(index=row["idx"], name=row["name"], mime=row["mime"], data=bytes(row["data"]))
 
 
 @dataclass(frozen=True)

@@ -35,15 +35,38 @@ class ImagineParams(JobParams):
     num_images: int | None = Field(None, ge=1, le=16)
     safety_checker: bool | None = None  # None: the configured default; the bot forces it on where required
     character: str | None = Field(None, min_length=1, max_length=100)  # a registered character: its LoRA and token
+    # With a picture (the job's first input): "guide" steers content and style through IP-Adapter, "start" is
+    # the img2img starting point. ``image_weight``: the adapter's scale, or how much of the start picture stays.
+    image_mode: Literal["guide", "start"] | None = None
+    image_weight: float | None = Field(None, ge=0.0, le=1.0)
 
 
 class VaryParams(JobParams):
-    """Variations of image ``index`` of the parent job."""
+    """Variations of image ``index`` of the parent job; a prompt given here (Remix) replaces the source's."""
 
     index: int = Field(ge=0, le=63)
     strength: Literal["subtle", "strong"] = "subtle"
     seed: int | None = _SEED
     safety_checker: bool | None = None
+    prompt: str | None = Field(None, min_length=1, max_length=20_000)
+    negative_prompt: str | None = Field(None, max_length=20_000)
+
+
+class BlendParams(JobParams):
+    """A grid mixing the job's 2–5 input pictures (their IP-Adapter image embeddings averaged)."""
+
+    prompt: str = Field("", max_length=20_000)
+    negative_prompt: str = Field("", max_length=20_000)
+    seed: int | None = _SEED
+    aspect_ratio: str | None = Field(None, max_length=16)
+    image_weight: float | None = Field(None, ge=0.0, le=1.0)
+    safety_checker: bool | None = None
+
+
+class DescribeParams(JobParams):
+    """Prompt suggestions for the job's input picture."""
+
+    count: int = Field(4, ge=1, le=8)
 
 
 class UpscaleParams(JobParams):
@@ -147,6 +170,8 @@ PARAMS_BY_KIND: Mapping[JobKind, type[JobParams]] = {
     JobKind.TRAIN_STORY: TrainStoryParams,
     JobKind.TRAIN_SUBJECT: TrainSubjectParams,
     JobKind.NARRATE: NarrateParams,
+    JobKind.DESCRIBE: DescribeParams,
+    JobKind.BLEND: BlendParams,
 }
 
 # Kinds whose input is the result of another job: they cannot exist without a parent.

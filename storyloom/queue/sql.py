@@ -160,6 +160,17 @@ SELECT_ARTIFACTS = "SELECT * FROM artifacts WHERE job_id = ? ORDER BY id"
 SELECT_ARTIFACT = "SELECT * FROM artifacts WHERE job_id = ? AND kind = ? AND idx = ?"
 HAS_ARTIFACT = "SELECT EXISTS (SELECT 1 FROM artifacts WHERE job_id = ? AND kind = ? AND idx = ?)"
 
+# --- inputs (files given with a request) and deleting a result --------------------------------------
+
+INSERT_INPUT = "INSERT INTO job_inputs (job_id, idx, name, mime, data) VALUES (:job_id, :idx, :name, :mime, :data)"
+COPY_INPUTS = """
+INSERT INTO job_inputs (job_id, idx, name, mime, data)
+SELECT :to_job, idx, name, mime, data FROM job_inputs WHERE job_id = :from_job
+"""
+SELECT_INPUTS = "SELECT idx, name, mime, data FROM job_inputs WHERE job_id = ? ORDER BY idx"
+DELETE_ARTIFACTS = "DELETE FROM artifacts WHERE job_id = ? RETURNING id"
+DELETE_INPUTS = "DELETE FROM job_inputs WHERE job_id = ? RETURNING idx"
+
 # --- durations and positions -------------------------------------------------------------------------
 
 # Running mean for the first `window` samples, then an exponential moving average with weight 1/window.

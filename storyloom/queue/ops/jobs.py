@@ -15,6 +15,7 @@ from storyloom.queue.job import (
     ArtifactKind,
     Destination,
     Job,
+    JobInput,
     JobKind,
     JobStatus,
     QueuePosition,
@@ -34,15 +35,17 @@ def enqueue(
     now: float,
     settings: QueueConfig,
     enforce_caps: bool = True,
+    inputs: Sequence[JobInput] = (),
 ) -> Operation[Job]:
-    """Validate first (no transaction is opened for bad input), then check caps and insert atomically."""
+    """Validate first (no transaction is opened for bad input), then check caps and insert the job with its
+    ``inputs`` atomically (a worker never sees the job without them)."""
     kind = parse_kind(kind)
     typed = validate_params(kind, params)
     encoded = encode_params(kind, typed)
     if kind in NEEDS_PARENT and parent_id is None:
         raise InvalidInput(f"a {kind} job needs the job it works on (parent_id)")
     index = getattr(typed, "index", None) if kind in NEEDS_PARENT else None
-    return _enqueue(kind, encoded, destination, parent_id, index, now, settings, enforce_caps)
+    return _enqueue(kind, encoded, destination, parent_id, index, now, settings, enforce_caps, tuple(inputs))
 
 
 @writes
@@ -55,6 +58,7 @@ def _enqueue(
     now: float,
     settings: QueueConfig,
     enforce_caps: bool,
+    inputs: tuple[JobInput, ...],
 ) -> Steps[Job]:
     if parent_id is not None:
         yield from _check_parent(kind, parent_id, index)
@@ -62,7 +66,13 @@ def _enqueue(
         yield from _check_caps(destination.user_id, settings)
     if kind is JobKind.TRAIN_SUBJECT:
         yield from check_name_free(json.loads(encoded)["name"], destination.guild_id)
-    return (yield from insert_job(kind, encoded, destination, parent_id=parent_id, page_index=None, now=now))
+    job = yield from insert_job(kind, encoded, destination, parent_id=parent_id, page_index=None, now=now)
+    for item in inputs:
+        yield from query(
+            sql.INSERT_INPUT,
+            {"job_id": job.id, "idx": item.index, "name": item.name, "mime": item.mime, "data": item.data},
+        )
+    return job
 
 
 def insert_job(
@@ -172,7 +182,9 @@ def retry(job_id: int, now: float) -> Steps[Job]:
         yield from check_name_free(str(job.params["name"]), job.guild_id)
     destination = Destination(job.user_id, job.guild_id, job.channel_id, job.thread_id, None)
     encoded = json.dumps(dict(job.params), ensure_ascii=False, sort_keys=True)
-    return (yield from insert_job(job.kind, encoded, destination, parent_id=job.parent_id, page_index=None, now=now))
+    again = yield from insert_job(job.kind, encoded, destination, parent_id=job.parent_id, page_index=None, now=now)
+    yield from query(sql.COPY_INPUTS, {"to_job": again.id, "from_job": job.id})
+    return again
 
 
 @writes
@@ -197,6 +209,21 @@ def artifacts(job_id: int) -> Steps[list[Artifact]]:
 def artifact(job_id: int, kind: ArtifactKind, index: int) -> Steps[Artifact | None]:
     row = yield from one(sql.SELECT_ARTIFACT, (job_id, kind.value, index))
     return None if row is None else Artifact.from_row(row)
+
+
+@reads
+def job_inputs(job_id: int) -> Steps[list[JobInput]]:
+    return [JobInput.from_row(row) for row in (yield from query(sql.SELECT_INPUTS, (job_id,)))]
+
+
+@writes
+def delete_results(job_id: int) -> Steps[int]:
+    """Forget what a job produced and was given (its artifacts and inputs); the job row stays as a record.
+    Returns how many stored files went."""
+    yield from load_job(job_id)
+    artifacts = yield from query(sql.DELETE_ARTIFACTS, (job_id,))
+    inputs = yield from query(sql.DELETE_INPUTS, (job_id,))
+    return len(artifacts) + len(inputs)
 
 
 @reads

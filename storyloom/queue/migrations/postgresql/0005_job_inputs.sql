@@ -1,0 +1,10 @@
+-- storyloom job store, schema version 5: files given with a request (pictures), stored with their job.
+
+CREATE TABLE job_inputs (
+    job_id     BIGINT  NOT NULL REFERENCES jobs(id) ON DELETE CASCADE,
+    idx        BIGINT  NOT NULL,
+    name       TEXT    NOT NULL,
+    mime       TEXT    NOT NULL,
+    data       BYTEA   NOT NULL,
+    PRIMARY KEY (job_id, idx)
+);
