@@ -57,6 +57,13 @@ class ModelsConfig(_Section):
     narration: dict[str, str] = Field(
         default_factory=lambda: {"en": "kakao-enterprise/vits-vctk", "zh": "BricksDisplay/vits-cmn"}
     )
+    # Image prompts and /blend: an IP-Adapter for SD 1.5 in the layout diffusers' load_ip_adapter reads (a hub
+    # repository or a local folder holding ``ip_adapter_weights`` and an ``image_encoder`` folder beside it).
+    ip_adapter: str = "h94/IP-Adapter"
+    ip_adapter_weights: str = "models/ip-adapter_sd15.safetensors"
+    # /describe: a BLIP captioning model, then a CLIP model ranks words against the picture.
+    caption: str = "Salesforce/blip-image-captioning-large"
+    describe_clip: str = "openai/clip-vit-large-patch14"
     # The tiny profile builds missing local models on first use instead of downloading.
     build_tiny: bool = False
 
@@ -72,6 +79,8 @@ class ImageConfig(_Section):
     variation_subtle: float = Field(0.35, gt=0.0, lt=1.0)
     variation_strong: float = Field(0.65, gt=0.0, lt=1.0)
     preview_every: int = Field(5, ge=1, le=100)
+    image_weight: float = Field(0.5, ge=0.0, le=1.0)  # how strongly a picture given with a prompt counts
+    caption_max_tokens: int = Field(30, ge=4, le=200)  # the longest /describe caption
 
 
 class UpscaleConfig(_Section):
@@ -233,6 +242,9 @@ def tiny_model_settings(root: Path) -> dict[str, Any]:
         "hed_annotator": str(root / "hed-annotator"),
         "esrgan": str(root / "esrgan" / "tiny_x4.safetensors"),
         "story": str(root / "llama"),
+        "ip_adapter": str(root / "ip-adapter"),
+        "caption": str(root / "blip"),
+        "describe_clip": str(root / "clip"),
     }
 
 
@@ -269,7 +281,7 @@ def tiny_overlay(data_dir: Path) -> dict[str, Any]:
     return {
         "device": {"device": "cpu", "dtype": "float32"},
         "models": {**tiny_model_settings(root), "build_tiny": True},
-        "image": {"width": 64, "height": 64, "steps": 10},
+        "image": {"width": 64, "height": 64, "steps": 10, "caption_max_tokens": 12},
         "upscale": {"steps": 4, "esrgan_tile": 64, "esrgan_tile_overlap": 8},
         "story": {"max_new_tokens": 160},
         "narration": {"video_side": 96, "video_fps": 8},

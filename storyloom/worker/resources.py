@@ -30,12 +30,14 @@ GB = 1024**3
 IMAGE = "image"
 LANGUAGE = "language"
 NARRATION = "narration"
+DESCRIBE = "describe"
 
 # Typical sizes of the default models when their files are not on disk yet to be measured.
 _TYPICAL_BYTES = {
     IMAGE: int(4.0 * GB),  # SD 1.5 fp16 + safety checker + ControlNet + Real-ESRGAN, with working memory
     LANGUAGE: int(8.0 * GB),  # a ~3.8B-parameter LM in fp16
     NARRATION: int(0.5 * GB),  # two VITS voices (about 40M parameters each) with working memory
+    DESCRIBE: int(2.5 * GB),  # BLIP large + CLIP ViT-L/14
 }
 _QUANTIZED_FRACTION = {"none": 1.0, "8bit": 0.55, "4bit": 0.33}
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
@@ -68,6 +70,18 @@ def _load_upscaler(config: Config, cache: Any) -> Any:
     return Upscaler.from_config(config, cache)
 
 
+def _load_image_prompt(config: Config, cache: Any) -> Any:
+    from storyloom.models.image.image_prompt import ImagePrompt
+
+    return ImagePrompt.from_config(config, cache)
+
+
+def _load_describer(config: Config, cache: Any) -> Any:
+    from storyloom.models.image.describe import Describer
+
+    return Describer.from_config(config, cache)
+
+
 def _load_story_writer(config: Config, cache: Any) -> Any:
     from storyloom.models.story.writer import StoryWriter
 
@@ -85,6 +99,8 @@ def default_specs() -> dict[str, ModelSpec]:
         ModelSpec("txt2img", IMAGE, _load_txt2img),
         ModelSpec("variations", IMAGE, _load_variations),
         ModelSpec("upscaler", IMAGE, _load_upscaler),
+        ModelSpec("image_prompt", IMAGE, _load_image_prompt),
+        ModelSpec("describer", DESCRIBE, _load_describer),
         ModelSpec("story_writer", LANGUAGE, _load_story_writer),
         ModelSpec("narrator", NARRATION, _load_narrator),
     )
@@ -139,6 +155,12 @@ class ModelResources:
 
     def upscaler(self) -> Any:
         return self.get("upscaler")
+
+    def image_prompt(self) -> Any:
+        return self.get("image_prompt")
+
+    def describer(self) -> Any:
+        return self.get("describer")
 
     def story_writer(self) -> Any:
         return self.get("story_writer")
@@ -255,6 +277,11 @@ def _estimate_group(config: Config, group: str) -> int:
         size = _weights_bytes(config.models.story)
         fraction = _QUANTIZED_FRACTION.get(config.story.quantization, 1.0)
         return int((size if size is not None else _TYPICAL_BYTES[LANGUAGE]) * fraction * 1.2)
+    if group == DESCRIBE:
+        sizes = [_weights_bytes(name) for name in (config.models.caption, config.models.describe_clip)]
+        if any(size is None for size in sizes):
+            return _TYPICAL_BYTES[DESCRIBE]
+        return int(sum(size or 0 for size in sizes) * 1.2)
     if group == NARRATION:
         sizes = [_weights_bytes(name) for name in config.models.narration.values()]
         if any(size is None for size in sizes):

@@ -98,6 +98,18 @@ class TinyModelPaths:
     def vits_zh(self) -> Path:
         return self.root / "vits-zh"
 
+    @property
+    def ip_adapter(self) -> Path:
+        return self.root / "ip-adapter"
+
+    @property
+    def blip(self) -> Path:
+        return self.root / "blip"
+
+    @property
+    def clip(self) -> Path:
+        return self.root / "clip"
+
 
 def shared_tiny_models() -> TinyModelPaths:
     """Tiny models built once per machine and environment (under ``$STORYLOOM_TEST_CACHE`` or
@@ -132,6 +144,9 @@ def make_tiny_models(root: Path | str, seed: int = TINY_SEED, *, force: bool = F
         (paths.llama, lambda: build_tiny_llama(paths.llama, seed)),
         (paths.vits_en, lambda: build_tiny_vits(paths.vits_en, "en", seed)),
         (paths.vits_zh, lambda: build_tiny_vits(paths.vits_zh, "zh", seed)),
+        (paths.ip_adapter, lambda: build_tiny_ip_adapter(paths.ip_adapter, paths.sd15, seed)),
+        (paths.blip, lambda: build_tiny_blip(paths.blip, seed)),
+        (paths.clip, lambda: build_tiny_clip(paths.clip, seed)),
     )
     for target, build in builders:
         if force or not _complete(target):
@@ -468,6 +483,142 @@ def build_tiny_llama(target: Path, seed: int = TINY_SEED) -> None:
     model = LlamaForCausalLM(config)
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(target, safe_serialization=True)
+    _finish_build(target)
+
+
+TINY_IP_ADAPTER_WEIGHTS = "models/ip-adapter_sd15.safetensors"
+
+
+def build_tiny_ip_adapter(target: Path, sd15: Path, seed: int = TINY_SEED) -> None:
+    """An IP-Adapter for the tiny UNet in the layout ``load_ip_adapter`` reads: ``models/image_encoder`` (a
+    CLIPVisionModelWithProjection) and ``models/ip-adapter_sd15.safetensors`` with the ``image_proj`` and
+    ``ip_adapter`` weights, one key and value projection per cross-attention layer, numbered 1, 3, 5… in the
+    UNet's processor order as diffusers numbers them."""
+    import torch
+    from diffusers import UNet2DConditionModel
+    from safetensors.torch import save_file
+    from transformers import CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    if not _complete(sd15):
+        build_tiny_sd15(sd15, seed)
+    unet = UNet2DConditionModel.from_pretrained(sd15, subfolder="unet")
+    cross = unet.config.cross_attention_dim
+    channels = list(unet.config.block_out_channels)
+    _seeded(seed + 8)
+    encoder = CLIPVisionModelWithProjection(
+        CLIPVisionConfig(
+            hidden_size=CLIP_HIDDEN,
+            intermediate_size=37,
+            num_attention_heads=4,
+            num_hidden_layers=2,
+            image_size=32,
+            patch_size=8,
+            projection_dim=CLIP_HIDDEN,
+        )
+    )
+    weights = target / TINY_IP_ADAPTER_WEIGHTS
+    encoder.save_pretrained(weights.parent / "image_encoder", safe_serialization=True)
+    generator = torch.Generator().manual_seed(seed + 9)
+    tokens = 4  # image tokens of a plain (not "plus") IP-Adapter
+    state = {
+        "image_proj.proj.weight": torch.randn(cross * tokens, CLIP_HIDDEN, generator=generator) * 0.2,
+        "image_proj.proj.bias": torch.zeros(cross * tokens),
+        "image_proj.norm.weight": torch.ones(cross),
+        "image_proj.norm.bias": torch.zeros(cross),
+    }
+    key_id = 1
+    for name in unet.attn_processors:
+        if name.endswith("attn1.processor"):
+            continue
+        if name.startswith("mid_block"):
+            hidden = channels[-1]
+        elif name.startswith("up_blocks"):
+            hidden = list(reversed(channels))[int(name[len("up_blocks.")])]
+        else:
+            hidden = channels[int(name[len("down_blocks.")])]
+        for projection in ("to_k_ip", "to_v_ip"):
+            state[f"ip_adapter.{key_id}.{projection}.weight"] = torch.randn(hidden, cross, generator=generator) * 0.3
+        key_id += 2
+    save_file({key: value.contiguous() for key, value in state.items()}, str(weights))
+    _finish_build(target)
+
+
+def build_tiny_blip(target: Path, seed: int = TINY_SEED) -> None:
+    """A BLIP captioning model (BlipForConditionalGeneration) with a word-level BERT tokenizer of the story words
+    and BLIP's ``[DEC]`` start token, and its processor."""
+    import re
+
+    from transformers import BertTokenizer, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
+
+    words = sorted(set(re.findall(r"[a-z]+", _TOKENIZER_CORPUS.lower())))
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "[DEC]", *words]
+    tokenizer = BertTokenizer(vocab={word: index for index, word in enumerate(vocab)}, bos_token="[DEC]")
+    processor = BlipProcessor(image_processor=BlipImageProcessor(size={"height": 32, "width": 32}), tokenizer=tokenizer)
+    _seeded(seed + 10)
+    text = {
+        "vocab_size": len(vocab),
+        "hidden_size": CLIP_HIDDEN,
+        "intermediate_size": 37,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "max_position_embeddings": 64,
+        "bos_token_id": vocab.index("[DEC]"),
+        "eos_token_id": vocab.index("[SEP]"),
+        "sep_token_id": vocab.index("[SEP]"),
+        "pad_token_id": vocab.index("[PAD]"),
+    }
+    vision = {
+        "hidden_size": CLIP_HIDDEN,
+        "intermediate_size": 37,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "image_size": 32,
+        "patch_size": 8,
+    }
+    model = BlipForConditionalGeneration(BlipConfig(text_config=text, vision_config=vision, projection_dim=CLIP_HIDDEN))
+    target.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(target, safe_serialization=True)
+    processor.save_pretrained(target)
+    _finish_build(target)
+
+
+def build_tiny_clip(target: Path, seed: int = TINY_SEED) -> None:
+    """A CLIP model (text and vision towers with projections) and its processor, for ranking words against a picture."""
+    from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
+
+    _clip_tokenizer_files(target / "tokenizer-source")
+    tokenizer = CLIPTokenizer.from_pretrained(target / "tokenizer-source")
+    processor = CLIPProcessor(
+        image_processor=CLIPImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
+        tokenizer=tokenizer,
+    )
+    _seeded(seed + 11)
+    model = CLIPModel(
+        CLIPConfig(
+            text_config={
+                "hidden_size": CLIP_HIDDEN,
+                "intermediate_size": 37,
+                "num_attention_heads": 4,
+                "num_hidden_layers": 2,
+                "vocab_size": len(tokenizer),
+                "max_position_embeddings": 77,
+                "bos_token_id": tokenizer.bos_token_id,
+                "eos_token_id": tokenizer.eos_token_id,
+                "pad_token_id": tokenizer.pad_token_id,
+            },
+            vision_config={
+                "hidden_size": CLIP_HIDDEN,
+                "intermediate_size": 37,
+                "num_attention_heads": 4,
+                "num_hidden_layers": 2,
+                "image_size": 32,
+                "patch_size": 8,
+            },
+            projection_dim=CLIP_HIDDEN,
+        )
+    )
+    model.save_pretrained(target, safe_serialization=True)
+    processor.save_pretrained(target)
     _finish_build(target)
 
 
