@@ -17,6 +17,9 @@ otherwise discord.py would also keep them and dispatch every press twice.
 | ``sl:rd:<job>``       | 🔁 Redraw          | the story page again with a new seed    |
 | ``sl:c:<job>``        | ➕ Continue        | the next chapter of the story           |
 | ``sl:bk:<job>``       | 📕 Updated book    | the book PDF again, with redrawn pages  |
+| ``sl:n:<job>``        | 🔊                | the page read aloud (Ogg/Opus)          |
+| ``sl:ab:<job>``       | 🎧 Audiobook       | the book as an M4A, a chapter per page  |
+| ``sl:mv:<job>``       | 🎬 Video           | an MP4 of the pages, read aloud         |
 """
 
 from __future__ import annotations
@@ -179,6 +182,27 @@ class BookButton(_JobButton, template=r"sl:bk:(?P<job>[0-9]+)"):
         await send_book(interaction, self.job_id)
 
 
+class ReadAloudButton(_JobButton, template=r"sl:(?P<what>n|ab|mv):(?P<job>[0-9]+)"):
+    """🔊 under a page (its job), 🎧 Audiobook and 🎬 Video under a book (the story's job)."""
+
+    KINDS = {"n": ("🔊", "pages"), "ab": ("🎧 Audiobook", "audiobook"), "mv": ("🎬 Video", "video")}
+
+    def __init__(self, job_id: int, what: str, *, row: int | None = None) -> None:
+        label, self.output = self.KINDS[what]
+        super().__init__(f"sl:{what}:{job_id}", job_id, label=label, row=row)
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> ReadAloudButton:
+        return cls(int(match["job"]), match["what"])
+
+    async def pressed(self, interaction: discord.Interaction) -> None:
+        from storyloom.bot.narration import press
+
+        await press(interaction, self.job_id, self.output)  # type: ignore[arg-type]  # one of KINDS' outputs
+
+
 ALL_BUTTONS: tuple[type[DynamicItem[Any]], ...] = (
     UpscaleButton,
     VaryButton,
@@ -188,6 +212,7 @@ ALL_BUTTONS: tuple[type[DynamicItem[Any]], ...] = (
     RedrawButton,
     ContinueButton,
     BookButton,
+    ReadAloudButton,
 )
 
 
@@ -225,11 +250,19 @@ def upscaled_buttons(job_id: int, *, esrgan: bool = True) -> list[DynamicItem[An
 
 def page_buttons(job_id: int, *, story_id: int | None = None) -> list[DynamicItem[Any]]:
     """🔁 and ⬆️ under a page; with ``story_id`` (a redrawn page) also 📕 for the book with the new picture."""
-    items: list[DynamicItem[Any]] = [RedrawButton(job_id, row=0), UpscaleButton(job_id, 1, label="⬆️ Upscale", row=0)]
+    items: list[DynamicItem[Any]] = [
+        RedrawButton(job_id, row=0),
+        UpscaleButton(job_id, 1, label="⬆️ Upscale", row=0),
+        ReadAloudButton(job_id, "n", row=0),
+    ]
     if story_id is not None:
         items.append(BookButton(story_id, row=0))
     return items
 
 
 def book_buttons(story_id: int) -> list[DynamicItem[Any]]:
-    return [ContinueButton(story_id, row=0)]
+    return [
+        ContinueButton(story_id, row=0),
+        ReadAloudButton(story_id, "ab", row=0),
+        ReadAloudButton(story_id, "mv", row=0),
+    ]

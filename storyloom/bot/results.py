@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import discord
 
-from storyloom.bot import buttons, texts
+from storyloom.bot import buttons, narration, texts
 from storyloom.bot.book import book_filename, book_message, book_pdf
 from storyloom.errors import StoryloomError
 from storyloom.queue.job import Artifact, ArtifactKind, Job, JobKind, JobStatus
@@ -85,6 +85,9 @@ async def _prepare(bot: StoryloomBot, job: Job, parent: Job | None) -> Outcome:
         return await _story(bot, job, target, reply_to)
     if job.kind is JobKind.TRAIN_SUBJECT:
         return Outcome(target, [await _trained(bot, job, reply_to)], texts.finished_line(head, job, where))
+    if job.kind is JobKind.NARRATE:
+        posts = await narration.narrate_posts(bot, job, reply_to)
+        return Outcome(target, posts, texts.finished_line(head, job, where))
     if job.kind is JobKind.STORY_PAGE:  # a redrawn page
         page = await _page_post(bot, job, redrawn=True)
         return Outcome(target, [page], texts.finished_line(head, job, where))
@@ -177,6 +180,7 @@ async def _numbered_page(bot: StoryloomBot, job: Job, story: Job, target: int) -
     posts: list[Post] = []
     if job.status is JobStatus.SUCCEEDED:
         posts.append(await _page_post(bot, job))
+        posts += await narration.page_audio_posts(bot, job)  # /story narrate:True
     elif job.status is JobStatus.FAILED:
         number = job.params.get("page", 0) + 1
         posts.append(Post(texts.failure_post(f"page {number}", job, job.user_id)))

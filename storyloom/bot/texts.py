@@ -66,6 +66,9 @@ def headline(job: Job) -> str:
     if job.kind is JobKind.TRAIN_SUBJECT:
         token = f"{params.get('identifier', '')} {params.get('class_name', '')}".strip()
         return f"🧸 training **{quote(params.get('name', ''), 40)}** (`{token}`)"
+    if job.kind is JobKind.NARRATE:
+        icon = {"audiobook": "🎧 audiobook", "video": "🎬 video"}.get(params.get("output", ""), "🔊 reading")
+        return f"{icon} of **{quote(params.get('title', '') or 'the story', 100)}**"
     return f"{job.kind} job"
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from storyloom.queue.async_store import AsyncJobStore
 
-FIELDS = ("negative_prompt", "aspect_ratio", "style")
+FIELDS = ("negative_prompt", "aspect_ratio", "style", "voice")
 
 
 @dataclass(frozen=True)
@@ -20,6 +20,7 @@ class UserDefaults:
     negative_prompt: str = ""
     aspect_ratio: str = ""
     style: str = ""
+    voice: str = ""  # the narration voice of 🔊, 🎧, 🎬 and /story narrate:True
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> UserDefaults:

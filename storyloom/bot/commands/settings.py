@@ -10,9 +10,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from storyloom.bot import texts
-from storyloom.bot.commands.story import style_names
+from storyloom.bot.commands.story import style_names, voice_names
 from storyloom.bot.errors import report
 from storyloom.bot.user_settings import UserDefaults
+from storyloom.domain.narration import check_voice
 from storyloom.domain.prompts import validate_prompt
 from storyloom.domain.sizes import parse_aspect_ratio
 from storyloom.domain.story.styles import get_style
@@ -39,6 +40,7 @@ def describe(defaults: UserDefaults) -> str:
         ("negative prompt", texts.quote(defaults.negative_prompt, 200)),
         ("aspect ratio", defaults.aspect_ratio),
         ("story style", defaults.style),
+        ("narration voice", defaults.voice),
     ]
     return "Your defaults:\n" + "\n".join(f"• {name}: {value}" for name, value in rows if value)
 
@@ -52,19 +54,21 @@ class Settings(commands.Cog):
         negative='default negative prompt for /imagine ("none" clears it)',
         ar='default aspect ratio for /imagine, such as 2:3 ("none" clears it)',
         style='default illustration style for /story ("none" clears it)',
+        voice='default voice that reads stories aloud ("none" clears it)',
         reset="forget all your defaults",
     )
-    @app_commands.autocomplete(style=style_names)
+    @app_commands.autocomplete(style=style_names, voice=voice_names)
     async def settings(
         self,
         interaction: discord.Interaction,
         negative: Optional[str] = None,
         ar: Optional[str] = None,
         style: Optional[str] = None,
+        voice: Optional[str] = None,
         reset: bool = False,
     ) -> None:
         """See or change your defaults for /imagine and /story."""
-        negative, ar, style = _cleared(negative), _cleared(ar), _cleared(style)
+        negative, ar, style, voice = _cleared(negative), _cleared(ar), _cleared(style), _cleared(voice)
         try:
             if negative:
                 validate_prompt(negative, max_chars=self.bot.config.image.max_prompt_chars, name="negative prompt")
@@ -72,13 +76,17 @@ class Settings(commands.Cog):
                 parse_aspect_ratio(ar)
             if style:
                 style = get_style(style).name
+            if voice:
+                voice = check_voice(self.bot.config, voice)
         except StoryloomError as exc:
             await report(interaction, exc)
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         current = UserDefaults() if reset else await self.bot.settings.get(interaction.user.id)
         changes = {
-            k: v for k, v in (("negative_prompt", negative), ("aspect_ratio", ar), ("style", style)) if v is not None
+            k: v
+            for k, v in (("negative_prompt", negative), ("aspect_ratio", ar), ("style", style), ("voice", voice))
+            if v is not None
         }
         updated = replace(current, **changes)
         if reset or changes:

@@ -14,13 +14,21 @@ from storyloom.bot.errors import report
 from storyloom.bot.safety import safety_checker_for
 from storyloom.bot.submit import Request, submit
 from storyloom.bot.validation import story_params
+from storyloom.domain.narration import check_voice
 from storyloom.domain.story.checks import MAX_PAGES
 from storyloom.domain.story.styles import style_presets
 from storyloom.errors import StoryloomError
 from storyloom.queue.job import JobKind
+from storyloom.queue.params import NarrationChoice
 
 if TYPE_CHECKING:
     from storyloom.bot.app import StoryloomBot
+
+
+async def voice_names(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+    bot: StoryloomBot = interaction.client  # type: ignore[assignment]
+    found = [name for name in sorted(bot.config.narration.voices) if current.lower() in name.lower()]
+    return [app_commands.Choice(name=name, value=name) for name in found[:25]]
 
 
 async def style_names(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
@@ -38,8 +46,10 @@ class Story(commands.Cog):
         pages="how many illustrated pages",
         style="illustration style (watercolor, crayon, storybook, …)",
         character="a trained character to star in it",
+        narrate="read every page aloud as it arrives",
+        voice="the narration voice (default: yours from /settings)",
     )
-    @app_commands.autocomplete(style=style_names, character=character_names)
+    @app_commands.autocomplete(style=style_names, character=character_names, voice=voice_names)
     async def story(
         self,
         interaction: discord.Interaction,
@@ -47,6 +57,8 @@ class Story(commands.Cog):
         pages: Optional[app_commands.Range[int, 1, MAX_PAGES]] = None,
         style: Optional[str] = None,
         character: Optional[str] = None,
+        narrate: bool = False,
+        voice: Optional[str] = None,
     ) -> None:
         """Write and illustrate a children's story."""
         bot = self.bot
@@ -63,6 +75,8 @@ class Story(commands.Cog):
             if params.character is not None:  # a character unknown here: the message lists the known ones
                 found = await bot.store.character(params.character, guild_id=interaction.guild_id)
                 params = params.model_copy(update={"character": found.name})
+            if voice is not None:
+                voice = check_voice(bot.config, voice)  # an unknown voice: the message lists the voices
         except StoryloomError as exc:
             await report(interaction, exc)
             return
@@ -72,6 +86,9 @@ class Story(commands.Cog):
                 defaults = await bot.settings.get(interaction.user.id)
                 if defaults.style:
                     params = params.model_copy(update={"style": defaults.style})
+            if narrate:
+                chosen = voice or check_voice(bot.config, (await bot.settings.get(interaction.user.id)).voice or None)
+                params = params.model_copy(update={"narrate": NarrationChoice(voice=chosen)})
             head = f"📖 *{texts.quote(params.summary, 120)}*"
             await submit(
                 bot,
