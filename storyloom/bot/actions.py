@@ -1,8 +1,11 @@
 """What pressing a result button does: a new job made from the job the button belongs to.
 
-Anyone may press any button; the new job belongs to whoever pressed it. The button's custom ID carries only
-the source job's ID and an image number; everything else (prompt, parameters) is read from the store, so a
-button works the same after a restart. Results appear in the channel or thread where the button was.
+Anyone in the server may press any button; the new job belongs to whoever pressed it. The button's custom ID
+carries only the source job's ID and an image number; everything else (prompt, parameters) is read from the
+store, so a button works the same after a restart. Results appear in the channel or thread where the button was.
+
+A custom ID is only a number a client sends, so every button and form checks that the job it names belongs
+where it is pressed (``load_source``): the same server, or in direct messages the same user's own job.
 """
 
 from __future__ import annotations
@@ -12,12 +15,13 @@ from typing import TYPE_CHECKING
 
 import discord
 
-from storyloom.bot.errors import JobFailure, user_line
+from storyloom.bot.errors import JobFailure, report
 from storyloom.bot.safety import safety_checker_for
 from storyloom.bot.submit import Request, submit
 from storyloom.bot.texts import quote
 from storyloom.domain.seeds import random_seed
 from storyloom.errors import StoryloomError
+from storyloom.queue import JobNotFound
 from storyloom.queue.job import Job, JobKind
 from storyloom.queue.params import ImagineParams, StoryPageParams, UpscaleParams, VaryParams
 
@@ -28,17 +32,34 @@ MakeRequest = Callable[[Job, discord.Interaction], Request]
 
 
 async def press(interaction: discord.Interaction, source_id: int, make: MakeRequest) -> Job | None:
-    """Acknowledge at once, then read the source job, build the request and queue it."""
+    """Read and check the source job, build the request (a refusal is one private line), then acknowledge and
+    queue it."""
     bot: StoryloomBot = interaction.client  # type: ignore[assignment]
     async with bot.in_flight():  # a shutdown lets an accepted press finish queueing
-        await interaction.response.defer(thinking=True)
         try:
-            source = await bot.store.get(source_id)
+            source = await load_source(interaction, source_id)
             request = make(source, interaction)
         except StoryloomError as exc:
-            await interaction.followup.send(user_line(exc, source_id))
+            await report(interaction, exc, job_id=source_id)
             return None
+        await interaction.response.defer(thinking=True)
         return await submit(bot, interaction, request)
+
+
+async def load_source(interaction: discord.Interaction, source_id: int) -> Job:
+    """The job a button or form names, if it belongs where it is pressed: a job of this server, or in direct
+    messages one of the presser's own. Anything else is refused the same way, so nothing is learned of it."""
+    bot: StoryloomBot = interaction.client  # type: ignore[assignment]
+    try:
+        source = await bot.store.get(source_id)
+    except JobNotFound:
+        source = None
+    if interaction.guild_id is not None:
+        if source is None or source.guild_id != interaction.guild_id:
+            raise JobFailure("that job is not one of this server's; buttons work where their results were posted")
+    elif source is None or source.guild_id is not None or source.user_id != interaction.user.id:
+        raise JobFailure("that job is not one of yours; in direct messages buttons work on your own results")
+    return source
 
 
 def upscale(index: int, mode: str | None = None) -> MakeRequest:

@@ -17,6 +17,7 @@ import discord
 from discord.ext import commands
 
 from storyloom.bot.attachments import SizeLimits
+from storyloom.bot.book import Books
 from storyloom.bot.buttons import ALL_BUTTONS
 from storyloom.bot.delivery import DeliveryLoop
 from storyloom.bot.errors import StoryloomTree
@@ -66,6 +67,7 @@ class StoryloomBot(commands.Bot):
         self.banned = BannedWords(config.bot.banned_words)
         self.story_screen = story_screen(config.bot.banned_words)
         self.stories = Stories(store)
+        self.books = Books(self.stories)
         self.settings = UserSettings(store)
         interval = config.bot.progress_edit_interval
         self.board = StatusBoard(self, interval)

@@ -161,6 +161,7 @@ class ContinueButton(_JobButton, template=r"sl:c:(?P<job>[0-9]+)"):
     async def pressed(self, interaction: discord.Interaction) -> None:
         from storyloom.bot.continuation import ContinueModal
 
+        await actions.load_source(interaction, self.job_id)
         await interaction.response.send_modal(ContinueModal(self.job_id))
 
 

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import discord
 
+from storyloom.bot.actions import load_source
 from storyloom.bot.errors import report
 from storyloom.bot.safety import safety_checker_for
 from storyloom.bot.submit import Request, submit
@@ -43,6 +44,7 @@ class ContinueModal(discord.ui.Modal, title="Continue the story"):
     async def on_submit(self, interaction: discord.Interaction) -> None:
         bot: StoryloomBot = interaction.client  # type: ignore[assignment]
         try:
+            await load_source(interaction, self.story_id)  # a form's custom ID can be forged like a button's
             params = story_params(
                 bot.config,
                 bot.story_screen,

@@ -66,23 +66,31 @@ class Stories:
 
         A page that was redrawn shows its newest successful drawing, so the book follows the thread."""
         images: dict[int, bytes] = {}
+        for page, job_id in (await self.page_sources(story_id)).items():
+            picture = await self._store.artifact(job_id, 0, ArtifactKind.IMAGE)
+            if picture is not None:
+                images[page] = picture.data
+        return images
+
+    async def page_sources(self, story_id: int) -> dict[int, int]:
+        """Page index → the job of its newest successful drawing, following earlier chapters (a later chapter's
+        page wins). Reads no pictures: cheap enough to tell whether a book has changed."""
+        sources: dict[int, int] = {}
         current: int | None = story_id
         for _ in range(MAX_CHAIN):
             if current is None:
                 break
-            chapter: dict[int, bytes] = {}
+            chapter: dict[int, int] = {}
             newest_first = sorted(await self._store.children(current), key=lambda job: job.id, reverse=True)
             for child in newest_first:
                 page = page_of(child)
-                if page is None or page in chapter or page in images or child.status is not JobStatus.SUCCEEDED:
+                if page is None or page in chapter or page in sources or child.status is not JobStatus.SUCCEEDED:
                     continue
-                picture = await self._store.artifact(child.id, 0, ArtifactKind.IMAGE)
-                if picture is not None:
-                    chapter[page] = picture.data
-            images.update(chapter)
+                chapter[page] = child.id
+            sources.update(chapter)
             story = await self._store.get(current)
             current = story.params.get("continue_from")
-        return images
+        return sources
 
 
 def page_of(job: Job) -> int | None:
