@@ -140,8 +140,20 @@ class NarrationConfig(_Section):
         return value
 
 
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres_url(target: str | Path) -> bool:
+    """Whether a ``queue.database`` value names a PostgreSQL server rather than a SQLite file."""
+    return str(target).startswith(POSTGRES_SCHEMES)
+
+
 class QueueConfig(_Section):
-    database: Path | None = None  # default: <data_dir>/storyloom.db
+    # A SQLite file (default: <data_dir>/storyloom.db) or a postgresql://user@host:port/db URL shared by every host.
+    # Put a password in PGPASSWORD (or ~/.pgpass) rather than in the URL; either way it is never logged.
+    database: str | None = None
+    reconnect_seconds: float = Field(300.0, ge=0.0, le=86400)  # how long a lost PostgreSQL connection is retried
+    blob_cache_mb: int = Field(2048, ge=16, le=10_000_000)  # this host's cache of LoRAs, photos and other store files
     max_waiting_per_user: int = Field(5, ge=1, le=1000)
     max_waiting_total: int = Field(200, ge=1, le=100000)
     lease_seconds: float = Field(30.0, gt=0.5, le=3600)
@@ -224,8 +236,20 @@ class Config(_Section):
     narration: NarrationConfig = Field(default_factory=NarrationConfig)
 
     @property
+    def database(self) -> str:
+        """Where the job store lives: a PostgreSQL URL as written, or the SQLite file's absolute path."""
+        if self.queue.database and is_postgres_url(self.queue.database):
+            return self.queue.database
+        return str(self.database_path)
+
+    @property
     def database_path(self) -> Path:
-        return self.queue.database or self.paths.data_dir / "storyloom.db"
+        """The SQLite file (meaningless when ``queue.database`` is a PostgreSQL URL)."""
+        return Path(self.queue.database or self.paths.data_dir / "storyloom.db").expanduser().resolve()
+
+    @property
+    def blob_cache_dir(self) -> Path:
+        return self.paths.data_dir / "cache" / "blobs"
 
     @property
     def tiny_models_dir(self) -> Path:

@@ -15,6 +15,7 @@ import pytest
 from storyloom.config import Config
 from storyloom.models.runtime.tiny import TinyModelPaths, make_tiny_config, shared_tiny_models
 from tests.support.fakediscord import FakeDiscord
+from tests.support.postgres import fresh_schema
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +45,23 @@ def one_torch_thread() -> Iterator[None]:
 def quiet_fonts() -> None:
     """fontTools logs every glyph it subsets at INFO; book tests keep it to warnings."""
     logging.getLogger("fontTools").setLevel(logging.WARNING)
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A PostgreSQL URL whose connections see a fresh, empty schema (skips where no server answers)."""
+    with fresh_schema() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh job store location on each backend: a SQLite file, then a PostgreSQL schema."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "jobs.db")
+    else:
+        with fresh_schema() as url:
+            yield url
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ from storyloom.queue.job import (
     WorkerInfo,
 )
 from storyloom.queue.operation import Operation
-from storyloom.queue.ops import characters, delivery, jobs, settings, setup, training, work
+from storyloom.queue.ops import characters, delivery, jobs, settings, training, work
 from storyloom.queue.params import JobParams, encode_params, parse_kind
 
 T = TypeVar("T")
@@ -280,10 +280,6 @@ class StoreApi:
     # --- workers -------------------------------------------------------------------------------------
 
     @store_method
-    def data_version(self) -> Operation[int]:
-        return setup.data_version()
-
-    @store_method
     def has_work(self, kinds: Sequence[str]) -> Operation[bool]:
         return work.has_work(tuple(kinds), self.clock())
 
@@ -386,10 +382,6 @@ class StoreApi:
         return delivery.record_delivery(job_id, tuple(message_ids), self.clock())
 
     @store_method
-    def is_delivered(self, job_id: int) -> Operation[bool]:
-        return delivery.is_delivered(job_id)
-
-    @store_method
     def postpone_delivery(
         self, job_id: int, reason: str, *, first_delay: float, max_delay: float, not_before: float = 0.0
     ) -> Operation[DeliveryRecord]:
@@ -412,6 +404,10 @@ class StoreApi:
     @store_method
     def delivery_record(self, job_id: int) -> Operation[DeliveryRecord | None]:
         return delivery.delivery_record(job_id)
+
+    @store_method
+    def is_delivered(self, job_id: int) -> Operation[bool]:
+        return delivery.is_delivered(job_id)
 
     @store_method
     def delivered_messages(self, job_id: int) -> Operation[tuple[int, ...] | None]:

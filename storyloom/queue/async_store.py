@@ -1,7 +1,8 @@
-"""The job store for the bot's event loop, on aiosqlite: the same operations and SQL as ``JobStore``.
+"""The job store for the bot's event loop: the same operations and SQL as ``JobStore``.
 
-Every method returns a coroutine (see ``storyloom.queue.api.StoreMethod``). Operations on one store are serialized by a lock, because a
-transaction spans several awaits and two coroutines must not interleave statements in it.
+``AsyncJobStore.open(target)`` picks the backend like ``JobStore.open``: :class:`AsyncSqliteJobStore` (aiosqlite)
+or ``storyloom.queue.postgres.store.AsyncPostgresJobStore`` (psycopg's async pool). Every method returns a
+coroutine (see ``storyloom.queue.api.StoreMethod``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Any, TypeVar
 
 import aiosqlite
 
-from storyloom.config import Config, QueueConfig
+from storyloom.config import Config, QueueConfig, is_postgres_url
 from storyloom.queue import driver
 from storyloom.queue.api import Clock, StoreApi
 from storyloom.queue.operation import Operation
@@ -27,6 +28,48 @@ T = TypeVar("T")
 
 
 class AsyncJobStore(StoreApi):
+    """What every async store offers: the shared methods of :class:`StoreApi`, each returning a coroutine."""
+
+    @classmethod
+    async def open(
+        cls,
+        target: Path | str,
+        settings: QueueConfig | None = None,
+        *,
+        clock: Clock = time.time,
+        migrations: tuple[Migration, ...] | None = None,
+    ) -> AsyncJobStore:
+        """Open (creating and migrating if needed) the store at ``target``; ``StoreError`` with one clear line
+        when it cannot be used."""
+        settings = settings or QueueConfig()
+        if is_postgres_url(target):
+            from storyloom.queue.postgres.store import AsyncPostgresJobStore
+
+            return await AsyncPostgresJobStore.connect(str(target), settings, clock=clock, migrations=migrations)
+        sqlite_class = cls if issubclass(cls, AsyncSqliteJobStore) else AsyncSqliteJobStore
+        return await sqlite_class.open_file(target, settings, clock=clock, migrations=migrations)
+
+    @classmethod
+    async def from_config(cls, config: Config) -> AsyncJobStore:
+        return await cls.open(config.database, config.queue)
+
+    def _run(self, op: Operation[T]) -> Coroutine[Any, Any, T]:
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        raise NotImplementedError
+
+    async def __aenter__(self) -> AsyncJobStore:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+
+class AsyncSqliteJobStore(AsyncJobStore):
+    """The SQLite store on aiosqlite. Operations on one store are serialized by a lock, because a transaction
+    spans several awaits and two coroutines must not interleave statements in it."""
+
     def __init__(
         self, connection: aiosqlite.Connection, settings: QueueConfig, *, where: str, clock: Clock = time.time
     ) -> None:
@@ -38,16 +81,14 @@ class AsyncJobStore(StoreApi):
         self._lock = asyncio.Lock()
 
     @classmethod
-    async def open(
+    async def open_file(
         cls,
         path: Path | str,
-        settings: QueueConfig | None = None,
+        settings: QueueConfig,
         *,
         clock: Clock = time.time,
         migrations: tuple[Migration, ...] | None = None,
-    ) -> AsyncJobStore:
-        """Open (creating if needed) and migrate; ``StoreError`` for a locked, corrupt, foreign or newer file."""
-        settings = settings or QueueConfig()
+    ) -> AsyncSqliteJobStore:
         where = prepare_path(path)
         translate = driver.translator(where, settings.busy_timeout_ms)
         try:
@@ -66,10 +107,6 @@ class AsyncJobStore(StoreApi):
             await connection.close()
             raise
         return store
-
-    @classmethod
-    async def from_config(cls, config: Config) -> AsyncJobStore:
-        return await cls.open(config.database_path, config.queue)
 
     @property
     def connection(self) -> aiosqlite.Connection:
@@ -98,9 +135,3 @@ class AsyncJobStore(StoreApi):
 
     async def close(self) -> None:
         await self._connection.close()
-
-    async def __aenter__(self) -> AsyncJobStore:
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.close()

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import json
 import re
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
 from storyloom.errors import InvalidInput
+from storyloom.queue.operation import Row
 
 MAX_NAME_CHARS = 32
 MAX_DESCRIPTION_CHARS = 300
@@ -146,7 +146,7 @@ class CharacterRecord:
         return f"{self.identifier} {self.class_name}"
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> CharacterRecord:
+    def from_row(cls, row: Row) -> CharacterRecord:
         preview = row["preview"]
         return cls(
             id=row["id"],

@@ -1,4 +1,4 @@
-"""Run an :class:`~storyloom.queue.operation.Operation` on a connection: blocking or async, same semantics.
+"""Run an :class:`~storyloom.queue.operation.Operation` on a SQLite connection: blocking or async, same semantics.
 
 One transaction per operation (see ``Mode``); any exception rolls it back, so a failed enqueue or a full
 disk never leaves half a job behind. SQLite errors a user can act on become ``StoreError``.
@@ -36,10 +36,11 @@ def run(connection: sqlite3.Connection, op: Operation[T], translate: Translate) 
     try:
         if op.mode is not Mode.AUTOCOMMIT:
             connection.execute(op.mode.value)
+        steps = op.start()
         try:
-            step = _advance(op.steps, None)
+            step = _advance(steps, None)
             while isinstance(step, Query):
-                step = _advance(op.steps, connection.execute(step.sql, step.params).fetchall())
+                step = _advance(steps, connection.execute(step.sql, step.params).fetchall())
             if op.mode is not Mode.AUTOCOMMIT:
                 connection.execute("COMMIT")
             return step.value
@@ -47,7 +48,7 @@ def run(connection: sqlite3.Connection, op: Operation[T], translate: Translate) 
             _rollback(connection)
             raise
         finally:
-            op.steps.close()
+            steps.close()
     except sqlite3.Error as exc:
         raise (translate(exc) or exc) from exc
 
@@ -57,11 +58,12 @@ async def run_async(connection: Any, op: Operation[T], translate: Translate) -> 
     try:
         if op.mode is not Mode.AUTOCOMMIT:
             await connection.execute(op.mode.value)
+        steps = op.start()
         try:
-            step = _advance(op.steps, None)
+            step = _advance(steps, None)
             while isinstance(step, Query):
                 rows = list(await connection.execute_fetchall(step.sql, step.params))
-                step = _advance(op.steps, rows)
+                step = _advance(steps, rows)
             if op.mode is not Mode.AUTOCOMMIT:
                 await connection.execute("COMMIT")
             return step.value
@@ -73,7 +75,7 @@ async def run_async(connection: Any, op: Operation[T], translate: Translate) -> 
                     pass  # SQLite already rolled back (it does after some errors, e.g. a full disk)
             raise
         finally:
-            op.steps.close()
+            steps.close()
     except sqlite3.Error as exc:
         raise (translate(exc) or exc) from exc
 

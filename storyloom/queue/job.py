@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import enum
 import json
-import sqlite3
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
+
+from storyloom.queue.operation import Row
 
 
 class JobStatus(enum.StrEnum):
@@ -109,7 +110,7 @@ class Job:
         return self.finished_at - self.started_at
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Job:
+    def from_row(cls, row: Row) -> Job:
         error = None
         if row["error_message"] is not None:
             error = JobError(row["error_message"], row["error_type"] or "", row["error_traceback"] or "")
@@ -173,7 +174,7 @@ class JobInput:
     data: bytes
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> JobInput:
+    def from_row(cls, row: Row) -> JobInput:
         return cls(index=row["idx"], name=row["name"], mime=row["mime"], data=bytes(row["data"]))
 
 
@@ -190,7 +191,7 @@ class Artifact:
     created_at: float
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Artifact:
+    def from_row(cls, row: Row) -> Artifact:
         return cls(
             id=row["id"],
             job_id=row["job_id"],
@@ -248,33 +249,6 @@ class DeliveryIntent:
     resumed: bool
 
 
-@dataclass(frozen=True)
-class WorkerInfo:
-    id: str
-    host: str
-    pid: int
-    device: str
-    started_at: float
-    last_seen: float
-    job_id: int | None
-    models: tuple[str, ...]
-    stopped_at: float | None
-
-    @classmethod
-    def from_row(cls, row: sqlite3.Row) -> WorkerInfo:
-        return cls(
-            id=row["id"],
-            host=row["host"],
-            pid=row["pid"],
-            device=row["device"],
-            started_at=row["started_at"],
-            last_seen=row["last_seen"],
-            job_id=row["job_id"],
-            models=tuple(json.loads(row["models"])),
-            stopped_at=row["stopped_at"],
-        )
-
-
 class DeliveryOutcome(enum.StrEnum):
     """How a delivery ended: its results posted, refused by Discord for good, or given up after failures."""
 
@@ -298,7 +272,7 @@ class DeliveryRecord:
     message_ids: tuple[int, ...]
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> DeliveryRecord:
+    def from_row(cls, row: Row) -> DeliveryRecord:
         return cls(
             job_id=row["job_id"],
             tries=row["tries"],
@@ -308,6 +282,33 @@ class DeliveryRecord:
             next_try_at=row["next_try_at"],
             ended_at=row["ended_at"],
             message_ids=tuple(json.loads(row["message_ids"] or "[]")),
+        )
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    id: str
+    host: str
+    pid: int
+    device: str
+    started_at: float
+    last_seen: float
+    job_id: int | None
+    models: tuple[str, ...]
+    stopped_at: float | None
+
+    @classmethod
+    def from_row(cls, row: Row) -> WorkerInfo:
+        return cls(
+            id=row["id"],
+            host=row["host"],
+            pid=row["pid"],
+            device=row["device"],
+            started_at=row["started_at"],
+            last_seen=row["last_seen"],
+            job_id=row["job_id"],
+            models=tuple(json.loads(row["models"])),
+            stopped_at=row["stopped_at"],
         )
 
 

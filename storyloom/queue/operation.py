@@ -12,15 +12,23 @@ from __future__ import annotations
 
 import enum
 import functools
-import sqlite3
 from collections.abc import Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, ParamSpec, TypeVar
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar
 
 T = TypeVar("T")
 P = ParamSpec("P")
 
-Rows = list[sqlite3.Row]
+
+class Row(Protocol):
+    """A result row, by column position or name (``sqlite3.Row``, and the PostgreSQL driver's rows)."""
+
+    def __getitem__(self, key: int | str, /) -> Any: ...
+
+    def keys(self) -> list[str]: ...
+
+
+Rows = list[Row]
 
 
 @dataclass(frozen=True)
@@ -40,15 +48,18 @@ class Mode(enum.Enum):
 
 @dataclass(frozen=True)
 class Operation(Generic[T]):
+    """``start()`` gives a fresh run of the steps, so a driver can run an operation again from the beginning
+    (PostgreSQL after a lost connection or a deadlock; nothing of the failed try was committed)."""
+
     mode: Mode
-    steps: Steps[T]
+    start: Callable[[], Steps[T]]
 
 
 def _operation(mode: Mode) -> Callable[[Callable[P, Steps[T]]], Callable[P, Operation[T]]]:
     def decorate(function: Callable[P, Steps[T]]) -> Callable[P, Operation[T]]:
         @functools.wraps(function)
         def make(*args: P.args, **kwargs: P.kwargs) -> Operation[T]:
-            return Operation(mode, function(*args, **kwargs))
+            return Operation(mode, functools.partial(function, *args, **kwargs))
 
         return make
 
@@ -65,7 +76,7 @@ def query(sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Steps[Row
     return (yield Query(sql, params))
 
 
-def one(sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Steps[sqlite3.Row | None]:
+def one(sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Steps[Row | None]:
     rows = yield Query(sql, params)
     return rows[0] if rows else None
 

@@ -1,5 +1,5 @@
-"""The schema as numbered SQL files in ``migrations/``, ``NNNN_name.sql``; migration N takes ``PRAGMA user_version``
-from N-1 to N.
+"""The schema as numbered SQL files in ``migrations/``, ``NNNN_name.sql``; migration N takes the schema version
+(``PRAGMA user_version`` in SQLite, the ``storyloom_schema`` table in PostgreSQL) from N-1 to N.
 
 Files are read when a store opens (no import-time work). Each file is split into statements so the
 whole upgrade runs inside one transaction: ``executescript`` would commit half-way.
@@ -26,9 +26,16 @@ class Migration:
         return split_statements(self.sql)
 
 
-def load_migrations(directory: Path | None = None) -> tuple[Migration, ...]:
-    """Migrations in order, checked to be numbered 1..N without gaps (a gap would skip schema)."""
+POSTGRES_MIGRATIONS = "postgresql"  # the PostgreSQL twin of each migration, in a folder of ``migrations/``
+
+
+def load_migrations(directory: Path | None = None, *, dialect: str = "sqlite") -> tuple[Migration, ...]:
+    """Migrations in order, checked to be numbered 1..N without gaps (a gap would skip schema).
+
+    ``dialect="postgresql"`` reads the PostgreSQL twins: the same versions, the same tables, its own types."""
     root = resources.files(__package__).joinpath("migrations") if directory is None else directory
+    if dialect == POSTGRES_MIGRATIONS:
+        root = root.joinpath(POSTGRES_MIGRATIONS)
     found = []
     for entry in root.iterdir():
         match = _NAME.match(entry.name)

@@ -48,6 +48,11 @@ VALUES (:kind, :params, :user_id, :guild_id, :channel_id, :thread_id, :message_i
 RETURNING {JOB_COLUMNS}
 """
 
+# Enqueues run one at a time, so caps and reserved character names hold: SQLite's write lock already does
+# that (this is a no-op there); PostgreSQL takes a transaction-scoped advisory lock (see postgres/dialect.py).
+SERIALIZE_ENQUEUE = "SELECT :key"
+ENQUEUE_LOCK_KEY = 1398033486
+
 # Caps count what users asked for; a story's pages are the system's follow-ups and never count.
 COUNT_WAITING_OF_USER = "SELECT COUNT(*) FROM jobs WHERE status = 'queued' AND user_id = ? AND page_index IS NULL"
 COUNT_WAITING = "SELECT COUNT(*) FROM jobs WHERE status = 'queued' AND page_index IS NULL"

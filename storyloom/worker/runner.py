@@ -7,8 +7,9 @@ Outcomes:
 - a ``StoryloomError`` → ``failed`` with its message (safe to show);
 - anything else → ``failed`` with a short generic line; the traceback goes to the log and the job row.
 
-Idle waiting costs almost nothing: ``PRAGMA data_version`` tells whether any other connection committed
-since the last look, and only then does the worker query for work.
+Idle waiting costs almost nothing: the store says whether jobs may have become claimable since the last look
+(SQLite: ``PRAGMA data_version`` changed; PostgreSQL: a ``NOTIFY`` arrived, which also wakes the waiting
+worker at once), and only then does the worker query for work.
 
 A worker that trains characters also removes the training files nobody needs any more
 (``storyloom.characters.cleanup``): when it starts, after each ``train_subject`` job, and otherwise at most hourly,
@@ -70,7 +71,6 @@ class Worker:
         self._max_jobs = max_jobs
         self._parent_pid = parent_pid  # a supervised worker stops when its supervisor is gone
         self.jobs_done = 0
-        self._seen_version: int | None = None
         self._next_sweep = 0.0
         self._idle_since: float | None = None
         self._maybe_more = True
@@ -126,9 +126,8 @@ class Worker:
             self.stop.set()
             return None
         now = time.monotonic()
-        version = store.data_version()
-        if self._maybe_more or version != self._seen_version or now >= self._next_sweep:
-            self._seen_version = version
+        changed = store.changed()
+        if self._maybe_more or changed or now >= self._next_sweep:
             # Leases expire with time, not with a commit: look at least this often even if nothing changed.
             self._next_sweep = now + min(1.0, self.config.queue.lease_seconds / 4)
             if self._maybe_more or store.has_work(self._kinds):
@@ -139,7 +138,7 @@ class Worker:
                     return job
             self._maybe_more = False
         self._idle_since = self._idle_since or now
-        self.stop.wait(self._poll_interval(now - self._idle_since))
+        store.wait_for_change(self._poll_interval(now - self._idle_since), self.stop)
         return None
 
     def _poll_interval(self, idle: float) -> float:
@@ -209,6 +208,7 @@ class Worker:
             should_cancel=monitor.should_cancel,
             lookup_artifact=lambda job_id, index, kind: store.artifact(job_id, index, kind),
             lookup_character=lambda name: store.character(name, guild_id=job.guild_id),
+            lookup_inputs=lambda: store.job_inputs(job.id),
         )
         result = handler(context)
         if not isinstance(result, HandlerResult):

@@ -16,7 +16,15 @@ from storyloom.config import ENV_PREFIX, Config
 
 
 def toml_literal(value: Any) -> str:
-    """JSON scalars and arrays of them are valid TOML literals (``ensure_ascii=False`` keeps them so)."""
+    """``value`` as a TOML literal: JSON's scalars and arrays are TOML already (``ensure_ascii=False`` keeps them
+    so); objects become inline tables (``{ "key" = value }``)."""
+    if isinstance(value, dict):
+        items = ", ".join(
+            f"{json.dumps(str(key), ensure_ascii=False)} = {toml_literal(item)}" for key, item in value.items()
+        )
+        return f"{{ {items} }}" if items else "{}"
+    if isinstance(value, list):
+        return f"[{', '.join(toml_literal(item) for item in value)}]"
     return json.dumps(value, ensure_ascii=False)
 
 
@@ -30,7 +38,7 @@ def config_environment(config: Config) -> dict[str, str]:
             if value is not None:
                 environment[f"{ENV_PREFIX}{section.upper()}__{key.upper()}"] = toml_literal(value)
     # Resolved and absolute, so a child with another working directory still finds the same file.
-    environment[f"{ENV_PREFIX}QUEUE__DATABASE"] = toml_literal(str(config.database_path.expanduser().resolve()))
+    environment[f"{ENV_PREFIX}QUEUE__DATABASE"] = toml_literal(config.database)
     environment[f"{ENV_PREFIX}PATHS__DATA_DIR"] = toml_literal(str(config.paths.data_dir.expanduser().resolve()))
     return environment
 

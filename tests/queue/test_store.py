@@ -1,4 +1,4 @@
-"""The job store on real SQLite files: lifecycle, claiming, leases, fairness, caps, follow-ups, positions."""
+"""The job store on both backends (a SQLite file, a PostgreSQL schema): lifecycle, claiming, leases, fairness, caps, follow-ups, positions."""
 
 from __future__ import annotations
 
@@ -36,8 +36,8 @@ def open_store(path: Path, clock: Clock | None = None, **settings) -> JobStore:
 
 
 @pytest.fixture
-def store(tmp_path: Path, clock: Clock) -> JobStore:
-    with open_store(tmp_path / "jobs.db", clock, max_waiting_per_user=50, max_waiting_total=500) as store:
+def store(database: str, clock: Clock) -> JobStore:
+    with open_store(database, clock, max_waiting_per_user=50, max_waiting_total=500) as store:
         yield store
 
 
@@ -150,8 +150,8 @@ def test_vary_and_upscale_need_a_finished_parent_with_that_image(store: JobStore
 # --- caps ------------------------------------------------------------------------------------------------
 
 
-def test_per_user_and_global_caps_give_clear_errors(tmp_path: Path) -> None:
-    with open_store(tmp_path / "jobs.db", max_waiting_per_user=2, max_waiting_total=3) as store:
+def test_per_user_and_global_caps_give_clear_errors(database: str) -> None:
+    with open_store(database, max_waiting_per_user=2, max_waiting_total=3) as store:
         imagine(store, user=1)
         imagine(store, user=1)
         with pytest.raises(QueueFull, match="you already have 2 jobs waiting"):
@@ -230,8 +230,8 @@ def test_an_expired_lease_returns_the_job_with_one_more_attempt(store: JobStore,
     assert store.get(job.id).status is JobStatus.SUCCEEDED and len(store.artifacts(job.id)) == 1
 
 
-def test_a_job_that_keeps_losing_its_worker_fails_after_max_attempts(tmp_path: Path, clock: Clock) -> None:
-    with open_store(tmp_path / "jobs.db", clock, max_attempts=3, lease_seconds=10) as store:
+def test_a_job_that_keeps_losing_its_worker_fails_after_max_attempts(database: str, clock: Clock) -> None:
+    with open_store(database, clock, max_attempts=3, lease_seconds=10) as store:
         doomed = imagine(store, user=1, prompt="crash")
         behind = imagine(store, user=1, prompt="fine")
         for attempt in range(3):
@@ -330,8 +330,8 @@ def test_a_story_enqueues_its_pages_in_the_same_transaction_as_its_success(store
     assert store.claim("w", KINDS).id == pages[0].id
 
 
-def test_pages_never_count_against_the_users_cap(tmp_path: Path) -> None:
-    with open_store(tmp_path / "jobs.db", max_waiting_per_user=1) as store:
+def test_pages_never_count_against_the_users_cap(database: str) -> None:
+    with open_store(database, max_waiting_per_user=1) as store:
         story = store.enqueue("story", {"summary": "a cat"}, user_id=1)
         store.claim("w", KINDS)
         store.complete(story.id, "w", [], [page(0), page(1), page(2)])
@@ -408,8 +408,8 @@ def test_without_any_history_there_is_a_position_but_no_eta(store: JobStore) -> 
 # --- restarts --------------------------------------------------------------------------------------------
 
 
-def test_closing_and_reopening_the_store_keeps_everything_waiting_in_order(tmp_path: Path, clock: Clock) -> None:
-    path = tmp_path / "jobs.db"
+def test_closing_and_reopening_the_store_keeps_everything_waiting_in_order(database: str, clock: Clock) -> None:
+    path = database
     with open_store(path, clock) as store:
         first = [imagine(store, user=user).id for user in (1, 1, 2)]
         store.complete(store.claim("w", KINDS).id, "w")  # user 1 served once

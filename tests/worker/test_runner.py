@@ -10,6 +10,7 @@ import pytest
 from storyloom.config import Config, load_config
 from storyloom.errors import ConfigError, StoreError
 from storyloom.queue import JobKind, JobStatus, JobStore
+from storyloom.queue.store import SqliteJobStore
 from storyloom.worker.registry import build_handlers, load_handlers
 from storyloom.worker.resources import ModelResources, ModelSpec
 from storyloom.worker.spawn import config_environment
@@ -28,7 +29,7 @@ def make_config(tmp_path: Path, **sections) -> Config:
     return load_config(None, environ={}, overrides=overrides)
 
 
-class RecordingStore(JobStore):
+class RecordingStore(SqliteJobStore):
     """A real store that also notes when progress was written (to check the throttle)."""
 
     writes: list[float]
@@ -198,12 +199,12 @@ def test_children_get_exactly_the_parents_configuration(tmp_path: Path) -> None:
     )
     environment = config_environment(config)
     assert load_config(None, environ=environment) == config.model_copy(
-        update={"queue": config.queue.model_copy(update={"database": config.database_path.resolve()}),
+        update={"queue": config.queue.model_copy(update={"database": str(config.database_path)}),
                 "paths": config.paths.model_copy(update={"data_dir": config.paths.data_dir.resolve()})}
     )  # fmt: skip
 
 
-class BusyOnceStore(JobStore):
+class BusyOnceStore(SqliteJobStore):
     """A real store whose first claim finds the database locked past the busy timeout."""
 
     busy: list[bool]

@@ -33,12 +33,11 @@ from __future__ import annotations
 
 import json
 import secrets
-import sqlite3
 from collections.abc import Sequence
 
 from storyloom.queue import sql
 from storyloom.queue.job import DeliveryIntent, DeliveryOutcome, DeliveryRecord, Job
-from storyloom.queue.operation import Steps, one, query, reads, writes
+from storyloom.queue.operation import Row, Steps, one, query, reads, writes
 from storyloom.queue.transitions import InvalidTransition, load_job
 
 # Discord accepts nonces of at most 25 characters.
@@ -123,7 +122,7 @@ def delivery_record(job_id: int) -> Steps[DeliveryRecord | None]:
     return None if row is None else DeliveryRecord.from_row(row)
 
 
-def _open_delivery(job_id: int) -> Steps[sqlite3.Row]:
+def _open_delivery(job_id: int) -> Steps[Row]:
     row = yield from one(sql.SELECT_DELIVERY, (job_id,))
     if row is None:
         raise InvalidTransition(f"the delivery of job {job_id} was not begun")

@@ -60,6 +60,7 @@ def _enqueue(
     enforce_caps: bool,
     inputs: tuple[JobInput, ...],
 ) -> Steps[Job]:
+    yield from query(sql.SERIALIZE_ENQUEUE, {"key": sql.ENQUEUE_LOCK_KEY})
     if parent_id is not None:
         yield from _check_parent(kind, parent_id, index)
     if enforce_caps:
@@ -179,6 +180,7 @@ def retry(job_id: int, now: float) -> Steps[Job]:
     if job.status not in (JobStatus.FAILED, JobStatus.CANCELED):
         raise InvalidTransition(f"job {job_id} is {job.status}; only failed or canceled jobs can be retried")
     if job.kind is JobKind.TRAIN_SUBJECT:
+        yield from query(sql.SERIALIZE_ENQUEUE, {"key": sql.ENQUEUE_LOCK_KEY})
         yield from check_name_free(str(job.params["name"]), job.guild_id)
     destination = Destination(job.user_id, job.guild_id, job.channel_id, job.thread_id, None)
     encoded = json.dumps(dict(job.params), ensure_ascii=False, sort_keys=True)
