@@ -16,6 +16,7 @@ import discord
 from discord import app_commands
 
 from storyloom.bot import texts
+from storyloom.characters.photos import check_photo_sizes
 from storyloom.characters.uploads import Upload, save_training_photos
 from storyloom.errors import InvalidInput
 from storyloom.queue.character import CharacterRecord
@@ -37,8 +38,9 @@ async def character_names(interaction: discord.Interaction, current: str) -> lis
 
 
 def check_photos(attachments: Sequence[discord.Attachment], *, how_to_add: str, max_photos: int = MAX_PHOTOS) -> None:
-    """``InvalidInput`` when there are too few or too many attachments, or one is plainly not a picture;
-    ``how_to_add`` ends the "too few" message (where the photos came from decides how to send more).
+    """``InvalidInput`` when there are too few or too many attachments, one is plainly not a picture, or they are
+    too large (by the sizes Discord declares: nothing is downloaded); ``how_to_add`` ends the "too few" message
+    (where the photos came from decides how to send more).
 
     Discord names an attachment's type from its file name; the bytes are checked again when they are saved."""
     if len(attachments) < MIN_PHOTOS:
@@ -51,11 +53,16 @@ def check_photos(attachments: Sequence[discord.Attachment], *, how_to_add: str, 
         kind = (attachment.content_type or "").split(";")[0].strip()
         if kind and not kind.startswith("image/"):
             raise InvalidInput(f"{attachment.filename} is not a picture ({kind}); attach photos only")
+    check_photo_sizes([(attachment.filename, attachment.size) for attachment in attachments])
 
 
 async def save_photos(data_dir: Path, attachments: Sequence[discord.Attachment]) -> str:
     """Download the attachments and save them for a training job; returns the folder relative to ``data_dir``
-    (``InvalidInput``, nothing written, when one is not a usable picture)."""
+    (``InvalidInput``, nothing written, when one is not a usable picture). Their number and the sizes Discord
+    declares are checked before anything is downloaded."""
+    if not MIN_PHOTOS <= len(attachments) <= MAX_PHOTOS:
+        raise InvalidInput(f"training a character takes {MIN_PHOTOS}–{MAX_PHOTOS} photos (got {len(attachments)})")
+    check_photo_sizes([(a.filename, a.size) for a in attachments])
     uploads = [Upload(a.filename, await a.read(), a.description or "") for a in attachments]
     return await asyncio.to_thread(
         save_training_photos, data_dir, uploads, min_images=MIN_PHOTOS, max_images=MAX_PHOTOS

@@ -13,12 +13,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from storyloom.characters.photos import CAPTION_SUFFIX, MAX_CAPTION_CHARS, check_image
+from storyloom.characters.photos import CAPTION_SUFFIX, MAX_CAPTION_CHARS, check_image, check_photo_sizes
 from storyloom.errors import InvalidInput
 
 UPLOADS_DIR = "uploads"
 PHOTOS_DIR = f"{UPLOADS_DIR}/characters"  # one folder per training request inside
-MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 _SUFFIXES = {"JPEG": ".jpg", "PNG": ".png", "WEBP": ".webp", "BMP": ".bmp", "TIFF": ".tif", "MPO": ".jpg"}
 
 
@@ -36,11 +35,10 @@ def save_training_photos(data_dir: Path, uploads: Sequence[Upload], *, min_image
         raise InvalidInput(f"training a character needs at least {min_images} photos (got {len(uploads)})")
     if len(uploads) > max_images:
         raise InvalidInput(f"at most {max_images} photos can be used for one character (got {len(uploads)})")
+    check_photo_sizes([(upload.filename or "a file", len(upload.data)) for upload in uploads])
     checked = []
     for upload in uploads:
         label = upload.filename or "a file"
-        if len(upload.data) > MAX_UPLOAD_BYTES:
-            raise InvalidInput(f"{label} is larger than {MAX_UPLOAD_BYTES // 1024 // 1024} MiB")
         caption = " ".join(upload.caption.split())
         if len(caption) > MAX_CAPTION_CHARS:
             raise InvalidInput(f"the description of {label} is longer than {MAX_CAPTION_CHARS} characters")

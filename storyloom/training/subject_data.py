@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from storyloom.characters.photos import CAPTION_SUFFIX, MAX_CAPTION_CHARS, check_image
+from storyloom.characters.photos import CAPTION_SUFFIX, MAX_CAPTION_CHARS, check_image, open_photo
 from storyloom.errors import InvalidInput
 
 
@@ -92,7 +92,7 @@ def square_pixels(path: Path, resolution: int) -> Any:
     import torch
     from PIL import Image, ImageOps
 
-    with Image.open(path) as opened:
+    with open_photo(path, path.name) as opened:
         image = ImageOps.exif_transpose(opened).convert("RGB")
     scale = resolution / min(image.size)
     size = (max(resolution, round(image.width * scale)), max(resolution, round(image.height * scale)))

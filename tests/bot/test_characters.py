@@ -338,3 +338,23 @@ async def test_train_from_discord_with_a_real_worker_then_list_and_use_in_a_stor
                 assert story.params["character"] == "Biscuit"
     finally:
         await store.close()
+
+
+async def test_training_photos_are_refused_by_declared_size_before_download_and_by_pixels_after(
+    fake: FakeDiscord, store, tmp_path: Path
+) -> None:
+    from storyloom.characters.photos import MAX_PHOTO_BYTES
+    from tests.support.images import png_bomb
+
+    config = bot_config(tmp_path)
+    async with running_bot(config, store, fake):
+        oversized = [*photos(4), Upload("huge.png", bytes(MAX_PHOTO_BYTES + 1024 * 1024))]
+        line = await refused(fake, "character train", TRAIN, user=fake.manager, attachments=oversized)
+        assert "huge.png is 33 MB; each photo may be at most 32 MB" in line
+        assert [a.downloads for a in fake.state.attachments.values()] == [0] * 5  # nothing was downloaded
+
+        bomb = [*photos(4), Upload("bomb.png", png_bomb(13000, 13000))]
+        line = await refused(fake, "character train", TRAIN, user=fake.manager, attachments=bomb)
+        assert "bomb.png is 13000×13000 pixels; pictures may have at most 50 megapixels" in line
+        assert await store.list_jobs(tuple(JobStatus)) == []
+        assert saved_uploads(config) == []

@@ -11,8 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from PIL import Image, ImageFilter, UnidentifiedImageError
+from PIL import Image, ImageFilter
 
+from storyloom.domain.user_images import MAX_USER_IMAGE_PIXELS, open_user_image
 from storyloom.errors import InvalidInput
 
 # SD 1.5 latent channel → RGB contribution (the widely used linear approximation; rows = latent channels).
@@ -67,18 +68,12 @@ def blurred_placeholder(image: Image.Image) -> Image.Image:
     return coarse.filter(ImageFilter.GaussianBlur(radius=max(4, min(image.size) // 16)))
 
 
-def read_image_file(path: str | Path) -> Image.Image:
-    """Open and fully decode an image file; a missing, unreadable or non-image file is an ``InvalidInput``."""
+def read_image_file(path: str | Path, *, max_pixels: int = MAX_USER_IMAGE_PIXELS) -> Image.Image:
+    """Open and fully decode an image file; a missing, unreadable or non-image file, or one with more than
+    ``max_pixels`` pixels (refused from its header, before decoding), is an ``InvalidInput``."""
     path = Path(path)
     if not path.exists():
         raise InvalidInput(f"no such file: {path}")
     if not path.is_file():
         raise InvalidInput(f"{path} is not a file")
-    try:
-        image = Image.open(path)
-        image.load()
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise InvalidInput(
-            f"{path} is not an image storyloom can read (use PNG, JPEG or WebP): {type(exc).__name__}"
-        ) from None
-    return image
+    return open_user_image(path, label=str(path), max_pixels=max_pixels)

@@ -265,6 +265,8 @@ class FakeAttachment:
     #: Content type of the multipart part it arrived in (discord.py always sends application/octet-stream).
     upload_content_type: str | None = None
     url: str = ""
+    #: How often its URL was fetched: a test can tell that the bot refused a file without downloading it.
+    downloads: int = 0
 
     @property
     def size(self) -> int:

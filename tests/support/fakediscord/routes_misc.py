@@ -138,6 +138,7 @@ def add_routes(app: web.Application, ctx: RestContext) -> None:
             stored = None
         if stored is None or stored.filename != request.match_info["filename"]:
             raise web.HTTPNotFound()
+        stored.downloads += 1
         content_type = (stored.content_type or "application/octet-stream").split(";")[0]
         return web.Response(body=stored.data, content_type=content_type)
 
