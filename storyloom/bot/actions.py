@@ -20,9 +20,10 @@ from storyloom.bot.safety import safety_checker_for
 from storyloom.bot.submit import Request, submit
 from storyloom.bot.texts import quote
 from storyloom.domain.seeds import random_seed
+from storyloom.domain.sizes import MAX_UPSCALE_SOURCE_SIDE, MIN_UPSCALE_SOURCE_SIDE, fits_upscale
 from storyloom.errors import StoryloomError
 from storyloom.queue import JobNotFound
-from storyloom.queue.job import Job, JobKind
+from storyloom.queue.job import ArtifactKind, Job, JobKind
 from storyloom.queue.params import ImagineParams, StoryPageParams, UpscaleParams, VaryParams
 
 if TYPE_CHECKING:
@@ -39,6 +40,8 @@ async def press(interaction: discord.Interaction, source_id: int, make: MakeRequ
         try:
             source = await load_source(interaction, source_id)
             request = make(source, interaction)
+            if isinstance(request.params, UpscaleParams):
+                await check_upscale_fits(bot, source, request.params)
         except StoryloomError as exc:
             await report(interaction, exc, job_id=source_id)
             return None
@@ -62,9 +65,28 @@ async def load_source(interaction: discord.Interaction, source_id: int) -> Job:
     return source
 
 
+async def check_upscale_fits(bot: StoryloomBot, source: Job, params: UpscaleParams) -> None:
+    """Refuse before queueing an upscale of a picture too large (or small) for its mode, which would only fail."""
+    mode = params.mode or bot.config.upscale.mode
+    picture = await bot.store.artifact(source.id, params.index, ArtifactKind.IMAGE)
+    if picture is None:
+        return  # the worker says what is missing
+    width, height = int(picture.metadata.get("width", 0)), int(picture.metadata.get("height", 0))
+    if width and height and not fits_upscale(width, height, mode):
+        raise JobFailure(
+            f"image {params.index + 1} is {width}×{height} pixels; {upscale_label(mode)} takes "
+            f"{MIN_UPSCALE_SOURCE_SIDE} to {MAX_UPSCALE_SOURCE_SIDE[mode]} pixels on each side",
+            source.id,
+        )
+
+
+def upscale_label(mode: str | None) -> str:
+    return "4× Real-ESRGAN" if mode == "esrgan" else "upscaling"
+
+
 def upscale(index: int, mode: str | None = None) -> MakeRequest:
     def make(source: Job, interaction: discord.Interaction) -> Request:
-        label = "4× Real-ESRGAN" if mode == "esrgan" else "upscaling"
+        label = upscale_label(mode)
         return Request(
             JobKind.UPSCALE,
             UpscaleParams(index=index, mode=mode, safety_checker=safety_checker_for(interaction.channel)),

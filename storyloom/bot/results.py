@@ -14,6 +14,7 @@ import discord
 
 from storyloom.bot import buttons, narration, texts
 from storyloom.bot.book import book_filename, book_message, book_pdf
+from storyloom.domain.sizes import fits_upscale
 from storyloom.errors import StoryloomError
 from storyloom.queue.job import Artifact, ArtifactKind, Job, JobKind, JobStatus
 
@@ -129,9 +130,17 @@ async def _upscaled(bot: StoryloomBot, job: Job, reply_to: int | None) -> Post:
     size = f"{picture.metadata.get('width')}×{picture.metadata.get('height')}" if picture else ""
     line = f"⬆️ **{texts.quote(prompt)}** — image {job.params.get('index', 0) + 1} of job {job.parent_id}, {how}, for <@{job.user_id}>"
     notes = [size, "blurred by the safety checker" if picture and picture.metadata.get("nsfw") else ""]
-    items = tuple(buttons.upscaled_buttons(job.id, esrgan=mode != "esrgan"))
+    items = tuple(buttons.upscaled_buttons(job.id, esrgan=mode != "esrgan" and _fits_esrgan(picture)))
     return Post(texts.fit(f"{line}\n{texts.job_footer(job.id, *notes)}"), picture.data if picture else None,
                 f"storyloom_{job.id}_upscaled.png", items=items, reply_to=reply_to)  # fmt: skip
+
+
+def _fits_esrgan(picture: Artifact | None) -> bool:
+    """Real-ESRGAN is offered only for a picture it takes (a standard upscale is usually already too large)."""
+    if picture is None:
+        return False
+    width, height = picture.metadata.get("width"), picture.metadata.get("height")
+    return isinstance(width, int) and isinstance(height, int) and fits_upscale(width, height, "esrgan")
 
 
 async def _trained(bot: StoryloomBot, job: Job, reply_to: int | None) -> Post:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from storyloom.domain.sizes import MAX_UPSCALE_SOURCE_SIDE, MIN_UPSCALE_SOURCE_SIDE
 from storyloom.errors import InvalidInput
 from storyloom.models.runtime.step_progress import CancelCheck, ProgressCallback, StepProgress
 
@@ -35,9 +36,6 @@ logger = logging.getLogger(__name__)
 UpscaleMode = Literal["chain", "esrgan"]
 MODES: tuple[str, ...] = ("chain", "esrgan")
 
-MIN_SOURCE_SIDE = 32  # the smallest picture worth upscaling
-# The chain re-draws at 2× with Stable Diffusion, which is the expensive part; ESRGAN alone goes further.
-MAX_SOURCE_SIDE: dict[str, int] = {"chain": 1024, "esrgan": 2048}
 
 # Used when neither the request nor the image's own parameters give a prompt: the tile ControlNet
 # keeps the content, so a neutral quality prompt is what tile upscalers conventionally use.
@@ -91,7 +89,7 @@ def _header_size(path: Path, mode: str) -> tuple[int, int] | None:
             return image.size
     except Image.DecompressionBombError:
         raise InvalidInput(
-            f"{path.name!r} is far too large; {mode} upscale accepts at most {MAX_SOURCE_SIDE[mode]} pixels on each side"
+            f"{path.name!r} is far too large; {mode} upscale accepts at most {MAX_UPSCALE_SOURCE_SIDE[mode]} pixels on each side"
         ) from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         return None
@@ -100,11 +98,11 @@ def _header_size(path: Path, mode: str) -> tuple[int, int] | None:
 def check_size(size: tuple[int, int], mode: str) -> None:
     """Too small to upscale, or too big for memory/time: say which limit, and what it is."""
     width, height = size
-    if min(width, height) < MIN_SOURCE_SIDE:
+    if min(width, height) < MIN_UPSCALE_SOURCE_SIDE:
         raise InvalidInput(
-            f"image is {width}×{height} pixels; upscale needs at least {MIN_SOURCE_SIDE} pixels on each side"
+            f"image is {width}×{height} pixels; upscale needs at least {MIN_UPSCALE_SOURCE_SIDE} pixels on each side"
         )
-    limit = MAX_SOURCE_SIDE[mode]
+    limit = MAX_UPSCALE_SOURCE_SIDE[mode]
     if max(width, height) > limit:
         raise InvalidInput(
             f"image is {width}×{height} pixels; {mode} upscale accepts at most {limit} pixels on each side"
