@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Literal
 import discord
 
 from storyloom.bot import texts
-from storyloom.bot.errors import JobFailure, user_line
+from storyloom.bot.actions import load_source
+from storyloom.bot.errors import JobFailure, report
 from storyloom.bot.stories import MAX_CHAIN, page_of
 from storyloom.bot.submit import Request, submit
 from storyloom.domain.narration import check_language, check_voice, language_name
@@ -31,18 +32,19 @@ ICONS = {"pages": "🔊", "audiobook": "🎧", "video": "🎬"}
 async def press(interaction: discord.Interaction, source_id: int, output: Output) -> Job | None:
     """🔊 (``source_id`` is a page job) or 🎧/🎬 (a story job): acknowledge, then queue the reading."""
     bot: StoryloomBot = interaction.client  # type: ignore[assignment]
-    async with bot.in_flight():
-        await interaction.response.defer(thinking=True)
+    async with bot.in_flight():  # a shutdown lets an accepted press finish queueing
         try:
-            request = await _request(bot, interaction, source_id, output)
+            source = await load_source(interaction, source_id)  # a job of this server, or the presser's own
+            request = await _request(bot, interaction, source, output)
         except StoryloomError as exc:
-            await interaction.followup.send(user_line(exc, source_id))
+            await report(interaction, exc, job_id=source_id)
             return None
+        await interaction.response.defer(thinking=True)
         return await submit(bot, interaction, request)
 
 
-async def _request(bot: StoryloomBot, interaction: discord.Interaction, source_id: int, output: Output) -> Request:
-    source = await bot.store.get(source_id)
+async def _request(bot: StoryloomBot, interaction: discord.Interaction, source: Job, output: Output) -> Request:
+    source_id = source.id
     story_id = source.parent_id if output == "pages" else source.id
     wanted = JobKind.STORY_PAGE if output == "pages" else JobKind.STORY
     if source.kind is not wanted or story_id is None:

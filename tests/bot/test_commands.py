@@ -244,7 +244,7 @@ async def test_a_failed_story_page_is_reported_and_the_book_still_comes(
             thread, lambda m: any(a.filename.endswith(".pdf") for a in m.attachments), timeout=10
         )
         lines = [m.content.split("\n")[0] for m in fake.messages_in(thread)]
-        assert "out of paint" in lines[1] and lines[2] == "**Page 2**" and book.custom_ids() == [f"sl:c:{story_id}"]
+        assert "out of paint" in lines[1] and lines[2] == "**Page 2**" and book.custom_ids()[0] == f"sl:c:{story_id}"
 
 
 # ------------------------------------------------------------------------------------------------ exactly once

@@ -299,9 +299,13 @@ async def test_story_gets_a_thread_named_after_its_title_pages_in_order_then_the
     for message, page in ((first, pages[0]), (second, pages[1])):
         assert message.content.startswith(f"**Page {page.page_index + 1}**")
         assert message.attachments[0].content_type == "image/png"
-        assert message.custom_ids() == [f"sl:rd:{page.id}", f"sl:u:{page.id}:1"]
+        assert message.custom_ids() == [f"sl:rd:{page.id}", f"sl:u:{page.id}:1", f"sl:n:{page.id}"]
     [pdf] = book.attachments
-    assert pdf.data.startswith(b"%PDF") and book.custom_ids() == [f"sl:c:{story_id}"]
+    assert pdf.data.startswith(b"%PDF") and book.custom_ids() == [
+        f"sl:c:{story_id}",
+        f"sl:ab:{story_id}",
+        f"sl:mv:{story_id}",
+    ]
     await fake.wait_for(lambda: fake.message(status.id).content.startswith("✅"), timeout=10)
 
     # ➕ Continue asks what happens next, then queues a story that continues this one.

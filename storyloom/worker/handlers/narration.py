@@ -48,7 +48,7 @@ def narrate(context: JobContext) -> HandlerResult:
                     index,
                     f"page-{page.number}.ogg",
                     media.OGG_MIME,
-                    media.encode_ogg_opus(page.speech, title=f"{params.title} — {page.number}".strip(" —")),
+                    media.encode_ogg_opus(page.speech, title=f"Page {page.number}"),
                     {"page": page.number, "seconds": round(page.speech.duration, 3), **about},
                 )  # fmt: skip
                 for index, page in enumerate(read)
