@@ -73,12 +73,12 @@ async def test_buttons_refuse_jobs_of_another_server_or_of_another_users_direct_
         assert "not one of this server's" in click.original_response().content  # nothing learned either way
         assert len(await store.list_jobs(tuple(JobStatus))) == jobs_before
 
-        mine = forged(fake, fake.dm_channel, [f"sl:u:{private.id}:1"])  # the user's own job, in their own DMs
-        click = await fake.click_button(mine, f"sl:u:{private.id}:1", user=fake.member)
+        mine = forged(fake, fake.dm_channel, [f"sl:v:{private.id}:1"])  # the user's own job, in their own DMs
+        click = await fake.click_button(mine, f"sl:v:{private.id}:1", user=fake.member)
         assert (await click.wait_ack()).type == 5
         [status] = await click.wait_followups(1)
-        upscale = await store.get(job_of(status))
-        assert (upscale.kind, upscale.parent_id, upscale.user_id) == (JobKind.UPSCALE, private.id, fake.member.id)
+        varied = await store.get(job_of(status))
+        assert (varied.kind, varied.parent_id, varied.user_id) == (JobKind.VARY, private.id, fake.member.id)
 
 
 async def test_the_updated_book_is_laid_out_once_per_version_and_not_reposted_unchanged(
