@@ -1,7 +1,10 @@
 """Variations: four new takes on one image (img2img with new seeds), the V1–V4 buttons.
 
 The source's own prompt, read from its PNG parameters, steers the denoising so a variation stays the same
-picture; "subtle" and "strong" are img2img strengths from the config. Output has the source's size.
+picture; "subtle" and "strong" are img2img strengths from the config. A picture drawn at the model's size comes
+back at its own size; a bigger one (an upscale, a large file) is varied and returned at the base size (the
+configured image area, same shape): four 4096² PNGs per press would only fill the disk with re-drawn detail
+the model cannot add at that size anyway.
 """
 
 from __future__ import annotations
@@ -26,8 +29,8 @@ from storyloom.models.image.sd_task import (
 from storyloom.models.runtime.step_progress import CancelCheck, ProgressCallback
 
 STRENGTH_NAMES = ("subtle", "strong")
-# Sources bigger than this many times the configured image area are processed scaled down, then scaled back.
-MAX_AREA_FACTOR = 4
+# Sources up to this many times the configured image area keep their size (aspect-ratio sizes round up a little).
+BASE_AREA_TOLERANCE = 1.25
 
 
 class Variations(SDTask):
@@ -97,7 +100,6 @@ class Variations(SDTask):
         if should_cancel is not None and should_cancel():
             raise JobCanceled("canceled")
 
-        original_size = source.size
         work = self._working_image(source)
         prompt_embeds, negative_embeds = self.encoder.encode(prompt, negative_prompt, allow_empty_prompt=True)
         callback = make_step_callback(progress, should_cancel, image_cfg.preview_every, "variations")
@@ -109,9 +111,9 @@ class Variations(SDTask):
             )  # fmt: skip
 
         images = run_with_oom_retry(generate, seeds, self.device, f"{count} variations at {work.width}×{work.height}")
-        images = [
-            im if im.size == original_size else im.resize(original_size, Image.Resampling.LANCZOS) for im in images
-        ]
+        # The pipeline draws multiples of 8; an odd-sized source gets its own size back.
+        output_size = self.output_size(source.size)
+        images = [im if im.size == output_size else im.resize(output_size, Image.Resampling.LANCZOS) for im in images]
         enabled = image_cfg.safety_checker if safety_checker is None else safety_checker
         images, nsfw = apply_safety(images, self.safety, enabled)
         extra = {"Variation of seed": str(stored.seed)} if stored else {}
@@ -123,8 +125,8 @@ class Variations(SDTask):
                 sampler=DEFAULT_SAMPLER,
                 cfg_scale=float(guidance),
                 seed=s,
-                width=original_size[0],
-                height=original_size[1],
+                width=output_size[0],
+                height=output_size[1],
                 model=self.model_name,
                 denoising_strength=denoise,
                 extra=extra,
@@ -133,11 +135,18 @@ class Variations(SDTask):
         ]
         return ImageBatch(images=images, seeds=seeds, parameters=parameters, nsfw=nsfw)
 
+    def output_size(self, source_size: tuple[int, int]) -> tuple[int, int]:
+        """The source's size when it is about the base size or smaller, else the base size in its shape."""
+        width, height = source_size
+        base_area = self.config.image.width * self.config.image.height
+        if width * height <= BASE_AREA_TOLERANCE * base_area:
+            return source_size
+        scale = math.sqrt(base_area / (width * height))
+        return max(8, int(round(width * scale / 8)) * 8), max(8, int(round(height * scale / 8)) * 8)
+
     def _working_image(self, source: Image.Image) -> Image.Image:
-        """RGB, sides multiples of 8, no bigger than a few times the configured area (memory stays bounded)."""
+        """RGB at the output size with sides rounded to multiples of 8 (what the UNet takes)."""
         image = source.convert("RGB")
-        width, height = image.size
-        limit = MAX_AREA_FACTOR * self.config.image.width * self.config.image.height
-        scale = min(1.0, math.sqrt(limit / (width * height)))
-        target = (max(8, int(round(width * scale / 8)) * 8), max(8, int(round(height * scale / 8)) * 8))
+        width, height = self.output_size(image.size)
+        target = (max(8, int(round(width / 8)) * 8), max(8, int(round(height / 8)) * 8))
         return image if target == image.size else image.resize(target, Image.Resampling.LANCZOS)

@@ -133,3 +133,15 @@ def test_non_image_file_is_rejected(variations: Variations, tmp_path) -> None:
     path.write_text("not really a picture")
     with pytest.raises(InvalidInput, match="not an image"):
         variations(path)
+
+
+def test_variation_of_upscale_is_drawn_at_base_size(variations: Variations, config, source: Image.Image) -> None:
+    """An upscaled picture (here 4× the configured 64² area in each direction) is varied at the base size in its
+    shape, not at its own: four 4096² PNGs per press would fill the disk."""
+    upscaled = source.resize((source.width * 4, source.height * 4), Image.Resampling.LANCZOS)
+    batch = variations(upscaled, "a cat", seed=2, num_images=2)
+    base_area = config.image.width * config.image.height
+    for image in batch.images:
+        assert image.size == (72, 56)  # 192×160 scaled to about 64×64 pixels, multiples of 8
+        assert image.width * image.height <= 1.25 * base_area
+    assert (batch.parameters[0].width, batch.parameters[0].height) == (72, 56)
