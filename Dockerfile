@@ -1,17 +1,26 @@
 # storyloom on an NVIDIA GPU. Build: docker build -t storyloom .
-FROM nvidia/cuda:12.8.1-cudnn-runtime-ubuntu24.04
+#
+# The official Python 3.11 image (Debian bookworm) is the base: it has Python 3.11 itself and no user with UID
+# 1000. CUDA comes from the PyPI wheels that requirements.lock pins (torch and its nvidia-* libraries bundle
+# the CUDA runtime, cuBLAS and cuDNN); only the host's NVIDIA driver is needed, which the NVIDIA Container
+# Toolkit mounts into the container when a GPU is reserved (see docker-compose.yml).
+FROM python:3.11-slim-bookworm
 
+# NVIDIA_*: what the NVIDIA Container Toolkit gives the container (CUDA base images set these themselves).
 ENV DEBIAN_FRONTEND=noninteractive \
     PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1 \
     HF_HOME=/cache/huggingface \
-    STORYLOOM_PATHS__DATA_DIR=/data
+    STORYLOOM_PATHS__DATA_DIR=/data \
+    NVIDIA_VISIBLE_DEVICES=all \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility
 
 RUN apt-get update \
- && apt-get install -y --no-install-recommends python3.11 python3.11-venv fonts-dejavu-core fonts-noto-cjk \
+ && apt-get install -y --no-install-recommends fonts-dejavu-core fonts-noto-cjk \
  && rm -rf /var/lib/apt/lists/*
 
-RUN useradd --create-home --uid 1000 storyloom \
+RUN useradd --create-home --uid 1000 --user-group storyloom \
  && mkdir -p /app /data /cache/huggingface \
  && chown storyloom:storyloom /app /data /cache/huggingface
 
