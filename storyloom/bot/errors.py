@@ -81,30 +81,56 @@ class StoryloomTree(app_commands.CommandTree):
 
 
 class RedactSecrets(logging.Filter):
-    """Replaces secrets (the bot token) in log records, whatever logged them."""
+    """Replaces secrets (the bot token) in log records, whatever logged them: the message, the traceback and
+    the stack. ``exc_text`` is only filled when a handler formats the record, so the traceback is formatted and
+    scrubbed here; ``RedactingFormatter`` scrubs each handler's finished line as well."""
 
     def __init__(self, secrets: Iterable[str]) -> None:
         super().__init__()
         self._secrets = [s for s in secrets if s]
 
+    def redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "<redacted>")
+        return text
+
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
         except Exception:
-            return True
-        text = message + (record.exc_text or "")
-        if any(secret in text for secret in self._secrets):
-            for secret in self._secrets:
-                message = message.replace(secret, "<redacted>")
-                if record.exc_text:
-                    record.exc_text = record.exc_text.replace(secret, "<redacted>")
-            record.msg, record.args = message, None
+            message = str(record.msg)
+        if any(secret in message for secret in self._secrets):
+            record.msg, record.args = self.redact(message), None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = _TRACEBACKS.formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if record.stack_info:
+            record.stack_info = self.redact(record.stack_info)
         return True
 
 
+class RedactingFormatter(logging.Formatter):
+    """Wraps a handler's formatter and scrubs the secrets from every line it produces."""
+
+    def __init__(self, inner: logging.Formatter | None, redact: RedactSecrets) -> None:
+        super().__init__()
+        self._inner = inner or logging.Formatter()
+        self._redact = redact
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self._redact.redact(self._inner.format(record))
+
+
+_TRACEBACKS = logging.Formatter()
+
+
 def install_redaction(token: str, logger_: logging.Logger | None = None) -> RedactSecrets:
-    """Put ``RedactSecrets`` on every handler of ``logger_`` (the root logger by default)."""
+    """Scrub ``token`` from every record and every formatted line of each handler of ``logger_`` (the root
+    logger by default)."""
     redact = RedactSecrets([token])
     for handler in (logger_ or logging.getLogger()).handlers:
         handler.addFilter(redact)
+        if not isinstance(handler.formatter, RedactingFormatter):
+            handler.setFormatter(RedactingFormatter(handler.formatter, redact))
     return redact

@@ -29,7 +29,7 @@ from storyloom.config import Config
 from storyloom.errors import StoreError
 from storyloom.queue.store import JobStore
 from storyloom.worker.identity import WorkerIdentity
-from storyloom.worker.spawn import config_environment, worker_command
+from storyloom.worker.spawn import worker_command, worker_environment
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,7 @@ class Supervisor:
         self.slots = [Slot(index, device) for index, device in enumerate(devices)]
         self._open_store = open_store or (lambda: JobStore.from_config(config))
         self._command = command or (lambda device: worker_command(device, handler_specs))
-        self._environment = {**os.environ, **config_environment(config), **(environment or {})}
+        self._environment = worker_environment(os.environ, config, environment)
         # Long enough for a worker to reach its next step and hand the job back.
         self._shutdown_timeout = (
             shutdown_timeout if shutdown_timeout is not None else max(10.0, config.queue.lease_seconds)
