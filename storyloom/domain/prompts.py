@@ -1,14 +1,23 @@
-"""AUTOMATIC1111 prompt emphasis, validated and translated for compel (``models.image.conditioning`` encodes it).
+"""AUTOMATIC1111 prompt syntax, parsed torch-free (``models.image.conditioning`` encodes the result).
 
-Users write prompts the way every SD web UI taught them: ``(x)`` ×1.1, ``((x))`` ×1.21, ``(x:1.3)``,
-``[x]`` ÷1.1, ``\\(`` for a literal bracket, ``BREAK`` to start a new 77-token chunk. compel has its own
-syntax and reads none of this (``((cat))`` stays at weight 1.0 and ``(cat:1.3)`` becomes the text
-"cat:1 . 3"), so the prompt is parsed here into weighted chunks and re-written in compel's form
-``(text)1.21`` (``to_compel``). compel then does the actual weighting and the chunking of prompts longer than
-77 tokens; the encoder hands compel the parsed fragments directly (``to_conjunction``), which is what compel's
-own parser would make of the translated string, minus its cost.
+Users write prompts the way every SD web UI taught them, and each piece means here what it means there:
 
-Parsing and validation import neither torch nor compel, so the bot can reject a bad prompt immediately.
+- emphasis: ``(x)`` ×1.1, ``((x))`` ×1.21, ``(x:1.3)``, ``[x]`` ÷1.1, ``\\(`` for a literal bracket;
+  unbalanced brackets are read as A1111 reads them (an unclosed bracket weights everything after it, a
+  stray closing bracket is text);
+- ``BREAK`` starts a new 77-token chunk;
+- prompt editing ``[from:to:when]``, ``[to:when]``, ``[from::when]``: ``when`` with a decimal point is a
+  fraction of the steps (``0.5``), without one a step number (``12``);
+- alternation ``[a|b]``: a different option at each step;
+- composition ``a cat AND a dog:0.5``: each part is its own conditioning, and the noise predictions are
+  added with these weights (composable diffusion).
+
+``plan_prompt`` turns a prompt into its AND parts, each with the text to encode at each step (A1111's
+``[end_at_step, text]`` schedule), and checks every text's emphasis; ``parse_emphasis`` turns one such text
+into weighted chunks. compel has its own syntax and reads none of this, so the chunks are handed to compel
+as fragments (``to_conjunction``) or written in compel's form (``to_compel``).
+
+Nothing here imports torch or compel, so the bot can reject a bad prompt immediately.
 """
 
 from __future__ import annotations
@@ -24,12 +33,21 @@ MIN_WEIGHT = 0.0
 MAX_WEIGHT = 3.0
 ROUND_FACTOR = 1.1
 SQUARE_FACTOR = 1 / 1.1
+MAX_AND_PARTS = 8  # each part costs a UNet pass per step
+MAX_AND_WEIGHT = 3.0
+MAX_NESTING = 40  # brackets inside brackets; deeper is never a real prompt and would exhaust the parser's stack
+# Prompts are checked before the step count is final; this many steps reaches every switch a schedule has.
+VALIDATION_STEPS = 150
 
 # ":1.3)" closing a round bracket; exponents, inf and nan are matched too so they can be rejected clearly.
 _WEIGHT_RE = re.compile(r":\s*([+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan))\s*\)", re.IGNORECASE)
 _BREAK_RE = re.compile(r"\s*\bBREAK\b\s*")
+_AND_RE = re.compile(r"\bAND\b")
+# "a dog:0.5" at the end of an AND part: the part's weight.
+_PART_WEIGHT_RE = re.compile(r"(.*?)(?:\s*:\s*([-+]?(?:\d+\.?|\d*\.\d+)))?\s*", re.DOTALL)
+# ":0.5]" ending a prompt-editing bracket (the number as A1111's grammar reads it).
+_WHEN_RE = re.compile(r"\s*([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)\s*\]")
 _ESCAPABLE = "()[]\\"
-_CLOSING = {")": "(", "]": "["}
 
 # Characters compel treats as syntax inside a weighted group. "(", ")" and '"' can be escaped there;
 # the others cannot be carried inside a group, so they are written between groups at weight 1.
@@ -49,27 +67,294 @@ class PromptChunk:
 BREAK = PromptChunk("BREAK", -1.0)
 
 
+@dataclass(frozen=True)
+class ScheduledPrompt:
+    """One AND part: its weight and the text to encode over the steps.
+
+    ``schedule`` is A1111's list of ``(end_at_step, text)``: the text is used while the 0-based denoising step
+    is at most ``end_at_step`` (the sampler's own counting, so switches land on the same steps as in A1111).
+    """
+
+    weight: float
+    schedule: tuple[tuple[int, str], ...]
+
+    def text_at(self, step_index: int) -> str:
+        return text_at_step(self.schedule, step_index)
+
+
+def text_at_step(schedule: tuple[tuple[int, str], ...] | list[tuple[int, str]], step_index: int) -> str:
+    """The text in force at the 0-based denoising step ``step_index`` (the last one past the end)."""
+    for end, text in schedule:
+        if step_index <= end:
+            return text
+    return schedule[-1][1]
+
+
 def validate_prompt(
-    prompt: str, *, max_chars: int, name: str = "prompt", allow_empty: bool = False
-) -> list[PromptChunk]:
-    """Check length and emptiness, then parse; every problem is an ``InvalidInput`` naming what is allowed."""
+    prompt: str,
+    *,
+    max_chars: int,
+    name: str = "prompt",
+    allow_empty: bool = False,
+    allow_and: bool = True,
+    steps: int = VALIDATION_STEPS,
+) -> list[ScheduledPrompt]:
+    """Check length and emptiness, then plan; every problem is an ``InvalidInput`` naming what is allowed.
+
+    ``allow_and=False`` for negative prompts, which have one conditioning (A1111 would encode the word)."""
     if not isinstance(prompt, str):
         raise InvalidInput(f"{name} must be text")
     if not allow_empty and not prompt.strip():
         raise InvalidInput(f"{name} is empty: describe what to draw")
     if len(prompt) > max_chars:
         raise InvalidInput(f"{name} is {len(prompt):,} characters long; the limit is {max_chars:,} characters")
-    return parse_emphasis(prompt, name=name)
+    return plan_prompt(prompt, steps, name=name, allow_and=allow_and)
+
+
+def plan_prompt(prompt: str, steps: int, *, name: str = "prompt", allow_and: bool = True) -> list[ScheduledPrompt]:
+    """The AND parts of ``prompt``, each with its weight and per-step texts for a run of ``steps`` steps.
+
+    Every text any step will encode is parsed for emphasis here, so a bad weight is found before a run starts.
+    """
+    parts = split_and(prompt, name=name) if allow_and else [(prompt, 1.0)]
+    if not allow_and and _AND_RE.search(prompt):
+        raise InvalidInput(
+            f"AND cannot be used in the {name}: it has one conditioning (write 'and' in lower case for the word)"
+        )
+    planned = []
+    for text, weight in parts:
+        schedule = tuple(prompt_schedule(text, steps, name=name))
+        for _end, step_text in dict.fromkeys(schedule):
+            parse_emphasis(step_text, name=name)
+        planned.append(ScheduledPrompt(weight, schedule))
+    return planned
+
+
+def split_and(prompt: str, *, name: str = "prompt") -> list[tuple[str, float]]:
+    """``a cat AND a dog:0.5`` → ``[("a cat", 1.0), (" a dog", 0.5)]``, as A1111 splits and weighs AND parts.
+
+    As in A1111, a number after a colon at the very end of a part is that part's weight, with or without AND.
+    """
+    pieces = _AND_RE.split(prompt)
+    if len(pieces) > MAX_AND_PARTS:
+        raise InvalidInput(f"{name} has {len(pieces)} parts joined by AND; at most {MAX_AND_PARTS} are allowed")
+    parts = []
+    for piece in pieces:
+        match = _PART_WEIGHT_RE.fullmatch(piece)
+        assert match is not None  # the pattern matches any text
+        text, raw = match.group(1), match.group(2)
+        weight = float(raw) if raw is not None else 1.0
+        if not -MAX_AND_WEIGHT <= weight <= MAX_AND_WEIGHT:
+            raise InvalidInput(
+                f"{name}: ':{raw}' at the end of {text.strip()[-30:]!r} is read as the weight of that part "
+                f"(as in 'a cat AND a dog:0.5'); part weights must be between {-MAX_AND_WEIGHT:g} and "
+                f"{MAX_AND_WEIGHT:g} (add a word after the number if it is not a weight)"
+            )
+        parts.append((text, weight))
+    return parts
+
+
+def prompt_schedule(text: str, steps: int, *, name: str = "prompt") -> list[tuple[int, str]]:
+    """A1111's prompt schedule of one AND part: ``[(end_at_step, text), ...]`` with ``steps`` last.
+
+    ``[from:to:when]`` switches after step ``when`` (a step number, or a fraction of ``steps`` when written
+    with a decimal point); ``[a|b]`` changes option every step. Brackets that form none of A1111's
+    constructs stay in the text for the emphasis parser, exactly as A1111 leaves them.
+    """
+    if steps < 1:
+        raise InvalidInput(f"steps must be at least 1 (got {steps})")
+    if "[" not in text:  # the common case: nothing to schedule
+        return [(steps, text)]
+    tree = _ScheduleParser(text, name).parse()
+    ends = {steps}
+    _collect_ends(tree, steps, ends, text, name)
+    return [(end, _render(tree, end, steps)) for end in sorted(ends)]
+
+
+_Node = str | list["_Node"] | tuple[Any, ...]
+_STOP = ")]:"
+_STOP_IN_OPTION = ")]:|"
+_PLAIN_RE = re.compile(r"[^\\\[\]():|]+")
+
+
+class _ScheduleParser:
+    """A1111's schedule grammar, by recursive descent with memoised brackets (linear-ish, no backtracking blow-up).
+
+    Nodes: a string (text, kept verbatim with its escapes and emphasis brackets), a list (a sequence, e.g. an
+    emphasis bracket with its content), ``("edit", before, after, when_text, start, end)`` and
+    ``("alternate", options)``. A ``|`` that separates no alternation is text.
+    """
+
+    def __init__(self, text: str, name: str) -> None:
+        self.text = text
+        self.name = name
+        self.depth = 0
+        self.brackets: dict[int, tuple[_Node, int] | None] = {}
+
+    def parse(self) -> list[_Node]:
+        nodes: list[_Node] = []
+        position = 0
+        while position < len(self.text):
+            sequence, position = self.sequence(position, _STOP)
+            nodes.extend(sequence)
+            if position < len(self.text):  # a bracket or colon that opens or closes nothing: text
+                nodes.append(self.text[position])
+                position += 1
+        return nodes
+
+    def sequence(self, position: int, stop: str) -> tuple[list[_Node], int]:
+        text = self.text
+        nodes: list[_Node] = []
+        while position < len(text):
+            char = text[position]
+            if char == "\\":
+                nodes.append(text[position : position + 2])
+                position += 2
+            elif char in "([":
+                parsed = self.bracket(position)
+                if parsed is None:
+                    break
+                nodes.append(parsed[0])
+                position = parsed[1]
+            elif char in stop:
+                break
+            elif char == "|":
+                nodes.append(char)
+                position += 1
+            else:
+                match = _PLAIN_RE.match(text, position)
+                assert match is not None
+                nodes.append(match.group())
+                position = match.end()
+        return nodes, position
+
+    def bracket(self, position: int) -> tuple[_Node, int] | None:
+        if position not in self.brackets:
+            self.depth += 1
+            if self.depth > MAX_NESTING:
+                raise InvalidInput(f"brackets in {self.name} are nested more than {MAX_NESTING} deep")
+            if self.text[position] == "(":
+                self.brackets[position] = self.round(position)
+            else:
+                self.brackets[position] = self.edit(position) or self.alternate(position) or self.square(position)
+            self.depth -= 1
+        return self.brackets[position]
+
+    def at(self, position: int, char: str) -> bool:
+        return position < len(self.text) and self.text[position] == char
+
+    def round(self, position: int) -> tuple[_Node, int] | None:
+        first, after_first = self.sequence(position + 1, _STOP)
+        if self.at(after_first, ")"):
+            return ["(", *first, ")"], after_first + 1
+        if self.at(after_first, ":"):
+            second, after_second = self.sequence(after_first + 1, _STOP)
+            if self.at(after_second, ")"):
+                return ["(", *first, ":", *second, ")"], after_second + 1
+        return None
+
+    def square(self, position: int) -> tuple[_Node, int] | None:
+        inner, after = self.sequence(position + 1, _STOP)
+        if self.at(after, "]"):
+            return ["[", *inner, "]"], after + 1
+        return None
+
+    def edit(self, position: int) -> tuple[_Node, int] | None:
+        first, after_first = self.sequence(position + 1, _STOP)
+        if not self.at(after_first, ":"):
+            return None
+        when = _WHEN_RE.match(self.text, after_first + 1)
+        if when:  # [to:when]
+            return ("edit", None, first, when.group(1), position, when.end()), when.end()
+        second, after_second = self.sequence(after_first + 1, _STOP)
+        if not self.at(after_second, ":"):
+            return None
+        when = _WHEN_RE.match(self.text, after_second + 1)
+        if when:  # [from:to:when]
+            return ("edit", first, second, when.group(1), position, when.end()), when.end()
+        return None
+
+    def alternate(self, position: int) -> tuple[_Node, int] | None:
+        options: list[list[_Node]] = []
+        cursor = position
+        while True:
+            option, cursor = self.sequence(cursor + 1, _STOP_IN_OPTION)
+            options.append(option)
+            if not self.at(cursor, "|"):
+                break
+        if len(options) > 1 and self.at(cursor, "]"):
+            return ("alternate", options), cursor + 1
+        return None
+
+
+def _when_step(raw: str, steps: int, snippet: str, name: str) -> int:
+    """A1111's reading of ``when``: with a decimal point a fraction of the steps, otherwise a step number."""
+    value = float(raw)
+    if value < 0:
+        raise InvalidInput(
+            f"{snippet!r} in {name}: the switch point {raw} is negative; use a step number such as 10 "
+            "or a fraction of the steps such as 0.5"
+        )
+    if "." in raw:
+        if value > 1:
+            raise InvalidInput(
+                f"{snippet!r} in {name}: {raw} has a decimal point, so it is a fraction of the steps, and "
+                f"fractions go from 0 to 1; write a fraction such as 0.5, or a step number without a decimal "
+                f"point such as {max(1, round(value))}"
+            )
+        value *= steps
+    return min(steps, int(value))
+
+
+def _collect_ends(nodes: Any, steps: int, ends: set[int], text: str, name: str) -> None:
+    for node in nodes:
+        if isinstance(node, str):
+            continue
+        if isinstance(node, list):
+            _collect_ends(node, steps, ends, text, name)
+        elif node[0] == "edit":
+            _kind, before, after, raw, start, end = node
+            snippet = text[start:end] if end - start <= 40 else text[start : start + 37] + "..."
+            when = _when_step(raw, steps, snippet, name)
+            if when >= 1:
+                ends.add(when)
+            _collect_ends(before or [], steps, ends, text, name)
+            _collect_ends(after, steps, ends, text, name)
+        else:
+            ends.update(range(1, steps + 1))
+            for option in node[1]:
+                _collect_ends(option, steps, ends, text, name)
+
+
+def _render(nodes: Any, step: int, steps: int) -> str:
+    out: list[str] = []
+    for node in nodes:
+        if isinstance(node, str):
+            out.append(node)
+        elif isinstance(node, list):
+            out.append(_render(node, step, steps))
+        elif node[0] == "edit":
+            _kind, before, after, raw, _start, _end = node
+            value = float(raw) * (steps if "." in raw else 1)
+            chosen = before if step <= min(steps, int(value)) else after
+            out.append(_render(chosen or [], step, steps))
+        else:
+            options = node[1]
+            out.append(_render(options[(step - 1) % len(options)], step, steps))
+    return "".join(out)
 
 
 def parse_emphasis(prompt: str, *, name: str = "prompt") -> list[PromptChunk]:
     """Parse A1111 emphasis into weighted chunks (``BREAK`` entries mark chunk boundaries).
 
-    Unlike A1111, which silently guesses, unbalanced or mismatched brackets and absurd weights are errors:
-    a user who typed ``(((cat`` should learn that the weight never applied.
+    Brackets are read as A1111 reads them: round and square brackets are tracked separately, ``(x:1.3)``
+    closes the innermost open round bracket, a closing bracket with nothing to close is text, and brackets
+    still open at the end weight everything after them. A lone backslash disappears, as in A1111. Weights
+    outside 0–3 are refused: they only ever come from a typo or from nesting run away.
     """
     chunks: list[list[Any]] = []  # [text, weight] pairs, mutated as brackets close
-    open_brackets: list[tuple[str, int, int]] = []  # (bracket, position, first chunk index)
+    round_open: list[int] = []  # first chunk index of each open bracket
+    square_open: list[int] = []
     text: list[str] = []
 
     def flush() -> None:
@@ -77,45 +362,47 @@ def parse_emphasis(prompt: str, *, name: str = "prompt") -> list[PromptChunk]:
             _append_text(chunks, "".join(text))
             text.clear()
 
-    def close(factor: float) -> None:
-        flush()
-        _bracket, _position, start = open_brackets.pop()
+    def weigh(start: int, factor: float) -> None:
         for chunk in chunks[start:]:
-            if chunk[1] >= 0:
+            if chunk[1] >= 0:  # not a BREAK
                 chunk[1] *= factor
 
     index = 0
     while index < len(prompt):
         char = prompt[index]
-        if char == "\\" and index + 1 < len(prompt) and prompt[index + 1] in _ESCAPABLE:
-            text.append(prompt[index + 1])
-            index += 2
-            continue
-        if char in "([":
+        if char == "\\":
             flush()
-            open_brackets.append((char, index, len(chunks)))
-        elif (
-            char == ":" and open_brackets and open_brackets[-1][0] == "(" and (match := _WEIGHT_RE.match(prompt, index))
-        ):
-            weight = _explicit_weight(match.group(1), prompt, open_brackets[-1][1], match.end(), name)
-            close(weight)
+            escaped = prompt[index + 1] if index + 1 < len(prompt) and prompt[index + 1] in _ESCAPABLE else ""
+            if escaped:
+                chunks.append([escaped, 1.0])
+            index += 1 + len(escaped)
+            continue
+        if char == "(":
+            flush()
+            round_open.append(len(chunks))
+        elif char == "[":
+            flush()
+            square_open.append(len(chunks))
+        elif char == ":" and round_open and (match := _WEIGHT_RE.match(prompt, index)):
+            flush()
+            start = round_open.pop()
+            weigh(start, _explicit_weight(match.group(1), prompt, index, match.end(), name))
             index = match.end()
             continue
-        elif char in _CLOSING:
-            _check_closing(char, index, open_brackets, name)
-            close(ROUND_FACTOR if char == ")" else SQUARE_FACTOR)
+        elif char == ")" and round_open:
+            flush()
+            weigh(round_open.pop(), ROUND_FACTOR)
+        elif char == "]" and square_open:
+            flush()
+            weigh(square_open.pop(), SQUARE_FACTOR)
         else:
             text.append(char)
         index += 1
     flush()
-    if open_brackets:
-        bracket, position, _start = open_brackets[0]
-        closing = ")" if bracket == "(" else "]"
-        count = f"{len(open_brackets)} brackets are" if len(open_brackets) > 1 else "a bracket is"
-        raise InvalidInput(
-            f"unbalanced brackets in {name}: {count} never closed, the first '{bracket}' at position {position + 1} "
-            f"(add '{closing}', or write \\{bracket} for a literal bracket)"
-        )
+    for start in round_open:
+        weigh(start, ROUND_FACTOR)
+    for start in square_open:
+        weigh(start, SQUARE_FACTOR)
     result = _merge([PromptChunk(t, w) for t, w in chunks if t])
     for chunk in result:
         if chunk != BREAK and not MIN_WEIGHT <= chunk.weight <= MAX_WEIGHT:
@@ -135,10 +422,11 @@ def _append_text(chunks: list[list[Any]], raw: str) -> None:
             chunks.append([part, 1.0])
 
 
-def _explicit_weight(raw: str, prompt: str, start: int, end: int, name: str) -> float:
+def _explicit_weight(raw: str, prompt: str, colon: int, end: int, name: str) -> float:
     weight = float(raw)
     if not math.isfinite(weight) or not MIN_WEIGHT <= weight <= MAX_WEIGHT:
-        snippet = prompt[start:end]
+        start = prompt.rfind("(", 0, colon)
+        snippet = prompt[max(start, 0) : end]
         if len(snippet) > 40:
             snippet = snippet[:37] + "..."
         raise InvalidInput(
@@ -147,21 +435,6 @@ def _explicit_weight(raw: str, prompt: str, start: int, end: int, name: str) -> 
             "for example (cat:1.3)"
         )
     return weight
-
-
-def _check_closing(char: str, index: int, open_brackets: list[tuple[str, int, int]], name: str) -> None:
-    wanted = _CLOSING[char]
-    if not open_brackets:
-        raise InvalidInput(
-            f"unbalanced brackets in {name}: '{char}' at position {index + 1} has no matching '{wanted}' "
-            f"(write \\{char} for a literal bracket)"
-        )
-    opener, position, _start = open_brackets[-1]
-    if opener != wanted:
-        raise InvalidInput(
-            f"unbalanced brackets in {name}: '{char}' at position {index + 1} does not close "
-            f"'{opener}' at position {position + 1}"
-        )
 
 
 def _merge(chunks: list[PromptChunk]) -> list[PromptChunk]:

@@ -68,21 +68,51 @@ def test_break_splits_the_prompt() -> None:
     assert parse_emphasis("BREAKFAST") == [PromptChunk("BREAKFAST", 1.0)]
 
 
+# A1111's own doctest examples for parse_prompt_attention (modules/prompt_parser.py), as data.
+A1111_ATTENTION_EXAMPLES = [
+    ("normal text", [("normal text", 1.0)]),
+    ("an (important) word", [("an ", 1.0), ("important", 1.1), (" word", 1.0)]),
+    ("(unbalanced", [("unbalanced", 1.1)]),
+    ("\\(literal\\]", [("(literal]", 1.0)]),
+    ("(unnecessary)(parens)", [("unnecessaryparens", 1.1)]),
+    (
+        "a (((house:1.3)) [on] a (hill:0.5), sun, (((sky))).",
+        [
+            ("a ", 1.0),
+            ("house", 1.5730000000000004),
+            (" ", 1.1),
+            ("on", 1.0),
+            (" a ", 1.1),
+            ("hill", 0.55),
+            (", sun, ", 1.1),
+            ("sky", 1.4641000000000006),
+            (".", 1.1),
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize(("prompt", "expected"), A1111_ATTENTION_EXAMPLES)
+def test_a1111_attention_examples(prompt: str, expected: list[tuple[str, float]]) -> None:
+    """Same segments and the very same floating-point weights as A1111 (multiplied in the same order)."""
+    assert weights(prompt) == expected
+
+
 @pytest.mark.parametrize(
-    ("prompt", "words"),
+    ("prompt", "expected"),
     [
-        ("(((cat", ["unbalanced", "position 1", "never closed"]),
-        ("cat)", ["unbalanced", "')'", "position 4"]),
-        ("(cat]", ["']'", "'('", "position 1"]),
-        ("[cat", ["'['", "never closed"]),
+        ("(((cat", [("cat", pytest.approx(1.331))]),
+        ("cat)", [("cat)", 1.0)]),
+        ("(cat]", [("cat]", pytest.approx(1.1))]),
+        ("[cat", [("cat", pytest.approx(1 / 1.1))]),
+        ("a ]b[ c", [("a ]b", 1.0), (" c", pytest.approx(1 / 1.1))]),
+        ("([cat:1.5)", [("cat", pytest.approx(1.5 / 1.1))]),
+        (r"a \ b \\ c", [("a  b \\ c", 1.0)]),
     ],
 )
-def test_unbalanced_brackets_are_named(prompt: str, words: list[str]) -> None:
-    with pytest.raises(InvalidInput) as info:
-        parse_emphasis(prompt)
-    message = str(info.value)
-    assert all(word in message for word in words), message
-    assert len(message) < 200
+def test_unbalanced_brackets_are_read_as_a1111_reads_them(prompt: str, expected: list) -> None:
+    """Closing brackets with nothing to close are text; open ones weight the rest; a lone backslash vanishes."""
+    assert weights(prompt) == expected
 
 
 @pytest.mark.parametrize("prompt", ["(cat:1e30)", "(cat:inf)", "(cat:nan)", "(cat:-1)", "(cat:3.5)"])
@@ -102,7 +132,8 @@ def test_empty_and_overlong_prompts() -> None:
     with pytest.raises(InvalidInput) as info:
         validate_prompt("x" * 50_000, max_chars=2000)
     assert "2,000" in str(info.value) and "50,000" in str(info.value)
-    assert validate_prompt("", max_chars=10, allow_empty=True) == []
+    [part] = validate_prompt("", max_chars=10, allow_empty=True)
+    assert part.schedule == ((150, ""),) and parse_emphasis("") == []
 
 
 def test_translation_to_compel_syntax() -> None:
