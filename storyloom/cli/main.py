@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "storyloom.cli.queue",
     "storyloom.cli.worker",
     "storyloom.cli.story",
+    "storyloom.cli.narrate",
     "storyloom.cli.train",
     "storyloom.cli.run",
 )
