@@ -30,7 +30,15 @@ def make_tiny_command(config: Config, args: argparse.Namespace) -> int:
     from storyloom.models.runtime.tiny import make_tiny_models
 
     paths = make_tiny_models(args.directory or config.tiny_models_dir, args.seed, force=args.force)
-    for path in (paths.sd15, paths.controlnet, paths.hed_annotator, paths.esrgan, paths.llama):
+    for path in (
+        paths.sd15,
+        paths.controlnet,
+        paths.hed_annotator,
+        paths.esrgan,
+        paths.llama,
+        paths.vits_en,
+        paths.vits_zh,
+    ):
         print(path)
     return 0
 

@@ -21,6 +21,10 @@ DIFFUSERS_PATTERNS = [
 ]
 SINGLE_MODEL_PATTERNS = ["*.json", "diffusion_pytorch_model.safetensors"]
 LANGUAGE_MODEL_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.py"]
+# Text-to-speech voices (VITS): config, tokenizer vocabulary and weights. A repository that offers no
+# safetensors (some VITS voices publish only pytorch_model.bin) gets its pickled weights, read with weights_only.
+NARRATION_PATTERNS = ["*.json", "*.safetensors"]
+NARRATION_FALLBACK = ["pytorch_model.bin"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +32,7 @@ class ModelSpec:
     role: str
     name: str
     patterns: tuple[str, ...] | None  # None: a single file "<owner>/<repo>/<file>"
+    fallback: tuple[str, ...] = ()  # fetched instead when ``patterns`` brought no safetensors weights
 
 
 def configured_models(config: Config) -> list[ModelSpec]:
@@ -42,6 +47,8 @@ def configured_models(config: Config) -> list[ModelSpec]:
     ]
     if hed:  # the HED ControlNet's control images come from the HED annotator
         specs.insert(2, ModelSpec("hed_annotator", models.hed_annotator, None))
+    for language, name in sorted(models.narration.items()):
+        specs.append(ModelSpec(f"narration ({language})", name, tuple(NARRATION_PATTERNS), tuple(NARRATION_FALLBACK)))
     return specs
 
 
@@ -63,7 +70,10 @@ def download_model(spec: ModelSpec) -> Path:
         if spec.patterns is None:
             repo_id, filename = split_hub_file(spec.name)
             return Path(hf_hub_download(repo_id, filename))
-        return Path(snapshot_download(spec.name, allow_patterns=list(spec.patterns)))
+        path = Path(snapshot_download(spec.name, allow_patterns=list(spec.patterns)))
+        if spec.fallback and not any(path.glob("*.safetensors")):
+            path = Path(snapshot_download(spec.name, allow_patterns=list(spec.fallback)))
+        return path
     except ModelUnavailable:
         raise
     except Exception as exc:  # network, auth, offline mode, disk: all end as one line
