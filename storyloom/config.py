@@ -160,7 +160,12 @@ class QueueConfig(_Section):
     heartbeat_seconds: float = Field(5.0, gt=0.05, le=600)
     max_attempts: int = Field(3, ge=1, le=20)
     busy_timeout_ms: int = Field(5000, ge=0, le=600000)
+    # Finished jobs and their results are removed this long after they finished, by the bot, every
+    # ``maintenance_interval_seconds``, a few jobs per transaction.
     retention_days: int = Field(30, ge=1, le=3650)
+    # Stored results one user may keep; beyond it their oldest delivered results go first (0: no bound).
+    max_user_storage_mb: int = Field(1024, ge=0, le=10_000_000)
+    maintenance_interval_seconds: float = Field(600.0, ge=0.01, le=86400)
 
 
 class WorkerConfig(_Section):
@@ -170,6 +175,29 @@ class WorkerConfig(_Section):
     memory_budget_gb: float = Field(0.0, ge=0.0)  # 0 = use the device's total memory
     restart_backoff_seconds: float = Field(1.0, ge=0.0, le=600)
     restart_backoff_max_seconds: float = Field(60.0, ge=0.0, le=3600)
+
+
+class TimeLimitsConfig(_Section):
+    """The longest a job of each kind may run, in seconds; past it the supervisor kills the worker process and
+    fails the job (a hung job cannot stop itself). ``other`` covers the kinds not named here."""
+
+    imagine: float = Field(1200.0, gt=0)
+    vary: float = Field(1200.0, gt=0)
+    upscale: float = Field(1800.0, gt=0)
+    story: float = Field(3600.0, gt=0)
+    story_page: float = Field(1200.0, gt=0)
+    train_story: float = Field(43200.0, gt=0)
+    train_subject: float = Field(21600.0, gt=0)
+    other: float = Field(3600.0, gt=0)
+    # How long a canceled job may take to stop at its next step before its worker is killed.
+    cancel_grace: float = Field(30.0, gt=0)
+
+    def for_kind(self, kind: str) -> float:
+        """The limit of ``kind``: its own setting, else ``other``."""
+        return float(getattr(self, kind)) if kind in KINDS_WITH_TIME_LIMITS else self.other
+
+
+KINDS_WITH_TIME_LIMITS = ("imagine", "vary", "upscale", "story", "story_page", "train_story", "train_subject")
 
 
 class BotConfig(_Section):
@@ -231,6 +259,7 @@ class Config(_Section):
     story: StoryConfig = Field(default_factory=StoryConfig)
     queue: QueueConfig = Field(default_factory=QueueConfig)
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
+    time_limits: TimeLimitsConfig = Field(default_factory=TimeLimitsConfig)
     bot: BotConfig = Field(default_factory=BotConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
     narration: NarrationConfig = Field(default_factory=NarrationConfig)
