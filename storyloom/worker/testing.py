@@ -8,6 +8,7 @@ storyloom.worker.testing:handlers``), so nothing Discord can send reaches them. 
 - ``noop``: return at once;
 - ``sleep:SECONDS``: work in 10 ms steps, reporting progress with a preview and honouring cancellation;
 - ``crash``: kill the worker process (SIGKILL), as a driver fault would;
+- ``hang``: never return and never look at cancellation, as a job stuck in a driver call would;
 - ``fail``: raise a user-facing error; ``error``: raise an unexpected one.
 
 Every run appends ``<job id> <pid>`` to the file named by ``$STORYLOOM_TEST_RUN_LOG`` (when set), so a test
@@ -58,6 +59,9 @@ def scripted(context: JobContext) -> HandlerResult:
         _sleep(context, float(argument or 1.0))
     elif action == "crash":
         os.kill(os.getpid(), signal.SIGKILL)
+    elif action == "hang":
+        while True:  # the heartbeat thread keeps the lease; only the supervisor's watchdog ends this
+            time.sleep(STEP_SECONDS)
     elif action == "fail":
         raise InvalidInput("this job fails on purpose")
     elif action == "error":

@@ -199,3 +199,35 @@ def test_workers_do_not_outlive_a_killed_supervisor(store: JobStore, processes: 
 
     wait_until(gone, 20, what="the orphaned worker to stop")
     assert live_workers(store) == []
+
+
+def with_time_limits(config: Config, **limits: float) -> Config:
+    return config.model_copy(update={"time_limits": config.time_limits.model_copy(update=limits)})
+
+
+def test_hung_job_is_killed_after_its_time_limit(store: JobStore, processes: Processes, config: Config) -> None:
+    processes.config = with_time_limits(config, imagine=1.5)
+    hung = store.enqueue("imagine", {"prompt": "hang"}, user_id=1)
+    processes.start("supervisor", devices=["cpu"])
+    running = status_becomes(store, hung.id, JobStatus.RUNNING)
+    failed = status_becomes(store, hung.id, JobStatus.FAILED)
+    assert failed.error is not None
+    assert failed.error.message.startswith("this job ran longer than the time limit for imagine jobs (1.5 seconds)")
+    assert failed.finished_at - running.started_at < 10  # not left hanging until some lease or restart
+    # The worker was killed and a new one took its place: the queue moves on.
+    after = store.enqueue("imagine", {"prompt": "noop"}, user_id=1)
+    done = status_becomes(store, after.id, JobStatus.SUCCEEDED)
+    assert WorkerIdentity.parse(done.worker_id).pid != WorkerIdentity.parse(running.worker_id).pid
+
+
+def test_cancel_of_a_hung_job_ends_it(store: JobStore, processes: Processes, config: Config) -> None:
+    processes.config = with_time_limits(config, cancel_grace=0.5)
+    hung = store.enqueue("imagine", {"prompt": "hang"}, user_id=1)
+    processes.start("supervisor", devices=["cpu"])
+    status_becomes(store, hung.id, JobStatus.RUNNING)
+    time.sleep(0.5)  # well inside its time limit: only the cancel can end it
+    assert store.cancel(hung.id).cancel_requested
+    canceled = status_becomes(store, hung.id, JobStatus.CANCELED)
+    assert canceled.error is None
+    after = store.enqueue("imagine", {"prompt": "noop"}, user_id=1)
+    assert status_becomes(store, after.id, JobStatus.SUCCEEDED).status is JobStatus.SUCCEEDED
