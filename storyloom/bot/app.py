@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
@@ -53,7 +53,17 @@ def default_intents() -> discord.Intents:
 
 
 class StoryloomBot(commands.Bot):
-    def __init__(self, config: Config, store: AsyncJobStore, *, sync_commands: bool = True, **options: Any) -> None:
+    def __init__(
+        self,
+        config: Config,
+        store: AsyncJobStore,
+        *,
+        sync_commands: bool = True,
+        worker_health: Callable[[], str | None] | None = None,
+        **options: Any,
+    ) -> None:
+        """``worker_health`` says what is wrong with the workers run beside the bot (``storyloom run``), if
+        anything; ``/status`` shows it."""
         options.setdefault("intents", default_intents())
         options.setdefault("allowed_mentions", discord.AllowedMentions.none())
         options.setdefault("max_messages", None)  # the bot never reads message history from its cache
@@ -63,6 +73,7 @@ class StoryloomBot(commands.Bot):
         self.config = config
         self.store = store
         self.sync_commands = sync_commands
+        self.worker_health = worker_health
         self.limits = SizeLimits()
         self.banned = BannedWords(config.bot.banned_words)
         self.story_screen = story_screen(config.bot.banned_words)

@@ -36,6 +36,9 @@ class Status(commands.Cog):
         running = sum(1 for p in positions.values() if p.status is JobStatus.RUNNING)
         now = time.time()
         lines = [f"**Queue**: {waiting} waiting, {running} running"]
+        trouble = self.bot.worker_health() if self.bot.worker_health else None
+        if trouble:
+            lines.append(f"⚠️ **Workers**: {trouble}")
         live = [w for w in workers if w.stopped_at is None]
         lines.append(
             f"**Workers**: {len(live)} running"
