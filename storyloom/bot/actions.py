@@ -10,6 +10,7 @@ where it is pressed (``load_source``): the same server, or in direct messages th
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -19,15 +20,17 @@ from storyloom.bot.errors import JobFailure, report
 from storyloom.bot.safety import safety_checker_for
 from storyloom.bot.submit import Request, submit
 from storyloom.bot.texts import quote
+from storyloom.bot.validation import imagine_params
 from storyloom.domain.seeds import random_seed
 from storyloom.domain.sizes import MAX_UPSCALE_SOURCE_SIDE, MIN_UPSCALE_SOURCE_SIDE, fits_upscale
 from storyloom.errors import StoryloomError
 from storyloom.queue import JobNotFound
 from storyloom.queue.job import ArtifactKind, Job, JobKind
-from storyloom.queue.params import ImagineParams, StoryPageParams, UpscaleParams, VaryParams
+from storyloom.queue.params import BlendParams, ImagineParams, StoryPageParams, UpscaleParams, VaryParams
 
 if TYPE_CHECKING:
     from storyloom.bot.app import StoryloomBot
+    from storyloom.bot.remix import Prompts
 
 MakeRequest = Callable[[Job, discord.Interaction], Request]
 
@@ -97,25 +100,68 @@ def upscale(index: int, mode: str | None = None) -> MakeRequest:
     return make
 
 
-def vary(index: int, strength: str) -> MakeRequest:
-    def make(source: Job, interaction: discord.Interaction) -> Request:
-        params = VaryParams(index=index, strength=strength, safety_checker=safety_checker_for(interaction.channel))
+def vary(index: int, strength: str) -> Callable[[Job, discord.Interaction, Prompts | None], Request]:
+    """Variations of image ``index``; with ``remix`` prompts (the Remix form) instead of the picture's own."""
+
+    def make(source: Job, interaction: discord.Interaction, remix: Prompts | None = None) -> Request:
+        prompts = {} if remix is None else {"prompt": remix.prompt, "negative_prompt": remix.negative_prompt}
+        safety = safety_checker_for(interaction.channel)
+        params = VaryParams(index=index, strength=strength, safety_checker=safety, **prompts)
         head = f"🎲 {strength} variations of image {index + 1} of job {source.id}"
         return Request(JobKind.VARY, params, head, parent_id=source.id)
 
     return make
 
 
-def reroll(source: Job, interaction: discord.Interaction) -> Request:
-    """Same request, new seeds."""
+def reroll(source: Job, interaction: discord.Interaction, remix: Prompts | None = None) -> Request:
+    """Same request (and pictures), new seeds; with ``remix`` prompts from the Remix form instead."""
     safety = safety_checker_for(interaction.channel)
+    changes: dict[str, object] = {"seed": None, "safety_checker": safety}
+    if remix is not None:
+        changes |= {"prompt": remix.prompt, "negative_prompt": remix.negative_prompt}
     if source.kind is JobKind.IMAGINE:
-        params = ImagineParams.model_validate({**source.params, "seed": None, "safety_checker": safety})
-        return Request(JobKind.IMAGINE, params, f"🔄 {_prompt_head(params.prompt)}")
+        params = ImagineParams.model_validate({**source.params, **changes})
+        return Request(JobKind.IMAGINE, params, f"🔄 {_prompt_head(params.prompt)}", inputs_of=source.id)
+    if source.kind is JobKind.BLEND:
+        blended = BlendParams.model_validate({**source.params, **changes})
+        return Request(JobKind.BLEND, blended, f"🔄 blend of job {source.id}", inputs_of=source.id)
     if source.kind is JobKind.VARY:
-        varied = VaryParams.model_validate({**source.params, "seed": None, "safety_checker": safety})
+        varied = VaryParams.model_validate({**source.params, **changes})
         return Request(JobKind.VARY, varied, f"🔄 variations of job {source.parent_id}", parent_id=source.parent_id)
     raise JobFailure("only picture grids can be re-rolled", source.id)
+
+
+async def imagine_suggestion(interaction: discord.Interaction, describe_id: int, index: int) -> Job | None:
+    """/imagine on suggestion ``index`` of a /describe result."""
+    bot: StoryloomBot = interaction.client  # type: ignore[assignment]
+    try:
+        source = await load_source(interaction, describe_id)
+        prompt = (await described_prompts(bot, source))[index]
+        params = imagine_params(
+            bot.config, bot.banned, prompt=prompt, safety_checker=safety_checker_for(interaction.channel)
+        )
+    except IndexError:
+        await report(interaction, JobFailure(f"there is no suggestion {index + 1}", describe_id), job_id=describe_id)
+        return None
+    except StoryloomError as exc:
+        await report(interaction, exc, job_id=describe_id)
+        return None
+    request = Request(JobKind.IMAGINE, params, f"🎨 {_prompt_head(params.prompt)}")
+    return await press(interaction, describe_id, lambda source, pressed: request)
+
+
+async def described_prompts(bot: StoryloomBot, job: Job) -> list[str]:
+    """The prompt suggestions of a /describe job, best first (``describe.json``)."""
+    if job.kind is not JobKind.DESCRIBE:
+        raise JobFailure("that is not a /describe result", job.id)
+    found = await bot.store.artifact(job.id, 0, ArtifactKind.TEXT)
+    if found is None:
+        raise JobFailure("the suggestions of this /describe are gone (deleted or expired)", job.id)
+    try:
+        prompts = json.loads(found.data.decode("utf-8"))["prompts"]
+    except (UnicodeDecodeError, ValueError, KeyError, TypeError):
+        raise JobFailure("the suggestions of this /describe cannot be read", job.id) from None
+    return [str(prompt) for prompt in prompts]
 
 
 def redraw(source: Job, interaction: discord.Interaction) -> Request:

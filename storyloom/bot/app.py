@@ -35,6 +35,8 @@ IN_FLIGHT_SECONDS = 15.0
 
 EXTENSIONS = (
     "storyloom.bot.commands.imagine",
+    "storyloom.bot.commands.blend",
+    "storyloom.bot.commands.describe",
     "storyloom.bot.commands.story",
     "storyloom.bot.commands.queue",
     "storyloom.bot.commands.cancel",

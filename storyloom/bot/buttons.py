@@ -17,6 +17,11 @@ otherwise discord.py would also keep them and dispatch every press twice.
 | ``sl:rd:<job>``       | 🔁 Redraw          | the story page again with a new seed    |
 | ``sl:c:<job>``        | ➕ Continue        | the next chapter of the story           |
 | ``sl:bk:<job>``       | 📕 Updated book    | the book PDF again, with redrawn pages  |
+| ``sl:d:<job>:<n>``    | 1️⃣–4️⃣              | /imagine on /describe's suggestion n    |
+| ``sl:del:<job>``      | ❌                 | deletes the result (requester, managers)|
+| ``sl:dm:<job>``       | ✉️                 | a copy of the result by direct message  |
+
+With Remix on (``/settings``), V1–V4, 🔄 and Vary open a form for the prompt first (``remix``).
 | ``sl:n:<job>``        | 🔊                | the page read aloud (Ogg/Opus)          |
 | ``sl:ab:<job>``       | 🎧 Audiobook       | the book as an M4A, a chapter per page  |
 | ``sl:mv:<job>``       | 🎬 Video           | an MP4 of the pages, read aloud         |
@@ -31,8 +36,9 @@ from typing import Any
 import discord
 from discord.ui import Button, DynamicItem
 
-from storyloom.bot import actions
+from storyloom.bot import actions, own_results
 from storyloom.bot.errors import report
+from storyloom.bot.remix import remixable
 
 GREY = discord.ButtonStyle.secondary
 BLUE = discord.ButtonStyle.primary
@@ -84,7 +90,7 @@ class VaryButton(_JobButton, template=r"sl:v:(?P<job>[0-9]+):(?P<n>[1-9])"):
         return cls(int(match["job"]), int(match["n"]))
 
     async def pressed(self, interaction: discord.Interaction) -> None:
-        await actions.press(interaction, self.job_id, actions.vary(self.n - 1, "subtle"))
+        await remixable(interaction, self.job_id, actions.vary(self.n - 1, "subtle"))
 
 
 class RerollButton(_JobButton, template=r"sl:r:(?P<job>[0-9]+)"):
@@ -98,7 +104,7 @@ class RerollButton(_JobButton, template=r"sl:r:(?P<job>[0-9]+)"):
         return cls(int(match["job"]))
 
     async def pressed(self, interaction: discord.Interaction) -> None:
-        await actions.press(interaction, self.job_id, actions.reroll)
+        await remixable(interaction, self.job_id, actions.reroll)
 
 
 class VaryStrengthButton(_JobButton, template=r"sl:v(?P<strength>[sx]):(?P<job>[0-9]+):(?P<n>[1-9])"):
@@ -116,7 +122,7 @@ class VaryStrengthButton(_JobButton, template=r"sl:v(?P<strength>[sx]):(?P<job>[
         return cls(int(match["job"]), int(match["n"]), match["strength"])
 
     async def pressed(self, interaction: discord.Interaction) -> None:
-        await actions.press(interaction, self.job_id, actions.vary(self.n - 1, self.strength))
+        await remixable(interaction, self.job_id, actions.vary(self.n - 1, self.strength))
 
 
 class EsrganButton(_JobButton, template=r"sl:x4:(?P<job>[0-9]+):(?P<n>[1-9])"):
@@ -204,6 +210,51 @@ class ReadAloudButton(_JobButton, template=r"sl:(?P<what>n|ab|mv):(?P<job>[0-9]+
         await press(interaction, self.job_id, self.output)  # type: ignore[arg-type]  # one of KINDS' outputs
 
 
+class SuggestionButton(_JobButton, template=r"sl:d:(?P<job>[0-9]+):(?P<n>[1-9])"):
+    """Under a /describe result: /imagine on suggestion n."""
+
+    def __init__(self, job_id: int, n: int, *, row: int | None = None) -> None:
+        super().__init__(f"sl:d:{job_id}:{n}", job_id, label=f"{n}\N{COMBINING ENCLOSING KEYCAP}", row=row)
+        self.n = n
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> SuggestionButton:
+        return cls(int(match["job"]), int(match["n"]))
+
+    async def pressed(self, interaction: discord.Interaction) -> None:
+        await actions.imagine_suggestion(interaction, self.job_id, self.n - 1)
+
+
+class DeleteButton(_JobButton, template=r"sl:del:(?P<job>[0-9]+)"):
+    def __init__(self, job_id: int, *, row: int | None = None) -> None:
+        super().__init__(f"sl:del:{job_id}", job_id, label="❌", row=row)
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> DeleteButton:
+        return cls(int(match["job"]))
+
+    async def pressed(self, interaction: discord.Interaction) -> None:
+        await own_results.delete_result(interaction, self.job_id)
+
+
+class DirectMessageButton(_JobButton, template=r"sl:dm:(?P<job>[0-9]+)"):
+    def __init__(self, job_id: int, *, row: int | None = None) -> None:
+        super().__init__(f"sl:dm:{job_id}", job_id, label="✉️", row=row)
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> DirectMessageButton:
+        return cls(int(match["job"]))
+
+    async def pressed(self, interaction: discord.Interaction) -> None:
+        await own_results.send_copy(interaction, self.job_id)
+
+
 ALL_BUTTONS: tuple[type[DynamicItem[Any]], ...] = (
     UpscaleButton,
     VaryButton,
@@ -214,6 +265,9 @@ ALL_BUTTONS: tuple[type[DynamicItem[Any]], ...] = (
     ContinueButton,
     BookButton,
     ReadAloudButton,
+    SuggestionButton,
+    DeleteButton,
+    DirectMessageButton,
 )
 
 
@@ -229,13 +283,19 @@ def frozen_view(items: Iterable[DynamicItem[Any]]) -> discord.ui.View | None:
     return view
 
 
+def own_result_buttons(job_id: int, *, row: int) -> list[DynamicItem[Any]]:
+    """✉️ (a copy by direct message) and ❌ (delete) under a result."""
+    return [DirectMessageButton(job_id, row=row), DeleteButton(job_id, row=row)]
+
+
 def grid_buttons(job_id: int, images: int = 4) -> list[DynamicItem[Any]]:
-    """U1–U4 and 🔄 on the first row, V1–V4 on the second."""
+    """U1–U4 and 🔄 on the first row, V1–V4 on the second, ✉️ and ❌ on the third."""
     numbers = range(1, min(images, 4) + 1)
     return [
         *(UpscaleButton(job_id, n, row=0) for n in numbers),
         RerollButton(job_id, row=0),
         *(VaryButton(job_id, n, row=1) for n in numbers),
+        *own_result_buttons(job_id, row=2),
     ]
 
 
@@ -246,7 +306,13 @@ def upscaled_buttons(job_id: int, *, esrgan: bool = True) -> list[DynamicItem[An
     ]
     if esrgan:
         items.append(EsrganButton(job_id, 1, row=0))
-    return items
+    return [*items, *own_result_buttons(job_id, row=1)]
+
+
+def describe_buttons(job_id: int, suggestions: int) -> list[DynamicItem[Any]]:
+    """1️⃣–4️⃣ (draw that suggestion) on the first row, ✉️ and ❌ on the second."""
+    numbers = range(1, min(suggestions, 5) + 1)
+    return [*(SuggestionButton(job_id, n, row=0) for n in numbers), *own_result_buttons(job_id, row=1)]
 
 
 def page_buttons(job_id: int, *, story_id: int | None = None) -> list[DynamicItem[Any]]:

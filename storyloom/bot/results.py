@@ -78,7 +78,9 @@ async def _prepare(bot: StoryloomBot, job: Job, parent: Job | None) -> Outcome:
             else [Post(texts.failure_post(head, job, job.user_id), reply_to=reply_to)]
         )
         return Outcome(target, posts, texts.finished_line(head, job))
-    if job.kind in (JobKind.IMAGINE, JobKind.VARY):
+    if job.kind is JobKind.DESCRIBE:
+        return Outcome(target, [await _described(bot, job, reply_to)], texts.finished_line(head, job, where))
+    if job.kind in (JobKind.IMAGINE, JobKind.VARY, JobKind.BLEND):
         return Outcome(target, [await _grid(bot, job, reply_to)], texts.finished_line(head, job, where))
     if job.kind is JobKind.UPSCALE:
         return Outcome(target, [await _upscaled(bot, job, reply_to)], texts.finished_line(head, job, where))
@@ -105,6 +107,8 @@ async def _grid(bot: StoryloomBot, job: Job, reply_to: int | None) -> Post:
     if job.kind is JobKind.VARY:
         what = f"{job.params.get('strength', 'subtle')} variations of image {job.params.get('index', 0) + 1} of job {job.parent_id}"
         line = f"🎲 **{texts.quote(prompt)}** — {what} for <@{job.user_id}>"
+    elif job.kind is JobKind.BLEND:
+        line = f"🌀 **{texts.quote(prompt)}** — for <@{job.user_id}>"
     else:
         line = f"🎨 **{texts.quote(prompt)}** — for <@{job.user_id}>"
     seeds = (grid.metadata.get("seeds") if grid else None) or [a.metadata.get("seed") for a in images]
@@ -118,6 +122,26 @@ async def _grid(bot: StoryloomBot, job: Job, reply_to: int | None) -> Post:
         data,
         f"storyloom_{job.id}_grid.png",
         items=tuple(buttons.grid_buttons(job.id, len(images) or 4)),
+        reply_to=reply_to,
+    )
+
+
+async def _described(bot: StoryloomBot, job: Job, reply_to: int | None) -> Post:
+    """/describe: the suggestions numbered as their buttons, under the described picture."""
+    found = await bot.store.artifact(job.id, 0, ArtifactKind.TEXT)
+    described = json.loads(found.data.decode("utf-8")) if found is not None else {}
+    prompts = [str(p) for p in described.get("prompts", [])]
+    given = await bot.store.job_inputs(job.id)
+    lines = [f"🔎 described for <@{job.user_id}>"]
+    for number, prompt in enumerate(prompts, start=1):
+        lines.append(f"{number}\N{COMBINING ENCLOSING KEYCAP} {texts.quote(prompt, 350)}")
+    content = texts.fit("\n".join([*lines, texts.job_footer(job.id, "press a number to draw that prompt")]))
+    picture = given[0] if given else None
+    return Post(
+        content,
+        picture.data if picture else None,
+        f"storyloom_{job.id}_{picture.name}" if picture else "",
+        items=tuple(buttons.describe_buttons(job.id, len(prompts))),
         reply_to=reply_to,
     )
 
@@ -225,6 +249,8 @@ async def origin_prompt(bot: StoryloomBot, job: Job) -> str:
     for _ in range(MAX_CHAIN):
         if current.kind is JobKind.IMAGINE:
             return str(current.params.get("prompt", ""))
+        if current.kind is JobKind.BLEND:
+            return str(current.params.get("prompt") or "a blend of your pictures")
         if current.kind is JobKind.STORY_PAGE:
             return f"page {current.params.get('page', 0) + 1} of story job {current.parent_id}"
         parent = await _job_or_none(bot, current.parent_id)

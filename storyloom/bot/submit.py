@@ -18,7 +18,7 @@ import discord
 from storyloom.bot import places, texts
 from storyloom.bot.errors import user_line
 from storyloom.errors import StoryloomError
-from storyloom.queue.job import Job, JobKind
+from storyloom.queue.job import Job, JobInput, JobKind
 from storyloom.queue.params import JobParams
 
 if TYPE_CHECKING:
@@ -34,6 +34,8 @@ class Request:
     head: str  # what the status message calls it
     thread_name: str = ""  # start a thread for the results, named this (empty: results in place)
     parent_id: int | None = None
+    inputs: tuple[JobInput, ...] = ()  # pictures given with the request, stored with the job
+    inputs_of: int | None = None  # or: the same pictures as this job (a re-roll)
 
 
 async def submit(bot: StoryloomBot, interaction: discord.Interaction, request: Request) -> Job | None:
@@ -45,9 +47,12 @@ async def submit(bot: StoryloomBot, interaction: discord.Interaction, request: R
 async def _submit(bot: StoryloomBot, interaction: discord.Interaction, request: Request) -> Job | None:
     store = bot.store
     try:
+        inputs = request.inputs
+        if not inputs and request.inputs_of is not None:
+            inputs = tuple(await store.job_inputs(request.inputs_of))
         job = await store.enqueue(
             request.kind, request.params, user_id=interaction.user.id, guild_id=interaction.guild_id,
-            channel_id=interaction.channel_id, parent_id=request.parent_id,
+            channel_id=interaction.channel_id, parent_id=request.parent_id, inputs=inputs,
         )  # fmt: skip
     except StoryloomError as exc:
         # Private where the placeholder was already used (training); filling a public "thinking…" keeps it public.

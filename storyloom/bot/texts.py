@@ -63,6 +63,10 @@ def headline(job: Job) -> str:
         return f"📖 *{quote(params.get('summary', ''), 120)}*"
     if job.kind is JobKind.STORY_PAGE:
         return f"🖌️ page {params.get('page', 0) + 1} of story job {job.parent_id}"
+    if job.kind is JobKind.BLEND:
+        return "🌀 blend" + (f" **{quote(params['prompt'], 100)}**" if params.get("prompt") else " of your pictures")
+    if job.kind is JobKind.DESCRIBE:
+        return "🔎 describing your picture"
     if job.kind is JobKind.TRAIN_SUBJECT:
         token = f"{params.get('identifier', '')} {params.get('class_name', '')}".strip()
         return f"🧸 training **{quote(params.get('name', ''), 40)}** (`{token}`)"

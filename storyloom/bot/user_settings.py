@@ -12,7 +12,8 @@ from typing import Any
 
 from storyloom.queue.async_store import AsyncJobStore
 
-FIELDS = ("negative_prompt", "aspect_ratio", "style", "voice")
+FIELDS = ("negative_prompt", "aspect_ratio", "style", "voice", "remix")
+REMIX_ON = "on"
 
 
 @dataclass(frozen=True)
@@ -21,6 +22,11 @@ class UserDefaults:
     aspect_ratio: str = ""
     style: str = ""
     voice: str = ""  # the narration voice of 🔊, 🎧, 🎬 and /story narrate:True
+    remix: str = ""  # "on": V1–V4, 🔄 and Vary open a form to change the prompt first
+
+    @property
+    def remixing(self) -> bool:
+        return self.remix == REMIX_ON
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> UserDefaults:

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from storyloom.errors import InvalidInput, JobCanceled
 from storyloom.models.runtime.step_progress import CancelCheck, ProgressCallback
 from storyloom.queue.character import CharacterNotFound, CharacterRecord, NewCharacter
-from storyloom.queue.job import Artifact, ArtifactKind, Job, NewArtifact, NewJob
+from storyloom.queue.job import Artifact, ArtifactKind, Job, JobInput, NewArtifact, NewJob
 from storyloom.queue.params import JobParams
 
 if TYPE_CHECKING:
@@ -26,9 +26,14 @@ if TYPE_CHECKING:
     from storyloom.worker.resources import ModelResources
 
 ArtifactLookup = Callable[[int, int, ArtifactKind], Artifact | None]
+InputLookup = Callable[[], list[JobInput]]  # the files given with the job's request
 # A registered character by name as the job's guild sees it; raises ``CharacterNotFound`` (an ``InvalidInput``)
 # listing known names.
 CharacterFinder = Callable[[str], CharacterRecord]
+
+
+def _no_inputs() -> list[JobInput]:
+    return []
 
 
 def _no_characters(name: str) -> CharacterRecord:
@@ -54,6 +59,7 @@ class JobContext:
     should_cancel: CancelCheck
     lookup_artifact: ArtifactLookup = field(repr=False)
     lookup_character: CharacterFinder = field(default=_no_characters, repr=False)
+    lookup_inputs: InputLookup = field(default=_no_inputs, repr=False)
 
     def find_character(self, name: str) -> CharacterRecord | None:
         try:
@@ -72,6 +78,15 @@ class JobContext:
         if found is None:
             raise InvalidInput(f"the source of this job (job {parent}, {kind} {index + 1}) no longer exists")
         return found
+
+    def input_pictures(self) -> list[Image.Image]:
+        """The pictures given with the request, checked and decoded (RGB), in order."""
+        from storyloom.domain.pictures import open_picture
+
+        pictures = [open_picture(item.data, item.name) for item in self.lookup_inputs()]
+        if not pictures:
+            raise InvalidInput("this job needs a picture, and none was given with it (or it has been deleted)")
+        return pictures
 
     def source_image(self) -> Image.Image:
         """Image ``params.index`` of the parent job, with its PNG parameters (prompt, seed) intact."""

@@ -31,6 +31,8 @@ async def test_imagine_is_deferred_queued_and_delivered_into_a_thread(fake: Fake
             *(f"sl:u:{job_id}:{n}" for n in range(1, 5)),
             f"sl:r:{job_id}",
             *(f"sl:v:{job_id}:{n}" for n in range(1, 5)),
+            f"sl:dm:{job_id}",
+            f"sl:del:{job_id}",
         ]
         await fake.wait_for(lambda: fake.message(status.id).content.startswith("✅"), timeout=5)
         assert thread.name == "a red cat"
@@ -386,6 +388,8 @@ async def test_commands_sync_to_the_dev_guild_when_set(fake: FakeDiscord, store,
         [put] = fake.calls.filter("PUT", f"/applications/{fake.application_id}/guilds/{fake.guild.id}/commands")
         assert {c["name"] for c in put.response} == {
             "imagine",
+            "blend",
+            "describe",
             "story",
             "queue",
             "cancel",

@@ -195,6 +195,8 @@ async def test_imagine_shows_progress_then_a_grid_with_nine_buttons(world: World
         *(f"sl:u:{job_id}:{n}" for n in range(1, 5)),
         f"sl:r:{job_id}",
         *(f"sl:v:{job_id}:{n}" for n in range(1, 5)),
+        f"sl:dm:{job_id}",
+        f"sl:del:{job_id}",
     ]
     [picture] = grid.attachments
     one = await store.artifact(job_id, 0, ArtifactKind.IMAGE)
@@ -231,8 +233,10 @@ async def test_after_a_bot_restart_u1_on_the_old_grid_upscales(world: World, gri
     result = await fake.wait_for_message(
         thread, lambda m: job_of(m) == job_id and bool(m.attachments), timeout=WORK_TIMEOUT
     )
-    assert result.custom_ids() == [f"sl:vs:{job_id}:1", f"sl:vx:{job_id}:1", f"sl:x4:{job_id}:1"]
-    assert [b["label"] for b in result.buttons()] == ["Vary (Subtle)", "Vary (Strong)", "4× Real-ESRGAN"]
+    assert result.custom_ids() == [
+        f"sl:vs:{job_id}:1", f"sl:vx:{job_id}:1", f"sl:x4:{job_id}:1", f"sl:dm:{job_id}", f"sl:del:{job_id}"
+    ]  # fmt: skip
+    assert [b["label"] for b in result.buttons()] == ["Vary (Subtle)", "Vary (Strong)", "4× Real-ESRGAN", "✉️", "❌"]
     width = (await world.store.artifact(source, 0)).metadata["width"]
     assert result.attachments[0].width > width
     assert f"<@{fake.manager.id}>" in result.content

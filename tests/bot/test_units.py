@@ -172,6 +172,7 @@ async def test_every_button_round_trips_through_its_custom_id() -> None:
         *buttons.upscaled_buttons(7),
         *buttons.page_buttons(99),
         *buttons.book_buttons(5),
+        *buttons.describe_buttons(77, 4),
     ]
     for item in items:
         custom_id = item.custom_id
@@ -187,6 +188,7 @@ async def test_every_button_round_trips_through_its_custom_id() -> None:
     assert [[c["custom_id"] for c in row["components"]] for row in rows] == [
         ["sl:u:3:1", "sl:u:3:2", "sl:u:3:3", "sl:u:3:4", "sl:r:3"],
         ["sl:v:3:1", "sl:v:3:2", "sl:v:3:3", "sl:v:3:4"],
+        ["sl:dm:3", "sl:del:3"],
     ]
 
 

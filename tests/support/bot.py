@@ -206,7 +206,12 @@ class FastWorker:
                 {"seed": 100 + i, "width": 8, "height": 8},
             )
 
-        if job.kind in (JobKind.IMAGINE, JobKind.VARY):
+        if job.kind is JobKind.DESCRIBE:
+            described = {"caption": "a cat", "prompts": [f"a cat, suggestion {n}" for n in range(1, 5)]}
+            return [
+                NewArtifact(ArtifactKind.TEXT, 0, "describe.json", "application/json", json.dumps(described).encode())
+            ], []
+        if job.kind in (JobKind.IMAGINE, JobKind.VARY, JobKind.BLEND):
             grid = NewArtifact(
                 ArtifactKind.GRID, 0, "grid.png", "image/png", self.grid, {"seeds": [100, 101, 102, 103]}
             )

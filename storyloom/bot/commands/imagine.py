@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Literal, Optional
 
 import discord
 from discord import app_commands
@@ -11,11 +11,12 @@ from discord.ext import commands
 from storyloom.bot import texts
 from storyloom.bot.characters import character_names
 from storyloom.bot.errors import report
+from storyloom.bot.pictures import read_pictures
 from storyloom.bot.safety import safety_checker_for
 from storyloom.bot.submit import Request, submit
 from storyloom.bot.validation import STEPS_MAX, STEPS_MIN, imagine_params
 from storyloom.domain.seeds import MAX_SEED
-from storyloom.errors import StoryloomError
+from storyloom.errors import InvalidInput, StoryloomError
 from storyloom.queue.job import JobKind
 
 if TYPE_CHECKING:
@@ -34,6 +35,9 @@ class Imagine(commands.Cog):
         seed="a number that makes the same pictures again",
         steps="denoising steps: more is slower and often finer",
         character="a trained character to draw (see /character list)",
+        image="a picture that guides what is drawn and how",
+        image_weight="how much the picture counts, 0 to 1 (default 0.5)",
+        image_as="guide: the picture steers content and style; start: drawing starts from the picture",
     )
     @app_commands.autocomplete(character=character_names)
     async def imagine(
@@ -45,6 +49,9 @@ class Imagine(commands.Cog):
         seed: Optional[app_commands.Range[int, 0, MAX_SEED]] = None,
         steps: Optional[app_commands.Range[int, STEPS_MIN, STEPS_MAX]] = None,
         character: Optional[str] = None,
+        image: Optional[discord.Attachment] = None,
+        image_weight: Optional[app_commands.Range[float, 0.0, 1.0]] = None,
+        image_as: Optional[Literal["guide", "start"]] = None,
     ) -> None:
         """Draw four pictures from a prompt."""
         bot = self.bot
@@ -56,6 +63,11 @@ class Imagine(commands.Cog):
             if params.character is not None:  # a character unknown here: the message lists the known ones
                 found = await bot.store.character(params.character, guild_id=interaction.guild_id)
                 params = params.model_copy(update={"character": found.name})
+            if image is None and (image_weight is not None or image_as is not None):
+                raise InvalidInput("image_weight and image_as need a picture: attach one as image")
+            pictures = await read_pictures([image]) if image is not None else ()
+            if pictures:
+                params = params.model_copy(update={"image_mode": image_as or "guide", "image_weight": image_weight})
         except StoryloomError as exc:
             await report(interaction, exc)
             return
@@ -70,9 +82,8 @@ class Imagine(commands.Cog):
             if changes:
                 params = params.model_copy(update=changes)
             thread = texts.shorten(params.prompt, 90) if bot.config.bot.results_in_thread else ""
-            await submit(
-                bot, interaction, Request(JobKind.IMAGINE, params, f"🎨 **{texts.quote(params.prompt, 120)}**", thread)
-            )
+            head = f"🎨 **{texts.quote(params.prompt, 120)}**" + (" with your picture" if pictures else "")
+            await submit(bot, interaction, Request(JobKind.IMAGINE, params, head, thread, inputs=pictures))
 
 
 async def setup(bot: StoryloomBot) -> None:

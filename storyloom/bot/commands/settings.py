@@ -12,7 +12,7 @@ from discord.ext import commands
 from storyloom.bot import texts
 from storyloom.bot.commands.story import style_names, voice_names
 from storyloom.bot.errors import report
-from storyloom.bot.user_settings import UserDefaults
+from storyloom.bot.user_settings import REMIX_ON, UserDefaults
 from storyloom.domain.narration import check_voice
 from storyloom.domain.prompts import validate_prompt
 from storyloom.domain.sizes import parse_aspect_ratio
@@ -41,6 +41,7 @@ def describe(defaults: UserDefaults) -> str:
         ("aspect ratio", defaults.aspect_ratio),
         ("story style", defaults.style),
         ("narration voice", defaults.voice),
+        ("Remix", "on (V1–V4, 🔄 and Vary let you change the prompt first)" if defaults.remixing else ""),
     ]
     return "Your defaults:\n" + "\n".join(f"• {name}: {value}" for name, value in rows if value)
 
@@ -55,6 +56,7 @@ class Settings(commands.Cog):
         ar='default aspect ratio for /imagine, such as 2:3 ("none" clears it)',
         style='default illustration style for /story ("none" clears it)',
         voice='default voice that reads stories aloud ("none" clears it)',
+        remix="on: V1–V4, 🔄 and Vary open a form to change the prompt before drawing",
         reset="forget all your defaults",
     )
     @app_commands.autocomplete(style=style_names, voice=voice_names)
@@ -65,6 +67,7 @@ class Settings(commands.Cog):
         ar: Optional[str] = None,
         style: Optional[str] = None,
         voice: Optional[str] = None,
+        remix: Optional[bool] = None,
         reset: bool = False,
     ) -> None:
         """See or change your defaults for /imagine and /story."""
@@ -83,11 +86,11 @@ class Settings(commands.Cog):
             return
         await interaction.response.defer(ephemeral=True, thinking=True)
         current = UserDefaults() if reset else await self.bot.settings.get(interaction.user.id)
-        changes = {
-            k: v
-            for k, v in (("negative_prompt", negative), ("aspect_ratio", ar), ("style", style), ("voice", voice))
-            if v is not None
-        }
+        remixing = None if remix is None else (REMIX_ON if remix else "")
+        chosen = (
+            ("negative_prompt", negative), ("aspect_ratio", ar), ("style", style), ("voice", voice), ("remix", remixing)
+        )  # fmt: skip
+        changes = {k: v for k, v in chosen if v is not None}
         updated = replace(current, **changes)
         if reset or changes:
             updated = await self.bot.settings.save(interaction.user.id, updated)

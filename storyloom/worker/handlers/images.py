@@ -1,21 +1,27 @@
-"""imagine, vary and upscale: the Midjourney-style commands."""
+"""imagine, vary, upscale, blend and describe: the Midjourney-style commands."""
 
 from __future__ import annotations
 
+import json
+
+from storyloom.queue.character import CharacterRecord
 from storyloom.queue.job import ArtifactKind
-from storyloom.queue.params import ImagineParams, UpscaleParams, VaryParams
+from storyloom.queue.params import BlendParams, DescribeParams, ImagineParams, UpscaleParams, VaryParams
 from storyloom.worker.context import HandlerResult, JobContext
-from storyloom.worker.handlers.artifacts import batch_artifacts, png_artifact
+from storyloom.worker.handlers.artifacts import JSON, batch_artifacts, png_artifact, text_artifact
 from storyloom.worker.handlers.characters import source_character
 
 
 def imagine(context: JobContext) -> HandlerResult:
-    """Four images; with ``character`` its LoRA is loaded for this job and its words go into the prompt."""
+    """Four images; with ``character`` its LoRA is loaded for this job and its words go into the prompt. With a
+    picture (``image_mode``) the picture steers them (IP-Adapter) or is where they start from (img2img)."""
     from storyloom.models.image.lora import drawing_with
 
     params = context.params
     assert isinstance(params, ImagineParams)
     record = context.lookup_character(params.character) if params.character else None  # before any model loads
+    if params.image_mode is not None:
+        return _imagine_from_picture(context, params, record)
     txt2img = context.resources.txt2img()
     with drawing_with(txt2img, record, context.config.paths.data_dir) as character:
         batch = txt2img(
@@ -35,6 +41,84 @@ def imagine(context: JobContext) -> HandlerResult:
     return HandlerResult(batch_artifacts(character.tagged(batch)))
 
 
+def _imagine_from_picture(context: JobContext, params: ImagineParams, record: CharacterRecord | None) -> HandlerResult:
+    from storyloom.models.image.lora import drawing_with
+
+    picture = context.input_pictures()[0]  # before any model loads: a missing or bad picture fails at once
+    data_dir = context.config.paths.data_dir
+    if params.image_mode == "start":
+        weight = context.config.image.image_weight if params.image_weight is None else params.image_weight
+        variations = context.resources.variations()
+        with drawing_with(variations, record, data_dir) as character:
+            batch = variations(
+                picture,
+                character.prompt(params.prompt),
+                params.negative_prompt,
+                strength=max(0.05, 1.0 - weight),  # the weight is how much of the picture stays
+                num_inference_steps=params.num_inference_steps,
+                guidance_scale=params.guidance_scale,
+                seed=params.seed,
+                num_images=params.num_images,
+                safety_checker=params.safety_checker,
+                progress=context.progress,
+                should_cancel=context.should_cancel,
+            )
+        return HandlerResult(batch_artifacts(character.tagged(batch)))
+    image_prompt = context.resources.image_prompt()
+    with drawing_with(image_prompt, record, data_dir) as character:
+        batch = image_prompt(
+            character.prompt(params.prompt),
+            params.negative_prompt,
+            pictures=[picture],
+            image_weight=params.image_weight,
+            num_inference_steps=params.num_inference_steps,
+            guidance_scale=params.guidance_scale,
+            width=params.width,
+            height=params.height,
+            aspect_ratio=params.aspect_ratio,
+            seed=params.seed,
+            num_images=params.num_images,
+            safety_checker=params.safety_checker,
+            progress=context.progress,
+            should_cancel=context.should_cancel,
+        )
+    return HandlerResult(batch_artifacts(character.tagged(batch)))
+
+
+def blend(context: JobContext) -> HandlerResult:
+    """Four images mixing the job's pictures: their image embeddings averaged, through the IP-Adapter."""
+    from storyloom.models.image.image_prompt import DEFAULT_BLEND_PROMPT
+
+    params = context.params
+    assert isinstance(params, BlendParams)
+    pictures = context.input_pictures()
+    image_prompt = context.resources.image_prompt()
+    batch = image_prompt(
+        params.prompt or DEFAULT_BLEND_PROMPT,
+        params.negative_prompt,
+        pictures=pictures,
+        image_weight=1.0 if params.image_weight is None else params.image_weight,
+        aspect_ratio=params.aspect_ratio,
+        seed=params.seed,
+        safety_checker=params.safety_checker,
+        progress=context.progress,
+        should_cancel=context.should_cancel,
+    )
+    return HandlerResult(batch_artifacts(batch))
+
+
+def describe(context: JobContext) -> HandlerResult:
+    """Prompt suggestions for the job's picture, as ``describe.json`` (caption, prompts best first, scores)."""
+    params = context.params
+    assert isinstance(params, DescribeParams)
+    picture = context.input_pictures()[0]
+    description = context.resources.describer()(
+        picture, params.count, progress=context.progress, should_cancel=context.should_cancel
+    )
+    text = json.dumps(description.as_dict(), ensure_ascii=False)
+    return HandlerResult((text_artifact(0, "describe.json", text, JSON),))
+
+
 def vary(context: JobContext) -> HandlerResult:
     """Variations of image ``index`` of the parent job; its PNG parameters supply the prompt, and the character
     it was drawn with (if that character still exists)."""
@@ -48,6 +132,8 @@ def vary(context: JobContext) -> HandlerResult:
     with drawing_with(variations, record, context.config.paths.data_dir) as character:
         batch = variations(
             source,
+            params.prompt,
+            params.negative_prompt,
             strength=params.strength,
             seed=params.seed,
             safety_checker=params.safety_checker,
