@@ -3,8 +3,6 @@ crowding out another in the listing."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from storyloom.config import QueueConfig
@@ -21,15 +19,15 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def bot_store(tmp_path: Path, clock: Clock):
+async def bot_store(database: str, clock: Clock):
     settings = QueueConfig(max_waiting_per_user=1000, max_waiting_total=5000)
-    async with await AsyncJobStore.open(tmp_path / "jobs.db", settings, clock=clock) as store:
+    async with await AsyncJobStore.open(database, settings, clock=clock) as store:
         yield store
 
 
 @pytest.fixture
-def worker_store(tmp_path: Path, bot_store: AsyncJobStore):
-    with JobStore.open(tmp_path / "jobs.db") as store:
+def worker_store(database: str, bot_store: AsyncJobStore):
+    with JobStore.open(database) as store:
         yield store
 
 
