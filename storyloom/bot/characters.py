@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import discord
@@ -17,8 +16,9 @@ from discord import app_commands
 
 from storyloom.bot import texts
 from storyloom.characters.photos import check_photo_sizes
-from storyloom.characters.uploads import Upload, save_training_photos
+from storyloom.characters.uploads import Upload, pack_training_photos
 from storyloom.errors import InvalidInput
+from storyloom.queue.async_store import AsyncJobStore
 from storyloom.queue.character import CharacterRecord
 
 if TYPE_CHECKING:
@@ -56,17 +56,16 @@ def check_photos(attachments: Sequence[discord.Attachment], *, how_to_add: str, 
     check_photo_sizes([(attachment.filename, attachment.size) for attachment in attachments])
 
 
-async def save_photos(data_dir: Path, attachments: Sequence[discord.Attachment]) -> str:
-    """Download the attachments and save them for a training job; returns the folder relative to ``data_dir``
-    (``InvalidInput``, nothing written, when one is not a usable picture). Their number and the sizes Discord
-    declares are checked before anything is downloaded."""
+async def store_photos(store: AsyncJobStore, attachments: Sequence[discord.Attachment]) -> str:
+    """Download the attachments and store them for a training job, as one file every host can read; returns its
+    digest (``InvalidInput``, nothing stored, when one is not a usable picture). Their number and the sizes
+    Discord declares are checked before anything is downloaded."""
     if not MIN_PHOTOS <= len(attachments) <= MAX_PHOTOS:
         raise InvalidInput(f"training a character takes {MIN_PHOTOS}–{MAX_PHOTOS} photos (got {len(attachments)})")
     check_photo_sizes([(a.filename, a.size) for a in attachments])
     uploads = [Upload(a.filename, await a.read(), a.description or "") for a in attachments]
-    return await asyncio.to_thread(
-        save_training_photos, data_dir, uploads, min_images=MIN_PHOTOS, max_images=MAX_PHOTOS
-    )
+    packed = await asyncio.to_thread(pack_training_photos, uploads, min_images=MIN_PHOTOS, max_images=MAX_PHOTOS)
+    return await store.put_blob(packed)
 
 
 def character_line(record: CharacterRecord) -> str:

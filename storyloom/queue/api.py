@@ -15,6 +15,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, over
 
 from storyloom.config import QueueConfig
 from storyloom.errors import InvalidInput
+from storyloom.queue.blobs import MAX_BLOB_BYTES, blob_digest
 from storyloom.queue.character import CharacterRecord, NewCharacter
 from storyloom.queue.job import (
     Artifact,
@@ -36,7 +37,7 @@ from storyloom.queue.job import (
     WorkerInfo,
 )
 from storyloom.queue.operation import Operation
-from storyloom.queue.ops import characters, delivery, jobs, settings, training, work
+from storyloom.queue.ops import blobs, characters, delivery, jobs, settings, training, work
 from storyloom.queue.params import JobParams, encode_params, parse_kind
 
 T = TypeVar("T")
@@ -46,6 +47,7 @@ Clock = Callable[[], float]
 
 ACTIVE = (JobStatus.QUEUED, JobStatus.RUNNING)
 DAY = 86400.0
+PURGE_BATCH = 10  # jobs deleted per transaction by purges and the storage bound
 MAX_INPUTS = 8
 MAX_INPUT_BYTES = 16 * 1024 * 1024
 MAX_SETTING_CHARS = 4000
@@ -182,16 +184,69 @@ class StoreApi:
         return jobs.retry(job_id, self.clock())
 
     @store_method
-    def purge(self, older_than_days: float | None = None) -> Operation[int]:
-        """Delete jobs that finished more than ``older_than_days`` ago (default: the retention setting)."""
+    def purge(self, older_than_days: float | None = None, *, limit: int = PURGE_BATCH) -> Operation[int]:
+        """Delete at most ``limit`` jobs that finished more than ``older_than_days`` ago (default: the retention
+        setting), oldest first, in one short transaction; call again until it returns 0."""
         days = self.settings.retention_days if older_than_days is None else older_than_days
         if days < 0:
             raise InvalidInput("the age to purge must not be negative")
-        return jobs.purge(self.clock() - days * DAY)
+        if limit < 1:
+            raise InvalidInput("a purge removes at least one job at a time")
+        return jobs.purge(self.clock() - days * DAY, limit)
+
+    @store_method
+    def users_over_storage(self, limit_bytes: int) -> Operation[list[tuple[int, int]]]:
+        """(user, bytes) of every user whose finished jobs store more than ``limit_bytes``."""
+        return jobs.users_over_storage(limit_bytes)
+
+    @store_method
+    def removable_results(self, user_id: int, *, limit: int = PURGE_BATCH) -> Operation[list[tuple[int, int]]]:
+        """(job, bytes) of the user's oldest finished, delivered jobs that nothing waiting or running needs."""
+        return jobs.removable_results(user_id, limit)
+
+    @store_method
+    def delete_finished(self, job_ids: Sequence[int]) -> Operation[int]:
+        """Delete these finished jobs with their results (at most ``PURGE_BATCH``: one short transaction)."""
+        if len(job_ids) > PURGE_BATCH:
+            raise InvalidInput(f"at most {PURGE_BATCH} jobs are deleted at a time")
+        return jobs.delete_finished(tuple(job_ids))
+
+    @store_method
+    def running_count(self) -> Operation[int]:
+        return jobs.running_count()
+
+    @store_method
+    def put_blob(self, data: bytes) -> Operation[str]:
+        """Store ``data`` once, by content; returns its digest (hex SHA-256), the name every host reads it by."""
+        if len(data) > MAX_BLOB_BYTES:
+            raise InvalidInput(
+                f"a stored file may be at most {MAX_BLOB_BYTES // 1024 // 1024} MiB (got {len(data)} bytes)"
+            )
+        return blobs.put_blob(blob_digest(data), data, self.clock())
+
+    @store_method
+    def blob(self, digest: str) -> Operation[bytes | None]:
+        """The stored file with this digest, or None; callers check the bytes against the digest
+        (``storyloom.queue.blobs.BlobCache`` does)."""
+        return blobs.blob(digest)
+
+    @store_method
+    def has_blob(self, digest: str) -> Operation[bool]:
+        return blobs.has_blob(digest)
+
+    @store_method
+    def purge_blobs(self, older_than_days: float | None = None) -> Operation[int]:
+        """Delete stored files older than ``older_than_days`` (default: the retention setting) that no character
+        and no waiting or running training refers to."""
+        days = self.settings.retention_days if older_than_days is None else older_than_days
+        if days < 0:
+            raise InvalidInput("the age to purge must not be negative")
+        return blobs.purge_unreferenced_blobs(self.clock() - days * DAY)
 
     @store_method
     def vacuum(self) -> Operation[None]:
-        """Give the space of purged jobs back to the file system (rewrites the file; takes a while)."""
+        """Give the space of purged jobs back to the file system (rewrites the file; takes a while, holding the
+        write lock: only when no job is running, see ``storyloom queue purge --vacuum``)."""
         return jobs.vacuum()
 
     @store_method

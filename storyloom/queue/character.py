@@ -83,6 +83,7 @@ class NewCharacter:
     identifier: str
     class_name: str
     lora_path: str
+    lora_digest: str | None = None  # the LoRA file in the store's blobs, readable from every host
     trained_by: int = LOCAL_USER
     guild_id: int | None = None
     description: str = ""
@@ -115,6 +116,7 @@ class NewCharacter:
             "class_name": self.class_name,
             "description": self.description,
             "lora_path": self.lora_path,
+            "lora_digest": self.lora_digest,
             "preview": self.preview,
             "trained_by": self.trained_by,
             "guild_id": self.guild_id,
@@ -134,6 +136,7 @@ class CharacterRecord:
     class_name: str
     description: str
     lora_path: str
+    lora_digest: str | None
     preview: bytes | None
     trained_by: int
     guild_id: int | None
@@ -155,6 +158,7 @@ class CharacterRecord:
             class_name=row["class_name"],
             description=row["description"],
             lora_path=row["lora_path"],
+            lora_digest=row["lora_digest"],
             preview=None if preview is None else bytes(preview),
             trained_by=row["trained_by"],
             guild_id=row["guild_id"],

@@ -10,7 +10,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from storyloom.errors import InvalidInput
 from storyloom.queue.job import JobKind
@@ -147,13 +147,22 @@ class TrainStoryParams(JobParams):
 
 
 class TrainSubjectParams(JobParams):
-    """DreamBooth-train character ``name`` (``identifier`` + ``class_name``) on the photos in ``images_dir`` (a
-    directory inside the data directory); success registers the character. Unset values come from ``[training]``."""
+    """DreamBooth-train character ``name`` (``identifier`` + ``class_name``) on its photos: ``photos``, the digest
+    of the packed photos in the store (readable from every host), or ``images_dir``, a directory inside the data
+    directory (one machine). Success registers the character. Unset values come from ``[training]``."""
 
     identifier: str = Field(min_length=2, max_length=16, pattern=r"^[a-z][a-z0-9]+$")
     class_name: str = Field(min_length=1, max_length=32)
     name: str = Field(min_length=1, max_length=32)
-    images_dir: str = Field(min_length=1, max_length=4096)
+    images_dir: str = Field("", max_length=4096)
+    photos: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+
+    @model_validator(mode="after")
+    def _one_source_of_photos(self) -> TrainSubjectParams:
+        if bool(self.photos) == bool(self.images_dir.strip()):
+            raise ValueError("give the photos either as stored photos (photos) or as a folder (images_dir), not both")
+        return self
+
     description: str = Field("", max_length=300)
     epochs: int | None = Field(None, ge=1, le=1000)
     max_steps: int | None = Field(None, ge=1, le=100_000)

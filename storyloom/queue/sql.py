@@ -109,9 +109,37 @@ ORDER BY id
 SELECT_TRAININGS = "SELECT id, status, params FROM jobs WHERE kind = 'train_subject' ORDER BY id"
 LAST_JOB_ID = "SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'jobs'), 0)"
 
-PURGE_FINISHED = f"DELETE FROM jobs WHERE status IN {FINISHED} AND finished_at < ? RETURNING id"
+# At most :limit jobs per transaction, oldest first: a purge never holds the write lock for long.
+PURGE_FINISHED = f"""
+DELETE FROM jobs WHERE id IN (
+    SELECT id FROM jobs WHERE status IN {FINISHED} AND finished_at < :before ORDER BY finished_at, id LIMIT :limit
+) RETURNING id
+"""
 PURGE_STOPPED_WORKERS = "DELETE FROM workers WHERE stopped_at IS NOT NULL AND stopped_at < ?"
+COUNT_RUNNING = "SELECT COUNT(*) FROM jobs WHERE status = 'running'"
 VACUUM = "VACUUM"
+
+# --- storage per user --------------------------------------------------------------------------------
+
+# What a job stores: its results and the files given with its request.
+_STORED_BYTES = """
+(SELECT job_id, LENGTH(data) AS bytes FROM artifacts UNION ALL SELECT job_id, LENGTH(data) AS bytes FROM job_inputs)
+"""
+SELECT_USERS_OVER_STORAGE = f"""
+SELECT j.user_id, SUM(s.bytes) AS bytes FROM jobs j JOIN {_STORED_BYTES} s ON s.job_id = j.id
+WHERE j.status IN {FINISHED}
+GROUP BY j.user_id HAVING SUM(s.bytes) > :limit ORDER BY j.user_id
+"""
+# A user's finished jobs that may go to make room, oldest first: their delivery is over (or they were never
+# meant to be posted), and no waiting or running job works on them.
+SELECT_REMOVABLE_RESULTS = f"""
+SELECT j.id, COALESCE(SUM(s.bytes), 0) AS bytes FROM jobs j LEFT JOIN {_STORED_BYTES} s ON s.job_id = j.id
+WHERE j.user_id = :user_id AND j.status IN {FINISHED}
+  AND (j.channel_id IS NULL OR EXISTS (SELECT 1 FROM deliveries d WHERE d.job_id = j.id AND d.ended_at IS NOT NULL))
+  AND NOT EXISTS (SELECT 1 FROM jobs c WHERE c.parent_id = j.id AND c.status IN ('queued', 'running'))
+GROUP BY j.id, j.finished_at ORDER BY j.finished_at, j.id LIMIT :limit
+"""
+DELETE_FINISHED_JOB = f"DELETE FROM jobs WHERE id = ? AND status IN {FINISHED} RETURNING id"
 
 # --- claiming, leases, progress ----------------------------------------------------------------------
 
@@ -273,15 +301,15 @@ DELETE_USER_SETTINGS = "DELETE FROM user_settings WHERE user_id = ?"
 # --- characters --------------------------------------------------------------------------------------
 
 CHARACTER_COLUMNS = (
-    "id, name, identifier, class_name, description, lora_path, preview, trained_by, guild_id, job_id, metadata, "
-    "created_at"
+    "id, name, identifier, class_name, description, lora_path, lora_digest, preview, trained_by, guild_id, job_id, "
+    "metadata, created_at"
 )
 
 INSERT_CHARACTER = f"""
-INSERT INTO characters (name, name_key, identifier, class_name, description, lora_path, preview, trained_by, guild_id,
-                        job_id, metadata, created_at)
-VALUES (:name, :name_key, :identifier, :class_name, :description, :lora_path, :preview, :trained_by, :guild_id,
-        :job_id, :metadata, :now)
+INSERT INTO characters (name, name_key, identifier, class_name, description, lora_path, lora_digest, preview, trained_by,
+                        guild_id, job_id, metadata, created_at)
+VALUES (:name, :name_key, :identifier, :class_name, :description, :lora_path, :lora_digest, :preview, :trained_by,
+        :guild_id, :job_id, :metadata, :now)
 RETURNING {CHARACTER_COLUMNS}
 """
 
@@ -301,4 +329,21 @@ ORDER BY name_key, guild_id IS NULL, guild_id
 DELETE_CHARACTER = f"""
 DELETE FROM characters WHERE name_key = :name_key AND COALESCE(guild_id, 0) = COALESCE(:guild_id, 0)
 RETURNING {CHARACTER_COLUMNS}
+"""
+
+# --- blobs: files every host may need, by SHA-256 ----------------------------------------------------------
+
+INSERT_BLOB = """
+INSERT INTO blobs (digest, size, data, created_at) VALUES (:digest, :size, :data, :now)
+ON CONFLICT (digest) DO NOTHING
+"""
+SELECT_BLOB = "SELECT data FROM blobs WHERE digest = ?"
+HAS_BLOB = "SELECT EXISTS (SELECT 1 FROM blobs WHERE digest = ?)"
+# Old blobs nothing refers to any more: not a character's LoRA, not the photos of a waiting or running training.
+PURGE_UNREFERENCED_BLOBS = """
+DELETE FROM blobs WHERE created_at < :before
+  AND NOT EXISTS (SELECT 1 FROM characters c WHERE c.lora_digest = blobs.digest)
+  AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.kind = 'train_subject' AND j.status IN ('queued', 'running')
+                  AND j.params LIKE '%' || blobs.digest || '%')
+RETURNING digest
 """

@@ -20,6 +20,8 @@ from storyloom.queue.job import Artifact, ArtifactKind, Job, JobInput, NewArtifa
 from storyloom.queue.params import JobParams
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from PIL import Image
 
     from storyloom.config import Config
@@ -30,10 +32,17 @@ InputLookup = Callable[[], list[JobInput]]  # the files given with the job's req
 # A registered character by name as the job's guild sees it; raises ``CharacterNotFound`` (an ``InvalidInput``)
 # listing known names.
 CharacterFinder = Callable[[str], CharacterRecord]
+# A folder of files stored with ``storyloom.queue.blobs.pack_files`` (e.g. a training's photos), by digest, as a
+# local folder of this host; the second argument names the files in messages.
+FolderLookup = Callable[[str, str], "Path"]
 
 
 def _no_inputs() -> list[JobInput]:
     return []
+
+
+def _no_folders(digest: str, what: str) -> Path:
+    raise InvalidInput(f"the {what} are not available to this job")
 
 
 def _no_characters(name: str) -> CharacterRecord:
@@ -60,6 +69,7 @@ class JobContext:
     lookup_artifact: ArtifactLookup = field(repr=False)
     lookup_character: CharacterFinder = field(default=_no_characters, repr=False)
     lookup_inputs: InputLookup = field(default=_no_inputs, repr=False)
+    lookup_folder: FolderLookup = field(default=_no_folders, repr=False)
 
     def find_character(self, name: str) -> CharacterRecord | None:
         try:

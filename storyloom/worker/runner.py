@@ -24,10 +24,14 @@ import threading
 import time
 import traceback
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 from storyloom.characters.cleanup import sweep
 from storyloom.config import Config
+from storyloom.domain.paths import from_data_dir
 from storyloom.errors import InvalidInput, JobCanceled, StoreError, StoryloomError
+from storyloom.queue.blobs import BlobCache
+from storyloom.queue.character import CharacterRecord, NewCharacter
 from storyloom.queue.job import Job, JobError, JobKind
 from storyloom.queue.params import validate_params
 from storyloom.queue.store import JobStore
@@ -67,6 +71,8 @@ class Worker:
         self._handlers = dict(handlers)
         self._kinds = tuple(kind.value for kind in self._handlers)
         self.resources = resources
+        # LoRAs and photos other hosts stored, kept on this host's disk while they are used.
+        self.files = BlobCache(config.blob_cache_dir, config.queue.blob_cache_mb * 1024 * 1024)
         self.stop = stop or threading.Event()
         self._max_jobs = max_jobs
         self._parent_pid = parent_pid  # a supervised worker stops when its supervisor is gone
@@ -207,17 +213,37 @@ class Worker:
             progress=monitor.progress,
             should_cancel=monitor.should_cancel,
             lookup_artifact=lambda job_id, index, kind: store.artifact(job_id, index, kind),
-            lookup_character=lambda name: store.character(name, guild_id=job.guild_id),
+            lookup_character=lambda name: self._with_local_lora(store, store.character(name, guild_id=job.guild_id)),
             lookup_inputs=lambda: store.job_inputs(job.id),
+            lookup_folder=lambda digest, what: self.files.folder(digest, lambda: store.blob(digest), what=what),
         )
         result = handler(context)
         if not isinstance(result, HandlerResult):
             raise TypeError(f"the {job.kind} handler returned {type(result).__name__}, not a HandlerResult")
         return result
 
+    def _with_local_lora(self, store: JobStore, record: CharacterRecord) -> CharacterRecord:
+        """``record`` with ``lora_path`` naming this host's copy of its LoRA (fetched from the store if needed)."""
+        digest = record.lora_digest
+        if digest is None:
+            return record  # registered before LoRAs travelled through the store: only its file on disk
+        path = self.files.file(
+            digest, lambda: store.blob(digest), suffix=".safetensors", what=f"LoRA of character {record.name!r}"
+        )
+        return replace(record, lora_path=str(path))
+
+    def _stored_characters(self, store: JobStore, characters: tuple[NewCharacter, ...]) -> tuple[NewCharacter, ...]:
+        """New characters with their LoRA files copied into the store, so every host can draw them."""
+        stored = []
+        for character in characters:
+            lora = from_data_dir(character.lora_path, self.config.paths.data_dir)
+            stored.append(replace(character, lora_digest=store.put_blob(lora.read_bytes())))
+        return tuple(stored)
+
     def _complete(self, store: JobStore, job: Job, result: HandlerResult) -> None:
         try:
-            done = store.complete(job.id, self.id, result.artifacts, result.followups, result.characters)
+            characters = self._stored_characters(store, result.characters)
+            done = store.complete(job.id, self.id, result.artifacts, result.followups, characters)
         except LeaseLost as exc:
             logger.warning("job %s finished here but its results were dropped: %s", job.id, exc)
         except (InvalidInput, StoreError) as exc:

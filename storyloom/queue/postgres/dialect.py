@@ -69,7 +69,7 @@ _TOKENS = re.compile(r"'(?:[^']|'')*'|(?<!:):([A-Za-z_]\w*)|\?|%")
 def _placeholder(match: re.Match[str]) -> str:
     text = match.group(0)
     if text.startswith("'"):
-        return text
+        return text.replace("%", "%%")  # psycopg reads every % of the statement, quoted or not
     if match.group(1):
         return f"%({match.group(1)})s"
     return "%s" if text == "?" else "%%"

@@ -69,7 +69,10 @@ def train_subject(context: JobContext) -> HandlerResult:
     config = context.config
     data_dir = config.paths.data_dir
     request = check_character_request(params.name, params.identifier, params.class_name, params.description)
-    images_dir = inside_data_dir(params.images_dir, data_dir, what="image folder")
+    if params.photos:
+        images_dir = context.lookup_folder(params.photos, "training photos")
+    else:
+        images_dir = inside_data_dir(params.images_dir, data_dir, what="image folder")
     _check_name_free(context, request.name)
     output_dir = job_output_dir(data_dir, request.name, context.job.id)
     args = SubjectTrainingArgs.from_config(

@@ -31,7 +31,7 @@ class RecordingTask:
 
 def mittens() -> CharacterRecord:
     return CharacterRecord(
-        id=7, name="Mittens", identifier="bhna", class_name="cat", description="", lora_path="characters/m/lora.st",
+        id=7, name="Mittens", identifier="bhna", class_name="cat", description="", lora_path="characters/m/lora.st", lora_digest=None,
         preview=None, trained_by=1, guild_id=None, job_id=None, metadata={}, created_at=0.0,
     )  # fmt: skip
 
