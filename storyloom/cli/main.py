@@ -15,6 +15,7 @@ from storyloom.errors import StoryloomError
 # Each module has ``register(subparsers)``; a sub-command's handler is ``args.handler(config, args)``.
 COMMAND_MODULES = (
     "storyloom.cli.images",
+    "storyloom.cli.describe",
     "storyloom.cli.models",
     "storyloom.cli.upscale",
     "storyloom.cli.queue",
