@@ -67,7 +67,7 @@ def run_imagine(config: Config, args: argparse.Namespace) -> int:
     # Fail fast on bad input, before seconds of model loading.
     max_chars = config.image.max_prompt_chars
     validate_prompt(args.prompt, max_chars=max_chars)
-    validate_prompt(args.negative, max_chars=max_chars, name="negative prompt", allow_empty=True)
+    validate_prompt(args.negative, max_chars=max_chars, name="negative prompt", allow_empty=True, allow_and=False)
     if args.aspect_ratio:
         size_for_aspect_ratio(args.aspect_ratio, config.image.width, config.image.height)
     _check_numbers(config, args.steps, args.seed)
@@ -100,7 +100,7 @@ def run_vary(config: Config, args: argparse.Namespace) -> int:
     if args.prompt is not None:
         validate_prompt(args.prompt, max_chars=max_chars, allow_empty=True)
     if args.negative is not None:
-        validate_prompt(args.negative, max_chars=max_chars, name="negative prompt", allow_empty=True)
+        validate_prompt(args.negative, max_chars=max_chars, name="negative prompt", allow_empty=True, allow_and=False)
     _check_numbers(config, None, args.seed)
 
     from storyloom.models.image.variations import Variations

@@ -83,7 +83,7 @@ def test_vary_writes_four_variations_of_the_source_size(tiny_env: Path, capsys) 
     [
         (["imagine", ""], ["prompt is empty"]),
         (["imagine", "x" * 50_000], ["50,000", "limit"]),
-        (["imagine", "(((cat"], ["unbalanced"]),
+        (["imagine", "[cat:dog:1.5]"], ["fraction"]),
         (["imagine", "(cat:1e30)"], ["between 0 and 3"]),
         (["imagine", "cat", "--steps", "0"], ["steps must be between 1 and 150"]),
         (["imagine", "cat", "--steps", "10000"], ["steps must be between 1 and 150"]),

@@ -1,14 +1,30 @@
-"""Prompts to conditioning tensors through compel, with AUTOMATIC1111 emphasis (parsed in ``domain.prompts``).
+"""Prompts to conditioning through compel, with AUTOMATIC1111's syntax (parsed in ``domain.prompts``).
 
 The encoder hands compel the parsed fragments directly (``to_conjunction``) instead of a translated string, which
 is what compel's own parser would make of it, minus its cost.
+
+A prompt becomes a ``PromptConditioning``: the embeddings of every text its schedule uses, per AND part. During
+a run, ``PromptConditioning.applied`` makes the pipeline follow it: the step callback swaps ``prompt_embeds``
+when the schedule moves on, and AND parts are drawn as composable diffusion (A1111's composition): the UNet
+runs the negative and each part in one batch, and the positive half it returns is
+``uncond + Σ wᵢ (condᵢ − uncond)``, so the pipeline's own guidance makes ``uncond + cfg · Σ wᵢ (condᵢ − uncond)``.
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
-from storyloom.domain.prompts import PromptChunk, parse_emphasis, split_breaks, validate_prompt
+from storyloom.domain.prompts import (
+    VALIDATION_STEPS,
+    PromptChunk,
+    parse_emphasis,
+    split_breaks,
+    text_at_step,
+    validate_prompt,
+)
 
 
 def to_conjunction(chunks: list[PromptChunk]) -> Any:
@@ -50,20 +66,52 @@ class PromptEncoder:
     def from_pipeline(cls, pipe: Any, *, max_chars: int) -> PromptEncoder:
         return cls(pipe.tokenizer, pipe.text_encoder, max_chars=max_chars)
 
-    def validate(self, prompt: str, negative_prompt: str = "", *, allow_empty_prompt: bool = False) -> None:
-        validate_prompt(prompt, max_chars=self.max_chars, name="prompt", allow_empty=allow_empty_prompt)
-        validate_prompt(negative_prompt, max_chars=self.max_chars, name="negative prompt", allow_empty=True)
+    def validate(
+        self, prompt: str, negative_prompt: str = "", *, allow_empty_prompt: bool = False, steps: int = VALIDATION_STEPS
+    ) -> None:
+        self.plan(prompt, negative_prompt, allow_empty_prompt=allow_empty_prompt, steps=steps)
 
-    def encode(self, prompt: str, negative_prompt: str = "", *, allow_empty_prompt: bool = False) -> tuple[Any, Any]:
-        """(prompt_embeds, negative_prompt_embeds), each ``(1, 77·k, hidden)``, padded to the same ``k``."""
+    def plan(
+        self, prompt: str, negative_prompt: str, *, allow_empty_prompt: bool, steps: int
+    ) -> tuple[list[Any], list[Any]]:
+        positive = validate_prompt(
+            prompt, max_chars=self.max_chars, name="prompt", allow_empty=allow_empty_prompt, steps=steps
+        )
+        negative = validate_prompt(
+            negative_prompt, max_chars=self.max_chars, name="negative prompt", allow_empty=True, allow_and=False,
+            steps=steps,
+        )  # fmt: skip
+        return positive, negative
+
+    def conditioning(
+        self, prompt: str, negative_prompt: str = "", *, steps: int, allow_empty_prompt: bool = False
+    ) -> PromptConditioning:
+        """Everything a run of ``steps`` denoising steps needs: each distinct text encoded once, all padded to
+        the same length so any of them can stand beside any other in a batch."""
         import torch
 
-        self.validate(prompt, negative_prompt, allow_empty_prompt=allow_empty_prompt)
+        positive_plan, [negative_plan] = self.plan(
+            prompt, negative_prompt, allow_empty_prompt=allow_empty_prompt, steps=steps
+        )
+        texts = list(dict.fromkeys(text for part in [*positive_plan, negative_plan] for _end, text in part.schedule))
         with torch.no_grad():
-            positive = self.encode_one(prompt)
-            negative = self.encode_one(negative_prompt)
-        positive, negative = self._compel.pad_conditioning_tensors_to_same_length([positive, negative])
-        return positive, negative
+            encoded = [self.encode_one(text) for text in texts]
+        by_text = dict(zip(texts, self._compel.pad_conditioning_tensors_to_same_length(encoded)))
+
+        def embeds(schedule: tuple[tuple[int, str], ...]) -> ScheduledEmbeds:
+            return ScheduledEmbeds(tuple((end, by_text[text]) for end, text in schedule))
+
+        return PromptConditioning(
+            parts=[(part.weight, embeds(part.schedule)) for part in positive_plan],
+            negative=embeds(negative_plan.schedule),
+        )
+
+    def encode(self, prompt: str, negative_prompt: str = "", *, allow_empty_prompt: bool = False) -> tuple[Any, Any]:
+        """(prompt_embeds, negative_prompt_embeds) of the first step, each ``(1, 77·k, hidden)``, padded alike."""
+        conditioning = self.conditioning(
+            prompt, negative_prompt, steps=VALIDATION_STEPS, allow_empty_prompt=allow_empty_prompt
+        )
+        return conditioning.initial()
 
     def encode_one(self, prompt: str) -> Any:
         """Conditioning ``(1, 77·k, hidden)`` for one A1111 prompt (weights applied, long prompts chunked)."""
@@ -73,3 +121,147 @@ class PromptEncoder:
         with torch.no_grad():
             conditioning, _options = self._compel.build_conditioning_tensor_for_conjunction(conjunction)
         return conditioning
+
+
+@dataclass(frozen=True)
+class ScheduledEmbeds:
+    """One prompt's embeddings over a run: ``(end_at_step, embeds)`` as in ``domain.prompts.text_at_step``."""
+
+    entries: tuple[tuple[int, Any], ...]
+
+    def at(self, step_index: int) -> Any:
+        return text_at_step(self.entries, step_index)
+
+    @property
+    def changes(self) -> bool:
+        return len({id(embeds) for _end, embeds in self.entries}) > 1
+
+
+@dataclass(frozen=True)
+class PromptConditioning:
+    """A prompt's AND parts (weight, embeddings over the steps) and the negative prompt's embeddings."""
+
+    parts: list[tuple[float, ScheduledEmbeds]]
+    negative: ScheduledEmbeds
+
+    @property
+    def composed(self) -> bool:
+        """More than the plain ``cond`` (several AND parts, or one part with its own weight)."""
+        return len(self.parts) > 1 or self.parts[0][0] != 1.0
+
+    @property
+    def scheduled(self) -> bool:
+        return self.negative.changes or any(embeds.changes for _weight, embeds in self.parts)
+
+    def initial(self) -> tuple[Any, Any]:
+        """(prompt_embeds, negative_prompt_embeds) for the first step; with AND the UNet hook replaces them."""
+        return self.parts[0][1].at(0), self.negative.at(0)
+
+    @contextlib.contextmanager
+    def applied(self, pipe: Any, callback: Any) -> Iterator[tuple[Any, list[str]]]:
+        """The step callback and tensor inputs to give ``pipe`` so the run follows this conditioning; with AND,
+        the composition hooks sit on ``pipe.unet`` for the length of the block."""
+        if not self.scheduled and not self.composed:
+            yield callback, ["latents"]
+            return
+        follower = _StepFollower(self, callback)
+        if not self.composed:
+            yield follower, ["latents", "prompt_embeds"]
+            return
+        composer = _Composer(self, pipe, follower)
+        handles = [
+            pipe.unet.register_forward_pre_hook(composer.expand, with_kwargs=True),
+            pipe.unet.register_forward_hook(composer.combine, with_kwargs=True),
+        ]
+        try:
+            yield follower, ["latents"]
+        finally:
+            for handle in handles:
+                handle.remove()
+
+
+class _StepFollower:
+    """``callback_on_step_end``: runs the task's own callback, then moves the conditioning to the next step."""
+
+    def __init__(self, conditioning: PromptConditioning, inner: Any) -> None:
+        self.conditioning = conditioning
+        self.inner = inner
+        self.step = 0  # the step the UNet runs next
+
+    def __call__(self, pipe: Any, step_index: int, timestep: Any, callback_kwargs: dict[str, Any]) -> dict[str, Any]:
+        import torch
+
+        outputs = dict(self.inner(pipe, step_index, timestep, callback_kwargs)) if self.inner is not None else {}
+        self.step = step_index + 1
+        current = callback_kwargs.get("prompt_embeds")
+        if current is None or self.conditioning.composed:
+            return outputs
+        before = (self.conditioning.parts[0][1].at(step_index), self.conditioning.negative.at(step_index))
+        positive, negative = self.conditioning.parts[0][1].at(self.step), self.conditioning.negative.at(self.step)
+        if positive is before[0] and negative is before[1]:
+            return outputs
+        if pipe.do_classifier_free_guidance:
+            count = current.shape[0] // 2
+            pieces = [negative.repeat(count, 1, 1), positive.repeat(count, 1, 1)]
+        else:
+            pieces = [positive.repeat(current.shape[0], 1, 1)]
+        outputs["prompt_embeds"] = torch.cat(pieces).to(device=current.device, dtype=current.dtype)
+        return outputs
+
+
+class _Composer:
+    """Forward hooks on the UNet for AND: one batch of (negative, part 1 … part k), combined into the
+    (uncond, composed) pair the pipeline expects, with the embeddings of the step the follower is at."""
+
+    def __init__(self, conditioning: PromptConditioning, pipe: Any, follower: _StepFollower) -> None:
+        self.conditioning = conditioning
+        self.pipe = pipe
+        self.follower = follower
+        self.images = 0
+        self.guided = False
+
+    def expand(self, module: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[tuple[Any, ...], dict]:
+        import torch
+
+        sample = args[0] if args else kwargs["sample"]
+        batch = sample.shape[0]
+        self.guided = bool(self.pipe.do_classifier_free_guidance)
+        self.images = batch // 2 if self.guided else batch
+        count, step = self.images, self.follower.step
+        reference = kwargs["encoder_hidden_states"]
+        embeds = [self.conditioning.negative.at(step)] + [part.at(step) for _weight, part in self.conditioning.parts]
+        hidden = torch.cat([e.repeat(count, 1, 1) for e in embeds]).to(device=reference.device, dtype=reference.dtype)
+        new_args = tuple(self._widen(value, batch) for value in args)
+        new_kwargs = {key: self._widen(value, batch) for key, value in kwargs.items()}
+        new_kwargs["encoder_hidden_states"] = hidden
+        return new_args, new_kwargs
+
+    def _widen(self, value: Any, batch: int) -> Any:
+        """A per-image input (batch first) for the wider batch: the uncond half once, the cond half per part."""
+        import torch
+
+        if isinstance(value, torch.Tensor):
+            if value.ndim == 0 or value.shape[0] != batch:
+                return value
+            uncond, cond = (value[: self.images], value[self.images :]) if self.guided else (value, value)
+            return torch.cat([uncond] + [cond] * len(self.conditioning.parts))
+        if isinstance(value, (list, tuple)):
+            return type(value)(self._widen(item, batch) for item in value)
+        if isinstance(value, dict):
+            return {key: self._widen(item, batch) for key, item in value.items()}
+        return value
+
+    def combine(self, module: Any, args: tuple[Any, ...], kwargs: dict[str, Any], output: Any) -> Any:
+        import torch
+
+        prediction = output[0] if isinstance(output, tuple) else output.sample
+        count = self.images
+        uncond = prediction[:count]
+        composed = uncond.clone()
+        for number, (weight, _embeds) in enumerate(self.conditioning.parts, start=1):
+            composed += weight * (prediction[number * count : (number + 1) * count] - uncond)
+        result = torch.cat([uncond, composed]) if self.guided else composed
+        if isinstance(output, tuple):
+            return (result, *output[1:])
+        output.sample = result
+        return output

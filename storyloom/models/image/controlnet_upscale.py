@@ -191,25 +191,31 @@ class ControlNetUpscaler:
 
         width, height = upscaled_size(image.width, image.height)
         resized = image.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
-        prompt_embeds, negative_prompt_embeds = self.prompt_encoder.encode(prompt, negative_prompt)
+        # img2img runs only the last int(steps × strength) steps; the schedule spans the steps that run.
+        conditioning = self.prompt_encoder.conditioning(
+            prompt, negative_prompt, steps=max(1, min(steps, int(steps * strength)))
+        )
+        prompt_embeds, negative_prompt_embeds = conditioning.initial()
         callback = make_step_callback(progress, should_cancel, self.preview_every, STAGE)
 
         def generate(seeds: list[int]) -> list[Image.Image]:
-            output = self.pipe(
-                image=resized,
-                control_image=self.control_image(resized),
-                height=height,
-                width=width,
-                prompt_embeds=prompt_embeds,
-                negative_prompt_embeds=negative_prompt_embeds,
-                strength=strength,
-                num_inference_steps=steps,
-                guidance_scale=self.guidance_scale,
-                controlnet_conditioning_scale=self.controlnet_conditioning_scale,
-                generator=cpu_generators(seeds),
-                output_type="pil",
-                callback_on_step_end=callback,
-            )
+            with conditioning.applied(self.pipe, callback) as (step_callback, tensor_inputs):
+                output = self.pipe(
+                    image=resized,
+                    control_image=self.control_image(resized),
+                    height=height,
+                    width=width,
+                    prompt_embeds=prompt_embeds,
+                    negative_prompt_embeds=negative_prompt_embeds,
+                    strength=strength,
+                    num_inference_steps=steps,
+                    guidance_scale=self.guidance_scale,
+                    controlnet_conditioning_scale=self.controlnet_conditioning_scale,
+                    generator=cpu_generators(seeds),
+                    output_type="pil",
+                    callback_on_step_end=step_callback,
+                    callback_on_step_end_tensor_inputs=tensor_inputs,
+                )
             return list(output.images)
 
         (redrawn,) = run_with_oom_retry(generate, [seed], self.pipe.device, f"the 2× image at {width}×{height}")

@@ -18,7 +18,7 @@ from storyloom.config import Config
 from storyloom.domain.parameters import GenerationParameters, save_png
 from storyloom.domain.seeds import check_seed
 from storyloom.errors import InvalidInput, JobCanceled, ModelUnavailable, OutOfMemory
-from storyloom.models.image.conditioning import PromptEncoder
+from storyloom.models.image.conditioning import PromptConditioning, PromptEncoder
 from storyloom.models.image.imaging import latent_preview, make_grid
 from storyloom.models.image.safety import SafetyFilter
 from storyloom.models.runtime.devices import empty_cache, resolve_device
@@ -220,6 +220,17 @@ class SDTask:
             **task_arguments,
         )
         return list(output.images)
+
+    def _draw(
+        self, seeds: list[int], conditioning: PromptConditioning, callback: Any, **task_arguments: Any
+    ) -> list[Image.Image]:
+        """``_call_pipeline`` following ``conditioning`` step by step (prompt editing, alternation, AND)."""
+        prompt_embeds, negative_embeds = conditioning.initial()
+        with conditioning.applied(self.pipe, callback) as (step_callback, tensor_inputs):
+            return self._call_pipeline(
+                seeds, prompt_embeds, negative_embeds, step_callback,
+                callback_on_step_end_tensor_inputs=tensor_inputs, **task_arguments,
+            )  # fmt: skip
 
     def using_lora(self, lora_file: Path, *, adapter_name: str, scale: float = 1.0) -> Any:
         """A context manager: calls inside it draw with the LoRA at ``lora_file`` (a character), and the shared

@@ -89,12 +89,12 @@ class Txt2Img(SDTask):
         if should_cancel is not None and should_cancel():
             raise JobCanceled("canceled")
 
-        prompt_embeds, negative_embeds = self.encoder.encode(prompt, negative_prompt)
+        conditioning = self.encoder.conditioning(prompt, negative_prompt, steps=steps)
         callback = make_step_callback(progress, should_cancel, image_cfg.preview_every, "txt2img")
 
         def generate(batch_seeds: list[int]) -> list[Image.Image]:
-            return self._call_pipeline(
-                batch_seeds, prompt_embeds, negative_embeds, callback,
+            return self._draw(
+                batch_seeds, conditioning, callback,
                 num_inference_steps=steps, guidance_scale=guidance, width=width, height=height,
             )  # fmt: skip
 

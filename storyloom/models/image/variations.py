@@ -101,12 +101,15 @@ class Variations(SDTask):
             raise JobCanceled("canceled")
 
         work = self._working_image(source)
-        prompt_embeds, negative_embeds = self.encoder.encode(prompt, negative_prompt, allow_empty_prompt=True)
+        # img2img runs only the last int(steps × strength) steps; the schedule spans the steps that run.
+        conditioning = self.encoder.conditioning(
+            prompt, negative_prompt, steps=min(steps, int(steps * denoise)), allow_empty_prompt=True
+        )
         callback = make_step_callback(progress, should_cancel, image_cfg.preview_every, "variations")
 
         def generate(batch_seeds: list[int]) -> list[Image.Image]:
-            return self._call_pipeline(
-                batch_seeds, prompt_embeds, negative_embeds, callback,
+            return self._draw(
+                batch_seeds, conditioning, callback,
                 image=work, strength=denoise, num_inference_steps=steps, guidance_scale=guidance,
             )  # fmt: skip
 

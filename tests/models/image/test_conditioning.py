@@ -155,4 +155,6 @@ def test_encoder_validates_before_encoding(encoder: PromptEncoder) -> None:
     with pytest.raises(InvalidInput):
         encoder.encode("", "")
     with pytest.raises(InvalidInput):
-        encoder.encode("cat", "(((bad")
+        encoder.encode("cat", "((((((((((((bad")  # nested past the weight limit
+    with pytest.raises(InvalidInput):
+        encoder.encode("[cat:dog:-2]", "")

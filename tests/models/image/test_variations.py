@@ -80,13 +80,13 @@ def test_prompt_is_read_from_the_png(variations: Variations, source: Image.Image
         GenerationParameters(prompt="a ((red)) fox", negative_prompt="blurry", seed=40, width=48, height=40),
     )
     seen: list[tuple[str, str]] = []
-    original = variations.encoder.encode
+    original = variations.encoder.conditioning
 
     def spy(prompt, negative_prompt="", **kwargs):
         seen.append((prompt, negative_prompt))
         return original(prompt, negative_prompt, **kwargs)
 
-    monkeypatch.setattr(variations.encoder, "encode", spy)
+    monkeypatch.setattr(variations.encoder, "conditioning", spy)
     batch = variations(path, seed=3, num_images=1)
     assert seen == [("a ((red)) fox", "blurry")]
     assert batch.parameters[0].prompt == "a ((red)) fox"
@@ -117,7 +117,7 @@ def test_progress_and_cancel(variations: Variations, source: Image.Image) -> Non
         ({"strength": 1.5}, ["strength", "between 0 and 1"]),
         ({"strength": 0.01}, ["no step to run"]),
         ({"num_inference_steps": 0}, ["steps must be between 1 and 150"]),
-        ({"prompt": "(((cat"}, ["unbalanced"]),
+        ({"prompt": "[cat:dog:-1]"}, ["negative"]),
         ({"image": "/nonexistent/cat.png"}, ["no such file"]),
     ],
 )
