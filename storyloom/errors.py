@@ -34,3 +34,7 @@ class QueueFull(StoryloomError):
 
 class StoreError(StoryloomError):
     """The job store cannot be used (locked, full, corrupt or from a newer version)."""
+
+
+class StoreFull(StoreError):
+    """The disk under the job store is full: nothing that needs new space can be written."""

@@ -22,6 +22,7 @@ from storyloom.bot.buttons import ALL_BUTTONS
 from storyloom.bot.delivery import DeliveryLoop
 from storyloom.bot.errors import StoryloomTree
 from storyloom.bot.live_status import ProgressLoop, StatusBoard
+from storyloom.bot.maintenance import MaintenanceLoop
 from storyloom.bot.safety import BannedWords, story_screen
 from storyloom.bot.stories import Stories
 from storyloom.bot.user_settings import UserSettings
@@ -86,6 +87,7 @@ class StoryloomBot(commands.Bot):
         self.board = StatusBoard(self, interval)
         self.delivery = DeliveryLoop(self, config.bot.delivery_poll_interval)
         self.progress = ProgressLoop(self, poll=min(1.0, max(0.1, interval / 4)))
+        self.maintenance = MaintenanceLoop(store, config.queue)
         self._loops: list[asyncio.Task[None]] = []
         self._in_flight = 0
         self._idle = asyncio.Event()
@@ -110,6 +112,7 @@ class StoryloomBot(commands.Bot):
         self._loops = [
             asyncio.create_task(self.delivery.run(), name="storyloom-delivery"),
             asyncio.create_task(self.progress.run(), name="storyloom-progress"),
+            asyncio.create_task(self.maintenance.run(), name="storyloom-maintenance"),
         ]
         if self.sync_commands:
             await self._sync()
@@ -144,6 +147,7 @@ class StoryloomBot(commands.Bot):
         # store's connection inside a transaction.
         self.delivery.stop()
         self.progress.stop()
+        self.maintenance.stop()
         if self._loops:
             _, late = await asyncio.wait(self._loops, timeout=LOOP_STOP_SECONDS)
             for task in late:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from typing import TYPE_CHECKING
 
@@ -119,19 +120,70 @@ def retry_command(config: Config, args: argparse.Namespace) -> int:
 
 
 def purge_command(config: Config, args: argparse.Namespace) -> int:
+    """Deleting comes first, a few jobs per transaction: it needs next to no free space (a full disk is when
+    this command is needed most) and never holds the write lock long. Shrinking the file comes last, only when
+    asked and only while no job is running: VACUUM needs free space and holds the write lock throughout."""
     from storyloom.characters.cleanup import sweep
+    from storyloom.errors import StoreFull
 
     data_dir = config.paths.data_dir
+    days = config.queue.retention_days if args.older_than is None else args.older_than
     with _store(config) as store:
-        days = config.queue.retention_days if args.older_than is None else args.older_than
-        removed = store.purge(days)
-        if args.vacuum:
-            store.vacuum()
+        try:
+            removed = purge_in_batches(store, days)
+        except StoreFull:
+            print(NOTHING_DELETED.format(where=config.database_path), file=sys.stderr)
+            return 1
+        print(f"removed {removed} job(s) that finished more than {days:g} day(s) ago")
         # Purged jobs no longer keep their photos and outputs: remove what nothing needs now.
         files = sweep(store, data_dir, retention_days=config.queue.retention_days)
-    print(f"removed {removed} job(s) that finished more than {days:g} day(s) ago")
-    if files:
-        print(f"removed {len(files)} training folder(s) nothing needs any more:")
-        for removal in files:
-            print(f"  {removal.describe(data_dir)}")
+        if files:
+            print(f"removed {len(files)} training folder(s) nothing needs any more:")
+            for removal in files:
+                print(f"  {removal.describe(data_dir)}")
+        if args.vacuum:
+            return vacuum(store, config)
+    return 0
+
+
+PURGE_PAUSE_SECONDS = 0.05  # between batches, so that waiting heartbeats and claims take the write lock
+NOTHING_DELETED = (
+    "storyloom queue purge: nothing could be deleted because the disk holding {where} is completely full "
+    "(even deleting needs a little free space for the database's journal). Free some space on that disk (for "
+    "example move old files or the model cache elsewhere), then run `storyloom queue purge` again"
+)
+
+
+def purge_in_batches(store, days: float) -> int:
+    removed = 0
+    while batch := store.purge(days):
+        removed += batch
+        time.sleep(PURGE_PAUSE_SECONDS)
+    return removed
+
+
+def vacuum(store, config: Config) -> int:
+    from storyloom.errors import StoreFull
+
+    running = store.running_count()
+    if running:
+        print(
+            f"storyloom queue purge: the database file was not shrunk: {running} job(s) are running, and shrinking "
+            "holds the write lock longer than their workers may wait to renew their leases. Run `storyloom queue "
+            "purge --vacuum` again when no job is running (the freed space is reused by new jobs meanwhile)",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        store.vacuum()
+    except StoreFull:
+        size = config.database_path.stat().st_size if config.database_path.exists() else 0
+        print(
+            "storyloom queue purge: the database file could not be shrunk because shrinking needs free disk space "
+            f"about the size of the file ({size / (1024 * 1024):.0f} MB); the freed space is reused by new jobs "
+            "meanwhile. Free some space and run `storyloom queue purge --vacuum` again",
+            file=sys.stderr,
+        )
+        return 1
+    print("shrank the database file")
     return 0

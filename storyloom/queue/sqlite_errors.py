@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from storyloom.errors import StoreError
+from storyloom.errors import StoreError, StoreFull
 
 # Primary result codes (https://sqlite.org/rescode.html); extended codes carry them in the low byte.
 SQLITE_READONLY = 8
@@ -31,7 +31,7 @@ def store_error(exc: sqlite3.Error, where: str, busy_timeout_ms: int) -> StoreEr
             "try again in a moment"
         )
     if code == SQLITE_FULL or "database or disk is full" in text:
-        return StoreError(
+        return StoreFull(
             "the job database could not be written because the disk is full; nothing was saved. "
             "Free some space (for example with `storyloom queue purge`) and try again"
         )

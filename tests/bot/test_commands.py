@@ -369,20 +369,6 @@ async def test_progress_and_preview_show_on_the_status_message_then_go(
     assert [(c.method, c.ok) for c in webhook] == [("POST", True)]  # the one followup that filled "thinking…"
 
 
-
-async def test_status_tells_managers_when_the_workers_supervisor_failed(
-    fake: FakeDiscord, store, tmp_path: Path
-) -> None:
-    async with running_bot(bot_config(tmp_path), store, fake) as bot:
-        shown = await fake.invoke_command("status", user=fake.manager)
-        [report] = await shown.wait_followups(1)
-        assert "⚠️" not in report.content
-        bot.worker_health = lambda: "the workers' supervisor failed at 12:00:00 (OSError: boom) and was restarted"
-        shown = await fake.invoke_command("status", user=fake.manager)
-        [report] = await shown.wait_followups(1)
-        assert "⚠️ **Workers**: the workers' supervisor failed at 12:00:00 (OSError: boom) and was restarted" in (
-            report.content
-        )
 async def test_commands_sync_to_the_dev_guild_when_set(fake: FakeDiscord, store, tmp_path: Path) -> None:
     async with running_bot(bot_config(tmp_path, dev_guild=fake.guild.id), store, fake):
         [put] = fake.calls.filter("PUT", f"/applications/{fake.application_id}/guilds/{fake.guild.id}/commands")
@@ -401,3 +387,18 @@ async def test_commands_sync_to_the_dev_guild_when_set(fake: FakeDiscord, store,
         assert fake.calls.filter("PUT", f"/applications/{fake.application_id}/commands") == []
         handle = await fake.invoke_command("help")
         assert (await handle.wait_ack()).type == 4
+
+
+async def test_status_tells_managers_when_the_workers_supervisor_failed(
+    fake: FakeDiscord, store, tmp_path: Path
+) -> None:
+    async with running_bot(bot_config(tmp_path), store, fake) as bot:
+        shown = await fake.invoke_command("status", user=fake.manager)
+        [report] = await shown.wait_followups(1)
+        assert "⚠️" not in report.content
+        bot.worker_health = lambda: "the workers' supervisor failed at 12:00:00 (OSError: boom) and was restarted"
+        shown = await fake.invoke_command("status", user=fake.manager)
+        [report] = await shown.wait_followups(1)
+        assert "⚠️ **Workers**: the workers' supervisor failed at 12:00:00 (OSError: boom) and was restarted" in (
+            report.content
+        )

@@ -80,3 +80,57 @@ def test_errors_are_one_line_not_a_traceback(setup, capsys) -> None:
     database.write_bytes(b"not a database" * 100)
     assert run(config, "list") == 2
     assert "damaged or is not a SQLite file" in capsys.readouterr().err
+
+
+def old_finished_jobs(database: Path, count: int) -> list[int]:
+    """``count`` succeeded jobs that finished 40 days ago."""
+    with JobStore.open(database, QueueConfig(max_waiting_per_user=1000, max_waiting_total=1000)) as store:
+        ids = []
+        for _ in range(count):
+            job = store.enqueue("imagine", {"prompt": "x"}, user_id=1)
+            store.claim("w", ["imagine"])
+            ids.append(store.complete(job.id, "w").id)
+    with sqlite3.connect(database) as connection:
+        connection.execute("UPDATE jobs SET finished_at = ?", (time.time() - 40 * 86400,))
+    return ids
+
+
+def test_purge_removes_many_jobs_in_batches_and_shrinks_the_file_only_when_no_job_runs(setup, capsys) -> None:
+    config, database = setup
+    old_finished_jobs(database, 25)
+    with JobStore.open(database) as store:
+        running = store.enqueue("imagine", {"prompt": "still drawing"}, user_id=2)
+        store.claim("w", ["imagine"])
+    assert run(config, "purge", "--older-than", "30", "--vacuum") == 1
+    captured = capsys.readouterr()
+    assert "removed 25 job(s)" in captured.out
+    assert (
+        "not shrunk: 1 job(s) are running" in captured.err and "--vacuum` again when no job is running" in captured.err
+    )
+    with JobStore.open(database) as store:
+        assert [job.id for job in store.list_jobs(tuple(JobStatus))] == [running.id]
+
+
+def test_purge_on_a_full_disk_deletes_first_and_says_what_to_do_when_even_that_fails(
+    setup, capsys, monkeypatch
+) -> None:
+    from storyloom.errors import StoreFull
+
+    config, database = setup
+    old_finished_jobs(database, 3)
+
+    def disk_full(*args, **kwargs):
+        raise StoreFull("the job database could not be written because the disk is full; nothing was saved")
+
+    # Shrinking needs free space; deleting went through first and is kept.
+    monkeypatch.setattr(JobStore, "vacuum", disk_full)
+    assert run(config, "purge", "--older-than", "30", "--vacuum") == 1
+    captured = capsys.readouterr()
+    assert "removed 3 job(s)" in captured.out
+    assert "could not be shrunk because shrinking needs free disk space about the size of the file" in captured.err
+    # Not even a delete fits: the message says what to free, instead of suggesting this same command.
+    old_finished_jobs(database, 1)
+    monkeypatch.setattr(JobStore, "purge", disk_full)
+    assert run(config, "purge", "--older-than", "30") == 1
+    error = capsys.readouterr().err
+    assert "nothing could be deleted because the disk holding" in error and "Free some space on that disk" in error

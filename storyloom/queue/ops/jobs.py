@@ -1,4 +1,7 @@
-"""Operations of the bot and the CLI: enqueue (with caps), look up, list, cancel, retry, purge, positions."""
+"""Operations of the bot and the CLI: enqueue (with caps), look up, list, cancel, retry, positions, and keeping
+the store's size in hand (purging old jobs a batch at a time, the storage each user holds, removing a user's
+oldest results). Those are short transactions; callers loop, pausing between batches, so heartbeats and claims
+get the write lock in between (``storyloom.bot.maintenance``, ``storyloom queue purge``)."""
 
 from __future__ import annotations
 
@@ -190,11 +193,40 @@ def retry(job_id: int, now: float) -> Steps[Job]:
 
 
 @writes
-def purge(before: float) -> Steps[int]:
-    """Delete finished jobs (their artifacts and delivery records go with them) that ended before ``before``."""
-    deleted = yield from query(sql.PURGE_FINISHED, (before,))
+def purge(before: float, limit: int) -> Steps[int]:
+    """Delete at most ``limit`` finished jobs that ended before ``before``, oldest first (their artifacts, inputs
+    and delivery records go with them), and workers stopped before then; returns how many jobs went."""
+    deleted = yield from query(sql.PURGE_FINISHED, {"before": before, "limit": limit})
     yield from query(sql.PURGE_STOPPED_WORKERS, (before,))
     return len(deleted)
+
+
+@reads
+def users_over_storage(limit_bytes: int) -> Steps[list[tuple[int, int]]]:
+    """(user, bytes stored by their finished jobs) for every user above ``limit_bytes``."""
+    rows = yield from query(sql.SELECT_USERS_OVER_STORAGE, {"limit": limit_bytes})
+    return [(int(row["user_id"]), int(row["bytes"])) for row in rows]
+
+
+@reads
+def removable_results(user_id: int, limit: int) -> Steps[list[tuple[int, int]]]:
+    """(job, bytes) of the user's oldest finished jobs that may be removed to make room, at most ``limit``."""
+    rows = yield from query(sql.SELECT_REMOVABLE_RESULTS, {"user_id": user_id, "limit": limit})
+    return [(int(row["id"]), int(row["bytes"])) for row in rows]
+
+
+@writes
+def delete_finished(job_ids: Sequence[int]) -> Steps[int]:
+    """Delete these jobs if they are finished (a job that is not is left alone); returns how many went."""
+    deleted = 0
+    for job_id in job_ids:
+        deleted += len((yield from query(sql.DELETE_FINISHED_JOB, (job_id,))))
+    return deleted
+
+
+@reads
+def running_count() -> Steps[int]:
+    return int((yield from scalar(sql.COUNT_RUNNING)))
 
 
 @autocommit
