@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 import os
 import signal
 from collections.abc import AsyncIterator
@@ -23,6 +24,7 @@ import pytest_asyncio
 from PIL import Image
 
 from storyloom.config import Config
+from storyloom.domain.parameters import read_png_parameters
 from storyloom.models.runtime.tiny import make_tiny_config
 from storyloom.queue.async_store import AsyncJobStore
 from storyloom.queue.job import ArtifactKind, JobKind, JobStatus
@@ -37,7 +39,9 @@ from tests.support.bot import (
     start_bot,
 )  # fmt: skip
 from tests.support.fakediscord import FakeDiscord, FakeMessage
+from tests.support.fakediscord.interactions import Upload
 from tests.support.fakediscord.state import DEFAULT_ATTACHMENT_LIMIT
+from tests.support.images import noisy_png
 from tests.support.jobs import wait_delivered, wait_job
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -400,3 +404,53 @@ async def test_the_token_never_leaks(busy_world: World) -> None:
     assert world.fake.token_leaks() == []
     assert world.fake.token not in world.logs.text
     assert len(world.logs.lines) > 50  # the logs were really collected
+
+
+# ------------------------------------------------------------------------------------- pictures in (real worker)
+def upload(name: str, seed: int) -> Upload:
+    return Upload(name, noisy_png(72, 56, seed=seed))
+
+
+async def test_imagine_with_a_picture_draws_through_the_ip_adapter(world: World) -> None:
+    fake = world.fake
+    options = {"prompt": "a cosy cottage", "seed": 3, "steps": 3, "image": upload("cottage.png", 1)}
+    grid = await make_grid(world, **options, image_weight=0.6)
+    job_id = job_of(grid.message)
+    image = await world.store.artifact(job_id, 0, ArtifactKind.IMAGE)
+    parameters = read_png_parameters(Image.open(io.BytesIO(image.data)))
+    assert parameters.extra["IP-Adapter"] == "ip-adapter_sd15" and parameters.extra["IP-Adapter weight"] == "0.6"
+    assert grid.message.custom_ids()[-2:] == [f"sl:dm:{job_id}", f"sl:del:{job_id}"]
+
+    deleted = await fake.click_button(grid.message, f"sl:del:{job_id}")
+    [done] = await deleted.wait_followups(1)
+    assert done.ephemeral and fake.message(grid.message.id).deleted
+    assert await world.store.artifacts(job_id) == [] and await world.store.job_inputs(job_id) == []
+
+
+async def test_blend_mixes_three_pictures_into_a_grid(world: World) -> None:
+    fake = world.fake
+    pictures = {f"image{i}": upload(f"p{i}.png", i) for i in (1, 2, 3)}
+    handle = await fake.invoke_command("blend", {**pictures, "seed": 4})
+    job_id = status_job(await handle.wait_original())
+    thread = await fake.wait_for(lambda: next(iter(fake.threads_of(fake.text_channel)), None))
+    message = await fake.wait_for_message(thread, lambda m: job_of(m) == job_id and is_grid(m), timeout=WORK_TIMEOUT)
+    image = await world.store.artifact(job_id, 0, ArtifactKind.IMAGE)
+    assert read_png_parameters(Image.open(io.BytesIO(image.data))).extra["IP-Adapter images"] == "3"
+    assert "🌀" in message.content
+
+
+async def test_describe_suggests_four_prompts_and_a_button_draws_one(world: World) -> None:
+    fake = world.fake
+    handle = await fake.invoke_command("describe", {"image": upload("photo.png", 7)})
+    job_id = status_job(await handle.wait_original())
+    result = await fake.wait_for_message(
+        fake.text_channel, lambda m: job_of(m) == job_id and bool(m.custom_ids()), timeout=WORK_TIMEOUT
+    )
+    described = json.loads((await world.store.artifact(job_id, 0, ArtifactKind.TEXT)).data)
+    assert len(described["prompts"]) == 4
+    assert result.custom_ids()[:4] == [f"sl:d:{job_id}:{n}" for n in range(1, 5)]
+    pressed = await fake.click_button(result, f"sl:d:{job_id}:3")
+    imagined = await world.store.get(status_job((await pressed.wait_followups(1))[0]))
+    assert imagined.kind is JobKind.IMAGINE and imagined.params["prompt"] == described["prompts"][2]
+    await wait_job(world.store, imagined.id, lambda j: j.is_finished, timeout=WORK_TIMEOUT)
+    assert (await world.store.get(imagined.id)).status is JobStatus.SUCCEEDED
