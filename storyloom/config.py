@@ -166,6 +166,8 @@ class QueueConfig(_Section):
     # Stored results one user may keep; beyond it their oldest delivered results go first (0: no bound).
     max_user_storage_mb: int = Field(1024, ge=0, le=10_000_000)
     maintenance_interval_seconds: float = Field(600.0, ge=0.01, le=86400)
+    # Kept free beside a SQLite store for `storyloom queue purge` to delete with when the disk fills (0: none).
+    disk_reserve_mb: int = Field(32, ge=0, le=4096)
 
 
 class WorkerConfig(_Section):

@@ -26,7 +26,7 @@ from storyloom.bot.maintenance import MaintenanceLoop
 from storyloom.bot.safety import BannedWords, story_screen
 from storyloom.bot.stories import Stories
 from storyloom.bot.user_settings import UserSettings
-from storyloom.config import Config
+from storyloom.config import Config, is_postgres_url
 from storyloom.queue.async_store import AsyncJobStore
 
 logger = logging.getLogger(__name__)
@@ -87,7 +87,8 @@ class StoryloomBot(commands.Bot):
         self.board = StatusBoard(self, interval)
         self.delivery = DeliveryLoop(self, config.bot.delivery_poll_interval)
         self.progress = ProgressLoop(self, poll=min(1.0, max(0.1, interval / 4)))
-        self.maintenance = MaintenanceLoop(store, config.queue)
+        sqlite_file = None if is_postgres_url(config.database) else config.database_path
+        self.maintenance = MaintenanceLoop(store, config.queue, database_file=sqlite_file)
         self._loops: list[asyncio.Task[None]] = []
         self._in_flight = 0
         self._idle = asyncio.Event()

@@ -12,7 +12,8 @@ so it applies the retention rules, every ``queue.maintenance_interval_seconds`` 
 
 Each step deletes a few jobs in one short transaction and pauses before the next, so workers' heartbeats and
 claims get the write lock in between. Shrinking the file (VACUUM) is never done here: ``storyloom queue purge
---vacuum`` does it, when asked and no job is running.
+--vacuum`` does it, when asked and no job is running. Beside a SQLite store the loop also keeps the disk reserve
+(``storyloom.queue.disk_reserve``) in place, which lets that purge work on a full disk.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from storyloom.config import QueueConfig
 from storyloom.errors import StoreError
 from storyloom.queue.async_store import AsyncJobStore
+from storyloom.queue.disk_reserve import ensure_reserve
 
 logger = logging.getLogger(__name__)
 
@@ -40,9 +43,18 @@ class Removed:
 
 
 class MaintenanceLoop:
-    def __init__(self, store: AsyncJobStore, settings: QueueConfig, *, pause: float = BATCH_PAUSE_SECONDS) -> None:
+    def __init__(
+        self,
+        store: AsyncJobStore,
+        settings: QueueConfig,
+        *,
+        database_file: Path | None = None,
+        pause: float = BATCH_PAUSE_SECONDS,
+    ) -> None:
+        """``database_file``: the SQLite store's file, beside which the disk reserve is kept (None: no reserve)."""
         self._store = store
         self._settings = settings
+        self._database_file = database_file
         self._pause = pause
         self._stop = asyncio.Event()
 
@@ -70,6 +82,8 @@ class MaintenanceLoop:
             expired += batch
             await asyncio.sleep(self._pause)
         over = await self._bound_users()
+        if self._database_file is not None and self._settings.disk_reserve_mb:
+            await asyncio.to_thread(ensure_reserve, self._database_file, self._settings.disk_reserve_mb * MB)
         if expired or over:
             logger.info(
                 "store maintenance removed %d job(s) older than %d day(s) and %d job(s) of users above %d MB",

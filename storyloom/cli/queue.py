@@ -121,10 +121,13 @@ def retry_command(config: Config, args: argparse.Namespace) -> int:
 
 def purge_command(config: Config, args: argparse.Namespace) -> int:
     """Deleting comes first, a few jobs per transaction: it needs next to no free space (a full disk is when
-    this command is needed most) and never holds the write lock long. Shrinking the file comes last, only when
+    this command is needed most; when there is none at all, the disk reserve the bot keeps beside a SQLite store
+    is given up to make some) and never holds the write lock long. Shrinking the file comes last, only when
     asked and only while no job is running: VACUUM needs free space and holds the write lock throughout."""
     from storyloom.characters.cleanup import sweep
+    from storyloom.config import is_postgres_url
     from storyloom.errors import StoreFull
+    from storyloom.queue.disk_reserve import release_reserve
 
     data_dir = config.paths.data_dir
     days = config.queue.retention_days if args.older_than is None else args.older_than
@@ -132,8 +135,16 @@ def purge_command(config: Config, args: argparse.Namespace) -> int:
         try:
             removed = purge_in_batches(store, days)
         except StoreFull:
-            print(NOTHING_DELETED.format(where=config.database_path), file=sys.stderr)
-            return 1
+            freed = 0 if is_postgres_url(config.database) else release_reserve(config.database_path)
+            if not freed:
+                print(NOTHING_DELETED.format(where=config.database_path), file=sys.stderr)
+                return 1
+            print(f"the disk is full: removed the {freed / (1024 * 1024):.0f} MB kept in reserve to delete with")
+            try:
+                removed = purge_in_batches(store, days)
+            except StoreFull:
+                print(NOTHING_DELETED.format(where=config.database_path), file=sys.stderr)
+                return 1
         print(f"removed {removed} job(s) that finished more than {days:g} day(s) ago")
         # Purged jobs no longer keep their photos and outputs: remove what nothing needs now.
         files = sweep(store, data_dir, retention_days=config.queue.retention_days)

@@ -84,3 +84,15 @@ async def test_the_loop_runs_at_start_and_stops_when_asked(tmp_path: Path) -> No
         await asyncio.wait_for(task, 5)
     finally:
         await store.close()
+
+
+async def test_the_disk_reserve_is_kept_beside_a_sqlite_store(tmp_path: Path) -> None:
+    from storyloom.queue.disk_reserve import reserve_path
+
+    store, settings = await open_store(tmp_path, Clock(), disk_reserve_mb=1)
+    try:
+        loop = MaintenanceLoop(store, settings, database_file=tmp_path / "jobs.db", pause=0)
+        await loop.run_once()
+        assert reserve_path(tmp_path / "jobs.db").stat().st_size == 1 * MB
+    finally:
+        await store.close()

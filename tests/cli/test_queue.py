@@ -134,3 +134,27 @@ def test_purge_on_a_full_disk_deletes_first_and_says_what_to_do_when_even_that_f
     assert run(config, "purge", "--older-than", "30") == 1
     error = capsys.readouterr().err
     assert "nothing could be deleted because the disk holding" in error and "Free some space on that disk" in error
+
+
+def test_purge_on_a_completely_full_disk_deletes_with_the_space_kept_in_reserve(setup, capsys, monkeypatch) -> None:
+    from storyloom.errors import StoreFull
+    from storyloom.queue.disk_reserve import ensure_reserve, reserve_path
+
+    config, database = setup
+    old_finished_jobs(database, 12)
+    assert ensure_reserve(database, 1024 * 1024)
+    delete = JobStore.purge
+
+    def full_while_the_reserve_is_there(store, *args, **kwargs):
+        # What SQLite does on a disk with no room at all: even a delete cannot grow the write-ahead log.
+        if reserve_path(database).exists():
+            raise StoreFull("the job database could not be written because the disk is full; nothing was saved")
+        return delete.__get__(store)(*args, **kwargs)
+
+    monkeypatch.setattr(JobStore, "purge", full_while_the_reserve_is_there)
+    assert run(config, "purge", "--older-than", "30") == 0
+    out = capsys.readouterr().out
+    assert "the disk is full: removed the 1 MB kept in reserve to delete with" in out
+    assert "removed 12 job(s)" in out
+    with JobStore.open(database) as store:
+        assert store.list_jobs(tuple(JobStatus)) == []

@@ -27,7 +27,7 @@ def bot_config(tmp_path: Path, **bot) -> Config:
         None, environ={}, overrides={
             "paths": {"data_dir": str(tmp_path / "data")},
             "bot": {"progress_edit_interval": 0.5, "delivery_poll_interval": 0.05, **bot},
-            "queue": {"max_waiting_per_user": 5},
+            "queue": {"max_waiting_per_user": 5, "disk_reserve_mb": 0},
         },
     )  # fmt: skip
 
