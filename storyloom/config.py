@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from storyloom.errors import ConfigError
 
@@ -208,6 +208,28 @@ class BotConfig(_Section):
     progress_edit_interval: float = Field(2.0, ge=0.5, le=60)
     banned_words: list[str] = Field(default_factory=list)
     delivery_poll_interval: float = Field(0.5, ge=0.05, le=60)  # how often the store is checked for finished jobs
+    # Several bot processes: Discord's shards (0 = one connection, no sharding). Each process connects the shards in
+    # ``shard_ids`` (empty: all of them) and delivers only results of guilds on those shards (DMs: shard 0).
+    shard_count: int = Field(0, ge=0, le=10000)
+    shard_ids: list[int] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _shards_exist(self) -> BotConfig:
+        if self.shard_ids and not self.shard_count:
+            raise ValueError("shard_ids needs shard_count (how many shards the bot has in all)")
+        outside = [shard for shard in self.shard_ids if not 0 <= shard < self.shard_count]
+        if outside:
+            raise ValueError(
+                f"shard_ids {outside} do not exist; with shard_count = {self.shard_count} they are 0–{self.shard_count - 1}"
+            )
+        if len(set(self.shard_ids)) != len(self.shard_ids):
+            raise ValueError("shard_ids lists a shard twice")
+        return self
+
+    @property
+    def shards(self) -> tuple[int, ...]:
+        """The shards this process serves (empty when the bot is not sharded)."""
+        return tuple(self.shard_ids) or tuple(range(self.shard_count))
 
 
 class TrainingConfig(_Section):

@@ -115,8 +115,14 @@ class StoryloomBot(commands.Bot):
             asyncio.create_task(self.progress.run(), name="storyloom-progress"),
             asyncio.create_task(self.maintenance.run(), name="storyloom-maintenance"),
         ]
-        if self.sync_commands:
+        if self.sync_commands and self.registers_commands:
             await self._sync()
+
+    @property
+    def registers_commands(self) -> bool:
+        """Slash commands are registered once for the whole bot: by the process that runs shard 0 (or the only one)."""
+        shards = self.config.bot.shards
+        return not shards or 0 in shards
 
     async def _sync(self) -> None:
         guild_id = self.config.bot.dev_guild
@@ -160,11 +166,28 @@ class StoryloomBot(commands.Bot):
         await super().close()
 
 
+class ShardedStoryloomBot(StoryloomBot, commands.AutoShardedBot):
+    """The bot on several gateway shards in one process (``bot.shard_count``, ``bot.shard_ids``). Other processes
+    run the other shards; each delivers only the results of its own shards' guilds (see ``DeliveryLoop``)."""
+
+    def __init__(self, config: Config, store: AsyncJobStore, **options: Any) -> None:
+        options.setdefault("shard_count", config.bot.shard_count)
+        options.setdefault("shard_ids", list(config.bot.shards))
+        super().__init__(config, store, **options)
+
+
+def make_bot(config: Config, store: AsyncJobStore, **options: Any) -> StoryloomBot:
+    """The bot for ``config``: sharded when ``bot.shard_count`` is set."""
+    if config.bot.shard_count:
+        return ShardedStoryloomBot(config, store, **options)
+    return StoryloomBot(config, store, **options)
+
+
 async def run_bot(config: Config, token: str, *, stop: asyncio.Event | None = None, **options: Any) -> None:
     """Open the store, run the bot until it is closed (or ``stop`` is set), then close the store."""
     store = await AsyncJobStore.from_config(config)
     try:
-        async with StoryloomBot(config, store, **options) as bot:
+        async with make_bot(config, store, **options) as bot:
             runner = asyncio.create_task(bot.start(token))
             waiters: set[asyncio.Task[Any]] = {runner}
             if stop is not None:

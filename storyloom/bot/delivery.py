@@ -167,7 +167,11 @@ class DeliveryLoop:
         """Start a lane for each destination with jobs ready and none under way; returns how many started."""
         now = self._clock()
         queues: dict[int, list[Job]] = {}
-        for job in await self._bot.store.list_undelivered(BATCH, per_destination=PER_DESTINATION):
+        shards = self._bot.config.bot
+        ready = await self._bot.store.list_undelivered(
+            BATCH, per_destination=PER_DESTINATION, shard_count=shards.shard_count, shards=shards.shards
+        )
+        for job in ready:
             destination = destination_of(job)
             if destination in self._lanes or self._waiting_until.get(destination, 0.0) > now:
                 continue

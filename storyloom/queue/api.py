@@ -421,12 +421,16 @@ class StoreApi:
     # --- delivery (protocol: storyloom/queue/ops/delivery.py) ----------------------------------------
 
     @store_method
-    def list_undelivered(self, limit: int = 50, *, per_destination: int = 5) -> Operation[list[Job]]:
+    def list_undelivered(
+        self, limit: int = 50, *, per_destination: int = 5, shard_count: int = 0, shards: Sequence[int] = ()
+    ) -> Operation[list[Job]]:
         """Jobs ready to be delivered: oldest first, at most ``per_destination`` per channel or thread, none
-        held back by a failure's back-off."""
+        held back by a failure's back-off; with ``shard_count``, only those of guilds on ``shards``."""
         if limit < 1 or per_destination < 1:
             raise InvalidInput("limit and per_destination must be at least 1")
-        return delivery.list_undelivered(limit, per_destination, self.clock())
+        if shard_count and not shards:
+            raise InvalidInput("a sharded bot delivers for at least one shard")
+        return delivery.list_undelivered(limit, per_destination, self.clock(), shard_count, tuple(shards))
 
     @store_method
     def begin_delivery(self, job_id: int) -> Operation[DeliveryIntent | None]:

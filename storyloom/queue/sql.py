@@ -277,6 +277,8 @@ SELECT * FROM (
       AND j.channel_id IS NOT NULL
       AND d.ended_at IS NULL
       AND (d.next_try_at IS NULL OR d.next_try_at <= :now)
+      AND (:shard_count = 0 OR (CASE WHEN j.guild_id IS NULL THEN 0 ELSE (j.guild_id >> 22) % :shard_count END)
+           IN (SELECT CAST(value AS INTEGER) FROM json_each(:shards)))
       AND (j.page_index IS NULL OR j.parent_id IS NULL OR (
             EXISTS (SELECT 1 FROM deliveries pd WHERE pd.job_id = j.parent_id AND pd.ended_at IS NOT NULL)
             AND NOT EXISTS (

@@ -186,3 +186,24 @@ async def test_cancelling_a_store_call_mid_transaction_leaves_the_connection_usa
             assert not store.connection.in_transaction
     finally:
         await store.close()
+
+
+async def test_a_sharded_bot_lists_only_its_own_guilds_results_and_direct_messages_go_to_shard_0(
+    bot_store: AsyncJobStore, worker_store: JobStore
+) -> None:
+    guilds = {shard: (3000 + shard) << 22 for shard in range(3)}  # guild IDs as Discord numbers them, one per shard
+    jobs = {}
+    for shard, guild in guilds.items():
+        jobs[shard] = (await bot_store.enqueue("imagine", {"prompt": "x"}, user_id=1, guild_id=guild, channel_id=9)).id
+    direct = (await bot_store.enqueue("imagine", {"prompt": "dm"}, user_id=1, channel_id=8)).id
+    for _ in range(4):
+        run_next(worker_store)
+
+    async def listed(shards: tuple[int, ...]) -> set[int]:
+        return {j.id for j in await bot_store.list_undelivered(shard_count=3, shards=shards, per_destination=10)}
+
+    assert await listed((0,)) == {jobs[0], direct}
+    assert await listed((1, 2)) == {jobs[1], jobs[2]}
+    assert {j.id for j in await bot_store.list_undelivered(per_destination=10)} == {*jobs.values(), direct}
+    with pytest.raises(InvalidInput, match="at least one shard"):
+        await bot_store.list_undelivered(shard_count=3)

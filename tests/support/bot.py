@@ -13,7 +13,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from storyloom.bot.app import StoryloomBot
+from storyloom.bot.app import StoryloomBot, make_bot
 from storyloom.config import Config, load_config
 from storyloom.queue.async_store import AsyncJobStore
 from storyloom.queue.job import ArtifactKind, Job, JobKind, NewArtifact, NewJob
@@ -53,7 +53,7 @@ class RunningBot:
 
 async def start_bot(config: Config, store: AsyncJobStore, fake: FakeDiscord) -> RunningBot:
     """A new bot (as a new process would be) on ``store``, connected and ready."""
-    bot = StoryloomBot(config, store, guild_ready_timeout=0.05)
+    bot = make_bot(config, store, guild_ready_timeout=0.05)
     runner = asyncio.create_task(bot.start(fake.token))
     ready = asyncio.create_task(bot.wait_until_ready())
     done, _ = await asyncio.wait({runner, ready}, timeout=20, return_when=asyncio.FIRST_COMPLETED)

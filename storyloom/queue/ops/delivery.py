@@ -49,8 +49,21 @@ def new_nonce(job_id: int) -> str:
 
 
 @reads
-def list_undelivered(limit: int, per_destination: int, now: float) -> Steps[list[Job]]:
-    rows = yield from query(sql.SELECT_UNDELIVERED, {"limit": limit, "per_destination": per_destination, "now": now})
+def list_undelivered(
+    limit: int, per_destination: int, now: float, shard_count: int = 0, shards: Sequence[int] = ()
+) -> Steps[list[Job]]:
+    """Jobs ready to be delivered; with ``shard_count``, only those of guilds on ``shards`` (Discord's rule:
+    ``(guild_id >> 22) % shard_count``; direct messages belong to shard 0)."""
+    rows = yield from query(
+        sql.SELECT_UNDELIVERED,
+        {
+            "limit": limit,
+            "per_destination": per_destination,
+            "now": now,
+            "shard_count": shard_count,
+            "shards": json.dumps(list(shards)),
+        },
+    )
     return [Job.from_row(row) for row in rows]
 
 

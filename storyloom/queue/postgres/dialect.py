@@ -11,7 +11,7 @@ stays in one place for both backends. The replacements are where PostgreSQL diff
   gives (a cancel that races a claim waits for it and then sees the running job);
 - enqueues take a transaction-scoped advisory lock, so per-user caps and reserved character names hold under
   concurrency;
-- user turns come from a sequence, JSON lists are read with ``json_array_elements_text``.
+- user turns come from a sequence; JSON list parameters are read with ``json_array_elements_text``.
 """
 
 from __future__ import annotations
@@ -22,22 +22,9 @@ import re
 from storyloom.queue import sql
 from storyloom.queue.operation import Mode
 
-_KINDS = "(SELECT value FROM json_array_elements_text(CAST(:kinds AS json)))"
-
 # Statements replaced in every transaction mode.
 _REPLACED: dict[str, str] = {
-    sql.LIST_JOBS: sql.LIST_JOBS.replace(
-        "(SELECT value FROM json_each(:statuses))",
-        "(SELECT value FROM json_array_elements_text(CAST(:statuses AS json)))",
-    ),
-    sql.SELECT_NEXT_JOB: f"""
-SELECT j.id FROM jobs j LEFT JOIN user_turns t ON t.user_id = j.user_id
-WHERE j.status = 'queued' AND j.kind IN {_KINDS}
-ORDER BY COALESCE(t.last_served, 0), j.id
-LIMIT 1
-FOR UPDATE OF j SKIP LOCKED
-""",
-    sql.HAS_WORK: sql.HAS_WORK.replace("(SELECT value FROM json_each(:kinds))", _KINDS),
+    sql.SELECT_NEXT_JOB: sql.SELECT_NEXT_JOB + "FOR UPDATE OF j SKIP LOCKED\n",
     sql.MARK_SERVED: """
 INSERT INTO user_turns (user_id, last_served) VALUES (:user_id, nextval('user_turns_order'))
 ON CONFLICT (user_id) DO UPDATE SET last_served = excluded.last_served
@@ -62,6 +49,9 @@ _REPLACED_IN_WRITES: dict[str, str] = {
     sql.SELECT_JOB: sql.SELECT_JOB + " FOR UPDATE",
 }
 
+# SQLite's ``json_each(:list)`` reads a JSON list parameter; PostgreSQL's twin also names its column ``value``.
+_JSON_EACH = re.compile(r"\bjson_each\((:\w+)\)")
+
 # ``:name`` (not ``::cast``), ``?``, or a literal ``%``, outside quoted strings.
 _TOKENS = re.compile(r"'(?:[^']|'')*'|(?<!:):([A-Za-z_]\w*)|\?|%")
 
@@ -81,4 +71,5 @@ def translate(statement: str, mode: Mode) -> str:
     if mode is Mode.WRITE:
         statement = _REPLACED_IN_WRITES.get(statement, statement)
     statement = _REPLACED.get(statement, statement)
+    statement = _JSON_EACH.sub(r"json_array_elements_text(CAST(\1 AS json))", statement)
     return _TOKENS.sub(_placeholder, statement)

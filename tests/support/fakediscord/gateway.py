@@ -56,7 +56,16 @@ class GatewaySession:
     connection: GatewayConnection | None = None
     resumes: int = 0
 
+    def covers(self, guild_id: int | None) -> bool:
+        """Whether this session's shard receives events of ``guild_id`` (Discord's rule; DMs go to shard 0)."""
+        if not self.shard:
+            return True
+        shard_id, shard_count = self.shard
+        return (0 if guild_id is None else (guild_id >> 22) % shard_count) == shard_id
+
     def wants(self, event: str, guild_id: int | None) -> bool:
+        if not self.covers(guild_id):
+            return False
         needed = _EVENT_INTENTS.get(event)
         if needed is None:
             return True
@@ -247,7 +256,7 @@ class Gateway:
         self.sessions[session.session_id] = session
         session.connection = connection
         connection.session = session
-        guilds = self._bot_guilds()
+        guilds = [guild for guild in self._bot_guilds() if session.covers(guild.id)]
         ready: dict[str, Any] = {
             "v": 10,
             "user": {**self.state.bot.payload(), "verified": True, "mfa_enabled": False, "email": None},
