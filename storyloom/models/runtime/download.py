@@ -6,7 +6,7 @@ checkpoints, so a first download of SD 1.5 is about 4 GB rather than 40 GB."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from storyloom.config import Config
 from storyloom.errors import ModelUnavailable
@@ -25,6 +25,8 @@ LANGUAGE_MODEL_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jin
 # safetensors (some VITS voices publish only pytorch_model.bin) gets its pickled weights, read with weights_only.
 NARRATION_PATTERNS = ["*.json", "*.safetensors"]
 NARRATION_FALLBACK = ["pytorch_model.bin"]
+# A transformers model (BLIP, CLIP): its configs, tokenizer files and one safetensors file.
+TRANSFORMERS_PATTERNS = ["*.json", "*.txt", "model.safetensors"]
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,13 @@ def configured_models(config: Config) -> list[ModelSpec]:
         ModelSpec("controlnet", controlnet, tuple(SINGLE_MODEL_PATTERNS)),
         ModelSpec("esrgan", models.esrgan, None),
         ModelSpec("story", models.story, tuple(LANGUAGE_MODEL_PATTERNS)),
+    ]
+    adapter_folder = str(PurePosixPath(models.ip_adapter_weights).parent / "image_encoder")
+    adapter = (models.ip_adapter_weights, f"{adapter_folder}/*.json", f"{adapter_folder}/model.safetensors")
+    specs += [
+        ModelSpec("ip_adapter", models.ip_adapter, adapter),
+        ModelSpec("caption", models.caption, tuple(TRANSFORMERS_PATTERNS)),
+        ModelSpec("describe_clip", models.describe_clip, tuple(TRANSFORMERS_PATTERNS)),
     ]
     if hed:  # the HED ControlNet's control images come from the HED annotator
         specs.insert(2, ModelSpec("hed_annotator", models.hed_annotator, None))

@@ -84,3 +84,18 @@ def test_bad_picture_requests_are_refused(tasks, pictures, weight, problem) -> N
     image_prompt, _ = tasks
     with pytest.raises(InvalidInput, match=problem):
         draw(image_prompt, PROMPT, pictures=pictures, image_weight=weight)
+
+
+def test_download_fetches_the_ip_adapter_and_the_describe_models() -> None:
+    from storyloom.config import load_config
+    from storyloom.models.runtime.download import configured_models
+
+    specs = {spec.role: spec for spec in configured_models(load_config(None, environ={}))}
+    adapter = specs["ip_adapter"]
+    assert adapter.name == "h94/IP-Adapter" and adapter.patterns == (
+        "models/ip-adapter_sd15.safetensors",
+        "models/image_encoder/*.json",
+        "models/image_encoder/model.safetensors",
+    )
+    assert specs["caption"].name == "Salesforce/blip-image-captioning-large"
+    assert specs["describe_clip"].name == "openai/clip-vit-large-patch14"
