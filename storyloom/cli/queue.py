@@ -1,16 +1,18 @@
-"""``storyloom queue list|cancel|retry|purge``: look at and manage the job queue from a terminal."""
+"""``storyloom queue list|cancel|retry|purge|migrate-store``: look at and manage the job queue from a terminal."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from storyloom.config import Config
 
 if TYPE_CHECKING:
     from storyloom.queue.job import Job, QueuePosition
+    from storyloom.queue.postgres.from_sqlite import TableProgress
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -43,6 +45,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     purge.add_argument("--vacuum", action="store_true", help="also shrink the database file (slow on big files)")
     add_common_options(purge)
     purge.set_defaults(handler=purge_command)
+
+    migrate = actions.add_parser(
+        "migrate-store",
+        help="copy this machine's job store (a SQLite file) into an empty PostgreSQL database, for several hosts",
+        description="Copy every job, result, setting and character (with its LoRA file) into an empty PostgreSQL "
+        "database in one transaction: all of it or, after a failure, nothing. Stop storyloom on this machine "
+        "first. The password comes from PGPASSWORD or ~/.pgpass.",
+    )
+    migrate.add_argument("sqlite_path", type=Path, metavar="SQLITE_PATH", help="the store file, e.g. data/storyloom.db")
+    migrate.add_argument("postgres_url", metavar="POSTGRES_URL", help="postgresql://user@host:port/database")
+    add_common_options(migrate)
+    migrate.set_defaults(handler=migrate_store_command)
 
 
 def _store(config: Config):
@@ -198,3 +212,47 @@ def vacuum(store, config: Config) -> int:
         return 1
     print("shrank the database file")
     return 0
+
+
+def migrate_store_command(config: Config, args: argparse.Namespace) -> int:
+    from storyloom.domain.paths import from_data_dir
+    from storyloom.queue.postgres.errors import describe
+    from storyloom.queue.postgres.from_sqlite import copy_sqlite_store
+
+    print(f"copying {args.sqlite_path} into {describe(args.postgres_url)}", flush=True)
+    copied = copy_sqlite_store(
+        args.sqlite_path,
+        args.postgres_url,
+        config.queue,
+        lora_file=lambda recorded: from_data_dir(recorded, config.paths.data_dir),
+        progress=print_table_progress,
+    )
+    print(f"copied {copied.total_rows:,} rows of {len(copied.rows)} tables (schema version {copied.schema_version})")
+    if copied.loras_stored:
+        print(f"stored the LoRA files of {len(copied.loras_stored)} character(s) in the database: "
+              + ", ".join(copied.loras_stored))  # fmt: skip
+    if copied.loras_missing:
+        print(f"no LoRA file found for {len(copied.loras_missing)} character(s); they can draw only where their "
+              f"file is: {'; '.join(copied.loras_missing)}")  # fmt: skip
+    print("Now point every host at it, in config.toml:")
+    print(f'  [queue]\n  database = "{url_without_password(args.postgres_url)}"')
+    print("or STORYLOOM_QUEUE__DATABASE in the environment; the password goes in PGPASSWORD or ~/.pgpass.")
+    return 0
+
+
+def print_table_progress(progress: TableProgress) -> None:
+    if progress.done:
+        print(f"  {progress.table:<16} {progress.copied:>12,} rows", flush=True)
+    elif progress.copied:
+        print(f"  {progress.table:<16} {progress.copied:>12,} of {progress.total:,} rows...", flush=True)
+
+
+def url_without_password(url: str) -> str:
+    """``url`` as it may be written into a config file: the password (if any) left out."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    user_info, at, host = parts.netloc.rpartition("@")
+    if not at:
+        return url
+    return urlunsplit(parts._replace(netloc=f"{user_info.split(':', 1)[0]}@{host}"))
