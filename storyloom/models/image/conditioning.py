@@ -13,7 +13,7 @@ runs the negative and each part in one batch, and the positive half it returns i
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -158,17 +158,23 @@ class PromptConditioning:
         return self.parts[0][1].at(0), self.negative.at(0)
 
     @contextlib.contextmanager
-    def applied(self, pipe: Any, callback: Any) -> Iterator[tuple[Any, list[str]]]:
-        """The step callback and tensor inputs to give ``pipe`` so the run follows this conditioning; with AND,
-        the composition hooks sit on ``pipe.unet`` for the length of the block."""
-        if not self.scheduled and not self.composed:
+    def applied(
+        self, pipe: Any, callback: Any, *, seeds: Sequence[int] = (), chaos: float = 0.0
+    ) -> Iterator[tuple[Any, list[str]]]:
+        """The step callback and tensor inputs to give ``pipe`` so the run follows this conditioning; with AND
+        (or ``chaos``), the composition hooks sit on ``pipe.unet`` for the length of the block.
+
+        ``chaos`` (0–1) makes the pictures of one batch differ more than their seeds alone make them: each
+        picture gets its own guidance strength (up to 2× either way) and its own noise on the conditioning,
+        both drawn from the picture's seed, so a picture made again alone from its seed gets the same ones."""
+        if not self.scheduled and not self.composed and not chaos:
             yield callback, ["latents"]
             return
         follower = _StepFollower(self, callback)
-        if not self.composed:
+        if not self.composed and not chaos:
             yield follower, ["latents", "prompt_embeds"]
             return
-        composer = _Composer(self, pipe, follower)
+        composer = _Composer(self, pipe, follower, _ImageChaos.draw(seeds, chaos, self.parts[0][1].at(0)))
         handles = [
             pipe.unet.register_forward_pre_hook(composer.expand, with_kwargs=True),
             pipe.unet.register_forward_hook(composer.combine, with_kwargs=True),
@@ -178,6 +184,32 @@ class PromptConditioning:
         finally:
             for handle in handles:
                 handle.remove()
+
+
+CHAOS_NOISE = 0.4  # conditioning noise at chaos 1, relative to the conditioning's own spread
+CHAOS_SALT = 0x9E3779B1  # the chaos draws of a seed are not its starting noise
+
+
+@dataclass(frozen=True)
+class _ImageChaos:
+    """Per picture: a factor on the guidance and noise added to the conditioning (None: no chaos)."""
+
+    factors: Any  # (images, 1, 1, 1)
+    noise: Any  # (images, tokens, hidden)
+
+    @classmethod
+    def draw(cls, seeds: Sequence[int], chaos: float, reference: Any) -> _ImageChaos | None:
+        import torch
+
+        if not chaos:
+            return None
+        factors, noise = [], []
+        spread = float(reference.float().std())
+        for seed in seeds:
+            generator = torch.Generator().manual_seed((seed ^ CHAOS_SALT) % 2**63)
+            factors.append(2.0 ** (chaos * (2 * float(torch.rand((), generator=generator)) - 1)))
+            noise.append(torch.randn(reference.shape[1:], generator=generator) * (chaos * CHAOS_NOISE * spread))
+        return cls(torch.tensor(factors).view(-1, 1, 1, 1), torch.stack(noise))
 
 
 class _StepFollower:
@@ -213,10 +245,13 @@ class _Composer:
     """Forward hooks on the UNet for AND: one batch of (negative, part 1 … part k), combined into the
     (uncond, composed) pair the pipeline expects, with the embeddings of the step the follower is at."""
 
-    def __init__(self, conditioning: PromptConditioning, pipe: Any, follower: _StepFollower) -> None:
+    def __init__(
+        self, conditioning: PromptConditioning, pipe: Any, follower: _StepFollower, chaos: _ImageChaos | None
+    ) -> None:
         self.conditioning = conditioning
         self.pipe = pipe
         self.follower = follower
+        self.chaos = chaos
         self.images = 0
         self.guided = False
 
@@ -229,8 +264,11 @@ class _Composer:
         self.images = batch // 2 if self.guided else batch
         count, step = self.images, self.follower.step
         reference = kwargs["encoder_hidden_states"]
-        embeds = [self.conditioning.negative.at(step)] + [part.at(step) for _weight, part in self.conditioning.parts]
-        hidden = torch.cat([e.repeat(count, 1, 1) for e in embeds]).to(device=reference.device, dtype=reference.dtype)
+        negative = self.conditioning.negative.at(step).repeat(count, 1, 1)
+        parts = [part.at(step).repeat(count, 1, 1) for _weight, part in self.conditioning.parts]
+        if self.chaos is not None:
+            parts = [part + self.chaos.noise.to(part) for part in parts]
+        hidden = torch.cat([negative, *parts]).to(device=reference.device, dtype=reference.dtype)
         new_args = tuple(self._widen(value, batch) for value in args)
         new_kwargs = {key: self._widen(value, batch) for key, value in kwargs.items()}
         new_kwargs["encoder_hidden_states"] = hidden
@@ -257,9 +295,12 @@ class _Composer:
         prediction = output[0] if isinstance(output, tuple) else output.sample
         count = self.images
         uncond = prediction[:count]
-        composed = uncond.clone()
+        guidance = torch.zeros_like(uncond)
         for number, (weight, _embeds) in enumerate(self.conditioning.parts, start=1):
-            composed += weight * (prediction[number * count : (number + 1) * count] - uncond)
+            guidance += weight * (prediction[number * count : (number + 1) * count] - uncond)
+        if self.chaos is not None:
+            guidance *= self.chaos.factors.to(guidance)
+        composed = uncond + guidance
         result = torch.cat([uncond, composed]) if self.guided else composed
         if isinstance(output, tuple):
             return (result, *output[1:])

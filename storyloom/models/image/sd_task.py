@@ -222,11 +222,24 @@ class SDTask:
         return list(output.images)
 
     def _draw(
-        self, seeds: list[int], conditioning: PromptConditioning, callback: Any, **task_arguments: Any
+        self,
+        seeds: list[int],
+        conditioning: PromptConditioning,
+        callback: Any,
+        *,
+        chaos: float = 0.0,
+        tile: bool = False,
+        **task_arguments: Any,
     ) -> list[Image.Image]:
-        """``_call_pipeline`` following ``conditioning`` step by step (prompt editing, alternation, AND)."""
+        """``_call_pipeline`` following ``conditioning`` step by step (prompt editing, alternation, AND), with
+        ``chaos`` (0–1) between the pictures and, with ``tile``, pictures that tile seamlessly."""
+        from storyloom.models.image.tiling import seamless
+
         prompt_embeds, negative_embeds = conditioning.initial()
-        with conditioning.applied(self.pipe, callback) as (step_callback, tensor_inputs):
+        with (
+            seamless(self.pipe.unet, self.pipe.vae, enabled=tile),
+            conditioning.applied(self.pipe, callback, seeds=seeds, chaos=chaos) as (step_callback, tensor_inputs),
+        ):
             return self._call_pipeline(
                 seeds, prompt_embeds, negative_embeds, step_callback,
                 callback_on_step_end_tensor_inputs=tensor_inputs, **task_arguments,

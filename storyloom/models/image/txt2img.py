@@ -11,6 +11,7 @@ from typing import Any
 from PIL import Image
 
 from storyloom.domain.parameters import DEFAULT_SAMPLER, GenerationParameters
+from storyloom.domain.prompt_flags import MAX_CHAOS
 from storyloom.domain.seeds import random_seed
 from storyloom.domain.sizes import size_for_aspect_ratio
 from storyloom.errors import InvalidInput, JobCanceled
@@ -72,8 +73,13 @@ class Txt2Img(SDTask):
         progress: ProgressCallback | None = None,
         should_cancel: CancelCheck | None = None,
         safety_checker: bool | None = None,
+        chaos: int | None = None,
+        tile: bool = False,
     ) -> ImageBatch:
-        """Make ``num_images`` (default 4) images with seeds ``seed..seed+n-1`` (random ``seed`` when None)."""
+        """Make ``num_images`` (default 4) images with seeds ``seed..seed+n-1`` (random ``seed`` when None).
+
+        ``chaos`` (0–100, Midjourney's ``--chaos``) is how much more the pictures differ from each other than
+        their seeds alone make them; ``tile`` draws pictures that tile seamlessly."""
         image_cfg = self.config.image
         steps = image_cfg.steps if num_inference_steps is None else num_inference_steps
         guidance = image_cfg.guidance_scale if guidance_scale is None else guidance_scale
@@ -84,6 +90,8 @@ class Txt2Img(SDTask):
         count = image_cfg.batch_size if num_images is None else num_images
         negative_prompt = negative_prompt or ""
         self.check_inputs(prompt, negative_prompt, steps, guidance, width, height, seed, count)
+        if chaos is not None and (not is_int(chaos) or not 0 <= chaos <= MAX_CHAOS):
+            raise InvalidInput(f"chaos must be a whole number from 0 to {MAX_CHAOS} (got {chaos})")
         seed = random_seed() if seed is None else seed
         seeds = [seed + offset for offset in range(count)]
         if should_cancel is not None and should_cancel():
@@ -94,13 +102,14 @@ class Txt2Img(SDTask):
 
         def generate(batch_seeds: list[int]) -> list[Image.Image]:
             return self._draw(
-                batch_seeds, conditioning, callback,
+                batch_seeds, conditioning, callback, chaos=(chaos or 0) / MAX_CHAOS, tile=tile,
                 num_inference_steps=steps, guidance_scale=guidance, width=width, height=height,
             )  # fmt: skip
 
         images = run_with_oom_retry(generate, seeds, self.device, f"{count} images at {width}×{height}")
         enabled = image_cfg.safety_checker if safety_checker is None else safety_checker
         images, nsfw = apply_safety(images, self.safety, enabled)
+        extra = {**({"Chaos": str(chaos)} if chaos else {}), **({"Tiling": "True"} if tile else {})}
         parameters = [
             GenerationParameters(
                 prompt=prompt,
@@ -112,6 +121,7 @@ class Txt2Img(SDTask):
                 width=width,
                 height=height,
                 model=self.model_name,
+                extra=extra,
             )
             for s in seeds
         ]
