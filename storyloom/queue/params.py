@@ -39,6 +39,10 @@ class ImagineParams(JobParams):
     # the img2img starting point. ``image_weight``: the adapter's scale, or how much of the start picture stays.
     image_mode: Literal["guide", "start"] | None = None
     image_weight: float | None = Field(None, ge=0.0, le=1.0)
+    chaos: int | None = Field(
+        None, ge=0, le=100
+    )  # --chaos: how much more the pictures differ than their seeds make them
+    tile: bool = False  # --tile: pictures that tile seamlessly
 
 
 class VaryParams(JobParams):
