@@ -7,10 +7,13 @@ torch-free parts of ``storyloom.models``), checked early so a worker never meets
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel
 
 from storyloom.bot.safety import BannedWords
 from storyloom.config import Config, ImageConfig
+from storyloom.domain.prompt_flags import guidance_for_stylize, imagine_requests
 from storyloom.domain.prompts import validate_prompt
 from storyloom.domain.seeds import check_seed
 from storyloom.domain.sizes import parse_aspect_ratio
@@ -70,6 +73,48 @@ def imagine_params(
         safety_checker=safety_checker,
         character=character.strip() if character and character.strip() else None,
     )
+
+
+def imagine_jobs(
+    config: Config,
+    banned: BannedWords,
+    *,
+    prompt: str,
+    negative: str | None = None,
+    aspect_ratio: str | None = None,
+    seed: int | None = None,
+    steps: int | None = None,
+    safety_checker: bool | None = True,
+    character: str | None = None,
+) -> list[ImagineParams]:
+    """``imagine`` parameters for each job the prompt asks for: Midjourney's flags at its end (``--ar 16:9
+    --no people --chaos 20 --stylize 250 --tile --seed 7``) and ``{a, b}`` permutations and ``--repeat N``,
+    which make several jobs. A flag and the command's own option for the same thing must not disagree."""
+    jobs = []
+    for request in imagine_requests(prompt):
+        params = imagine_params(
+            config, banned, prompt=request.prompt,
+            negative=", ".join(text for text in (negative, request.negative) if text and text.strip()) or None,
+            aspect_ratio=_one_of("aspect ratio", "ar", aspect_ratio, request.aspect_ratio),
+            seed=_one_of("seed", "seed", seed, request.seed),
+            steps=steps, safety_checker=safety_checker, character=character,
+        )  # fmt: skip
+        guidance = None
+        if request.stylize is not None:
+            guidance = guidance_for_stylize(request.stylize, config.image.guidance_scale)
+        jobs.append(
+            params.model_copy(update={"guidance_scale": guidance, "chaos": request.chaos, "tile": request.tile})
+        )
+    cap = config.queue.max_waiting_per_user
+    if len(jobs) > cap:
+        raise InvalidInput(f"this prompt makes {len(jobs)} jobs, more than the {cap} you can have waiting at once")
+    return jobs
+
+
+def _one_of(what: str, flag: str, option: Any, from_prompt: Any) -> Any:
+    if option is not None and from_prompt is not None and option != from_prompt:
+        raise InvalidInput(f"the {what} is given twice, as an option and as --{flag} in the prompt; give it once")
+    return from_prompt if from_prompt is not None else option
 
 
 def story_params(

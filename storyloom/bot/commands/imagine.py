@@ -14,10 +14,10 @@ from storyloom.bot.errors import report
 from storyloom.bot.pictures import read_pictures
 from storyloom.bot.safety import safety_checker_for
 from storyloom.bot.submit import Request, submit
-from storyloom.bot.validation import STEPS_MAX, STEPS_MIN, imagine_params
+from storyloom.bot.validation import STEPS_MAX, STEPS_MIN, imagine_jobs
 from storyloom.domain.seeds import MAX_SEED
-from storyloom.errors import InvalidInput, StoryloomError
-from storyloom.queue.job import JobKind
+from storyloom.errors import InvalidInput, QueueFull, StoryloomError
+from storyloom.queue.job import JobKind, JobStatus
 
 if TYPE_CHECKING:
     from storyloom.bot.app import StoryloomBot
@@ -29,7 +29,7 @@ class Imagine(commands.Cog):
 
     @app_commands.command()
     @app_commands.describe(
-        prompt="what to draw; ((word)), (word:1.3) and [word] change how much a word counts",
+        prompt="what to draw: (word:1.3), [a:b:0.5], a AND b, {red, blue}; flags at the end: --ar 16:9 --no text",
         negative="what to keep out of the pictures",
         ar="aspect ratio such as 16:9, 2:3 or 1:1",
         seed="a number that makes the same pictures again",
@@ -56,34 +56,56 @@ class Imagine(commands.Cog):
         """Draw four pictures from a prompt."""
         bot = self.bot
         try:  # pure checks first, so a refusal is private and nothing is queued
-            params = imagine_params(
+            jobs = imagine_jobs(
                 bot.config, bot.banned, prompt=prompt, negative=negative, aspect_ratio=ar, seed=seed, steps=steps,
                 safety_checker=safety_checker_for(interaction.channel), character=character,
             )  # fmt: skip
-            if params.character is not None:  # a character unknown here: the message lists the known ones
-                found = await bot.store.character(params.character, guild_id=interaction.guild_id)
-                params = params.model_copy(update={"character": found.name})
+            if character is not None:  # a character unknown here: the message lists the known ones
+                found = await bot.store.character(jobs[0].character or character, guild_id=interaction.guild_id)
+                jobs = [job.model_copy(update={"character": found.name}) for job in jobs]
             if image is None and (image_weight is not None or image_as is not None):
                 raise InvalidInput("image_weight and image_as need a picture: attach one as image")
             pictures = await read_pictures([image]) if image is not None else ()
             if pictures:
-                params = params.model_copy(update={"image_mode": image_as or "guide", "image_weight": image_weight})
+                if image_as == "start" and any(job.chaos or job.tile for job in jobs):
+                    raise InvalidInput("--chaos and --tile work when the picture guides, not with image_as start")
+                update = {"image_mode": image_as or "guide", "image_weight": image_weight}
+                jobs = [job.model_copy(update=update) for job in jobs]
+            if len(jobs) > 1:  # several jobs: all of them fit under the user's cap, or none is queued
+                await check_room(bot, interaction.user.id, len(jobs))
         except StoryloomError as exc:
             await report(interaction, exc)
             return
         async with bot.in_flight():  # a shutdown lets an accepted request finish queueing
             await interaction.response.defer(thinking=True)
             defaults = await bot.settings.get(interaction.user.id)
-            changes = {}
-            if negative is None and defaults.negative_prompt:
-                changes["negative_prompt"] = defaults.negative_prompt
-            if ar is None and defaults.aspect_ratio:
-                changes["aspect_ratio"] = defaults.aspect_ratio
-            if changes:
-                params = params.model_copy(update=changes)
-            thread = texts.shorten(params.prompt, 90) if bot.config.bot.results_in_thread else ""
-            head = f"🎨 **{texts.quote(params.prompt, 120)}**" + (" with your picture" if pictures else "")
-            await submit(bot, interaction, Request(JobKind.IMAGINE, params, head, thread, inputs=pictures))
+            for params in jobs:
+                changes = {}
+                if negative is None and defaults.negative_prompt:
+                    changes["negative_prompt"] = ", ".join(
+                        filter(None, [defaults.negative_prompt, params.negative_prompt])
+                    )
+                if params.aspect_ratio is None and defaults.aspect_ratio:
+                    changes["aspect_ratio"] = defaults.aspect_ratio
+                if changes:
+                    params = params.model_copy(update=changes)
+                thread = texts.shorten(params.prompt, 90) if bot.config.bot.results_in_thread else ""
+                head = f"🎨 **{texts.quote(params.prompt, 120)}**" + (" with your picture" if pictures else "")
+                if (
+                    await submit(bot, interaction, Request(JobKind.IMAGINE, params, head, thread, inputs=pictures))
+                    is None
+                ):
+                    break  # refused (the cap filled meanwhile): the user has been told
+
+
+async def check_room(bot: StoryloomBot, user_id: int, count: int) -> None:
+    """``QueueFull`` unless ``count`` more jobs fit under the user's cap of waiting jobs."""
+    cap = bot.config.queue.max_waiting_per_user
+    waiting = len(await bot.store.list_jobs([JobStatus.QUEUED], user_id=user_id, limit=cap + 1))
+    if waiting + count > cap:
+        raise QueueFull(
+            f"this prompt makes {count} jobs and you have {waiting} waiting; the limit is {cap} waiting at once"
+        )
 
 
 async def setup(bot: StoryloomBot) -> None:

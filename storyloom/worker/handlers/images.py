@@ -37,6 +37,8 @@ def imagine(context: JobContext) -> HandlerResult:
             safety_checker=params.safety_checker,
             progress=context.progress,
             should_cancel=context.should_cancel,
+            chaos=params.chaos,
+            tile=params.tile,
         )
     return HandlerResult(batch_artifacts(character.tagged(batch)))
 
@@ -81,6 +83,8 @@ def _imagine_from_picture(context: JobContext, params: ImagineParams, record: Ch
             safety_checker=params.safety_checker,
             progress=context.progress,
             should_cancel=context.should_cancel,
+            chaos=params.chaos,
+            tile=params.tile,
         )
     return HandlerResult(batch_artifacts(character.tagged(batch)))
 
