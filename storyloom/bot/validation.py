@@ -7,13 +7,11 @@ torch-free parts of ``storyloom.models``), checked early so a worker never meets
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel
 
 from storyloom.bot.safety import BannedWords
 from storyloom.config import Config, ImageConfig
-from storyloom.domain.prompt_flags import guidance_for_stylize, imagine_requests
+from storyloom.domain.prompt_flags import either, guidance_for_stylize, imagine_requests, joined_negative
 from storyloom.domain.prompts import validate_prompt
 from storyloom.domain.seeds import check_seed
 from storyloom.domain.sizes import parse_aspect_ratio
@@ -94,9 +92,9 @@ def imagine_jobs(
     for request in imagine_requests(prompt):
         params = imagine_params(
             config, banned, prompt=request.prompt,
-            negative=", ".join(text for text in (negative, request.negative) if text and text.strip()) or None,
-            aspect_ratio=_one_of("aspect ratio", "ar", aspect_ratio, request.aspect_ratio),
-            seed=_one_of("seed", "seed", seed, request.seed),
+            negative=joined_negative(negative, request.negative) or None,
+            aspect_ratio=either("aspect ratio", "ar", aspect_ratio, request.aspect_ratio),
+            seed=either("seed", "seed", seed, request.seed),
             steps=steps, safety_checker=safety_checker, character=character,
         )  # fmt: skip
         guidance = None
@@ -109,12 +107,6 @@ def imagine_jobs(
     if len(jobs) > cap:
         raise InvalidInput(f"this prompt makes {len(jobs)} jobs, more than the {cap} you can have waiting at once")
     return jobs
-
-
-def _one_of(what: str, flag: str, option: Any, from_prompt: Any) -> Any:
-    if option is not None and from_prompt is not None and option != from_prompt:
-        raise InvalidInput(f"the {what} is given twice, as an option and as --{flag} in the prompt; give it once")
-    return from_prompt if from_prompt is not None else option
 
 
 def story_params(

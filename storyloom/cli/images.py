@@ -24,8 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     imagine = subparsers.add_parser(
         "imagine",
         help="make a 2x2 grid of four images from a prompt",
-        description="Make four images from PROMPT (AUTOMATIC1111 emphasis such as ((x)), (x:1.3), [x] allowed); "
-        "writes grid.png and image_1..4.png with their parameters.",
+        description="Make four images from PROMPT (AUTOMATIC1111 syntax: ((x)), (x:1.3), [x], [from:to:0.5], "
+        "[a|b], a AND b; Midjourney flags at its end: --no, --ar, --seed, --chaos, --stylize, --tile, --repeat; "
+        "{a, b} permutations); writes grid.png and image_1..4.png with their parameters.",
     )
     imagine.add_argument("prompt", help="what to draw")
     imagine.add_argument("--negative", default="", help="what to avoid (negative prompt)")
@@ -61,33 +62,49 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_imagine(config: Config, args: argparse.Namespace) -> int:
+    from storyloom.domain.prompt_flags import either, guidance_for_stylize, imagine_requests, joined_negative
     from storyloom.domain.prompts import validate_prompt
     from storyloom.domain.sizes import size_for_aspect_ratio
 
-    # Fail fast on bad input, before seconds of model loading.
+    # Fail fast on bad input, before seconds of model loading. Flags in the prompt (--ar, --no, --chaos, …)
+    # and {a, b} permutations work as in /imagine: one grid per permutation and --repeat.
     max_chars = config.image.max_prompt_chars
-    validate_prompt(args.prompt, max_chars=max_chars)
-    validate_prompt(args.negative, max_chars=max_chars, name="negative prompt", allow_empty=True, allow_and=False)
-    if args.aspect_ratio:
-        size_for_aspect_ratio(args.aspect_ratio, config.image.width, config.image.height)
-    _check_numbers(config, args.steps, args.seed)
+    jobs = []
+    for request in imagine_requests(args.prompt):
+        negative = joined_negative(args.negative, request.negative)
+        aspect_ratio = either("aspect ratio", "ar", args.aspect_ratio, request.aspect_ratio)
+        seed = either("seed", "seed", args.seed, request.seed)
+        validate_prompt(request.prompt, max_chars=max_chars)
+        validate_prompt(negative, max_chars=max_chars, name="negative prompt", allow_empty=True, allow_and=False)
+        if aspect_ratio:
+            size_for_aspect_ratio(aspect_ratio, config.image.width, config.image.height)
+        _check_numbers(config, args.steps, seed)
+        guidance = (
+            None if request.stylize is None else guidance_for_stylize(request.stylize, config.image.guidance_scale)
+        )
+        jobs.append((request, negative, aspect_ratio, seed, guidance))
     record = _character(config, args.character) if args.character else None
 
     from storyloom.models.image.lora import drawing_with
     from storyloom.models.image.txt2img import Txt2Img
 
     txt2img = Txt2Img.from_config(config)
-    with ProgressBar("imagine") as bar, drawing_with(txt2img, record, config.paths.data_dir) as character:
-        batch = txt2img(
-            character.prompt(args.prompt),
-            args.negative,
-            num_inference_steps=args.steps,
-            aspect_ratio=args.aspect_ratio,
-            seed=args.seed,
-            progress=bar,
-        )
-    batch = character.tagged(batch)
-    _report(batch, batch.save(args.out or _default_out(config)))
+    out = args.out or _default_out(config)
+    for number, (request, negative, aspect_ratio, seed, guidance) in enumerate(jobs, start=1):
+        with ProgressBar("imagine") as bar, drawing_with(txt2img, record, config.paths.data_dir) as character:
+            batch = txt2img(
+                character.prompt(request.prompt),
+                negative,
+                num_inference_steps=args.steps,
+                guidance_scale=guidance,
+                aspect_ratio=aspect_ratio,
+                seed=seed,
+                chaos=request.chaos,
+                tile=request.tile,
+                progress=bar,
+            )
+        batch = character.tagged(batch)
+        _report(batch, batch.save(out if len(jobs) == 1 else out / f"{number:02d}"))
     return 0
 
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TypeVar
 
 from storyloom.domain.seeds import check_seed
 from storyloom.domain.sizes import parse_aspect_ratio
 from storyloom.errors import InvalidInput
+
+T = TypeVar("T")
 
 MAX_CHAOS = 100
 MAX_STYLIZE = 1000
@@ -90,6 +93,18 @@ def split_flags(text: str) -> PromptFlags:
         tile=_switch("tile", values["tile"]) if "tile" in values else False,
         repeat=_whole("repeat", values["repeat"], 1, MAX_REPEAT) if "repeat" in values else 1,
     )
+
+
+def either(what: str, flag: str, option: T | None, from_prompt: T | None) -> T | None:
+    """A value given as a command option or as a flag in the prompt; both, and different, is an error."""
+    if option is not None and from_prompt is not None and option != from_prompt:
+        raise InvalidInput(f"the {what} is given twice, as an option and as --{flag} in the prompt; give it once")
+    return from_prompt if from_prompt is not None else option
+
+
+def joined_negative(option: str | None, from_prompt: str | None) -> str:
+    """The negative prompt option and ``--no`` together."""
+    return ", ".join(text.strip() for text in (option, from_prompt) if text and text.strip())
 
 
 def guidance_for_stylize(stylize: int, default_guidance: float) -> float:

@@ -59,6 +59,16 @@ def test_imagine_aspect_ratio(tiny_env: Path, capsys) -> None:
         assert image.size == (88, 48)
 
 
+def test_imagine_reads_flags_and_permutations_in_the_prompt(tiny_env: Path, capsys) -> None:
+    out = tiny_env / "flags"
+    prompt = "a {red, blue} cat --ar 2:1 --seed 4 --chaos 50 --tile --no dogs"
+    assert main(["imagine", prompt, "--steps", "1", "--out", str(out), "--profile", "tiny"]) == 0
+    red, blue = read_png_parameters(out / "01" / "image_1.png"), read_png_parameters(out / "02" / "image_1.png")
+    assert (red.prompt, blue.prompt) == ("a red cat", "a blue cat")
+    assert (red.negative_prompt, red.seed, red.width, red.height) == ("dogs", 4, 88, 48)
+    assert red.extra == {"Chaos": "50", "Tiling": "True"}
+
+
 def test_vary_writes_four_variations_of_the_source_size(tiny_env: Path, capsys) -> None:
     source = tiny_env / "source.png"
     assert (
@@ -84,6 +94,8 @@ def test_vary_writes_four_variations_of_the_source_size(tiny_env: Path, capsys) 
         (["imagine", ""], ["prompt is empty"]),
         (["imagine", "x" * 50_000], ["50,000", "limit"]),
         (["imagine", "[cat:dog:1.5]"], ["fraction"]),
+        (["imagine", "cat --sharp"], ["unknown flag --sharp", "--ar, --chaos"]),
+        (["imagine", "cat --seed 4", "--seed", "5"], ["seed is given twice"]),
         (["imagine", "(cat:1e30)"], ["between 0 and 3"]),
         (["imagine", "cat", "--steps", "0"], ["steps must be between 1 and 150"]),
         (["imagine", "cat", "--steps", "10000"], ["steps must be between 1 and 150"]),
