@@ -38,6 +38,9 @@ def make_tiny_command(config: Config, args: argparse.Namespace) -> int:
         paths.llama,
         paths.vits_en,
         paths.vits_zh,
+        paths.ip_adapter,
+        paths.blip,
+        paths.clip,
     ):
         print(path)
     return 0
