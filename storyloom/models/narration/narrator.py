@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from storyloom.config import Config
-from storyloom.domain.narration import VoiceChoice, choose_voice, spoken_sentences
+from storyloom.domain.narration import VoiceChoice, spoken_sentences
 from storyloom.errors import JobCanceled, ModelUnavailable
 
 logger = logging.getLogger(__name__)
@@ -53,12 +53,13 @@ class _Voice:
 
 
 def spoken_text(sentence: str, language: str) -> str:
-    """What the model's tokenizer reads: Chinese as tone-marked pinyin (how the Chinese model was trained)."""
+    """What the model's tokenizer reads: Chinese as tone-marked pinyin run together, as the Chinese model was
+    trained (``小猫。`` → ``xiǎomāo.``)."""
     if language != "zh":
         return sentence
     from pypinyin import Style, lazy_pinyin
 
-    return " ".join(lazy_pinyin(sentence.translate(_CJK_PUNCTUATION), style=Style.TONE, tone_sandhi=True))
+    return "".join(lazy_pinyin(sentence.translate(_CJK_PUNCTUATION), style=Style.TONE, tone_sandhi=True))
 
 
 class Narrator:
@@ -70,16 +71,6 @@ class Narrator:
     @classmethod
     def from_config(cls, config: Config) -> Narrator:
         return cls(config)
-
-    @property
-    def model_names(self) -> dict[str, str]:
-        return dict(self.config.models.narration)
-
-    def choose(self, voice: str | None, language: str, speed: float | None = None) -> VoiceChoice:
-        return choose_voice(self.config, voice, language, speed)
-
-    def sample_rate(self, language: str) -> int:
-        return int(self._voice(language).model.config.sampling_rate)
 
     def check_inputs(self, choice: VoiceChoice) -> None:
         """Fail before any work when the voice's speaker does not exist in its model."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 from typing import Any
 
-from storyloom.domain.narration import DEFAULT_SEED
+from storyloom.domain.narration import DEFAULT_SEED, choose_voice
 from storyloom.errors import InvalidInput
 from storyloom.models.runtime.step_progress import StepProgress
 from storyloom.queue.job import ArtifactKind, JobKind, NewArtifact
@@ -23,9 +23,9 @@ def narrate(context: JobContext) -> HandlerResult:
 
     params = context.params
     assert isinstance(params, NarrateParams)
-    narrator = context.resources.narrator()
-    choice = narrator.choose(params.narration.voice, params.language, params.narration.speed)
+    choice = choose_voice(context.config, params.narration.voice, params.language, params.narration.speed)
     seed = DEFAULT_SEED if params.seed is None else params.seed
+    narrator = context.resources.narrator()  # after the checks: a bad request never loads a model
     cache = SpeechCache.from_config(context.config)
     total = len(params.pages) + (0 if params.output == "pages" else 1)
     read: list[media.NarratedPage] = []

@@ -117,16 +117,19 @@ def _page_narration(context: JobContext, params: StoryPageParams, number: int) -
     button would read it; a language the voices cannot speak leaves a note instead of failing the page."""
     if params.narrate is None:
         return ()
-    from storyloom.domain.narration import DEFAULT_SEED
+    from storyloom.domain.narration import DEFAULT_SEED, choose_voice
     from storyloom.models.narration.cache import SpeechCache, read_page
     from storyloom.models.narration.media import OGG_MIME, encode_ogg_opus
 
-    narrator = context.resources.narrator()
     try:
-        choice = narrator.choose(params.narrate.voice, str(params.plan.get("language", "en")), params.narrate.speed)
+        choice = choose_voice(
+            context.config, params.narrate.voice, str(params.plan.get("language", "en")), params.narrate.speed
+        )
     except InvalidInput as exc:
         return (text_artifact(1, "narration.txt", str(exc), page=params.page),)
-    speech = read_page(narrator, SpeechCache.from_config(context.config), params.text, choice, DEFAULT_SEED)
+    speech = read_page(
+        context.resources.narrator(), SpeechCache.from_config(context.config), params.text, choice, DEFAULT_SEED
+    )
     if speech is None:
         return ()  # an empty page has nothing to read
     data = encode_ogg_opus(speech, title=f"Page {number}")
