@@ -175,8 +175,8 @@ def _load_describer(config: Config, device: torch.device, dtype: torch.dtype) ->
     with model_errors(clip_name):
         clip_processor = CLIPProcessor.from_pretrained(clip_source)
         clip = CLIPModel.from_pretrained(clip_source, dtype=dtype, use_safetensors=True)
-    captioner.to(device).eval()
-    clip.to(device).eval()
+    captioner.to(device).eval()  # type: ignore[arg-type]  # transformers types ``to`` as taking a model
+    clip.to(device).eval()  # type: ignore[arg-type]
     logger.info("loaded /describe models %s and %s on %s", caption_name, clip_name, device)
     return Describer(
         captioner,

@@ -94,7 +94,7 @@ def _load_image_adapter(config: Config, device: torch.device, dtype: torch.dtype
         encoder = CLIPVisionModelWithProjection.from_pretrained(source, subfolder=encoder_folder, dtype=dtype)
     if not weights["image_proj"] or not weights["ip_adapter"]:
         raise ModelUnavailable(f"{weights_name} of {name!r} is not an IP-Adapter (no image_proj/ip_adapter weights)")
-    encoder.to(device).eval()
+    encoder.to(device).eval()  # type: ignore[arg-type]  # transformers types ``to`` as taking a model
     side = encoder.config.image_size
     processor = CLIPImageProcessor(size=side, crop_size=side)  # what load_ip_adapter builds for its encoder
     logger.info("loaded IP-Adapter %s (%s) on %s", name, weights_name, device)
