@@ -4,6 +4,7 @@ under the supervisor, a fast in-process stand-in worker, and helpers to read wha
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import logging
 import re
@@ -12,6 +13,8 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from PIL import Image
 
 from storyloom.bot.app import StoryloomBot, make_bot
 from storyloom.config import Config, load_config
@@ -158,7 +161,7 @@ class FastWorker:
     ``hold`` keeps jobs of the listed kinds queued until released; ``title``/``pages`` shape stories."""
 
     store: AsyncJobStore
-    image: bytes = field(default_factory=lambda: png(8, 8, (200, 30, 90)))
+    image: bytes = field(default_factory=lambda: png(64, 64, (200, 30, 90)))  # big enough to upscale
     grid: bytes = field(default_factory=lambda: png(16, 16, (30, 200, 90)))
     title: str = "The Cat and the Red Ball"
     fail_kinds: set[JobKind] = field(default_factory=set)
@@ -196,6 +199,9 @@ class FastWorker:
         self.done.append(job.id)
 
     def results(self, job: Job) -> tuple[list[NewArtifact], list[NewJob]]:
+        with Image.open(io.BytesIO(self.image)) as picture:
+            width, height = picture.size
+
         def image(i):
             return NewArtifact(
                 ArtifactKind.IMAGE,
@@ -203,7 +209,7 @@ class FastWorker:
                 f"image_{i + 1}.png",
                 "image/png",
                 self.image,
-                {"seed": 100 + i, "width": 8, "height": 8},
+                {"seed": 100 + i, "width": width, "height": height},
             )
 
         if job.kind is JobKind.DESCRIBE:
