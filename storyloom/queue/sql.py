@@ -257,9 +257,9 @@ UPDATE deliveries SET outcome = :outcome, reason = :reason, ended_at = :now, nex
 WHERE job_id = :job_id AND ended_at IS NULL
 """
 
-# Finished jobs with a destination whose delivery is not over and not held back by a failure's back-off. A
-# follow-up page waits until its story's delivery is over and every earlier page's is over (or the page ended
-# without a result), so pages reach users in order. At most :per_destination jobs of one channel or thread are
+# Finished jobs with a destination whose delivery is not over (the short `undelivered` table, kept by triggers)
+# and not held back by a failure's back-off. A follow-up page waits until its story's delivery is over and every
+# earlier page's is over (or the page ended without a result), so pages reach users in order. At most :per_destination jobs of one channel or thread are
 # listed, so a destination with a long backlog (or one that keeps failing) never crowds out the others.
 SELECT_UNDELIVERED = f"""
 SELECT * FROM (
@@ -270,7 +270,8 @@ SELECT * FROM (
                PARTITION BY COALESCE(j.thread_id, j.channel_id)
                ORDER BY COALESCE(p.finished_at, j.finished_at), COALESCE(p.id, j.id), COALESCE(j.page_index, -1), j.id
            ) AS place_in_destination
-    FROM jobs j
+    FROM undelivered u
+    JOIN jobs j ON j.id = u.job_id
     LEFT JOIN deliveries d ON d.job_id = j.id
     LEFT JOIN jobs p ON p.id = j.parent_id AND j.page_index IS NOT NULL
     WHERE j.status IN {FINISHED}

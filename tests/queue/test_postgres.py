@@ -12,25 +12,14 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import urlsplit, urlunsplit
 
-import psycopg
 import pytest
 
 from storyloom.config import QueueConfig
 from storyloom.errors import StoreError
 from storyloom.queue import AsyncJobStore, JobKind, JobStatus, JobStore
-from tests.support.postgres import require_server
+from tests.support.postgres import drop_connections, require_server
 
 KINDS = [kind.value for kind in JobKind]
-
-
-def terminate_storyloom_connections(url: str) -> int:
-    """What a server restart does to every storyloom connection of this test's schema (and only those)."""
-    with psycopg.connect(url, autocommit=True) as admin:
-        rows = admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE application_name = 'storyloom' AND pid <> pg_backend_pid() AND datname = current_database()"
-        ).fetchall()
-    return len(rows)
 
 
 def test_many_workers_claiming_at_once_never_get_the_same_job(postgres_url: str) -> None:
@@ -79,7 +68,7 @@ def test_an_idle_worker_wakes_on_notify_within_milliseconds(postgres_url: str) -
 def test_a_dropped_connection_is_reconnected_and_the_operation_runs(postgres_url: str) -> None:
     with JobStore.open(postgres_url, QueueConfig(reconnect_seconds=20)) as store:
         job = store.enqueue("imagine", {"prompt": "before"}, user_id=1)
-        assert terminate_storyloom_connections(postgres_url) >= 1
+        assert drop_connections(postgres_url) >= 1
         assert store.get(job.id).status is JobStatus.QUEUED  # reconnected, then read
         claimed = store.claim("w", KINDS)
         assert claimed is not None and claimed.id == job.id
@@ -88,7 +77,7 @@ def test_a_dropped_connection_is_reconnected_and_the_operation_runs(postgres_url
 async def test_the_bot_side_rides_out_a_dropped_connection_too(postgres_url: str) -> None:
     async with await AsyncJobStore.open(postgres_url, QueueConfig(reconnect_seconds=20)) as store:
         job = await store.enqueue("imagine", {"prompt": "before"}, user_id=1)
-        await asyncio.to_thread(terminate_storyloom_connections, postgres_url)
+        await asyncio.to_thread(drop_connections, postgres_url)
         assert (await store.get(job.id)).status is JobStatus.QUEUED
 
 
@@ -96,7 +85,7 @@ def test_an_unreachable_server_is_a_store_error_after_the_reconnect_window(postg
     with JobStore.open(postgres_url, QueueConfig(reconnect_seconds=0.5)) as store:
         store.enqueue("imagine", {"prompt": "x"}, user_id=1)
         store._url = store._url.replace(":5432/", ":1/")  # the server "moved away": every reconnect fails
-        terminate_storyloom_connections(postgres_url)
+        drop_connections(postgres_url)
         started = time.monotonic()
         with pytest.raises(StoreError, match=r"lost the connection to the job database PostgreSQL .*within 0.5 s"):
             store.list_jobs((JobStatus.QUEUED,))
@@ -121,7 +110,9 @@ def with_credentials(url: str, *, user: str, password: str, database: str | None
 def test_a_wrong_url_is_one_line_naming_the_server_without_the_password(change: dict, reason: str) -> None:
     url = require_server()
     secret = "s3cret-Pw-never-shown"
-    target = with_credentials(url, user=change.get("user", "postgres"), password=secret, database=change.get("database"))
+    target = with_credentials(
+        url, user=change.get("user", "postgres"), password=secret, database=change.get("database")
+    )
     if "port" in change:
         target = target.replace(":5432", f":{change['port']}")
     with pytest.raises(StoreError) as refused:

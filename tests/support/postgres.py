@@ -37,9 +37,29 @@ def require_server() -> str:
 
 
 def with_schema(url: str, schema: str) -> str:
-    """``url`` with every connection's ``search_path`` set to ``schema``."""
+    """``url`` with every connection's ``search_path`` set to ``schema``, and named after it (``application_name``),
+    so a test can find its own connections among those of other test runs on the same server."""
     separator = "&" if "?" in url else "?"
-    return f"{url}{separator}options={quote(f'-csearch_path={schema}')}"
+    return f"{url}{separator}options={quote(f'-csearch_path={schema}')}&application_name={schema}"
+
+
+def application_name(url: str) -> str:
+    """The name the connections of ``url`` carry (see :func:`with_schema`)."""
+    from psycopg.conninfo import conninfo_to_dict
+
+    return str(conninfo_to_dict(url).get("application_name") or "storyloom")
+
+
+def drop_connections(url: str) -> int:
+    """Cut every connection made with ``url`` (what a PostgreSQL restart does to them); returns how many."""
+    import psycopg
+
+    with psycopg.connect(server_url(), autocommit=True) as admin:
+        rows = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s AND pid <> pg_backend_pid()",
+            (application_name(url),),
+        ).fetchall()
+    return len(rows)
 
 
 @contextmanager
@@ -51,13 +71,10 @@ def fresh_schema() -> Iterator[str]:
     schema = f"storyloom_test_{secrets.token_hex(6)}"
     with psycopg.connect(url, autocommit=True) as admin:
         admin.execute(f"CREATE SCHEMA {schema}")
+    scoped = with_schema(url, schema)
     try:
-        yield with_schema(url, schema)
+        yield scoped
     finally:
+        drop_connections(scoped)  # processes a test left behind must not hold locks on the schema
         with psycopg.connect(url, autocommit=True) as admin:
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE pid <> pg_backend_pid() AND query_start IS NOT NULL AND application_name = 'storyloom' "
-                "AND state = 'idle in transaction'"
-            )
             admin.execute(f"DROP SCHEMA {schema} CASCADE")

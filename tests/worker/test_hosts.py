@@ -18,7 +18,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psutil
-import psycopg
 
 from storyloom.config import Config
 from storyloom.models.runtime.tiny import TinyModelPaths, make_tiny_config
@@ -29,6 +28,7 @@ from storyloom.worker.spawn import config_environment
 from tests.support.bot import messages_of_job
 from tests.support.fakediscord import FakeDiscord, Upload
 from tests.support.images import noisy_png
+from tests.support.postgres import drop_connections
 
 WORK_TIMEOUT = 300.0  # two worker hosts and a bot on a shared 2-core machine
 USERS = 5
@@ -132,17 +132,6 @@ async def wait_for(check, what: str, timeout: float = WORK_TIMEOUT):
     return value
 
 
-def drop_every_connection(url: str) -> int:
-    """What a PostgreSQL restart does to the hosts: every storyloom connection is cut."""
-    with psycopg.connect(url, autocommit=True) as admin:
-        return len(
-            admin.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE application_name = 'storyloom' AND pid <> pg_backend_pid() AND datname = current_database()"
-            ).fetchall()
-        )
-
-
 async def test_three_hosts_share_only_the_database(postgres_url: str, tiny_models: TinyModelPaths, tmp_path: Path):
     bot_host, host_a, host_b = (host(tmp_path, name, postgres_url, tiny_models) for name in ("bot", "gpu-a", "gpu-b"))
     store = await AsyncJobStore.open(postgres_url)
@@ -203,7 +192,7 @@ async def test_three_hosts_share_only_the_database(postgres_url: str, tiny_model
 
         victim = await wait_for(running_on_a, "a job running on host A")
         await host_a.stop(signal.SIGKILL)  # the whole host: supervisor and worker
-        assert await asyncio.to_thread(drop_every_connection, postgres_url) >= 1
+        assert await asyncio.to_thread(drop_connections, postgres_url) >= 1
 
         async def all_delivered() -> bool:
             jobs = await imagines()

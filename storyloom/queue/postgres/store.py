@@ -91,12 +91,14 @@ def _rows(cursor: Any) -> Callable[[Sequence[Any]], Row]:
 
 
 def _connection_options(url: str) -> dict[str, Any]:
-    return {
-        "autocommit": True,
-        "row_factory": _rows,
-        "connect_timeout": _CONNECT_TIMEOUT_SECONDS,
-        "application_name": APPLICATION,
-    }
+    options: dict[str, Any] = {"autocommit": True, "row_factory": _rows, "connect_timeout": _CONNECT_TIMEOUT_SECONDS}
+    try:
+        named = "application_name" in conninfo_to_dict(url)
+    except psycopg.Error:
+        named = False
+    if not named:  # the URL's own name wins: it tells one install's connections from another's
+        options["application_name"] = APPLICATION
+    return options
 
 
 def _configure(connection: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:
