@@ -8,9 +8,11 @@
   the same request in this process (same model, steps, size and batch of four). Rounds alternate which
   goes first; median of per-round ratios. The worker's extra work: noticing the job, claiming it,
   progress writes with previews, PNG encoding of the grid and the images, one commit. Both sides use one
-  torch thread (see ``_imagine_benchmarks``).
+  torch thread (see ``_imagine_worker``).
 - ``worker_memory_growth``: resident memory of that same worker process after 200 small ``imagine`` jobs
   (1 step, 1 image, 32x32, no safety check) against after the first 20. A per-job leak would show as growth.
+
+``bench_postgres`` measures the first two with the store on PostgreSQL, through ``idle_gap`` and ``overhead_ratio``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ import statistics
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,38 +42,61 @@ QUEUE_SETTINGS = {"max_waiting_per_user": 1000, "max_waiting_total": 1000, "hear
 
 def run() -> list[dict]:
     with tempfile.TemporaryDirectory(prefix="bench-queue-") as tmp:
-        return [_idle_gap(Path(tmp) / "idle"), *_imagine_benchmarks(Path(tmp) / "imagine")]
+        return [idle_gap("queue_idle_gap", Path(tmp) / "idle"), *_imagine_benchmarks(Path(tmp) / "imagine")]
 
 
 # --- queue_idle_gap ----------------------------------------------------------------------------------
 
 
-def _idle_gap(data_dir: Path) -> dict:
+def idle_gap(name: str, data_dir: Path, database: str | None = None) -> dict:
+    """``queue_idle_gap`` on the store at ``database`` (default: a SQLite file in ``data_dir``)."""
     from bench.common import median, record
     from storyloom.config import load_config
     from storyloom.queue import JobStore
     from storyloom.worker.testing import start_worker_process
 
-    config = load_config(None, environ={}, overrides={"paths": {"data_dir": str(data_dir)}, "queue": QUEUE_SETTINGS})
+    queue = {**QUEUE_SETTINGS, "database": database} if database else QUEUE_SETTINGS
+    config = load_config(None, environ={}, overrides={"paths": {"data_dir": str(data_dir)}, "queue": queue})
     with JobStore.from_config(config) as store:
         ids = [store.enqueue("imagine", {"prompt": "noop"}, user_id=i % 5).id for i in range(IDLE_JOBS)]
         worker = start_worker_process(config, stderr=subprocess.DEVNULL)
         try:
-            jobs = _wait_for(store, ids, timeout=120)
+            jobs = wait_for_jobs(store, ids, timeout=120)
         finally:
-            _stop(worker)
+            stop_process(worker)
     ordered = sorted(jobs, key=lambda job: job.started_at)
     gaps = [(later.started_at - earlier.finished_at) * 1000 for earlier, later in zip(ordered, ordered[1:])]
     value = median(gaps)
     p90 = statistics.quantiles(gaps, n=10)[-1]
-    return record("queue_idle_gap", value, "ms", "<= 20", value <= 20, jobs=len(jobs), p90_ms=round(p90, 3))
+    return record(name, value, "ms", "<= 20", value <= 20, jobs=len(jobs), p90_ms=round(p90, 3))
 
 
 # --- queue_overhead_ratio and worker_memory_growth -----------------------------------------------------
 
 
 def _imagine_benchmarks(data_dir: Path) -> list[dict]:
+    with _imagine_worker(data_dir) as (store, worker, pipeline):
+        started = time.monotonic()
+        overhead = _overhead("queue_overhead_ratio", store, pipeline)
+        overhead["seconds"] = round(time.monotonic() - started, 1)
+        started = time.monotonic()
+        memory = _memory_growth(store, worker.pid)
+        memory["seconds"] = round(time.monotonic() - started, 1)
+        return [overhead, memory]
 
+
+def overhead_ratio(name: str, data_dir: Path, database: str) -> dict:
+    """``queue_overhead_ratio`` with the store at ``database``."""
+    with _imagine_worker(data_dir, database) as (store, _, pipeline):
+        started = time.monotonic()
+        overhead = _overhead(name, store, pipeline)
+        overhead["seconds"] = round(time.monotonic() - started, 1)
+        return overhead
+
+
+@contextmanager
+def _imagine_worker(data_dir: Path, database: str | None = None) -> Iterator[tuple[Any, subprocess.Popen, Any]]:
+    """The store, a worker process with the real handlers on the tiny models, and the bare ``Txt2Img``."""
     import torch
 
     from storyloom.models.image.txt2img import Txt2Img
@@ -77,7 +104,8 @@ def _imagine_benchmarks(data_dir: Path) -> list[dict]:
     from storyloom.queue import JobStore
     from storyloom.worker.testing import start_worker_process
 
-    config = make_tiny_config(data_dir, shared_tiny_models(), queue=QUEUE_SETTINGS)
+    queue = {**QUEUE_SETTINGS, "database": database} if database else QUEUE_SETTINGS
+    config = make_tiny_config(data_dir, shared_tiny_models(), queue=queue)
     # One torch thread on both sides: on a small shared machine, two-thread pools stall on each other and on
     # other processes, and that noise would swamp the few milliseconds being measured.
     threads = torch.get_num_threads()
@@ -86,23 +114,17 @@ def _imagine_benchmarks(data_dir: Path) -> list[dict]:
     with JobStore.from_config(config) as store:
         worker = start_worker_process(config, handler_specs=(), environment=single, stderr=subprocess.DEVNULL)
         try:
-            started = time.monotonic()
-            overhead = _overhead(store, Txt2Img.from_config(config))
-            overhead["seconds"] = round(time.monotonic() - started, 1)
-            started = time.monotonic()
-            memory = _memory_growth(store, worker.pid)
-            memory["seconds"] = round(time.monotonic() - started, 1)
-            return [overhead, memory]
+            yield store, worker, Txt2Img.from_config(config)
         finally:
-            _stop(worker)
+            stop_process(worker)
             torch.set_num_threads(threads)
 
 
-def _overhead(store: Any, pipeline: Any) -> dict:
+def _overhead(name: str, store: Any, pipeline: Any) -> dict:
     from bench.common import median, record
 
     def through_queue() -> float:
-        (job,) = _wait_for(store, [store.enqueue("imagine", OVERHEAD_REQUEST, user_id=1).id], timeout=300)
+        (job,) = wait_for_jobs(store, [store.enqueue("imagine", OVERHEAD_REQUEST, user_id=1).id], timeout=300)
         return job.finished_at - job.created_at
 
     def bare() -> float:
@@ -122,7 +144,7 @@ def _overhead(store: Any, pipeline: Any) -> dict:
             queued.append(through_queue())
     ratio = median([q / d for q, d in zip(queued, direct)])
     return record(
-        "queue_overhead_ratio", ratio, "ratio", "<= 1.10", ratio <= 1.10,
+        name, ratio, "ratio", "<= 1.10", ratio <= 1.10,
         rounds=OVERHEAD_ROUNDS, queued_s=round(median(queued), 4), bare_s=round(median(direct), 4),
         request=OVERHEAD_REQUEST,
     )  # fmt: skip
@@ -137,7 +159,7 @@ def _memory_growth(store: Any, pid: int) -> dict:
 
     def run_jobs(count: int) -> None:
         ids = [store.enqueue("imagine", SMALL_REQUEST, user_id=2).id for _ in range(count)]
-        _wait_for(store, ids, timeout=600)
+        wait_for_jobs(store, ids, timeout=600)
 
     run_jobs(MEMORY_EARLY)
     early = process.memory_info().rss
@@ -154,7 +176,7 @@ def _memory_growth(store: Any, pid: int) -> dict:
 # --- helpers ---------------------------------------------------------------------------------------------
 
 
-def _wait_for(store: Any, ids: list[int], *, timeout: float, interval: float = POLL_SECONDS) -> list:
+def wait_for_jobs(store: Any, ids: list[int], *, timeout: float, interval: float = POLL_SECONDS) -> list:
     """The jobs once all have finished; all must have succeeded for a measurement to mean anything."""
     from storyloom.queue import JobStatus
     from storyloom.worker.testing import wait_until
@@ -170,7 +192,7 @@ def _wait_for(store: Any, ids: list[int], *, timeout: float, interval: float = P
     return jobs
 
 
-def _stop(process: subprocess.Popen) -> None:
+def stop_process(process: subprocess.Popen) -> None:
     process.send_signal(signal.SIGTERM)
     try:
         process.wait(timeout=30)
