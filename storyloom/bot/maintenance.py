@@ -82,12 +82,15 @@ class MaintenanceLoop:
             expired += batch
             await asyncio.sleep(self._pause)
         over = await self._bound_users()
+        # Stored files (LoRAs, photos) nothing refers to any more once their jobs and characters are gone.
+        files = await self._store.purge_blobs()
         if self._database_file is not None and self._settings.disk_reserve_mb:
             await asyncio.to_thread(ensure_reserve, self._database_file, self._settings.disk_reserve_mb * MB)
-        if expired or over:
+        if expired or over or files:
             logger.info(
-                "store maintenance removed %d job(s) older than %d day(s) and %d job(s) of users above %d MB",
-                expired, self._settings.retention_days, over, self._settings.max_user_storage_mb,
+                "store maintenance removed %d job(s) older than %d day(s), %d job(s) of users above %d MB "
+                "and %d stored file(s) nothing refers to",
+                expired, self._settings.retention_days, over, self._settings.max_user_storage_mb, files,
             )  # fmt: skip
         return Removed(expired, over)
 

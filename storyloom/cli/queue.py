@@ -160,6 +160,9 @@ def purge_command(config: Config, args: argparse.Namespace) -> int:
                 print(NOTHING_DELETED.format(where=config.database_path), file=sys.stderr)
                 return 1
         print(f"removed {removed} job(s) that finished more than {days:g} day(s) ago")
+        stored = store.purge_blobs(days)
+        if stored:
+            print(f"removed {stored} stored file(s) (LoRAs, photos) nothing refers to any more")
         # Purged jobs no longer keep their photos and outputs: remove what nothing needs now.
         files = sweep(store, data_dir, retention_days=config.queue.retention_days)
         if files:

@@ -96,3 +96,24 @@ async def test_the_disk_reserve_is_kept_beside_a_sqlite_store(tmp_path: Path) ->
         assert reserve_path(tmp_path / "jobs.db").stat().st_size == 1 * MB
     finally:
         await store.close()
+
+
+async def test_stored_files_nothing_refers_to_go_after_the_retention_age(tmp_path: Path) -> None:
+    from storyloom.queue import NewCharacter
+
+    clock = Clock()
+    store, settings = await open_store(tmp_path, clock, retention_days=30, max_user_storage_mb=0)
+    try:
+        lora = await store.put_blob(b"the weights of a character")
+        photos = await store.put_blob(b"photos of a training nobody queued")
+        await store.add_character(
+            NewCharacter(name="Mittens", identifier="bhna", class_name="cat", lora_path="x", lora_digest=lora)
+        )
+        loop = MaintenanceLoop(store, settings, pause=0)
+        await loop.run_once()
+        assert await store.has_blob(photos)  # young: a training may still be queued with them
+        clock.now += 31 * DAY
+        await loop.run_once()
+        assert not await store.has_blob(photos) and await store.has_blob(lora)
+    finally:
+        await store.close()
