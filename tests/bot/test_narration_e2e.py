@@ -88,7 +88,9 @@ async def _read_aloud(fake: FakeDiscord, store) -> None:
         [audio] = [m for m in posted if job_of(m) == page.id and attachment_named(".ogg")(m)]
         assert posted.index(audio) == posted.index(picture) + 1 and f"**Page {number}**" in audio.content
         info = probe(audio.attachments[0].data)
-        assert info.streams == ("audio",) and info.audio_rate == 48000 and info.audio_seconds > 0.2
+        [stored] = [a for a in await store.artifacts(page.id) if a.kind is ArtifactKind.FILE]
+        assert info.streams == ("audio",) and info.audio_rate == 48000 and info.audio_seconds > 0
+        assert info.audio_seconds == pytest.approx(stored.metadata["seconds"], abs=0.03)
 
     # 🔊 on page 1: the same recording as narrate:True made (same text, voice, speed, model and seed).
     first = next(m for m in posted if job_of(m) == pages[0].id and attachment_named(".png")(m))
