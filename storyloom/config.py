@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -64,8 +65,22 @@ class ModelsConfig(_Section):
     # /describe: a BLIP captioning model, then a CLIP model ranks words against the picture.
     caption: str = "Salesforce/blip-image-captioning-large"
     describe_clip: str = "openai/clip-vit-large-patch14"
+    # Extra SD 1.5 checkpoints (/imagine model:) and LoRAs (<lora:name:0.8> in a prompt) users pick by name:
+    # name → a hub id (owner/repo, or owner/repo/file.safetensors) or a local folder or .safetensors file.
+    checkpoints: dict[str, str] = Field(default_factory=dict)
+    loras: dict[str, str] = Field(default_factory=dict)
     # The tiny profile builds missing local models on first use instead of downloading.
     build_tiny: bool = False
+
+    @field_validator("checkpoints", "loras")
+    @classmethod
+    def _named_safetensors(cls, value: dict[str, str]) -> dict[str, str]:
+        for name, source in value.items():
+            if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", name):
+                raise ValueError(f"{name!r} is not a usable name (letters, digits, '_', '.', '-'; at most 64)")
+            if source.lower().endswith((".ckpt", ".pt", ".pth", ".bin", ".pkl")):
+                raise ValueError(f"{name!r}: {source!r} is not a .safetensors file (only safetensors are loaded)")
+        return value
 
 
 class ImageConfig(_Section):
