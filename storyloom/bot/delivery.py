@@ -218,7 +218,8 @@ class DeliveryLoop:
         try:
             refusal = self._refusal(destination)
             if refusal is not None:
-                await self._end(job, destination, DeliveryOutcome.REFUSED, refusal.reason, refusal.why, None)
+                reason = f"{refusal.reason}, moments before for another job; not asked again"
+                await self._end(job, destination, DeliveryOutcome.REFUSED, reason, refusal.why, None)
                 return False
             outcome = await results.prepare(self._bot, job)
             ids = await self._post_outcome(job, intent, outcome)
