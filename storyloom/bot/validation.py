@@ -53,7 +53,7 @@ def imagine_params(
     validate_prompt(prompt, max_chars=limit)
     banned.ensure_allowed(prompt)
     negative = negative or ""
-    validate_prompt(negative, max_chars=limit, name="negative prompt", allow_empty=True, allow_and=False)
+    validate_prompt(negative, max_chars=limit, name="negative prompt", allow_empty=True, negative=True)
     if aspect_ratio is not None and aspect_ratio.strip():
         parse_aspect_ratio(aspect_ratio)
         aspect_ratio = aspect_ratio.strip()

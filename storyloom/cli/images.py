@@ -75,7 +75,7 @@ def run_imagine(config: Config, args: argparse.Namespace) -> int:
         aspect_ratio = either("aspect ratio", "ar", args.aspect_ratio, request.aspect_ratio)
         seed = either("seed", "seed", args.seed, request.seed)
         validate_prompt(request.prompt, max_chars=max_chars)
-        validate_prompt(negative, max_chars=max_chars, name="negative prompt", allow_empty=True, allow_and=False)
+        validate_prompt(negative, max_chars=max_chars, name="negative prompt", allow_empty=True, negative=True)
         if aspect_ratio:
             size_for_aspect_ratio(aspect_ratio, config.image.width, config.image.height)
         _check_numbers(config, args.steps, seed)
@@ -117,7 +117,7 @@ def run_vary(config: Config, args: argparse.Namespace) -> int:
     if args.prompt is not None:
         validate_prompt(args.prompt, max_chars=max_chars, allow_empty=True)
     if args.negative is not None:
-        validate_prompt(args.negative, max_chars=max_chars, name="negative prompt", allow_empty=True, allow_and=False)
+        validate_prompt(args.negative, max_chars=max_chars, name="negative prompt", allow_empty=True, negative=True)
     _check_numbers(config, None, args.seed)
 
     from storyloom.models.image.variations import Variations

@@ -46,7 +46,7 @@ def run_upscale(config: Config, args: argparse.Namespace) -> int:
     if args.prompt is not None:
         validate_prompt(args.prompt, max_chars=max_chars)
     if args.negative is not None:
-        validate_prompt(args.negative, max_chars=max_chars, name="negative prompt", allow_empty=True, allow_and=False)
+        validate_prompt(args.negative, max_chars=max_chars, name="negative prompt", allow_empty=True, negative=True)
     check_common_inputs(
         num_inference_steps=config.upscale.steps,
         guidance_scale=config.image.guidance_scale,

@@ -10,7 +10,8 @@ Users write prompts the way every SD web UI taught them, and each piece means he
   fraction of the steps (``0.5``), without one a step number (``12``);
 - alternation ``[a|b]``: a different option at each step;
 - composition ``a cat AND a dog:0.5``: each part is its own conditioning, and the noise predictions are
-  added with these weights (composable diffusion).
+  added with these weights (composable diffusion);
+- ``<lora:name:0.8>``: a configured LoRA for this request (taken out of the text, see ``extract_loras``).
 
 ``plan_prompt`` turns a prompt into its AND parts, each with the text to encode at each step (A1111's
 ``[end_at_step, text]`` schedule), and checks every text's emphasis; ``parse_emphasis`` turns one such text
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +37,7 @@ ROUND_FACTOR = 1.1
 SQUARE_FACTOR = 1 / 1.1
 MAX_AND_PARTS = 8  # each part costs a UNet pass per step
 MAX_AND_WEIGHT = 3.0
+MAX_LORA_WEIGHT = 3.0
 MAX_NESTING = 40  # brackets inside brackets; deeper is never a real prompt and would exhaust the parser's stack
 # Prompts are checked before the step count is final; this many steps reaches every switch a schedule has.
 VALIDATION_STEPS = 150
@@ -43,6 +46,7 @@ VALIDATION_STEPS = 150
 _WEIGHT_RE = re.compile(r":\s*([+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf(?:inity)?|nan))\s*\)", re.IGNORECASE)
 _BREAK_RE = re.compile(r"\s*\bBREAK\b\s*")
 _AND_RE = re.compile(r"\bAND\b")
+_EXTRA_NETWORK_RE = re.compile(r"<(\w+):([^<>]*)>")
 # "a dog:0.5" at the end of an AND part: the part's weight.
 _PART_WEIGHT_RE = re.compile(r"(.*?)(?:\s*:\s*([-+]?(?:\d+\.?|\d*\.\d+)))?\s*", re.DOTALL)
 # ":0.5]" ending a prompt-editing bracket (the number as A1111's grammar reads it).
@@ -96,28 +100,39 @@ def validate_prompt(
     max_chars: int,
     name: str = "prompt",
     allow_empty: bool = False,
-    allow_and: bool = True,
+    negative: bool = False,
     steps: int = VALIDATION_STEPS,
+    known_loras: Collection[str] | None = None,
 ) -> list[ScheduledPrompt]:
     """Check length and emptiness, then plan; every problem is an ``InvalidInput`` naming what is allowed.
 
-    ``allow_and=False`` for negative prompts, which have one conditioning (A1111 would encode the word)."""
+    A ``negative`` prompt has one conditioning: no AND (A1111 would encode the word) and no LoRA. With
+    ``known_loras``, each ``<lora:name>`` must name one of them."""
     if not isinstance(prompt, str):
         raise InvalidInput(f"{name} must be text")
     if not allow_empty and not prompt.strip():
         raise InvalidInput(f"{name} is empty: describe what to draw")
     if len(prompt) > max_chars:
         raise InvalidInput(f"{name} is {len(prompt):,} characters long; the limit is {max_chars:,} characters")
-    return plan_prompt(prompt, steps, name=name, allow_and=allow_and)
+    _text, loras = extract_loras(prompt, name=name)
+    if loras and negative:
+        raise InvalidInput(f"LoRAs go in the prompt, not the {name} (found <lora:{loras[0].name}>)")
+    unknown = [tag.name for tag in loras if known_loras is not None and tag.name not in known_loras]
+    if unknown:
+        known = ", ".join(sorted(known_loras or ())) or "none are configured"
+        raise InvalidInput(f"unknown LoRA {unknown[0]!r} in {name}; the known LoRAs: {known}")
+    return plan_prompt(prompt, steps, name=name, negative=negative)
 
 
-def plan_prompt(prompt: str, steps: int, *, name: str = "prompt", allow_and: bool = True) -> list[ScheduledPrompt]:
+def plan_prompt(prompt: str, steps: int, *, name: str = "prompt", negative: bool = False) -> list[ScheduledPrompt]:
     """The AND parts of ``prompt``, each with its weight and per-step texts for a run of ``steps`` steps.
 
-    Every text any step will encode is parsed for emphasis here, so a bad weight is found before a run starts.
+    ``<lora:…>`` tags are taken out first (they change the model, not the text); every text any step will
+    encode is parsed for emphasis here, so a bad weight is found before a run starts.
     """
-    parts = split_and(prompt, name=name) if allow_and else [(prompt, 1.0)]
-    if not allow_and and _AND_RE.search(prompt):
+    prompt, _loras = extract_loras(prompt, name=name)
+    parts = split_and(prompt, name=name) if not negative else [(prompt, 1.0)]
+    if negative and _AND_RE.search(prompt):
         raise InvalidInput(
             f"AND cannot be used in the {name}: it has one conditioning (write 'and' in lower case for the word)"
         )
@@ -128,6 +143,51 @@ def plan_prompt(prompt: str, steps: int, *, name: str = "prompt", allow_and: boo
             parse_emphasis(step_text, name=name)
         planned.append(ScheduledPrompt(weight, schedule))
     return planned
+
+
+@dataclass(frozen=True)
+class LoraTag:
+    """``<lora:name:0.8>``: a named LoRA and its strength in the text encoder and the UNet (A1111's te/unet)."""
+
+    name: str
+    text_encoder: float = 1.0
+    unet: float = 1.0
+
+
+def extract_loras(prompt: str, *, name: str = "prompt") -> tuple[str, list[LoraTag]]:
+    """``prompt`` without its ``<lora:name>``, ``<lora:name:w>`` or ``<lora:name:w_te:w_unet>`` tags, and the tags,
+    as A1111 takes its extra networks out of a prompt before reading it."""
+    tags: list[LoraTag] = []
+
+    def take(match: re.Match[str]) -> str:
+        kind, arguments = match.group(1), [part.strip() for part in match.group(2).split(":")]
+        if kind.lower() != "lora":
+            raise InvalidInput(f"<{kind}:…> in {name} is not something storyloom knows; LoRAs are <lora:name:0.8>")
+        lora, raw_weights = arguments[0], arguments[1:]
+        if not lora or len(raw_weights) > 2:
+            raise InvalidInput(
+                f"{match.group(0)!r} in {name}: write <lora:name>, <lora:name:0.8> or <lora:name:0.8:0.6>"
+            )
+        weights = [_lora_weight(raw, match.group(0), name) for raw in raw_weights]
+        if any(tag.name == lora for tag in tags):
+            raise InvalidInput(f"the LoRA {lora!r} is named twice in {name}; name it once")
+        text_encoder = weights[0] if weights else 1.0
+        tags.append(LoraTag(lora, text_encoder, weights[1] if len(weights) > 1 else text_encoder))
+        return ""
+
+    return _EXTRA_NETWORK_RE.sub(take, prompt), tags
+
+
+def _lora_weight(raw: str, tag: str, name: str) -> float:
+    try:
+        weight = float(raw)
+    except ValueError:
+        weight = math.nan
+    if not math.isfinite(weight) or not -MAX_LORA_WEIGHT <= weight <= MAX_LORA_WEIGHT:
+        raise InvalidInput(
+            f"{tag!r} in {name}: a LoRA's weight is a number between {-MAX_LORA_WEIGHT:g} and {MAX_LORA_WEIGHT:g}"
+        )
+    return weight
 
 
 def split_and(prompt: str, *, name: str = "prompt") -> list[tuple[str, float]]:

@@ -6,7 +6,9 @@ import pytest
 
 from storyloom.domain.prompts import (
     MAX_AND_PARTS,
+    LoraTag,
     ScheduledPrompt,
+    extract_loras,
     plan_prompt,
     prompt_schedule,
     split_and,
@@ -126,7 +128,7 @@ def test_and_limits_are_named() -> None:
     with pytest.raises(InvalidInput, match=f"at most {MAX_AND_PARTS}"):
         split_and(" AND ".join(["cat"] * (MAX_AND_PARTS + 1)))
     with pytest.raises(InvalidInput, match="AND cannot be used in the negative prompt"):
-        validate_prompt("blurry AND dark", max_chars=100, name="negative prompt", allow_and=False)
+        validate_prompt("blurry AND dark", max_chars=100, name="negative prompt", negative=True)
 
 
 def test_a_plan_has_each_part_with_its_schedule() -> None:
@@ -152,3 +154,33 @@ def test_deep_nesting_parses_quickly_and_has_a_limit() -> None:
     assert prompt_schedule(prompt, 10) == [(3, "[" * 34 + "]" * 34), (10, "[" * 34 + "a" + "]" * 34)]
     with pytest.raises(InvalidInput, match="nested more than 40 deep"):
         prompt_schedule("[" * 400 + "a", 10)
+
+
+def test_lora_tags_are_taken_out_of_the_text() -> None:
+    text, tags = extract_loras("a cat <lora:ink:0.8>, <lora:paper> AND <lora:glow:0.5:0.25> a dog")
+    assert text == "a cat ,  AND  a dog"
+    assert tags == [LoraTag("ink", 0.8, 0.8), LoraTag("paper", 1.0, 1.0), LoraTag("glow", 0.5, 0.25)]
+    assert plan_prompt("a cat <lora:ink:0.8>", 10) == [ScheduledPrompt(1.0, ((10, "a cat"),))]
+    assert extract_loras("I <3 cats") == ("I <3 cats", [])
+
+
+@pytest.mark.parametrize(
+    ("prompt", "words"),
+    [
+        ("a cat <lora:ink:9>", ["between -3 and 3"]),
+        ("a cat <lora:ink:x>", ["between -3 and 3"]),
+        ("a cat <lora:ink:1:1:1>", ["<lora:name:0.8>"]),
+        ("a cat <hypernet:ink:1>", ["<hypernet:…>", "<lora:name:0.8>"]),
+        ("a cat <lora:ink> <lora:ink:0.5>", ["named twice"]),
+        ("a cat <lora:paint>", ["unknown LoRA 'paint'", "ink, pencil"]),
+    ],
+)
+def test_bad_lora_tags_are_named(prompt: str, words: list[str]) -> None:
+    with pytest.raises(InvalidInput) as info:
+        validate_prompt(prompt, max_chars=200, known_loras={"ink", "pencil"})
+    assert all(word in str(info.value) for word in words), str(info.value)
+
+
+def test_no_lora_in_the_negative_prompt() -> None:
+    with pytest.raises(InvalidInput, match="LoRAs go in the prompt"):
+        validate_prompt("blurry <lora:ink>", max_chars=100, name="negative prompt", negative=True)

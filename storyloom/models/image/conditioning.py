@@ -78,7 +78,7 @@ class PromptEncoder:
             prompt, max_chars=self.max_chars, name="prompt", allow_empty=allow_empty_prompt, steps=steps
         )
         negative = validate_prompt(
-            negative_prompt, max_chars=self.max_chars, name="negative prompt", allow_empty=True, allow_and=False,
+            negative_prompt, max_chars=self.max_chars, name="negative prompt", allow_empty=True, negative=True,
             steps=steps,
         )  # fmt: skip
         return positive, negative
