@@ -166,6 +166,7 @@ class DeliveryLoop:
     async def tick(self) -> int:
         """Start a lane for each destination with jobs ready and none under way; returns how many started."""
         now = self._clock()
+        self._forget_before(now)
         queues: dict[int, list[Job]] = {}
         shards = self._bot.config.bot
         ready = await self._bot.store.list_undelivered(
@@ -185,6 +186,12 @@ class DeliveryLoop:
             lane.add_done_callback(functools.partial(self._lane_done, destination))
             started += 1
         return started
+
+    def _forget_before(self, now: float) -> None:
+        """Drop back-offs, refusals and notices that no longer matter, so a long-running bot keeps no history."""
+        self._waiting_until = {d: until for d, until in self._waiting_until.items() if until > now}
+        self._refused = {d: refusal for d, refusal in self._refused.items() if refusal.until > now}
+        self._noticed = {key: at for key, at in self._noticed.items() if now - at < NOTICE_WINDOW}
 
     def _lane_done(self, destination: int, _: asyncio.Task[None]) -> None:
         self._lanes.pop(destination, None)
