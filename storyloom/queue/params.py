@@ -43,6 +43,7 @@ class ImagineParams(JobParams):
         None, ge=0, le=100
     )  # --chaos: how much more the pictures differ than their seeds make them
     tile: bool = False  # --tile: pictures that tile seamlessly
+    model: str | None = Field(None, min_length=1, max_length=64)  # one of models.checkpoints (None: the base model)
 
 
 class VaryParams(JobParams):
