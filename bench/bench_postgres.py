@@ -2,10 +2,14 @@
 
 - ``pg_scaling_efficiency``: eight worker processes (``python -m storyloom.worker`` with the test handlers, which
   never import torch) run 400 jobs that each hold a simulated GPU for 100 ms (the ``sleep:0.1`` job: ten 10 ms
-  steps, with the progress write and cancellation checks a real job makes). The workers are started first and the
-  clock starts only once all eight are registered and waiting on ``LISTEN``; then the 400 jobs are queued (through
-  ``JobStore.enqueue``, from four connections at once) and the clock stops at the last job's ``finished_at``.
-  Efficiency is the ideal time (400 × 0.1 s / 8 = 5 s) divided by that. Target ≥ 0.90.
+  steps, with the progress write and cancellation checks a real job makes). The workers are started first and
+  nothing is timed until all eight are registered and waiting on ``LISTEN``. The 400 jobs are then queued through
+  ``JobStore.enqueue`` (four connections at once) while the workers are paused, so they all find a full queue;
+  the clock starts as the workers are resumed and stops at the last job's ``finished_at``. Efficiency is the
+  ideal time (400 × 0.1 s / 8 = 5 s) divided by that; the median of three runs. Target ≥ 0.90. Each run also
+  reports the median time a job held its worker, the median gap between a worker's jobs, the CPU time per job
+  of the workers and of their database connections, and the machine's load average: on a busy machine, a long
+  run with unchanged CPU per job says the time went to waiting for a processor.
 - ``pg_dispatch_latency_ms``: the same eight workers, all idle and waiting; one ``noop`` job is queued at a time,
   and the latency is its ``started_at`` (stamped by the worker that claimed it) minus its ``created_at`` (stamped
   by the enqueuing store before its transaction), so it covers the enqueue's commit, the ``NOTIFY``, a worker
@@ -22,6 +26,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import signal
 import statistics
 import subprocess
 import tempfile
@@ -83,19 +88,20 @@ def _worker_pool_benchmarks(data_dir: Path, url: str) -> list[dict]:
     config = load_config(
         None, environ={}, overrides={"paths": {"data_dir": str(data_dir)}, "queue": {**QUEUE_SETTINGS, "database": url}}
     )
-    with JobStore.from_config(config) as store, _workers(config, WORKERS) as started:
+    started = time.monotonic()
+    with JobStore.from_config(config) as store, _workers(config, WORKERS) as workers:
         _wait_until_listening(store, url, WORKERS)
         ready = time.monotonic() - started
-        scaling = _scaling(config, store, url)
+        scaling = _scaling(config, store, url, workers)
         scaling["workers_ready_s"] = round(ready, 1)
         return [scaling, *_dispatch(store, url)]
 
 
-def _scaling(config: Any, store: Any, url: str) -> dict:
+def _scaling(config: Any, store: Any, url: str, workers: list[subprocess.Popen]) -> dict:
     """The median of three runs, with the figures of that run."""
     from bench.common import record
 
-    runs = [_scaling_run(config, store, url) for _ in range(SCALING_RUNS)]
+    runs = [_scaling_run(config, store, url, workers) for _ in range(SCALING_RUNS)]
     each = [round(run["efficiency"], 4) for run in runs]
     middle = dict(sorted(runs, key=lambda run: run["efficiency"])[len(runs) // 2])
     efficiency = middle.pop("efficiency")
@@ -109,20 +115,25 @@ def _scaling(config: Any, store: Any, url: str) -> dict:
     )  # fmt: skip
 
 
-def _scaling_run(config: Any, store: Any, url: str) -> dict:
-    """One run of the 400 jobs on the idle workers: its efficiency and where the time went."""
+def _scaling_run(config: Any, store: Any, url: str, workers: list[subprocess.Popen]) -> dict:
+    """One run of the 400 jobs on the idle workers: its efficiency and where the time went.
+
+    The jobs are queued while the workers are paused (SIGSTOP), and the clock starts as they are resumed: what is
+    measured is how well eight workers share 400 jobs, not how fast one client can queue them (``enqueue_s``)."""
     from bench.bench_queue import wait_for_jobs
     from bench.common import median
     from storyloom.queue import JobStore
 
     _wait_until_listening(store, url, WORKERS)
-    cpu = _CpuTime(url)
-    load = os.getloadavg()[0]
     stores = [JobStore.from_config(config) for _ in range(ENQUEUE_CONNECTIONS)]
     try:
-        started = time.time()
-        ids = _enqueue_concurrently(stores, [f"sleep:{GPU_SECONDS:g}"] * SCALING_JOBS)
-        enqueued = time.time() - started
+        with _paused(workers):
+            enqueue_started = time.time()
+            ids = _enqueue_concurrently(stores, [f"sleep:{GPU_SECONDS:g}"] * SCALING_JOBS)
+            enqueued = time.time() - enqueue_started
+            cpu = _CpuTime(url)
+            load = os.getloadavg()[0]
+            started = time.time()
     finally:
         for each in stores:
             each.close()
@@ -232,17 +243,29 @@ def _enqueue_concurrently(stores: list[Any], prompts: list[str]) -> list[int]:
 
 
 @contextmanager
-def _workers(config: Any, count: int) -> Iterator[float]:
-    """``count`` worker processes with the test handlers; yields when they were started (monotonic)."""
+def _workers(config: Any, count: int) -> Iterator[list[subprocess.Popen]]:
+    """``count`` worker processes with the test handlers, stopped when the block ends."""
     from bench.bench_queue import stop_process
     from storyloom.worker.testing import start_worker_process
 
     with ExitStack() as stack:
-        started = time.monotonic()
+        processes = []
         for _ in range(count):
-            process = start_worker_process(config, stderr=subprocess.DEVNULL)
-            stack.callback(stop_process, process)
-        yield started
+            processes.append(start_worker_process(config, stderr=subprocess.DEVNULL))
+            stack.callback(stop_process, processes[-1])
+        yield processes
+
+
+@contextmanager
+def _paused(processes: list[subprocess.Popen]) -> Iterator[None]:
+    """The processes stopped (SIGSTOP) for the block, and all resumed together when it ends."""
+    for process in processes:
+        process.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for process in processes:
+            process.send_signal(signal.SIGCONT)
 
 
 def _wait_until_listening(store: Any, url: str, count: int) -> None:
