@@ -58,6 +58,36 @@ def fit_image(data: bytes, filename: str, limit: int) -> FittedFile:
         image = image.resize(size, Image.Resampling.LANCZOS)
 
 
+_OPUS_BITRATES = (16000, 10000, 6000)  # Opus stays intelligible for speech down to 6 kbps
+
+
+def fit_audio(data: bytes, filename: str, limit: int) -> FittedFile:
+    """``data`` (Ogg/Opus narration) as it is if it fits ``limit`` bytes, else re-encoded at a lower bitrate.
+
+    Returns an empty ``data`` with a note when not even the lowest bitrate fits."""
+    if len(data) <= limit:
+        return FittedFile(data, filename)
+    import av
+
+    with av.open(io.BytesIO(data), "r") as source:
+        frames = list(source.decode(audio=0))
+    for bitrate in _OPUS_BITRATES:
+        buffer = io.BytesIO()
+        with av.open(buffer, "w", format="ogg") as target:
+            stream = target.add_stream("libopus", rate=48000, layout="mono")
+            stream.bit_rate = bitrate
+            for frame in frames:
+                frame.pts = None
+                for packet in stream.encode(frame):
+                    target.mux(packet)
+            for packet in stream.encode(None):
+                target.mux(packet)
+        if len(buffer.getvalue()) <= limit:
+            note = f"re-encoded at {bitrate // 1000} kbps to fit the {_size(limit)} upload limit; the original is kept"
+            return FittedFile(buffer.getvalue(), filename, note)
+    return FittedFile(b"", filename, f"the recording does not fit the {_size(limit)} upload limit here")
+
+
 def _encode(image, fmt: str, quality: int) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format=fmt, quality=quality)

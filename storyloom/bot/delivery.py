@@ -39,7 +39,7 @@ import aiohttp
 import discord
 
 from storyloom.bot import results, texts
-from storyloom.bot.attachments import FittedFile, fit_image
+from storyloom.bot.attachments import FittedFile, fit_audio, fit_image
 from storyloom.bot.buttons import frozen_view
 from storyloom.errors import StoreError
 from storyloom.queue.job import DeliveryIntent, DeliveryOutcome, Job
@@ -450,4 +450,5 @@ async def _fit(post: results.Post, limit: int) -> FittedFile:
         return FittedFile(post.data, post.filename)
     if not post.shrinkable:
         return FittedFile(b"", post.filename, f"{post.filename} is larger than this channel's upload limit")
-    return await asyncio.to_thread(fit_image, post.data, post.filename, limit)
+    fit = fit_audio if post.filename.endswith(".ogg") else fit_image  # narration, or a picture
+    return await asyncio.to_thread(fit, post.data, post.filename, limit)
