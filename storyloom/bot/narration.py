@@ -94,8 +94,8 @@ async def newest_pages(bot: StoryloomBot, story_id: int) -> dict[int, Job]:
 
 
 async def narrate_posts(bot: StoryloomBot, job: Job, reply_to: int | None) -> list[Post]:
-    """A finished ``narrate`` job: the recording(s) as attachments (never re-encoded: the note says when one is
-    too large for the channel)."""
+    """A finished ``narrate`` job: the recording(s) as attachments; one too large for the channel is re-encoded
+    (a page) or replaced by a note saying so (an audiobook or a video)."""
     from storyloom.bot.results import Post
 
     files = [a for a in await bot.store.artifacts(job.id) if a.kind is ArtifactKind.FILE]
@@ -106,7 +106,9 @@ async def narrate_posts(bot: StoryloomBot, job: Job, reply_to: int | None) -> li
         line = f"{ICONS.get(output, '🔊')} {_described(artifact, output, title)} — for <@{job.user_id}>"
         notes = [_seconds(artifact), str(artifact.metadata.get("voice", ""))]
         content = texts.fit(f"{line}\n{texts.job_footer(job.id, *notes)}")
-        posts.append(Post(content, artifact.data, _filename(artifact, title), shrinkable=False, reply_to=reply_to))
+        # A page's Ogg/Opus can be re-encoded at a lower bitrate to fit; an audiobook or a video is posted whole.
+        shrinkable = artifact.name.endswith(".ogg")
+        posts.append(Post(content, artifact.data, _filename(artifact, title), shrinkable=shrinkable, reply_to=reply_to))
     return posts
 
 
@@ -119,7 +121,7 @@ async def page_audio_posts(bot: StoryloomBot, page_job: Job) -> list[Post]:
         if artifact.kind is ArtifactKind.FILE and artifact.mime.startswith("audio/"):
             number = artifact.metadata.get("page", "")
             content = texts.fit(f"🔊 **Page {number}** read aloud\n{texts.job_footer(page_job.id, _seconds(artifact))}")
-            posts.append(Post(content, artifact.data, str(artifact.name), shrinkable=False))
+            posts.append(Post(content, artifact.data, str(artifact.name)))
         elif artifact.kind is ArtifactKind.TEXT and artifact.name == "narration.txt":
             note = artifact.data.decode("utf-8", "replace")
             posts.append(Post(texts.fit(f"🔇 {note}\n{texts.job_footer(page_job.id)}")))

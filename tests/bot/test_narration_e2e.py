@@ -100,6 +100,16 @@ async def _read_aloud(fake: FakeDiscord, store) -> None:
     earlier = next(m for m in posted if job_of(m) == pages[0].id and attachment_named(".ogg")(m))
     assert ogg.filename == "page-1.ogg" and ogg.data == earlier.attachments[0].data
 
+    # The same page where uploads are smaller: re-encoded at a lower bitrate to fit, and the message says so.
+    fake.set_attachment_size_limit(len(ogg.data) * 2 // 3)
+    try:
+        smaller = await pressed_result(fake, first, f"sl:n:{pages[0].id}", thread, "🔊")
+    finally:
+        fake.set_attachment_size_limit(DEFAULT_ATTACHMENT_LIMIT)
+    [fitted] = smaller.attachments
+    assert len(fitted.data) <= len(ogg.data) * 2 // 3 and "re-encoded at" in smaller.content
+    assert probe(fitted.data).audio_seconds == pytest.approx(probe(ogg.data).audio_seconds, abs=0.03)
+
     # 🎧: one M4A, a chapter at the start of every page.
     audiobook = await pressed_result(fake, book, f"sl:ab:{story_id}", thread, "🎧")
     [m4a] = audiobook.attachments
