@@ -36,7 +36,7 @@ from typing import Any
 import discord
 from discord.ui import Button, DynamicItem
 
-from storyloom.bot import actions, own_results
+from storyloom.bot import actions, own_results, texts
 from storyloom.bot.errors import report
 from storyloom.bot.remix import remixable
 
@@ -214,7 +214,7 @@ class SuggestionButton(_JobButton, template=r"sl:d:(?P<job>[0-9]+):(?P<n>[1-9])"
     """Under a /describe result: /imagine on suggestion n."""
 
     def __init__(self, job_id: int, n: int, *, row: int | None = None) -> None:
-        super().__init__(f"sl:d:{job_id}:{n}", job_id, label=f"{n}\N{COMBINING ENCLOSING KEYCAP}", row=row)
+        super().__init__(f"sl:d:{job_id}:{n}", job_id, label=texts.keycap(n), row=row)
         self.n = n
 
     @classmethod

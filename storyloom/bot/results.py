@@ -134,7 +134,7 @@ async def _described(bot: StoryloomBot, job: Job, reply_to: int | None) -> Post:
     given = await bot.store.job_inputs(job.id)
     lines = [f"🔎 described for <@{job.user_id}>"]
     for number, prompt in enumerate(prompts, start=1):
-        lines.append(f"{number}\N{COMBINING ENCLOSING KEYCAP} {texts.quote(prompt, 350)}")
+        lines.append(f"{texts.keycap(number)} {texts.quote(prompt, 350)}")
     content = texts.fit("\n".join([*lines, texts.job_footer(job.id, "press a number to draw that prompt")]))
     picture = given[0] if given else None
     return Post(

@@ -47,6 +47,11 @@ def duration(seconds: float | None) -> str:
     return f"about {seconds / 3600:.1f} h"
 
 
+def keycap(number: int) -> str:
+    """The keycap emoji of a digit: 1️⃣ … 9️⃣."""
+    return f"{number}\N{VARIATION SELECTOR-16}\N{COMBINING ENCLOSING KEYCAP}"
+
+
 def headline(job: Job) -> str:
     """What a job is, in a few words, for status messages and /queue."""
     params = job.params

@@ -140,7 +140,8 @@ async def test_describe_lists_four_prompts_and_a_number_draws_that_prompt(
             f"sl:dm:{job_id}",
             f"sl:del:{job_id}",
         ]
-        assert all(f"a cat, suggestion {n}" in result.content for n in range(1, 5))
+        assert all(f"{n}\ufe0f\u20e3 a cat, suggestion {n}" in result.content for n in range(1, 5))
+        assert [b["label"] for b in result.buttons()][:4] == [f"{n}\ufe0f\u20e3" for n in range(1, 5)]
         assert result.attachments[0].data == picture  # the described picture is shown with its prompts
 
         pressed = await fake.click_button(result, f"sl:d:{job_id}:2", user=fake.manager)
