@@ -12,7 +12,7 @@ from typing import Any
 
 from storyloom.queue.async_store import AsyncJobStore
 
-FIELDS = ("negative_prompt", "aspect_ratio", "style", "voice", "remix")
+FIELDS = ("negative_prompt", "aspect_ratio", "style", "voice", "speed", "remix")
 REMIX_ON = "on"
 
 
@@ -22,11 +22,20 @@ class UserDefaults:
     aspect_ratio: str = ""
     style: str = ""
     voice: str = ""  # the narration voice of 🔊, 🎧, 🎬 and /story narrate:True
+    speed: str = ""  # and how fast it reads ("0.8"; checked when saved)
     remix: str = ""  # "on": V1–V4, 🔄 and Vary open a form to change the prompt first
 
     @property
     def remixing(self) -> bool:
         return self.remix == REMIX_ON
+
+    @property
+    def pace(self) -> float | None:
+        """The narration speed, or None for the server's."""
+        try:
+            return float(self.speed) if self.speed else None
+        except ValueError:
+            return None
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> UserDefaults:

@@ -17,10 +17,11 @@ HELP = """\
 Under the grid: **U1–U4** upscale a picture, **V1–V4** make variations of it, **🔄** draws the prompt again. \
 Under an upscaled picture: **Vary (Subtle)**, **Vary (Strong)**, **4× Real-ESRGAN**.
 **/story** `summary` — a children's story, written and illustrated page by page in a thread named after it, \
-then the whole book as a PDF. Options: `pages`, `style`, `character`. Under each page: **🔁 Redraw**, \
-**⬆️ Upscale**; under the book: **➕ Continue** for the next chapter.
+then the whole book as a PDF. Options: `pages`, `style`, `character`, `narrate` (read each page aloud), `voice`. \
+Under each page: **🔁 Redraw**, **⬆️ Upscale**, **🔊** (read it aloud); under the book: **➕ Continue** for the next \
+chapter, **🎧 Audiobook** and **🎬 Video** (the pages read aloud, as one file).
 **/queue** — your jobs and when they should be done. **/cancel** `[job]` — stop one.
-**/settings** — your defaults (negative prompt, aspect ratio, story style).
+**/settings** — your defaults (negative prompt, aspect ratio, story style, narration voice and speed).
 **/character** `list` · `show` — the trained characters (pets, toys…) to use with `character:`. Server managers: `train` `name` `token` `class` with 5–21 photos attached, or none to upload 5–30 in a form, and `delete` (also whoever trained it).
 Anyone can press any button; the new pictures are theirs."""
 

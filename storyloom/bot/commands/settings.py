@@ -13,7 +13,7 @@ from storyloom.bot import texts
 from storyloom.bot.commands.story import style_names, voice_names
 from storyloom.bot.errors import report
 from storyloom.bot.user_settings import REMIX_ON, UserDefaults
-from storyloom.domain.narration import check_voice
+from storyloom.domain.narration import check_speed, check_voice
 from storyloom.domain.prompts import validate_prompt
 from storyloom.domain.sizes import parse_aspect_ratio
 from storyloom.domain.story.styles import get_style
@@ -41,6 +41,7 @@ def describe(defaults: UserDefaults) -> str:
         ("aspect ratio", defaults.aspect_ratio),
         ("story style", defaults.style),
         ("narration voice", defaults.voice),
+        ("narration speed", defaults.speed),
         ("Remix", "on (V1–V4, 🔄 and Vary let you change the prompt first)" if defaults.remixing else ""),
     ]
     return "Your defaults:\n" + "\n".join(f"• {name}: {value}" for name, value in rows if value)
@@ -56,6 +57,7 @@ class Settings(commands.Cog):
         ar='default aspect ratio for /imagine, such as 2:3 ("none" clears it)',
         style='default illustration style for /story ("none" clears it)',
         voice='default voice that reads stories aloud ("none" clears it)',
+        speed="how fast stories are read aloud: 0.5 (slow) to 2.0 (fast); 0 forgets it",
         remix="on: V1–V4, 🔄 and Vary open a form to change the prompt before drawing",
         reset="forget all your defaults",
     )
@@ -67,6 +69,7 @@ class Settings(commands.Cog):
         ar: Optional[str] = None,
         style: Optional[str] = None,
         voice: Optional[str] = None,
+        speed: Optional[app_commands.Range[float, 0.0, 2.0]] = None,
         remix: Optional[bool] = None,
         reset: bool = False,
     ) -> None:
@@ -81,6 +84,7 @@ class Settings(commands.Cog):
                 style = get_style(style).name
             if voice:
                 voice = check_voice(self.bot.config, voice)
+            pace = None if speed is None else "" if speed == 0 else f"{check_speed(speed, self.bot.config):g}"
         except StoryloomError as exc:
             await report(interaction, exc)
             return
@@ -88,7 +92,7 @@ class Settings(commands.Cog):
         current = UserDefaults() if reset else await self.bot.settings.get(interaction.user.id)
         remixing = None if remix is None else (REMIX_ON if remix else "")
         chosen = (
-            ("negative_prompt", negative), ("aspect_ratio", ar), ("style", style), ("voice", voice), ("remix", remixing)
+            ("negative_prompt", negative), ("aspect_ratio", ar), ("style", style), ("voice", voice), ("speed", pace), ("remix", remixing)
         )  # fmt: skip
         changes = {k: v for k, v in chosen if v is not None}
         updated = replace(current, **changes)

@@ -87,8 +87,9 @@ class Story(commands.Cog):
                 if defaults.style:
                     params = params.model_copy(update={"style": defaults.style})
             if narrate:
-                chosen = voice or check_voice(bot.config, (await bot.settings.get(interaction.user.id)).voice or None)
-                params = params.model_copy(update={"narrate": NarrationChoice(voice=chosen)})
+                mine = await bot.settings.get(interaction.user.id)
+                chosen = NarrationChoice(voice=voice or check_voice(bot.config, mine.voice or None), speed=mine.pace)
+                params = params.model_copy(update={"narrate": chosen})
             head = f"📖 *{texts.quote(params.summary, 120)}*"
             await submit(
                 bot,
