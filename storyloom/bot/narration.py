@@ -54,7 +54,7 @@ async def _request(bot: StoryloomBot, interaction: discord.Interaction, source: 
         raise JobFailure("this story has no text to read (it was purged, or is still being written)", story_id)
     language = check_language(bot.config, plan.language)
     defaults = await bot.settings.get(interaction.user.id)
-    choice = NarrationChoice(voice=check_voice(bot.config, defaults.voice or None))
+    choice = NarrationChoice(voice=check_voice(bot.config, defaults.voice or None), speed=defaults.pace)
     if output == "pages":
         number = (source.params.get("plan") or {}).get("number") or source.params.get("page", 0) + 1
         pages = [NarratedPage(number=number, text=str(source.params.get("text", "")), picture_job=source.id)]

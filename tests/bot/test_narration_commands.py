@@ -1,5 +1,5 @@
-"""Read-aloud choices in the bot with a fast stand-in worker: voices checked before anything is queued, the
-default voice kept by /settings, and 🔊 refused for a language no voice speaks."""
+"""Read-aloud choices in the bot with a fast stand-in worker: voices and speeds checked before anything is
+queued, the default voice and speed kept by /settings, and 🔊 refused for a language no voice speaks."""
 
 from __future__ import annotations
 
@@ -22,20 +22,24 @@ async def test_unknown_voices_are_refused_with_the_voices_there_are(fake: FakeDi
             assert reply.ephemeral and f"voice 'granny' is unknown; {VOICES}" in reply.content, reply.content
         assert await store.list_jobs(tuple(JobStatus)) == []
 
-        saved = await fake.invoke_command("settings", {"voice": "Clover"})
+        slow = await fake.invoke_command("settings", {"speed": 0.3})
+        await slow.wait_ack()
+        assert "speed 0.3 is not allowed; use 0.5 (slow) to 2.0 (fast)" in slow.original_response().content
+
+        saved = await fake.invoke_command("settings", {"voice": "Clover", "speed": 0.75})
         [answer] = await saved.wait_followups(1)
-        assert "narration voice: clover" in answer.content
-        assert (await store.user_settings(fake.member.id))["voice"] == "clover"
+        assert "narration voice: clover" in answer.content and "narration speed: 0.75" in answer.content
+        assert (await store.user_settings(fake.member.id)) == {"voice": "clover", "speed": "0.75"}
 
 
 async def test_story_narrate_takes_the_default_voice_and_speaker_presses_use_it(
     fake: FakeDiscord, store, tmp_path: Path
 ) -> None:
     async with running_bot(bot_config(tmp_path), store, fake), fast_worker(store):
-        await (await fake.invoke_command("settings", {"voice": "bramble"})).wait_followups(1)
+        await (await fake.invoke_command("settings", {"voice": "bramble", "speed": 1.25})).wait_followups(1)
         handle = await fake.invoke_command("story", {"summary": "a cat and a red ball", "pages": 2, "narrate": True})
         story_id = job_of(await handle.wait_original())
-        assert (await store.get(story_id)).params["narrate"] == {"voice": "bramble"}
+        assert (await store.get(story_id)).params["narrate"] == {"voice": "bramble", "speed": 1.25}
         thread = await fake.wait_for(
             lambda: fake.threads_of(fake.text_channel) and fake.threads_of(fake.text_channel)[0]
         )
@@ -44,7 +48,7 @@ async def test_story_narrate_takes_the_default_voice_and_speaker_presses_use_it(
         [status] = await click.wait_followups(1)
         narrate = await store.get(job_of(status))
         assert narrate.kind is JobKind.NARRATE and narrate.parent_id == job_of(page)
-        assert narrate.params["narration"] == {"voice": "bramble"} and narrate.params["language"] == "en"
+        assert narrate.params["narration"] == {"voice": "bramble", "speed": 1.25} and narrate.params["language"] == "en"
         assert narrate.params["pages"] == [{"number": 2, "text": "Text of page 2.", "picture_job": job_of(page)}]
 
 
