@@ -158,3 +158,41 @@ def test_purge_on_a_completely_full_disk_deletes_with_the_space_kept_in_reserve(
     assert "removed 12 job(s)" in out
     with JobStore.open(database) as store:
         assert store.list_jobs(tuple(JobStatus)) == []
+
+
+def test_heartbeats_get_the_write_lock_between_purge_batches(setup) -> None:
+    """A worker's heartbeat that will not wait at all (busy timeout 0) still renews its lease while a long purge
+    runs: the purge commits a few jobs at a time and pauses, instead of holding the write lock throughout."""
+    import threading
+
+    from storyloom.cli.queue import purge_in_batches
+    from storyloom.errors import StoreError
+
+    _, database = setup
+    old_finished_jobs(database, 45)
+    with JobStore.open(database) as store:
+        running = store.enqueue("imagine", {"prompt": "drawing"}, user_id=2)
+        store.claim("w", ["imagine"])
+    started, removed = threading.Event(), []
+
+    def purge() -> None:
+        with JobStore.open(database) as purger:
+            started.set()
+            removed.append(purge_in_batches(purger, 30))
+
+    renewed_mid_purge = 0  # renewals made while some of the old jobs were gone and some not yet
+    with JobStore.open(database, QueueConfig(busy_timeout_ms=0)) as worker:
+        thread = threading.Thread(target=purge)
+        thread.start()
+        started.wait(10)
+        while thread.is_alive():
+            try:
+                renewed = worker.heartbeat("w", running.id).lease_held
+            except StoreError:
+                renewed = False  # the purge held the lock at that moment; the next beat tries again
+            left = len(worker.list_jobs((JobStatus.SUCCEEDED,), limit=100))
+            renewed_mid_purge += renewed and 0 < left < 45
+            time.sleep(0.005)
+        thread.join()
+    assert removed == [45]
+    assert renewed_mid_purge >= 1  # one transaction for all 45 would leave no moment in between
