@@ -51,7 +51,9 @@ async def remixable(interaction: discord.Interaction, source_id: int, make: Remi
     except StoryloomError as exc:
         await report(interaction, exc, job_id=source_id)
         return
-    await interaction.response.send_modal(RemixModal(source_id, prompts, make))
+    # A blend may have no words: the pictures alone decide what it draws.
+    words_optional = source.kind is JobKind.BLEND
+    await interaction.response.send_modal(RemixModal(source_id, prompts, make, words_optional=words_optional))
 
 
 async def source_prompts(bot: StoryloomBot, job: Job) -> Prompts:
@@ -71,14 +73,16 @@ async def source_prompts(bot: StoryloomBot, job: Job) -> Prompts:
 
 
 class RemixModal(discord.ui.Modal, title="Remix"):
-    def __init__(self, source_id: int, prompts: Prompts, make: RemixMaker) -> None:
+    def __init__(self, source_id: int, prompts: Prompts, make: RemixMaker, *, words_optional: bool = False) -> None:
         super().__init__(timeout=900, custom_id=f"sl:rm:{source_id}")
         self.source_id = source_id
         self.make = make
+        self.words_optional = words_optional
         self.prompt: discord.ui.TextInput[RemixModal] = discord.ui.TextInput(
             label="Prompt",
             style=discord.TextStyle.paragraph,
             default=prompts.prompt[:FORM_PROMPT_CHARS],
+            required=not words_optional,
             max_length=FORM_PROMPT_CHARS,
             custom_id="prompt",
         )
@@ -97,8 +101,8 @@ class RemixModal(discord.ui.Modal, title="Remix"):
         bot: StoryloomBot = interaction.client  # type: ignore[assignment]
         limit = bot.config.image.max_prompt_chars
         try:
-            prompt, negative = self.prompt.value.strip(), (self.negative.value or "").strip()
-            validate_prompt(prompt, max_chars=limit)
+            prompt, negative = (self.prompt.value or "").strip(), (self.negative.value or "").strip()
+            validate_prompt(prompt, max_chars=limit, allow_empty=self.words_optional)
             validate_prompt(negative, max_chars=limit, name="negative prompt", allow_empty=True)
             bot.banned.ensure_allowed(prompt)
         except StoryloomError as exc:

@@ -226,3 +226,26 @@ async def test_envelope_sends_a_copy_of_the_result_by_direct_message(fake: FakeD
         [copy] = fake.messages_in(fake.dm_with(fake.manager))
         stored = await store.artifact(job_id, 0, ArtifactKind.GRID)
         assert copy.attachments[0].data == stored.data and "a lighthouse" in copy.content
+
+
+async def test_remix_of_a_blend_may_leave_the_words_out(fake: FakeDiscord, store, tmp_path: Path) -> None:
+    async with running_bot(bot_config(tmp_path), store, fake), fast_worker(store):
+        await (await fake.invoke_command("settings", {"remix": True})).wait_followups(1)
+        pictures = {f"image{i}": Upload(f"p{i}.png", noisy_png(64, 64, seed=i)) for i in (1, 2)}
+        source = await queued_job(await fake.invoke_command("blend", pictures))
+        grid = await delivered_grid(fake, source)
+
+        press = await fake.click_button(grid, f"sl:r:{source}")
+        assert (await press.wait_ack()).type == MODAL
+        again = await store.get(
+            await queued_job_from_followup(await press.submit_modal({"prompt": "", "negative": ""}))
+        )
+        assert again.kind is JobKind.BLEND and again.params.get("prompt", "") == ""
+        assert [i.data for i in await store.job_inputs(again.id)] == [i.data for i in await store.job_inputs(source)]
+
+        press = await fake.click_button(grid, f"sl:v:{source}:1")
+        assert (await press.wait_ack()).type == MODAL
+        varied = await store.get(
+            await queued_job_from_followup(await press.submit_modal({"prompt": "", "negative": ""}))
+        )
+        assert varied.kind is JobKind.VARY and "prompt" not in varied.params  # the picture's own prompt is used
