@@ -104,8 +104,9 @@ def vary(index: int, strength: str) -> Callable[[Job, discord.Interaction, Promp
     """Variations of image ``index``; with ``remix`` prompts (the Remix form) instead of the picture's own."""
 
     def make(source: Job, interaction: discord.Interaction, remix: Prompts | None = None) -> Request:
-        remixed = remix is not None and remix.prompt  # a form left without words keeps the picture's own
-        prompts = {"prompt": remix.prompt, "negative_prompt": remix.negative_prompt} if remixed else {}
+        prompts = {}
+        if remix is not None and remix.prompt:  # a form left without words keeps the picture's own
+            prompts = {"prompt": remix.prompt, "negative_prompt": remix.negative_prompt}
         safety = safety_checker_for(interaction.channel)
         params = VaryParams(index=index, strength=strength, safety_checker=safety, **prompts)
         head = f"🎲 {strength} variations of image {index + 1} of job {source.id}"
