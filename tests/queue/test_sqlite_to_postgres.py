@@ -8,6 +8,7 @@ import hashlib
 import sqlite3
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import psycopg
 import pytest
@@ -16,8 +17,10 @@ from storyloom.config import QueueConfig
 from storyloom.errors import InvalidInput, StoreError
 from storyloom.queue import ArtifactKind, JobKind, JobStatus, JobStore, NewArtifact, NewCharacter, NewJob
 from storyloom.queue.job import JobError, JobInput
+from storyloom.queue.postgres import from_sqlite
 from storyloom.queue.postgres.from_sqlite import TableProgress, copy_sqlite_store
 from tests.support.clock import Clock
+from tests.support.postgres import server_url
 
 KINDS = [kind.value for kind in JobKind]
 LORA_BYTES = b"safetensors of mittens" * 100
@@ -120,8 +123,9 @@ def postgres_counts(url: str) -> dict[str, int]:
 
 
 def test_every_row_of_every_table_arrives_and_loras_move_into_the_store(
-    populated, postgres_url: str, data_dir: Path
+    populated, postgres_url: str, data_dir: Path, monkeypatch
 ) -> None:
+    monkeypatch.setattr(from_sqlite, "PROGRESS_EVERY_ROWS", 4)
     seen: list[TableProgress] = []
     copied = copy(populated, postgres_url, data_dir, progress=seen.append)
 
@@ -138,6 +142,7 @@ def test_every_row_of_every_table_arrives_and_loras_move_into_the_store(
     assert copied.rows["jobs"] == 10 and copied.rows["artifacts"] == 6 and copied.rows["job_inputs"] == 1
     done = [p for p in seen if p.done]
     assert [(p.table, p.copied) for p in done] == list(copied.rows.items())
+    assert [(p.copied, p.total) for p in seen if p.table == "jobs"] == [(0, 10), (4, 10), (8, 10), (10, 10)]
 
     digest = hashlib.sha256(LORA_BYTES).hexdigest()
     assert copied.loras_stored == ("Mittens",) and len(copied.loras_missing) == 1
@@ -165,8 +170,10 @@ def test_the_copy_behaves_as_the_file_did(populated, postgres_url: str, data_dir
             assert new.get(job.id) == old.get(job.id)
             assert new.artifacts(job.id) == old.artifacts(job.id)
             assert new.job_inputs(job.id) == old.job_inputs(job.id)
-        fox = populated["fox"]
+        fox, story = populated["fox"], populated["story"]
         assert new.is_delivered(fox.id) and new.delivered_messages(fox.id) == (555, 556)
+        waiting_delivery = old.list_undelivered()
+        assert new.list_undelivered() == waiting_delivery and [j.id for j in waiting_delivery] == [story.id]
         assert new.user_settings(1) == old.user_settings(1) == {"aspect_ratio": "2:3", "negative": "blurry"}
         assert new.positions() == old.positions()
         mittens = new.character("Mittens", guild_id=10)
@@ -224,6 +231,29 @@ def test_a_row_the_server_refuses_leaves_the_target_empty(populated, postgres_ur
     message = str(failed.value)
     assert message.startswith("the copy into PostgreSQL postgres@127.0.0.1:5432/test failed, so nothing was copied")
     assert "artifacts" in message and "(job_id)=(9999)" in message and "\n" not in message
+    assert set(postgres_counts(postgres_url).values()) == {0}
+
+
+def test_a_connection_lost_half_way_leaves_the_target_empty(populated, postgres_url: str, data_dir: Path) -> None:
+    [options] = parse_qs(urlsplit(postgres_url).query)["options"]
+    schema = options.removeprefix("-csearch_path=")
+
+    def kill_the_copy(progress: TableProgress) -> None:
+        if progress.table == "artifacts" and not progress.done:  # the jobs are in, not yet committed
+            with psycopg.connect(server_url(), autocommit=True) as admin:
+                killed = admin.execute(
+                    "SELECT pg_terminate_backend(l.pid) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation "
+                    "JOIN pg_namespace n ON n.oid = c.relnamespace "
+                    "WHERE n.nspname = %s AND c.relname = 'jobs' AND l.mode = 'ExclusiveLock'",
+                    (schema,),
+                ).fetchall()
+            assert killed == [(True,)]
+
+    with pytest.raises(StoreError) as failed:
+        copy(populated, postgres_url, data_dir, progress=kill_the_copy)
+    assert str(failed.value).startswith(
+        "the copy into PostgreSQL postgres@127.0.0.1:5432/test failed, so nothing was copied: terminating connection"
+    )
     assert set(postgres_counts(postgres_url).values()) == {0}
 
 
