@@ -176,9 +176,7 @@ def copy_sqlite_store(
 
     source = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True, isolation_level=None)
     try:
-        target = psycopg.connect(
-            url, autocommit=True, connect_timeout=_CONNECT_TIMEOUT_SECONDS, application_name=APPLICATION
-        )
+        target = psycopg.connect(url, **_connection_options(url))
     except psycopg.Error as exc:
         source.close()
         raise errors.connect_error(exc, where, _password(url)) from None
@@ -401,6 +399,13 @@ def _continue_sequences(source: sqlite3.Connection, cursor: psycopg.Cursor[Any],
         last_turn = int(cursor.fetchone()[0])  # type: ignore[index]
         if last_turn > 0:
             cursor.execute("SELECT setval(%s, %s)", (_TURN_SEQUENCE, last_turn))
+
+
+def _connection_options(url: str) -> dict[str, Any]:
+    options: dict[str, Any] = {"autocommit": True, "connect_timeout": _CONNECT_TIMEOUT_SECONDS}
+    if "application_name" not in conninfo_to_dict(url):  # the URL's own name wins, as in the store
+        options["application_name"] = APPLICATION
+    return options
 
 
 def _password(url: str) -> str | None:
