@@ -131,3 +131,28 @@ def test_a_wrong_url_is_one_line_naming_the_server_without_the_password(change: 
     assert result.returncode != 0
     assert secret not in result.stderr + result.stdout
     assert "Traceback" not in result.stderr and "127.0.0.1" in result.stderr, result.stderr
+
+
+def test_two_hosts_registering_the_same_name_at_once_get_one_character_and_one_clear_refusal(
+    postgres_url: str,
+) -> None:
+    from storyloom.queue import CharacterExists, NewCharacter
+
+    JobStore.open(postgres_url).close()
+    barrier = threading.Barrier(4)
+
+    def register(n: int) -> str:
+        with JobStore.open(postgres_url) as store:
+            barrier.wait()
+            try:
+                store.add_character(
+                    NewCharacter(name="Mittens", identifier="bhna", class_name="cat", lora_path=f"host{n}.safetensors")
+                )
+                return "registered"
+            except CharacterExists as exc:
+                return str(exc)
+
+    with ThreadPoolExecutor(4) as pool:
+        outcomes = list(pool.map(register, range(4)))
+    assert outcomes.count("registered") == 1
+    assert all("already exists" in outcome for outcome in outcomes if outcome != "registered"), outcomes

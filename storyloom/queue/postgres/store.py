@@ -189,6 +189,11 @@ class _Retry:
 
     def after(self, exc: psycopg.Error, lost: bool) -> float:
         """Seconds to wait before the next try; raises when there should be none."""
+        if isinstance(exc, psycopg.errors.UniqueViolation) and not self.conflicts:
+            # A concurrent transaction committed the same key after this one checked for it (SQLite's write lock
+            # makes that impossible there): run the operation again once, and its own check sees the other row.
+            self.conflicts += 1
+            return 0.0
         if isinstance(exc, _CONFLICTS):
             self.conflicts += 1
             if self.conflicts > _MAX_CONFLICT_RETRIES:
