@@ -17,6 +17,7 @@ from storyloom.errors import InvalidInput
 if TYPE_CHECKING:
     from PIL import Image
 
+MIN_START_STRENGTH = 0.05  # a start picture is always redrawn a little
 MAX_PICTURE_BYTES = 16 * 1024 * 1024
 MAX_PICTURE_PIXELS = 4096 * 4096
 MIN_PICTURE_SIDE = 16
@@ -33,6 +34,18 @@ class PictureInfo:
     @property
     def mime(self) -> str:
         return PICTURE_FORMATS[self.format]
+
+
+def start_strength(image_weight: float, steps: int) -> float:
+    """The img2img strength of a start picture whose ``image_weight`` is how much of it stays, or ``InvalidInput``
+    when at ``steps`` denoising steps not one step would be left to run."""
+    strength = max(MIN_START_STRENGTH, 1.0 - image_weight)
+    if int(steps * strength) < 1:
+        raise InvalidInput(
+            f"with image_weight {image_weight:g} only {strength:g} of {steps} steps would run; use a lower image_weight "
+            "or more steps"
+        )
+    return strength
 
 
 def check_declared_size(size: int, label: str) -> None:

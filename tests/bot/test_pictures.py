@@ -101,6 +101,11 @@ async def test_bad_pictures_are_refused_privately_before_anything_is_queued(
         ("imagine", {"prompt": "a cat", "image": Upload("bomb.png", png_bomb(20000, 20000))}, "megapixels"),
         ("imagine", {"prompt": "a cat", "image": Upload("huge.png", b"\x89PNG" + bytes(17 * 1024 * 1024))}, "16 MB"),
         ("imagine", {"prompt": "a cat", "image_weight": 0.5}, "need a picture"),
+        (
+            "imagine",
+            {"prompt": "a cat", "image": good, "image_as": "start", "image_weight": 1.0, "steps": 10},
+            "only 0.05 of 10 steps would run",
+        ),
         ("describe", {"image": Upload("broken.png", noisy_png(64, 64)[:80])}, "damaged"),
         ("blend", {"image1": good, "image2": Upload("dance.gif", gif(2))}, "dance.gif is animated"),
     ]

@@ -7,7 +7,13 @@ import io
 import pytest
 from PIL import Image
 
-from storyloom.domain.pictures import MAX_PICTURE_BYTES, check_declared_size, check_picture, open_picture
+from storyloom.domain.pictures import (
+    MAX_PICTURE_BYTES,
+    check_declared_size,
+    check_picture,
+    open_picture,
+    start_strength,
+)
 from storyloom.errors import InvalidInput
 from tests.support.images import noisy_png, png, png_bomb
 
@@ -49,6 +55,13 @@ def test_an_animated_picture_is_refused_and_a_still_gif_is_fine() -> None:
     with pytest.raises(InvalidInput, match="animated"):
         check_picture(animated, "dance.gif")
     assert check_picture(encoded(frames[0], "GIF"), "still.gif").format == "GIF"
+
+
+def test_a_start_picture_keeps_its_weight_and_leaves_at_least_one_step() -> None:
+    assert start_strength(0.6, 30) == pytest.approx(0.4)
+    assert start_strength(1.0, 30) == 0.05  # always redrawn a little
+    with pytest.raises(InvalidInput, match="only 0.05 of 10 steps would run"):
+        start_strength(1.0, 10)
 
 
 def test_too_many_bytes_are_refused_before_reading() -> None:

@@ -15,6 +15,7 @@ from storyloom.bot.pictures import read_pictures
 from storyloom.bot.safety import safety_checker_for
 from storyloom.bot.submit import Request, submit
 from storyloom.bot.validation import STEPS_MAX, STEPS_MIN, imagine_jobs
+from storyloom.domain.pictures import start_strength
 from storyloom.domain.seeds import MAX_SEED
 from storyloom.errors import InvalidInput, QueueFull, StoryloomError
 from storyloom.queue.job import JobKind, JobStatus
@@ -69,6 +70,12 @@ class Imagine(commands.Cog):
             if pictures:
                 if image_as == "start" and any(job.chaos or job.tile for job in jobs):
                     raise InvalidInput("--chaos and --tile work when the picture guides, not with image_as start")
+                if image_as == "start" and any(job.model for job in jobs):
+                    raise InvalidInput("model: works when the picture guides, not with image_as start")
+                if image_as == "start":  # a weight so high that no denoising step would be left
+                    weight = bot.config.image.image_weight if image_weight is None else image_weight
+                    for job in jobs:
+                        start_strength(weight, job.num_inference_steps or bot.config.image.steps)
                 update = {"image_mode": image_as or "guide", "image_weight": image_weight}
                 jobs = [job.model_copy(update=update) for job in jobs]
             if len(jobs) > 1:  # several jobs: all of them fit under the user's cap, or none is queued

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from storyloom.errors import InvalidInput
 from storyloom.queue.character import CharacterRecord
 from storyloom.queue.job import ArtifactKind
 from storyloom.queue.params import BlendParams, DescribeParams, ImagineParams, UpscaleParams, VaryParams
@@ -49,14 +50,19 @@ def _imagine_from_picture(context: JobContext, params: ImagineParams, record: Ch
     picture = context.input_pictures()[0]  # before any model loads: a missing or bad picture fails at once
     data_dir = context.config.paths.data_dir
     if params.image_mode == "start":
+        if params.model is not None:
+            raise InvalidInput("model: works when the picture guides, not with image_as start")
+        from storyloom.domain.pictures import start_strength
+
         weight = context.config.image.image_weight if params.image_weight is None else params.image_weight
+        steps = context.config.image.steps if params.num_inference_steps is None else params.num_inference_steps
         variations = context.resources.variations()
         with drawing_with(variations, record, data_dir) as character:
             batch = variations(
                 picture,
                 character.prompt(params.prompt),
                 params.negative_prompt,
-                strength=max(0.05, 1.0 - weight),  # the weight is how much of the picture stays
+                strength=start_strength(weight, steps),
                 num_inference_steps=params.num_inference_steps,
                 guidance_scale=params.guidance_scale,
                 seed=params.seed,
