@@ -205,6 +205,8 @@ class TimeLimitsConfig(_Section):
     story_page: float = Field(1200.0, gt=0)
     train_story: float = Field(43200.0, gt=0)
     train_subject: float = Field(21600.0, gt=0)
+    blend: float = Field(1200.0, gt=0)
+    describe: float = Field(600.0, gt=0)
     other: float = Field(3600.0, gt=0)
     # How long a canceled job may take to stop at its next step before its worker is killed.
     cancel_grace: float = Field(30.0, gt=0)
@@ -214,7 +216,9 @@ class TimeLimitsConfig(_Section):
         return float(getattr(self, kind)) if kind in KINDS_WITH_TIME_LIMITS else self.other
 
 
-KINDS_WITH_TIME_LIMITS = ("imagine", "vary", "upscale", "story", "story_page", "train_story", "train_subject")
+KINDS_WITH_TIME_LIMITS = (
+    "imagine", "vary", "upscale", "story", "story_page", "train_story", "train_subject", "blend", "describe"
+)  # fmt: skip
 
 
 class BotConfig(_Section):
