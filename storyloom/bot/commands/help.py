@@ -13,15 +13,16 @@ if TYPE_CHECKING:
 
 HELP = """\
 **/imagine** `prompt` — four pictures as a grid. Options: `negative` (what to leave out), `ar` (16:9, 2:3 …), \
-`seed` (same number, same pictures), `steps`, `character`. Emphasis works as in AUTOMATIC1111: `((word))`, `(word:1.3)`, `[word]`.
+`seed` (same number, same pictures), `steps`, `character`, `image` (a picture to follow; `image_as:start` draws over it). Emphasis works as in AUTOMATIC1111: `((word))`, `(word:1.3)`, `[word]`.
+**/blend** 2–5 pictures mixed into four. **/describe** `image` — four prompts for a picture; a number draws one.
 Under the grid: **U1–U4** upscale a picture, **V1–V4** make variations of it, **🔄** draws the prompt again. \
-Under an upscaled picture: **Vary (Subtle)**, **Vary (Strong)**, **4× Real-ESRGAN**.
+Under an upscaled picture: **Vary (Subtle)**, **Vary (Strong)**, **4× Real-ESRGAN**. **✉️** sends you a copy, **❌** deletes your result.
 **/story** `summary` — a children's story, written and illustrated page by page in a thread named after it, \
 then the whole book as a PDF. Options: `pages`, `style`, `character`, `narrate` (read each page aloud), `voice`. \
 Under each page: **🔁 Redraw**, **⬆️ Upscale**, **🔊** (read it aloud); under the book: **➕ Continue** for the next \
 chapter, **🎧 Audiobook** and **🎬 Video** (the pages read aloud, as one file).
 **/queue** — your jobs and when they should be done. **/cancel** `[job]` — stop one.
-**/settings** — your defaults (negative prompt, aspect ratio, story style, narration voice and speed).
+**/settings** — your defaults (negative prompt, aspect ratio, story style, narration voice and speed), and `remix` to change the prompt before V1–V4, 🔄 and Vary draw.
 **/character** `list` · `show` — the trained characters (pets, toys…) to use with `character:`. Server managers: `train` `name` `token` `class` with 5–21 photos attached, or none to upload 5–30 in a form, and `delete` (also whoever trained it).
 Anyone can press any button; the new pictures are theirs."""
 
