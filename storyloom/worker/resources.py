@@ -94,6 +94,24 @@ def _load_narrator(config: Config, cache: Any) -> Any:
     return Narrator.from_config(config)
 
 
+def _checkpoint_loader(model: str) -> Loader:
+    def load(config: Config, cache: Any) -> Any:
+        from storyloom.models.image.txt2img import Txt2Img
+
+        return Txt2Img.from_config(config, cache, checkpoint=model)
+
+    return load
+
+
+def _checkpoint_image_prompt_loader(model: str) -> Loader:
+    def load(config: Config, cache: Any) -> Any:
+        from storyloom.models.image.image_prompt import ImagePrompt
+
+        return ImagePrompt.from_config(config, cache, checkpoint=model)
+
+    return load
+
+
 def default_specs() -> dict[str, ModelSpec]:
     specs = (
         ModelSpec("txt2img", IMAGE, _load_txt2img),
@@ -147,8 +165,25 @@ class ModelResources:
         logger.info("loaded %s (%s group now about %.2f GB)", name, spec.group, self.size(spec.group) / GB)
         return model
 
-    def txt2img(self) -> Any:
-        return self.get("txt2img")
+    def txt2img(self, model: str | None = None) -> Any:
+        """Txt2Img on the base model, or on ``model``, one of the configured extra checkpoints: each checkpoint
+        is its own memory group, kept warm beside the others while the budget allows."""
+        if model is None:
+            return self.get("txt2img")
+        return self._on_checkpoint("txt2img", model, _checkpoint_loader(model))
+
+    def _on_checkpoint(self, task: str, model: str, load: Loader) -> Any:
+        """``task`` on one of the configured extra checkpoints, in that checkpoint's memory group."""
+        known = self.config.models.checkpoints
+        if model not in known:
+            from storyloom.errors import InvalidInput
+
+            raise InvalidInput(f"unknown model {model!r}; the known models: {', '.join(sorted(known)) or 'none'}")
+        name = f"{task}:{model}"
+        with self._lock:
+            if name not in self._specs:
+                self._specs[name] = ModelSpec(name, f"{IMAGE}:{model}", load)
+        return self.get(name)
 
     def variations(self) -> Any:
         return self.get("variations")
@@ -156,8 +191,11 @@ class ModelResources:
     def upscaler(self) -> Any:
         return self.get("upscaler")
 
-    def image_prompt(self) -> Any:
-        return self.get("image_prompt")
+    def image_prompt(self, model: str | None = None) -> Any:
+        """ImagePrompt on the base model, or on ``model`` (an extra checkpoint, as for ``txt2img``)."""
+        if model is None:
+            return self.get("image_prompt")
+        return self._on_checkpoint("image_prompt", model, _checkpoint_image_prompt_loader(model))
 
     def describer(self) -> Any:
         return self.get("describer")
@@ -267,6 +305,10 @@ def _empty_device_cache(config: Config) -> None:
 
 
 def _estimate_group(config: Config, group: str) -> int:
+    if group.startswith(f"{IMAGE}:"):  # an extra checkpoint: its weights, or a typical SD 1.5
+        source = config.models.checkpoints.get(group.partition(":")[2])
+        size = _weights_bytes(source) if source else None
+        return int(size * 1.3) if size else _TYPICAL_BYTES[IMAGE]
     if group == IMAGE:
         names = (config.models.image, config.models.controlnet_tile, config.models.esrgan)
         found = [_weights_bytes(name) for name in names]

@@ -110,8 +110,8 @@ class ImagePrompt(Txt2Img):
         self._image_embeds: torch.Tensor | None = None  # set only for the length of one call
 
     @classmethod
-    def from_config(cls, config: Config, cache: ModelCache | None = None):
-        task = super().from_config(config, cache)
+    def from_config(cls, config: Config, cache: ModelCache | None = None, *, checkpoint: str | None = None):
+        task = super().from_config(config, cache, checkpoint=checkpoint)
         task.adapter = load_image_adapter(config, cache)
         return task
 

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from storyloom.errors import ModelUnavailable
+from storyloom.errors import InvalidInput, ModelUnavailable
 
 if TYPE_CHECKING:
     from storyloom.domain.parameters import GenerationParameters
@@ -106,6 +106,60 @@ def lora_loaded(pipe: Any, lora_file: Path, *, adapter_name: str, scale: float =
         yield
     finally:
         _unload(pipe)
+
+
+@contextlib.contextmanager
+def named_loras_loaded(task: Any, prompt: str) -> Iterator[dict[str, str]]:
+    """Inside the block ``task.pipe`` draws with the configured LoRAs its ``<lora:name:w>`` tags name, beside a
+    character's LoRA if one is loaded; gives ``{"Lora hashes": "name: 0123456789ab, …"}`` as A1111 writes it.
+    Afterwards only what was loaded before is left (with no other LoRA, the original modules, bit for bit)."""
+    from storyloom.domain.prompts import extract_loras
+    from storyloom.models.runtime.loading import resolve_source, weights_hash
+
+    _text, tags = extract_loras(prompt)
+    if not tags:
+        yield {}
+        return
+    known = task.config.models.loras
+    unknown = [tag.name for tag in tags if tag.name not in known]
+    if unknown:
+        raise InvalidInput(f"unknown LoRA {unknown[0]!r}; the known LoRAs: {', '.join(sorted(known)) or 'none'}")
+    pipe = task.pipe
+    before = list(pipe.get_active_adapters()) if getattr(pipe.unet, "peft_config", None) else []
+    names = [f"prompt_{tag.name}" for tag in tags]
+    try:
+        for tag, adapter in zip(tags, names):
+            source = Path(resolve_source(known[tag.name], build_tiny=False))
+            if source.suffix != ".safetensors":
+                raise ModelUnavailable(f"the LoRA {tag.name!r} is not a .safetensors file")
+            pipe.load_lora_weights(str(source.parent), weight_name=source.name, adapter_name=adapter)
+            if tag.name not in task.lora_hashes:
+                task.lora_hashes[tag.name] = weights_hash(str(source), length=12)
+        weights = [{"text_encoder": tag.text_encoder, "unet": tag.unet} for tag in tags]
+        pipe.set_adapters(before + names, adapter_weights=[1.0] * len(before) + weights)
+    except Exception as exc:
+        _remove(pipe, names, before)
+        if isinstance(exc, (OSError, ValueError, KeyError, RuntimeError)):
+            logger.warning("loading LoRAs %s failed", names, exc_info=True)
+            raise ModelUnavailable(
+                f"a LoRA of this prompt cannot be loaded into this image model ({type(exc).__name__}); "
+                "it may be damaged or made for another base model"
+            ) from None
+        raise
+    hashes = ", ".join(f"{tag.name}: {task.lora_hashes[tag.name] or 'unknown'}" for tag in tags)
+    try:
+        yield {"Lora hashes": hashes}
+    finally:
+        _remove(pipe, names, before)
+
+
+def _remove(pipe: Any, names: list[str], before: list[str]) -> None:
+    if not before:
+        _unload(pipe)
+        return
+    loaded = set(getattr(pipe.unet, "peft_config", {}))
+    pipe.delete_adapters([name for name in names if name in loaded])
+    pipe.set_adapters(before)
 
 
 def _unload(pipe: Any) -> None:

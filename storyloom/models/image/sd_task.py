@@ -182,18 +182,43 @@ class SDTask:
 
     pipeline_class: str = "StableDiffusionPipeline"
 
-    def __init__(self, pipe: Any, config: Config, *, safety: SafetyFilter | None, model_name: str) -> None:
+    def __init__(
+        self,
+        pipe: Any,
+        config: Config,
+        *,
+        safety: SafetyFilter | None,
+        model_name: str,
+        model_extra: dict[str, str] | None = None,
+    ) -> None:
         self.pipe = pipe
         self.config = config
         self.safety = safety
         self.model_name = model_name
+        self.model_extra = dict(model_extra or {})  # what the PNG parameters say of the model besides its name
         self.device = resolve_device(config.device)
         self.encoder = PromptEncoder.from_pipeline(pipe, max_chars=config.image.max_prompt_chars)
+        self.lora_hashes: dict[str, str | None] = {}  # a named LoRA's weights hash, once per worker
 
     @classmethod
-    def from_config(cls, config: Config, cache: ModelCache | None = None):
-        """Load (or take from ``cache``) the base pipeline once; this object is then reused for every request."""
-        return cls.from_pipeline(load_sd_components(config, cache), config)
+    def from_config(cls, config: Config, cache: ModelCache | None = None, *, checkpoint: str | None = None):
+        """Load (or take from ``cache``) the base pipeline once; this object is then reused for every request.
+        ``checkpoint``: one of the configured extra checkpoints, by name, instead of the base model."""
+        task = cls.from_pipeline(load_sd_components(config, cache, checkpoint=checkpoint), config)
+        if checkpoint is not None:
+            from storyloom.models.runtime.loading import checkpoint_source, weights_hash
+
+            task.model_name = checkpoint
+            found = weights_hash(checkpoint_source(config, checkpoint), length=10)
+            task.model_extra = {"Model hash": found} if found else {}
+        return task
+
+    def drawing_loras(self, prompt: str) -> Any:
+        """A context manager: the ``<lora:…>`` tags of ``prompt`` loaded for the calls inside; it gives the
+        PNG parameters entry naming them (``Lora hashes``), and the base is exactly as before afterwards."""
+        from storyloom.models.image.lora import named_loras_loaded
+
+        return named_loras_loaded(self, prompt)
 
     @classmethod
     def from_pipeline(cls, base: Any, config: Config):

@@ -97,19 +97,21 @@ class Txt2Img(SDTask):
         if should_cancel is not None and should_cancel():
             raise JobCanceled("canceled")
 
-        conditioning = self.encoder.conditioning(prompt, negative_prompt, steps=steps)
         callback = make_step_callback(progress, should_cancel, image_cfg.preview_every, "txt2img")
+        with self.drawing_loras(prompt) as lora_extra:
+            conditioning = self.encoder.conditioning(prompt, negative_prompt, steps=steps)
 
-        def generate(batch_seeds: list[int]) -> list[Image.Image]:
-            return self._draw(
-                batch_seeds, conditioning, callback, chaos=(chaos or 0) / MAX_CHAOS, tile=tile,
-                num_inference_steps=steps, guidance_scale=guidance, width=width, height=height,
-            )  # fmt: skip
+            def generate(batch_seeds: list[int]) -> list[Image.Image]:
+                return self._draw(
+                    batch_seeds, conditioning, callback, chaos=(chaos or 0) / MAX_CHAOS, tile=tile,
+                    num_inference_steps=steps, guidance_scale=guidance, width=width, height=height,
+                )  # fmt: skip
 
-        images = run_with_oom_retry(generate, seeds, self.device, f"{count} images at {width}×{height}")
+            images = run_with_oom_retry(generate, seeds, self.device, f"{count} images at {width}×{height}")
         enabled = image_cfg.safety_checker if safety_checker is None else safety_checker
         images, nsfw = apply_safety(images, self.safety, enabled)
-        extra = {**({"Chaos": str(chaos)} if chaos else {}), **({"Tiling": "True"} if tile else {})}
+        extra = {**self.model_extra, **lora_extra}
+        extra.update({**({"Chaos": str(chaos)} if chaos else {}), **({"Tiling": "True"} if tile else {})})
         parameters = [
             GenerationParameters(
                 prompt=prompt,

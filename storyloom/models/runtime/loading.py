@@ -131,26 +131,40 @@ class ModelCache:
             self._items.clear()
 
 
-def load_sd_components(config: Config, cache: ModelCache | None = None) -> Any:
-    """The base ``StableDiffusionPipeline`` for ``config.models.image``: DPM++ 2M Karras, on the configured
-    device and dtype, progress bar off, CUDA optimisations applied.
+def load_sd_components(config: Config, cache: ModelCache | None = None, *, checkpoint: str | None = None) -> Any:
+    """The base ``StableDiffusionPipeline`` for ``config.models.image`` (or the named extra ``checkpoint``):
+    DPM++ 2M Karras, on the configured device and dtype, progress bar off, CUDA optimisations applied.
 
     With a ``cache`` the pipeline is loaded once per (model, device, dtype) and shared; derive task
     pipelines from it with ``StableDiffusionImg2ImgPipeline.from_pipe(base)`` so they reuse its weights.
     """
     device = resolve_device(config.device)
     dtype = resolve_dtype(config.device, device)
-    key = ("sd", config.models.image, str(device), str(dtype))
+    key = ("sd", checkpoint_source(config, checkpoint), str(device), str(dtype))
     if cache is None:
-        return _load_sd(config)
-    return cache.get(key, lambda: _load_sd(config))
+        return _load_sd(config, checkpoint)
+    return cache.get(key, lambda: _load_sd(config, checkpoint))
 
 
-def load_sd_pipeline(config: Config) -> Any:
-    """The ``StableDiffusionPipeline`` for ``config.models.image`` as the model ships it (its own scheduler and
-    safety checker), on the configured device and dtype, progress bar off, and no CUDA optimisations: the one
-    place Stable Diffusion weights are loaded. Image tasks get it through ``load_sd_components``; subject
-    training starts from it as it is (no compile, no tiling).
+def checkpoint_source(config: Config, checkpoint: str | None) -> str:
+    """What ``checkpoint`` (a name from ``models.checkpoints``; None: the base model) is loaded from."""
+    if checkpoint is None:
+        return config.models.image
+    known = config.models.checkpoints
+    if checkpoint not in known:
+        names = ", ".join(sorted(known)) or "none are configured"
+        raise ModelUnavailable(f"unknown model {checkpoint!r}; the known models: {names}")
+    return known[checkpoint]
+
+
+def load_sd_pipeline(config: Config, checkpoint: str | None = None) -> Any:
+    """The ``StableDiffusionPipeline`` for ``config.models.image`` (or the named extra ``checkpoint``) as the
+    model ships it (its own scheduler and safety checker), on the configured device and dtype, progress bar
+    off, and no CUDA optimisations: the one place Stable Diffusion weights are loaded. Image tasks get it
+    through ``load_sd_components``; subject training starts from it as it is (no compile, no tiling).
+
+    A checkpoint may be a diffusers folder or repository, or one ``.safetensors`` file; a single file takes
+    its component configurations, and a safety checker when it has none, from the base model.
 
     The safety checker is loaded even when ``[image] safety_checker`` is off: that setting is only the default
     for requests that leave it open (age-restricted channels, the command line), and the bot forces the
@@ -159,22 +173,65 @@ def load_sd_pipeline(config: Config) -> Any:
 
     device = resolve_device(config.device)
     dtype = resolve_dtype(config.device, device)
-    name = config.models.image
-    source = resolve_source(name, build_tiny=config.models.build_tiny)
+    name = checkpoint_source(config, checkpoint)
+    source = resolve_source(name, build_tiny=config.models.build_tiny and checkpoint is None)
     with model_errors(name):
-        pipe = StableDiffusionPipeline.from_pretrained(source, dtype=dtype, use_safetensors=True)
+        if Path(source).is_file():
+            pipe = _load_single_file(config, source, dtype)
+        else:
+            pipe = StableDiffusionPipeline.from_pretrained(source, dtype=dtype, use_safetensors=True)
     pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
 
-def _load_sd(config: Config) -> Any:
+def _load_single_file(config: Config, source: str, dtype: Any) -> Any:
+    from diffusers import StableDiffusionPipeline
+
+    if not source.endswith(".safetensors"):
+        raise ModelUnavailable(f"{Path(source).name} is not a .safetensors file; only safetensors are loaded")
+    base = resolve_source(config.models.image, build_tiny=config.models.build_tiny)
+    pipe = StableDiffusionPipeline.from_single_file(source, config=base, torch_dtype=dtype)
+    if getattr(pipe, "safety_checker", None) is None:
+        from diffusers.pipelines.stable_diffusion.safety_checker import StableDiffusionSafetyChecker
+        from transformers import CLIPImageProcessor
+
+        checker = StableDiffusionSafetyChecker.from_pretrained(base, subfolder="safety_checker", dtype=dtype)
+        extractor = CLIPImageProcessor.from_pretrained(base, subfolder="feature_extractor")
+        pipe.register_modules(safety_checker=checker, feature_extractor=extractor)
+    return pipe
+
+
+def weights_hash(name: str, *, length: int) -> str | None:
+    """The first ``length`` hex digits of the SHA-256 of a model's weights, as A1111 writes them into a
+    picture's parameters (``Model hash`` 10, ``Lora hashes`` 12): the file itself, or a diffusers folder's
+    UNet weights. None when the weights are not a local file (a hub model not in the cache)."""
+    import hashlib
+
+    path = Path(name).expanduser()
+    if path.is_dir():
+        path = path / "unet" / "diffusion_pytorch_model.safetensors"
+    elif not path.exists() and len(name.split("/")) == 2:
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(name, "unet/diffusion_pytorch_model.safetensors")
+        path = Path(cached) if isinstance(cached, str) else path
+    if not path.is_file():
+        return None
+    digest = hashlib.sha256()
+    with path.open("rb") as weights:
+        for block in iter(lambda: weights.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:length]
+
+
+def _load_sd(config: Config, checkpoint: str | None = None) -> Any:
     from diffusers import DPMSolverMultistepScheduler
 
-    pipe = load_sd_pipeline(config)
+    pipe = load_sd_pipeline(config, checkpoint)
     pipe.scheduler = DPMSolverMultistepScheduler.from_config(
         pipe.scheduler.config, use_karras_sigmas=True, algorithm_type="dpmsolver++"
     )
     optimize_pipeline(pipe, config.device, pipe.device)
-    logger.info("loaded image model %s on %s (%s)", config.models.image, pipe.device, pipe.dtype)
+    logger.info("loaded image model %s on %s (%s)", checkpoint or config.models.image, pipe.device, pipe.dtype)
     return pipe

@@ -23,7 +23,7 @@ def imagine(context: JobContext) -> HandlerResult:
     record = context.lookup_character(params.character) if params.character else None  # before any model loads
     if params.image_mode is not None:
         return _imagine_from_picture(context, params, record)
-    txt2img = context.resources.txt2img()
+    txt2img = context.resources.txt2img(params.model)
     with drawing_with(txt2img, record, context.config.paths.data_dir) as character:
         batch = txt2img(
             character.prompt(params.prompt),
@@ -72,7 +72,7 @@ def _imagine_from_picture(context: JobContext, params: ImagineParams, record: Ch
                 should_cancel=context.should_cancel,
             )
         return HandlerResult(batch_artifacts(character.tagged(batch)))
-    image_prompt = context.resources.image_prompt()
+    image_prompt = context.resources.image_prompt(params.model)
     with drawing_with(image_prompt, record, data_dir) as character:
         batch = image_prompt(
             character.prompt(params.prompt),
