@@ -49,17 +49,21 @@ class Mode(enum.Enum):
 @dataclass(frozen=True)
 class Operation(Generic[T]):
     """``start()`` gives a fresh run of the steps, so a driver can run an operation again from the beginning
-    (PostgreSQL after a lost connection or a deadlock; nothing of the failed try was committed)."""
+    (PostgreSQL after a lost connection or a deadlock; nothing of the failed try was committed).
+
+    ``durable=False`` marks a write whose loss in a server crash costs nothing (a heartbeat, a progress step: the
+    next one replaces it); PostgreSQL then commits it without waiting for the disk."""
 
     mode: Mode
     start: Callable[[], Steps[T]]
+    durable: bool = True
 
 
-def _operation(mode: Mode) -> Callable[[Callable[P, Steps[T]]], Callable[P, Operation[T]]]:
+def _operation(mode: Mode, *, durable: bool = True) -> Callable[[Callable[P, Steps[T]]], Callable[P, Operation[T]]]:
     def decorate(function: Callable[P, Steps[T]]) -> Callable[P, Operation[T]]:
         @functools.wraps(function)
         def make(*args: P.args, **kwargs: P.kwargs) -> Operation[T]:
-            return Operation(mode, functools.partial(function, *args, **kwargs))
+            return Operation(mode, functools.partial(function, *args, **kwargs), durable)
 
         return make
 
@@ -68,7 +72,8 @@ def _operation(mode: Mode) -> Callable[[Callable[P, Steps[T]]], Callable[P, Oper
 
 reads = _operation(Mode.READ)
 writes = _operation(Mode.WRITE)
-autocommit = _operation(Mode.AUTOCOMMIT)
+passing_writes = _operation(Mode.WRITE, durable=False)  # heartbeats and progress: superseded within seconds
+autocommit = _operation(Mode.AUTOCOMMIT)  # a single statement (pragmas, one-line reads): no transaction around it
 
 
 def query(sql: str, params: Sequence[Any] | Mapping[str, Any] = ()) -> Steps[Rows]:

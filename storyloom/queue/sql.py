@@ -271,10 +271,11 @@ SELECT * FROM (
                ORDER BY COALESCE(p.finished_at, j.finished_at), COALESCE(p.id, j.id), COALESCE(j.page_index, -1), j.id
            ) AS place_in_destination
     FROM undelivered u
-    JOIN jobs j ON j.id = u.job_id
+    CROSS JOIN jobs j  -- SQLite keeps this order (the short table first); PostgreSQL plans it as a plain join
     LEFT JOIN deliveries d ON d.job_id = j.id
     LEFT JOIN jobs p ON p.id = j.parent_id AND j.page_index IS NOT NULL
-    WHERE j.status IN {FINISHED}
+    WHERE j.id = u.job_id
+      AND j.status IN {FINISHED}
       AND j.channel_id IS NOT NULL
       AND d.ended_at IS NULL
       AND (d.next_try_at IS NULL OR d.next_try_at <= :now)

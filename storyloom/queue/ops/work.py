@@ -24,7 +24,7 @@ from storyloom.queue.job import (
     NewArtifact,
     WorkerInfo,
 )
-from storyloom.queue.operation import Steps, one, query, reads, scalar, writes
+from storyloom.queue.operation import Steps, autocommit, one, passing_writes, query, reads, scalar, writes
 from storyloom.queue.ops.characters import insert_character
 from storyloom.queue.ops.jobs import insert_job
 from storyloom.queue.transitions import load_job, transition
@@ -37,7 +37,7 @@ def crash_message(times: int) -> str:
     return f"this job crashed the worker {times} time{'s' if times != 1 else ''}"
 
 
-@reads
+@autocommit
 def has_work(kinds: Sequence[str], now: float) -> Steps[bool]:
     """Cheap check without the write lock, so idle workers don't queue up on it."""
     return bool((yield from scalar(sql.HAS_WORK, {"kinds": json.dumps(list(kinds)), "now": now})))
@@ -120,7 +120,7 @@ def running_on_host(prefix: str) -> Steps[list[Job]]:
     return [Job.from_row(row) for row in (yield from query(sql.SELECT_RUNNING_ON_HOST, {"prefix": prefix}))]
 
 
-@writes
+@passing_writes
 def heartbeat(
     worker_id: str, job_id: int | None, models: Iterable[str], now: float, settings: QueueConfig
 ) -> Steps[HeartbeatReply]:
@@ -135,7 +135,7 @@ def heartbeat(
     return _reply(rows)
 
 
-@writes
+@passing_writes
 def report_progress(
     job_id: int, worker_id: str, step: int, total: int, stage: str, preview: bytes | None, now: float
 ) -> Steps[HeartbeatReply]:
@@ -154,7 +154,7 @@ def report_progress(
     return _reply(rows)
 
 
-@reads
+@autocommit
 def cancel_state(job_id: int, worker_id: str) -> Steps[HeartbeatReply]:
     row = yield from one(sql.SELECT_CANCEL_STATE, (job_id,))
     if row is None or row["status"] != JobStatus.RUNNING.value or row["worker_id"] != worker_id:

@@ -60,6 +60,9 @@ _BEGIN = {
     Mode.WRITE: "BEGIN",
 }
 
+# Committed without waiting for the disk: a server crash may lose it, never half of it (a heartbeat, a progress step).
+_NOT_DURABLE = "SET LOCAL synchronous_commit = off"
+
 _CONFLICTS = (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure)
 
 
@@ -131,6 +134,8 @@ def _run_once(connection: psycopg.Connection[Any], op: Operation[T]) -> T:
     try:
         if begin:
             cursor.execute(begin)
+            if not op.durable:
+                cursor.execute(_NOT_DURABLE)
         step = _advance(steps, None)
         while isinstance(step, Query):
             cursor.execute(translate(step.sql, op.mode), step.params)
@@ -157,6 +162,8 @@ async def _run_once_async(connection: psycopg.AsyncConnection[Any], op: Operatio
     try:
         if begin:
             await cursor.execute(begin)
+            if not op.durable:
+                await cursor.execute(_NOT_DURABLE)
         step = _advance(steps, None)
         while isinstance(step, Query):
             await cursor.execute(translate(step.sql, op.mode), step.params)
@@ -354,7 +361,8 @@ class PostgresJobStore(JobStore):
         return notified
 
     def wait_for_change(self, timeout: float, stop: threading.Event) -> None:
-        deadline = time.monotonic() + timeout
+        # A NOTIFY ends the wait as soon as a job is queued, so a short poll interval only costs CPU here.
+        deadline = time.monotonic() + max(timeout, _LISTEN_SLICE_SECONDS)
         while not stop.is_set():
             left = deadline - time.monotonic()
             if left <= 0:
