@@ -45,12 +45,18 @@ def imagine_params(
     steps: int | None = None,
     safety_checker: bool | None = True,
     character: str | None = None,
+    model: str | None = None,
 ) -> ImagineParams:
     """Validated ``imagine`` parameters, or ``InvalidInput`` with a message fit for the user.
 
-    Whether ``character`` names a trained character is checked by the command against the store."""
+    Whether ``character`` names a trained character is checked by the command against the store; ``model`` and
+    the prompt's ``<lora:…>`` tags must name configured checkpoints and LoRAs."""
     limit = config.image.max_prompt_chars
-    validate_prompt(prompt, max_chars=limit)
+    validate_prompt(prompt, max_chars=limit, known_loras=config.models.loras)
+    model = model.strip() if model and model.strip() else None
+    if model is not None and model not in config.models.checkpoints:
+        known = ", ".join(sorted(config.models.checkpoints)) or "none are configured"
+        raise InvalidInput(f"unknown model {model!r}; the known models: {known}")
     banned.ensure_allowed(prompt)
     negative = negative or ""
     validate_prompt(negative, max_chars=limit, name="negative prompt", allow_empty=True, negative=True)
@@ -70,6 +76,7 @@ def imagine_params(
         aspect_ratio=aspect_ratio,
         safety_checker=safety_checker,
         character=character.strip() if character and character.strip() else None,
+        model=model,
     )
 
 
@@ -84,6 +91,7 @@ def imagine_jobs(
     steps: int | None = None,
     safety_checker: bool | None = True,
     character: str | None = None,
+    model: str | None = None,
 ) -> list[ImagineParams]:
     """``imagine`` parameters for each job the prompt asks for: Midjourney's flags at its end (``--ar 16:9
     --no people --chaos 20 --stylize 250 --tile --seed 7``) and ``{a, b}`` permutations and ``--repeat N``,
@@ -95,7 +103,7 @@ def imagine_jobs(
             negative=joined_negative(negative, request.negative) or None,
             aspect_ratio=either("aspect ratio", "ar", aspect_ratio, request.aspect_ratio),
             seed=either("seed", "seed", seed, request.seed),
-            steps=steps, safety_checker=safety_checker, character=character,
+            steps=steps, safety_checker=safety_checker, character=character, model=model,
         )  # fmt: skip
         guidance = None
         if request.stylize is not None:

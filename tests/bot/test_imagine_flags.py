@@ -63,3 +63,38 @@ async def test_flag_problems_and_the_cap_are_private_and_queue_nothing(
         reply = full.original_response()
         assert reply.ephemeral and "you have 3 waiting; the limit is 5" in reply.content
         assert len(await store.list_jobs(tuple(JobStatus))) == 3
+
+
+def with_named_models(config):
+    names = {
+        "checkpoints": {"dreamy": "/models/dreamy", "inky": "/models/inky"},
+        "loras": {"ink": "/l/ink.safetensors"},
+    }
+    return config.model_copy(update={"models": config.models.model_copy(update=names)})
+
+
+async def test_model_option_and_loras_are_checked_by_name(fake: FakeDiscord, store, tmp_path: Path) -> None:
+    async with running_bot(with_named_models(bot_config(tmp_path)), store, fake):
+        handle = await fake.invoke_command("imagine", {"prompt": "a fox <lora:ink:0.6>", "model": "dreamy"})
+        job = await store.get(job_of(await handle.wait_original()))
+        assert (job.params["model"], job.params["prompt"]) == ("dreamy", "a fox <lora:ink:0.6>")
+        for options, expected in [
+            ({"prompt": "a fox", "model": "sketchy"}, "unknown model 'sketchy'; the known models: dreamy, inky"),
+            ({"prompt": "a fox <lora:paint>"}, "unknown LoRA 'paint' in prompt; the known LoRAs: ink"),
+            ({"prompt": "a fox", "negative": "<lora:ink>"}, "LoRAs go in the prompt"),
+        ]:
+            refused = await fake.invoke_command("imagine", options)
+            await refused.wait_ack()
+            reply = refused.original_response()
+            assert reply.ephemeral and expected in reply.content, (options, reply.content)
+        assert len(await store.list_jobs(tuple(JobStatus))) == 1
+
+
+async def test_model_autocomplete_offers_the_configured_checkpoints(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from storyloom.bot.commands.imagine import model_names
+
+    interaction = SimpleNamespace(client=SimpleNamespace(config=with_named_models(bot_config(tmp_path))))
+    assert [choice.value for choice in await model_names(interaction, "")] == ["dreamy", "inky"]  # type: ignore[arg-type]
+    assert [choice.value for choice in await model_names(interaction, "INK")] == ["inky"]  # type: ignore[arg-type]

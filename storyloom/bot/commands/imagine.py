@@ -24,6 +24,13 @@ if TYPE_CHECKING:
     from storyloom.bot.app import StoryloomBot
 
 
+async def model_names(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+    """Autocomplete: the extra checkpoints the server's config names."""
+    bot: StoryloomBot = interaction.client  # type: ignore[assignment]
+    found = [name for name in sorted(bot.config.models.checkpoints) if current.casefold() in name.casefold()]
+    return [app_commands.Choice(name=name, value=name) for name in found[:25]]
+
+
 class Imagine(commands.Cog):
     def __init__(self, bot: StoryloomBot) -> None:
         self.bot = bot
@@ -39,8 +46,9 @@ class Imagine(commands.Cog):
         image="a picture that guides what is drawn and how",
         image_weight="how much the picture counts, 0 to 1 (default 0.5)",
         image_as="guide: the picture steers content and style; start: drawing starts from the picture",
+        model="another image model the server offers (<lora:name:0.8> in the prompt adds a LoRA)",
     )
-    @app_commands.autocomplete(character=character_names)
+    @app_commands.autocomplete(character=character_names, model=model_names)
     async def imagine(
         self,
         interaction: discord.Interaction,
@@ -53,13 +61,14 @@ class Imagine(commands.Cog):
         image: Optional[discord.Attachment] = None,
         image_weight: Optional[app_commands.Range[float, 0.0, 1.0]] = None,
         image_as: Optional[Literal["guide", "start"]] = None,
+        model: Optional[str] = None,
     ) -> None:
         """Draw four pictures from a prompt."""
         bot = self.bot
         try:  # pure checks first, so a refusal is private and nothing is queued
             jobs = imagine_jobs(
                 bot.config, bot.banned, prompt=prompt, negative=negative, aspect_ratio=ar, seed=seed, steps=steps,
-                safety_checker=safety_checker_for(interaction.channel), character=character,
+                safety_checker=safety_checker_for(interaction.channel), character=character, model=model,
             )  # fmt: skip
             if character is not None:  # a character unknown here: the message lists the known ones
                 found = await bot.store.character(jobs[0].character or character, guild_id=interaction.guild_id)
@@ -68,6 +77,8 @@ class Imagine(commands.Cog):
                 raise InvalidInput("image_weight and image_as need a picture: attach one as image")
             pictures = await read_pictures([image]) if image is not None else ()
             if pictures:
+                if jobs[0].model is not None:
+                    raise InvalidInput("model: draws from the prompt alone; leave it out to use a picture")
                 if image_as == "start" and any(job.chaos or job.tile for job in jobs):
                     raise InvalidInput("--chaos and --tile work when the picture guides, not with image_as start")
                 if image_as == "start" and any(job.model for job in jobs):
