@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from storyloom.cli.progress_bar import ProgressBar
 from storyloom.config import Config
+from storyloom.errors import InvalidInput
 
 if TYPE_CHECKING:
     from storyloom.models.image.txt2img import ImageBatch
@@ -39,6 +40,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     imagine.add_argument(
         "--character", default=None, help="a character trained with train-subject (its LoRA and token)"
+    )
+    imagine.add_argument(
+        "--model", default=None, help="one of the extra checkpoints named in the config (models.checkpoints)"
     )
     imagine.add_argument("--out", type=Path, default=None, help="output directory (default: <data_dir>/images/<time>)")
     add_common_options(imagine)
@@ -74,7 +78,7 @@ def run_imagine(config: Config, args: argparse.Namespace) -> int:
         negative = joined_negative(args.negative, request.negative)
         aspect_ratio = either("aspect ratio", "ar", args.aspect_ratio, request.aspect_ratio)
         seed = either("seed", "seed", args.seed, request.seed)
-        validate_prompt(request.prompt, max_chars=max_chars)
+        validate_prompt(request.prompt, max_chars=max_chars, known_loras=config.models.loras)
         validate_prompt(negative, max_chars=max_chars, name="negative prompt", allow_empty=True, negative=True)
         if aspect_ratio:
             size_for_aspect_ratio(aspect_ratio, config.image.width, config.image.height)
@@ -83,12 +87,15 @@ def run_imagine(config: Config, args: argparse.Namespace) -> int:
             None if request.stylize is None else guidance_for_stylize(request.stylize, config.image.guidance_scale)
         )
         jobs.append((request, negative, aspect_ratio, seed, guidance))
+    if args.model is not None and args.model not in config.models.checkpoints:
+        known = ", ".join(sorted(config.models.checkpoints)) or "none are configured"
+        raise InvalidInput(f"unknown model {args.model!r}; the known models: {known}")
     record = _character(config, args.character) if args.character else None
 
     from storyloom.models.image.lora import drawing_with
     from storyloom.models.image.txt2img import Txt2Img
 
-    txt2img = Txt2Img.from_config(config)
+    txt2img = Txt2Img.from_config(config, checkpoint=args.model)
     out = args.out or _default_out(config)
     for number, (request, negative, aspect_ratio, seed, guidance) in enumerate(jobs, start=1):
         with ProgressBar("imagine") as bar, drawing_with(txt2img, record, config.paths.data_dir) as character:

@@ -96,6 +96,8 @@ def test_vary_writes_four_variations_of_the_source_size(tiny_env: Path, capsys) 
         (["imagine", "[cat:dog:1.5]"], ["fraction"]),
         (["imagine", "cat --sharp"], ["unknown flag --sharp", "--ar, --chaos"]),
         (["imagine", "cat --seed 4", "--seed", "5"], ["seed is given twice"]),
+        (["imagine", "cat", "--model", "dreamy"], ["unknown model 'dreamy'", "none are configured"]),
+        (["imagine", "cat <lora:ink>"], ["unknown LoRA 'ink'"]),
         (["imagine", "(cat:1e30)"], ["between 0 and 3"]),
         (["imagine", "cat", "--steps", "0"], ["steps must be between 1 and 150"]),
         (["imagine", "cat", "--steps", "10000"], ["steps must be between 1 and 150"]),
