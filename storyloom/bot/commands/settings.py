@@ -77,7 +77,9 @@ class Settings(commands.Cog):
         negative, ar, style, voice = _cleared(negative), _cleared(ar), _cleared(style), _cleared(voice)
         try:
             if negative:
-                validate_prompt(negative, max_chars=self.bot.config.image.max_prompt_chars, name="negative prompt")
+                validate_prompt(
+                    negative, max_chars=self.bot.config.image.max_prompt_chars, name="negative prompt", negative=True
+                )
             if ar:
                 parse_aspect_ratio(ar)
             if style:

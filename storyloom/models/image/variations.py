@@ -101,25 +101,28 @@ class Variations(SDTask):
             raise JobCanceled("canceled")
 
         work = self._working_image(source)
-        # img2img runs only the last int(steps × strength) steps; the schedule spans the steps that run.
-        conditioning = self.encoder.conditioning(
-            prompt, negative_prompt, steps=min(steps, int(steps * denoise)), allow_empty_prompt=True
-        )
         callback = make_step_callback(progress, should_cancel, image_cfg.preview_every, "variations")
+        with self.drawing_loras(prompt) as lora_extra:  # the <lora:…> of the picture's prompt, as it was drawn
+            # img2img runs only the last int(steps × strength) steps; the schedule spans the steps that run.
+            conditioning = self.encoder.conditioning(
+                prompt, negative_prompt, steps=min(steps, int(steps * denoise)), allow_empty_prompt=True
+            )
 
-        def generate(batch_seeds: list[int]) -> list[Image.Image]:
-            return self._draw(
-                batch_seeds, conditioning, callback,
-                image=work, strength=denoise, num_inference_steps=steps, guidance_scale=guidance,
-            )  # fmt: skip
+            def generate(batch_seeds: list[int]) -> list[Image.Image]:
+                return self._draw(
+                    batch_seeds, conditioning, callback,
+                    image=work, strength=denoise, num_inference_steps=steps, guidance_scale=guidance,
+                )  # fmt: skip
 
-        images = run_with_oom_retry(generate, seeds, self.device, f"{count} variations at {work.width}×{work.height}")
+            images = run_with_oom_retry(
+                generate, seeds, self.device, f"{count} variations at {work.width}×{work.height}"
+            )
         # The pipeline draws multiples of 8; an odd-sized source gets its own size back.
         output_size = self.output_size(source.size)
         images = [im if im.size == output_size else im.resize(output_size, Image.Resampling.LANCZOS) for im in images]
         enabled = image_cfg.safety_checker if safety_checker is None else safety_checker
         images, nsfw = apply_safety(images, self.safety, enabled)
-        extra = {"Variation of seed": str(stored.seed)} if stored else {}
+        extra = {**lora_extra, **({"Variation of seed": str(stored.seed)} if stored else {})}
         parameters = [
             GenerationParameters(
                 prompt=prompt,

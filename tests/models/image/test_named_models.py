@@ -131,3 +131,18 @@ def test_workers_keep_a_pipeline_per_checkpoint_within_the_budget(named) -> None
         tight.txt2img("dreamy")
     roomy.close()
     tight.close()
+
+
+def test_variations_draw_with_the_loras_of_their_prompt(txt2img: Txt2Img, named, cache) -> None:
+    from storyloom.models.image.variations import Variations
+
+    variations = Variations.from_config(named[0], cache)
+    source = draw(txt2img).images[0]
+
+    def vary(prompt: str) -> ImageBatch:
+        return variations(source, prompt=prompt, negative_prompt="", seed=3, num_images=1, strength=0.8)
+
+    plain = vary(PROMPT)
+    inked = vary(f"{PROMPT} <lora:ink:0.9>")
+    assert not same(plain, inked) and "Lora hashes" in inked.parameters[0].extra
+    assert same(vary(PROMPT), plain)
