@@ -22,7 +22,9 @@ from storyloom.queue.store import JobStore
 
 logger = logging.getLogger(__name__)
 
-CANCEL_POLL_SECONDS = 0.02
+# A cancel is seen within this long (plus one step); a shorter poll would cost every running job a store query
+# per step on a database many workers share, for no difference a person can notice.
+CANCEL_POLL_SECONDS = 0.1
 PREVIEW_SIDE = 256
 PREVIEW_QUALITY = 70
 
