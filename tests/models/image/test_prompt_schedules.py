@@ -141,3 +141,38 @@ def test_variations_follow_the_schedule(txt2img: Txt2Img, cache) -> None:
 
     assert same(vary(f"[{CAT}:{DOG}:0]"), vary(DOG))
     assert not same(vary(f"{CAT} AND {DOG}"), vary(CAT))
+
+
+def test_image_prompts_take_editing_and_and(txt2img: Txt2Img, cache) -> None:
+    """The picture's embedding travels with every AND part (IP-Adapter inputs are widened with the batch)."""
+    from PIL import Image
+
+    from storyloom.models.image.image_prompt import ImagePrompt
+
+    image_prompt = ImagePrompt.from_config(txt2img.config, cache)
+    red = Image.new("RGB", (48, 40), (230, 20, 20))
+
+    def guided(prompt: str) -> ImageBatch:
+        return image_prompt(prompt, "", pictures=[red], image_weight=0.7, seed=5, width=32, height=32, num_images=2)
+
+    plain = guided(CAT)
+    for prompt in (f"{CAT} AND {DOG}", f"[{CAT}:{DOG}:0.5]"):
+        batch = guided(prompt)
+        assert len(batch.images) == 2 and not same(batch, plain), prompt
+    assert same(guided(f"[{CAT}:{DOG}:0]"), guided(DOG))
+
+
+def test_the_controlnet_redraw_takes_editing_and_and(txt2img: Txt2Img, cache) -> None:
+    """ControlNet residuals are widened with the batch too, so AND works in the upscaler's re-drawing."""
+    from storyloom.models.image.upscale import Upscaler
+
+    redraw = Upscaler.from_config(txt2img.config, cache).controlnet
+    source = draw(txt2img, CAT, num_images=1).images[0]
+
+    def pixels(prompt: str) -> np.ndarray:
+        return np.asarray(redraw(source, prompt=prompt, seed=4, strength=0.9).image, dtype=np.int16)
+
+    plain = pixels(CAT)
+    assert not np.array_equal(pixels(f"{CAT} AND {DOG}"), plain)
+    assert np.array_equal(pixels(f"[{DOG}:{CAT}:0]"), plain)
+    assert not np.array_equal(pixels(f"[{DOG}:{CAT}:0.5]"), plain)
