@@ -139,26 +139,16 @@ def purge_command(config: Config, args: argparse.Namespace) -> int:
     is given up to make some) and never holds the write lock long. Shrinking the file comes last, only when
     asked and only while no job is running: VACUUM needs free space and holds the write lock throughout."""
     from storyloom.characters.cleanup import sweep
-    from storyloom.config import is_postgres_url
     from storyloom.errors import StoreFull
-    from storyloom.queue.disk_reserve import release_reserve
 
     data_dir = config.paths.data_dir
     days = config.queue.retention_days if args.older_than is None else args.older_than
-    with _store(config) as store:
-        try:
-            removed = purge_in_batches(store, days)
-        except StoreFull:
-            freed = 0 if is_postgres_url(config.database) else release_reserve(config.database_path)
-            if not freed:
-                print(NOTHING_DELETED.format(where=config.database_path), file=sys.stderr)
-                return 1
-            print(f"the disk is full: removed the {freed / (1024 * 1024):.0f} MB kept in reserve to delete with")
-            try:
-                removed = purge_in_batches(store, days)
-            except StoreFull:
-                print(NOTHING_DELETED.format(where=config.database_path), file=sys.stderr)
-                return 1
+    try:
+        store, removed = purge_even_on_a_full_disk(config, days)
+    except StoreFull:
+        print(NOTHING_DELETED.format(where=config.database_path), file=sys.stderr)
+        return 1
+    with store:
         print(f"removed {removed} job(s) that finished more than {days:g} day(s) ago")
         stored = store.purge_blobs(days)
         if stored:
@@ -172,6 +162,33 @@ def purge_command(config: Config, args: argparse.Namespace) -> int:
         if args.vacuum:
             return vacuum(store, config)
     return 0
+
+
+def purge_even_on_a_full_disk(config: Config, days: float):
+    """The open store and how many jobs were purged. On a full disk (opening can need space too, to bring the
+    schema up to date) the disk reserve is given up once and everything tried again; ``StoreFull`` when even
+    that is not enough."""
+    from storyloom.config import is_postgres_url
+    from storyloom.errors import StoreFull
+    from storyloom.queue.disk_reserve import release_reserve
+
+    try:
+        return _open_and_purge(config, days)
+    except StoreFull:
+        freed = 0 if is_postgres_url(config.database) else release_reserve(config.database_path)
+        if not freed:
+            raise
+        print(f"the disk is full: removed the {freed / (1024 * 1024):.0f} MB kept in reserve to delete with")
+    return _open_and_purge(config, days)
+
+
+def _open_and_purge(config: Config, days: float):
+    store = _store(config)
+    try:
+        return store, purge_in_batches(store, days)
+    except BaseException:
+        store.close()
+        raise
 
 
 PURGE_PAUSE_SECONDS = 0.05  # between batches, so that waiting heartbeats and claims take the write lock

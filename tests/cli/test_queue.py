@@ -136,22 +136,40 @@ def test_purge_on_a_full_disk_deletes_first_and_says_what_to_do_when_even_that_f
     assert "nothing could be deleted because the disk holding" in error and "Free some space on that disk" in error
 
 
-def test_purge_on_a_completely_full_disk_deletes_with_the_space_kept_in_reserve(setup, capsys, monkeypatch) -> None:
+@pytest.mark.parametrize("what_needs_space", ["deleting", "opening"])
+def test_purge_on_a_completely_full_disk_deletes_with_the_space_kept_in_reserve(
+    setup, capsys, monkeypatch, what_needs_space: str
+) -> None:
+    """What SQLite does on a disk with no room at all: even a delete cannot grow the write-ahead log, and opening
+    cannot bring the schema up to date. The reserve is given up, and then both work."""
     from storyloom.errors import StoreFull
     from storyloom.queue.disk_reserve import ensure_reserve, reserve_path
 
     config, database = setup
     old_finished_jobs(database, 12)
     assert ensure_reserve(database, 1024 * 1024)
-    delete = JobStore.purge
 
-    def full_while_the_reserve_is_there(store, *args, **kwargs):
-        # What SQLite does on a disk with no room at all: even a delete cannot grow the write-ahead log.
-        if reserve_path(database).exists():
-            raise StoreFull("the job database could not be written because the disk is full; nothing was saved")
-        return delete.__get__(store)(*args, **kwargs)
+    def disk_full() -> StoreFull:
+        return StoreFull("the job database could not be written because the disk is full; nothing was saved")
 
-    monkeypatch.setattr(JobStore, "purge", full_while_the_reserve_is_there)
+    if what_needs_space == "deleting":
+        real_purge = JobStore.purge
+
+        def purge(store: JobStore, *args, **kwargs) -> int:
+            if reserve_path(database).exists():
+                raise disk_full()
+            return real_purge.__get__(store)(*args, **kwargs)
+
+        monkeypatch.setattr(JobStore, "purge", purge)
+    else:
+        real_open = JobStore.from_config
+
+        def from_config(settings) -> JobStore:
+            if reserve_path(database).exists():
+                raise disk_full()
+            return real_open(settings)
+
+        monkeypatch.setattr(JobStore, "from_config", staticmethod(from_config))
     assert run(config, "purge", "--older-than", "30") == 0
     out = capsys.readouterr().out
     assert "the disk is full: removed the 1 MB kept in reserve to delete with" in out
