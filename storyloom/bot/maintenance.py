@@ -83,7 +83,10 @@ class MaintenanceLoop:
             await asyncio.sleep(self._pause)
         over = await self._bound_users()
         # Stored files (LoRAs, photos) nothing refers to any more once their jobs and characters are gone.
-        files = await self._store.purge_blobs()
+        files = 0
+        while not self._stop.is_set() and (batch := await self._store.purge_blobs()):
+            files += batch
+            await asyncio.sleep(self._pause)
         if self._database_file is not None and self._settings.disk_reserve_mb:
             await asyncio.to_thread(ensure_reserve, self._database_file, self._settings.disk_reserve_mb * MB)
         if expired or over or files:

@@ -150,7 +150,10 @@ def purge_command(config: Config, args: argparse.Namespace) -> int:
         return 1
     with store:
         print(f"removed {removed} job(s) that finished more than {days:g} day(s) ago")
-        stored = store.purge_blobs(days)
+        stored = 0
+        while batch := store.purge_blobs(days):
+            stored += batch
+            time.sleep(PURGE_PAUSE_SECONDS)
         if stored:
             print(f"removed {stored} stored file(s) (LoRAs, photos) nothing refers to any more")
         # Purged jobs no longer keep their photos and outputs: remove what nothing needs now.

@@ -235,13 +235,13 @@ class StoreApi:
         return blobs.has_blob(digest)
 
     @store_method
-    def purge_blobs(self, older_than_days: float | None = None) -> Operation[int]:
-        """Delete stored files older than ``older_than_days`` (default: the retention setting) that no character
-        and no waiting or running training refers to."""
+    def purge_blobs(self, older_than_days: float | None = None, *, limit: int = 20) -> Operation[int]:
+        """Delete up to ``limit`` stored files older than ``older_than_days`` (default: the retention setting) that
+        no character and no waiting or running training refers to; returns how many (call again until 0)."""
         days = self.settings.retention_days if older_than_days is None else older_than_days
-        if days < 0:
-            raise InvalidInput("the age to purge must not be negative")
-        return blobs.purge_unreferenced_blobs(self.clock() - days * DAY)
+        if days < 0 or limit < 1:
+            raise InvalidInput("the age to purge must not be negative, and the batch at least 1")
+        return blobs.purge_unreferenced_blobs(self.clock() - days * DAY, limit)
 
     @store_method
     def vacuum(self) -> Operation[None]:

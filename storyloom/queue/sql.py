@@ -344,10 +344,13 @@ ON CONFLICT (digest) DO NOTHING
 SELECT_BLOB = "SELECT data FROM blobs WHERE digest = ?"
 HAS_BLOB = "SELECT EXISTS (SELECT 1 FROM blobs WHERE digest = ?)"
 # Old blobs nothing refers to any more: not a character's LoRA, not the photos of a waiting or running training.
+# A few at a time (``:limit``): a blob may be a large file, and heartbeats must get the write lock in between.
 PURGE_UNREFERENCED_BLOBS = """
-DELETE FROM blobs WHERE created_at < :before
-  AND NOT EXISTS (SELECT 1 FROM characters c WHERE c.lora_digest = blobs.digest)
-  AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.kind = 'train_subject' AND j.status IN ('queued', 'running')
-                  AND j.params LIKE '%' || blobs.digest || '%')
+DELETE FROM blobs WHERE digest IN (
+    SELECT b.digest FROM blobs b WHERE b.created_at < :before
+      AND NOT EXISTS (SELECT 1 FROM characters c WHERE c.lora_digest = b.digest)
+      AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.kind = 'train_subject' AND j.status IN ('queued', 'running')
+                      AND j.params LIKE '%' || b.digest || '%')
+    LIMIT :limit)
 RETURNING digest
 """

@@ -28,5 +28,5 @@ def has_blob(digest: str) -> Steps[bool]:
 
 
 @writes
-def purge_unreferenced_blobs(before: float) -> Steps[int]:
-    return len((yield from query(sql.PURGE_UNREFERENCED_BLOBS, {"before": before})))
+def purge_unreferenced_blobs(before: float, limit: int) -> Steps[int]:
+    return len((yield from query(sql.PURGE_UNREFERENCED_BLOBS, {"before": before, "limit": limit})))

@@ -7,7 +7,7 @@ import re
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
-from storyloom.errors import StoreError
+from storyloom.errors import StoreError, StoreFull
 
 # SQLSTATE classes and codes (https://www.postgresql.org/docs/current/errcodes-appendix.html).
 _CONNECTION_LOST_CLASSES = ("08", "57P")  # connection exception; operator intervention (shutdown, restart)
@@ -68,7 +68,10 @@ def store_error(exc: psycopg.Error, where: str, secret: str | None) -> StoreErro
     """The ``StoreError`` for a failure during an operation, or None when it is a bug (re-raised as is)."""
     state = exc.sqlstate or ""
     if state == _DISK_FULL:
-        return StoreError(f"the job database {where} could not be written because the server's disk is full")
+        return StoreFull(
+            f"the job database {where} could not be written because the server's disk is full; nothing was saved. "
+            "Free space on the database server (for example with `storyloom queue purge`) and try again"
+        )
     if state == _OUT_OF_MEMORY:
         return StoreError(f"the job database {where} ran out of memory; try again in a moment")
     if state == _READ_ONLY:
