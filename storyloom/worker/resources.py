@@ -103,6 +103,15 @@ def _checkpoint_loader(model: str) -> Loader:
     return load
 
 
+def _checkpoint_variations_loader(model: str) -> Loader:
+    def load(config: Config, cache: Any) -> Any:
+        from storyloom.models.image.variations import Variations
+
+        return Variations.from_config(config, cache, checkpoint=model)
+
+    return load
+
+
 def _checkpoint_image_prompt_loader(model: str) -> Loader:
     def load(config: Config, cache: Any) -> Any:
         from storyloom.models.image.image_prompt import ImagePrompt
@@ -185,8 +194,11 @@ class ModelResources:
                 self._specs[name] = ModelSpec(name, f"{IMAGE}:{model}", load)
         return self.get(name)
 
-    def variations(self) -> Any:
-        return self.get("variations")
+    def variations(self, model: str | None = None) -> Any:
+        """Variations on the base model, or on ``model`` (an extra checkpoint, as for ``txt2img``)."""
+        if model is None:
+            return self.get("variations")
+        return self._on_checkpoint("variations", model, _checkpoint_variations_loader(model))
 
     def upscaler(self) -> Any:
         return self.get("upscaler")

@@ -17,7 +17,7 @@ from tests.support.jobs import finished
 def test_imagine_with_a_named_model_chaos_and_tiling(tmp_path: Path, tiny_models) -> None:
     other = tmp_path / "other-sd15"
     build_tiny_sd15(other, seed=TINY_SEED + 1)
-    config = make_tiny_config(tmp_path / "data", tiny_models, image={"steps": 2}, queue={"heartbeat_seconds": 0.2})
+    config = make_tiny_config(tmp_path / "data", tiny_models, image={"steps": 4}, queue={"heartbeat_seconds": 0.2})
     config = config.model_copy(
         update={"models": config.models.model_copy(update={"checkpoints": {"other": str(other)}})}
     )
@@ -26,13 +26,17 @@ def test_imagine_with_a_named_model_chaos_and_tiling(tmp_path: Path, tiny_models
         plain = finished(store, store.enqueue("imagine", request, user_id=1).id)
         named = store.enqueue("imagine", {**request, "model": "other", "chaos": 40, "tile": True}, user_id=1)
         finished(store, named.id)
+        vary = store.enqueue("vary", {"index": 0, "seed": 3, "strength": "strong"}, user_id=2, parent_id=named.id)
+        finished(store, vary.id)
         wait_until(
-            lambda: {"txt2img", "txt2img:other"} <= set(store.list_workers()[0].models),
+            lambda: {"txt2img", "txt2img:other", "variations:other"} <= set(store.list_workers()[0].models),
             5,
             what="the heartbeat to report both checkpoints warm",
         )
         [base_image, *_] = [a for a in store.artifacts(plain.id) if a.kind is ArtifactKind.IMAGE]
         [named_image, *_] = [a for a in store.artifacts(named.id) if a.kind is ArtifactKind.IMAGE]
+        [varied, *_] = [a for a in store.artifacts(vary.id) if a.kind is ArtifactKind.IMAGE]
+    assert read_png_parameters(artifact_image(varied)).model == "other"  # a variation keeps the picture's model
     base_params = read_png_parameters(artifact_image(base_image))
     params = read_png_parameters(artifact_image(named_image))
     assert params.prompt == base_params.prompt == "a [red:blue:0.5] fox AND a hill:0.5"

@@ -31,3 +31,16 @@ def source_character(context: JobContext, source: Image.Image) -> CharacterRecor
     if name and record is None:
         logger.info("job %s: character %r of the source image is gone; going on without it", context.job.id, name)
     return record
+
+
+def source_model(context: JobContext, source: Image.Image) -> str | None:
+    """The extra checkpoint ``source`` was drawn with, as its PNG parameters name it, if the config still has
+    it (None: the base model)."""
+    from storyloom.domain.parameters import read_png_parameters
+
+    try:
+        stored = read_png_parameters(source)
+    except ValueError:
+        return None
+    model = stored.model if stored else None
+    return model if model and model in context.config.models.checkpoints else None

@@ -10,7 +10,7 @@ from storyloom.queue.job import ArtifactKind
 from storyloom.queue.params import BlendParams, DescribeParams, ImagineParams, UpscaleParams, VaryParams
 from storyloom.worker.context import HandlerResult, JobContext
 from storyloom.worker.handlers.artifacts import JSON, batch_artifacts, png_artifact, text_artifact
-from storyloom.worker.handlers.characters import source_character
+from storyloom.worker.handlers.characters import source_character, source_model
 
 
 def imagine(context: JobContext) -> HandlerResult:
@@ -138,7 +138,7 @@ def vary(context: JobContext) -> HandlerResult:
     assert isinstance(params, VaryParams)
     source = context.source_image()  # before loading any model: a vanished source fails at once
     record = source_character(context, source)
-    variations = context.resources.variations()
+    variations = context.resources.variations(source_model(context, source))
     with drawing_with(variations, record, context.config.paths.data_dir) as character:
         batch = variations(
             source,
