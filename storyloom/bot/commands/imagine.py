@@ -77,8 +77,6 @@ class Imagine(commands.Cog):
                 raise InvalidInput("image_weight and image_as need a picture: attach one as image")
             pictures = await read_pictures([image]) if image is not None else ()
             if pictures:
-                if jobs[0].model is not None:
-                    raise InvalidInput("model: draws from the prompt alone; leave it out to use a picture")
                 if image_as == "start" and any(job.chaos or job.tile for job in jobs):
                     raise InvalidInput("--chaos and --tile work when the picture guides, not with image_as start")
                 if image_as == "start" and any(job.model for job in jobs):

@@ -56,7 +56,7 @@ def _imagine_from_picture(context: JobContext, params: ImagineParams, record: Ch
 
         weight = context.config.image.image_weight if params.image_weight is None else params.image_weight
         steps = context.config.image.steps if params.num_inference_steps is None else params.num_inference_steps
-        variations = context.resources.variations()
+        variations = context.resources.variations(params.model)
         with drawing_with(variations, record, data_dir) as character:
             batch = variations(
                 picture,
