@@ -38,6 +38,7 @@ SQUARE_FACTOR = 1 / 1.1
 MAX_AND_PARTS = 8  # each part costs a UNet pass per step
 MAX_AND_WEIGHT = 3.0
 MAX_LORA_WEIGHT = 3.0
+MAX_SWITCH_FRACTION = 2.0  # up to 1 in a picture's own steps, on to 2 in a second pass (an upscale's re-drawing)
 MAX_NESTING = 40  # brackets inside brackets; deeper is never a real prompt and would exhaust the parser's stack
 # Prompts are checked before the step count is final; this many steps reaches every switch a schedule has.
 VALIDATION_STEPS = 150
@@ -103,6 +104,7 @@ def validate_prompt(
     negative: bool = False,
     steps: int = VALIDATION_STEPS,
     known_loras: Collection[str] | None = None,
+    first_pass_steps: int | None = None,
 ) -> list[ScheduledPrompt]:
     """Check length and emptiness, then plan; every problem is an ``InvalidInput`` naming what is allowed.
 
@@ -121,11 +123,14 @@ def validate_prompt(
     if unknown:
         known = ", ".join(sorted(known_loras or ())) or "none are configured"
         raise InvalidInput(f"unknown LoRA {unknown[0]!r} in {name}; the known LoRAs: {known}")
-    return plan_prompt(prompt, steps, name=name, negative=negative)
+    return plan_prompt(prompt, steps, name=name, negative=negative, first_pass_steps=first_pass_steps)
 
 
-def plan_prompt(prompt: str, steps: int, *, name: str = "prompt", negative: bool = False) -> list[ScheduledPrompt]:
-    """The AND parts of ``prompt``, each with its weight and per-step texts for a run of ``steps`` steps.
+def plan_prompt(
+    prompt: str, steps: int, *, name: str = "prompt", negative: bool = False, first_pass_steps: int | None = None
+) -> list[ScheduledPrompt]:
+    """The AND parts of ``prompt``, each with its weight and per-step texts for a run of ``steps`` steps (a
+    second pass over a picture first drawn in ``first_pass_steps``, see ``prompt_schedule``).
 
     ``<lora:…>`` tags are taken out first (they change the model, not the text); every text any step will
     encode is parsed for emphasis here, so a bad weight is found before a run starts.
@@ -138,7 +143,7 @@ def plan_prompt(prompt: str, steps: int, *, name: str = "prompt", negative: bool
         )
     planned = []
     for text, weight in parts:
-        schedule = tuple(prompt_schedule(text, steps, name=name))
+        schedule = tuple(prompt_schedule(text, steps, name=name, first_pass_steps=first_pass_steps))
         for _end, step_text in dict.fromkeys(schedule):
             parse_emphasis(step_text, name=name)
         planned.append(ScheduledPrompt(weight, schedule))
@@ -214,12 +219,18 @@ def split_and(prompt: str, *, name: str = "prompt") -> list[tuple[str, float]]:
     return parts
 
 
-def prompt_schedule(text: str, steps: int, *, name: str = "prompt") -> list[tuple[int, str]]:
+def prompt_schedule(
+    text: str, steps: int, *, name: str = "prompt", first_pass_steps: int | None = None
+) -> list[tuple[int, str]]:
     """A1111's prompt schedule of one AND part: ``[(end_at_step, text), ...]`` with ``steps`` last.
 
     ``[from:to:when]`` switches after step ``when`` (a step number, or a fraction of ``steps`` when written
     with a decimal point); ``[a|b]`` changes option every step. Brackets that form none of A1111's
     constructs stay in the text for the emphasis parser, exactly as A1111 leaves them.
+
+    A second pass over a picture (A1111's hires fix; here the upscaler's re-drawing) gives the picture's own
+    step count as ``first_pass_steps``: its steps count on from there, and fractions from 1 to 2 fall in it
+    (``[a:b:1.5]`` draws ``a`` in the first pass and switches halfway through the second).
     """
     if steps < 1:
         raise InvalidInput(f"steps must be at least 1 (got {steps})")
@@ -227,8 +238,9 @@ def prompt_schedule(text: str, steps: int, *, name: str = "prompt") -> list[tupl
         return [(steps, text)]
     tree = _ScheduleParser(text, name).parse()
     ends = {steps}
-    _collect_ends(tree, steps, ends, text, name)
-    return [(end, _render(tree, end, steps)) for end in sorted(ends)]
+    whens: dict[int, int] = {}
+    _collect_ends(tree, _Timing(steps, first_pass_steps), ends, whens, text, name)
+    return [(end, _render(tree, end, whens)) for end in sorted(ends)]
 
 
 _Node = str | list["_Node"] | tuple[Any, ...]
@@ -347,60 +359,66 @@ class _ScheduleParser:
         return None
 
 
-def _when_step(raw: str, steps: int, snippet: str, name: str) -> int:
-    """A1111's reading of ``when``: with a decimal point a fraction of the steps, otherwise a step number."""
-    value = float(raw)
-    if value < 0:
-        raise InvalidInput(
-            f"{snippet!r} in {name}: the switch point {raw} is negative; use a step number such as 10 "
-            "or a fraction of the steps such as 0.5"
-        )
-    if "." in raw:
-        if value > 1:
+@dataclass(frozen=True)
+class _Timing:
+    steps: int
+    first_pass_steps: int | None  # set for a second pass over a picture
+
+    def when(self, raw: str, snippet: str, name: str) -> int:
+        """A1111's reading of ``when``: with a decimal point a fraction of the steps, otherwise a step number;
+        in a second pass both count on from the end of the first."""
+        value = float(raw)
+        if value < 0:
             raise InvalidInput(
-                f"{snippet!r} in {name}: {raw} has a decimal point, so it is a fraction of the steps, and "
-                f"fractions go from 0 to 1; write a fraction such as 0.5, or a step number without a decimal "
-                f"point such as {max(1, round(value))}"
+                f"{snippet!r} in {name}: the switch point {raw} is negative; use a step number such as 10 "
+                "or a fraction of the steps such as 0.5"
             )
-        value *= steps
-    return min(steps, int(value))
+        if "." in raw:
+            if value > MAX_SWITCH_FRACTION:
+                raise InvalidInput(
+                    f"{snippet!r} in {name}: {raw} is a fraction of the steps (it has a decimal point); fractions "
+                    f"go from 0 to 1, on to 2 for an upscale's re-drawing; for a step number write "
+                    f"{max(1, round(value))}"
+                )
+            value = (value - (1.0 if self.first_pass_steps is not None else 0.0)) * self.steps
+        else:
+            value -= self.first_pass_steps or 0
+        return min(self.steps, int(value))
 
 
-def _collect_ends(nodes: Any, steps: int, ends: set[int], text: str, name: str) -> None:
+def _collect_ends(nodes: Any, timing: _Timing, ends: set[int], whens: dict[int, int], text: str, name: str) -> None:
     for node in nodes:
         if isinstance(node, str):
             continue
         if isinstance(node, list):
-            _collect_ends(node, steps, ends, text, name)
+            _collect_ends(node, timing, ends, whens, text, name)
         elif node[0] == "edit":
             _kind, before, after, raw, start, end = node
             snippet = text[start:end] if end - start <= 40 else text[start : start + 37] + "..."
-            when = _when_step(raw, steps, snippet, name)
-            if when >= 1:
-                ends.add(when)
-            _collect_ends(before or [], steps, ends, text, name)
-            _collect_ends(after, steps, ends, text, name)
+            whens[start] = timing.when(raw, snippet, name)
+            if whens[start] >= 1:
+                ends.add(whens[start])
+            _collect_ends(before or [], timing, ends, whens, text, name)
+            _collect_ends(after, timing, ends, whens, text, name)
         else:
-            ends.update(range(1, steps + 1))
+            ends.update(range(1, timing.steps + 1))
             for option in node[1]:
-                _collect_ends(option, steps, ends, text, name)
+                _collect_ends(option, timing, ends, whens, text, name)
 
 
-def _render(nodes: Any, step: int, steps: int) -> str:
+def _render(nodes: Any, step: int, whens: dict[int, int]) -> str:
     out: list[str] = []
     for node in nodes:
         if isinstance(node, str):
             out.append(node)
         elif isinstance(node, list):
-            out.append(_render(node, step, steps))
+            out.append(_render(node, step, whens))
         elif node[0] == "edit":
-            _kind, before, after, raw, _start, _end = node
-            value = float(raw) * (steps if "." in raw else 1)
-            chosen = before if step <= min(steps, int(value)) else after
-            out.append(_render(chosen or [], step, steps))
+            _kind, before, after, _raw, start, _end = node
+            out.append(_render((before if step <= whens[start] else after) or [], step, whens))
         else:
             options = node[1]
-            out.append(_render(options[(step - 1) % len(options)], step, steps))
+            out.append(_render(options[(step - 1) % len(options)], step, whens))
     return "".join(out)
 
 

@@ -49,7 +49,7 @@ BAD_IMAGINE = [
     ({"prompt": "a cat", "steps": 0}, "steps must be between"),
     ({"prompt": "a cat", "steps": 500}, "steps must be between"),
     ({"prompt": "a cat", "seed": -1}, "seed"),
-    ({"prompt": "[a cat:a dog:1.5]"}, "fraction"),
+    ({"prompt": "[a cat:a dog:2.5]"}, "fraction"),
     ({"prompt": "a cat", "negative": "y" * 20_000}, "negative prompt"),
     ({"prompt": "a Forbidden thing"}, "does not allow"),
 ]

@@ -93,7 +93,7 @@ def test_vary_writes_four_variations_of_the_source_size(tiny_env: Path, capsys) 
     [
         (["imagine", ""], ["prompt is empty"]),
         (["imagine", "x" * 50_000], ["50,000", "limit"]),
-        (["imagine", "[cat:dog:1.5]"], ["fraction"]),
+        (["imagine", "[cat:dog:2.5]"], ["fraction"]),
         (["imagine", "cat --sharp"], ["unknown flag --sharp", "--ar, --chaos"]),
         (["imagine", "cat --seed 4", "--seed", "5"], ["seed is given twice"]),
         (["imagine", "cat", "--model", "dreamy"], ["unknown model 'dreamy'", "none are configured"]),

@@ -38,9 +38,27 @@ A1111_SCHEDULE_EXAMPLES = [
 ]
 
 
+# The same doctest's examples of a second pass (A1111's hires fix: 10 steps after a first pass of 10).
+A1111_SECOND_PASS_EXAMPLES = [
+    ("a [b:.5] c", [[10, "a b c"]]),
+    ("a [b:1.5] c", [[5, "a  c"], [10, "a b c"]]),
+]
+
+
 @pytest.mark.parametrize(("prompt", "expected"), A1111_SCHEDULE_EXAMPLES)
 def test_a1111_schedule_examples(prompt: str, expected: list[list]) -> None:
     assert [[end, text] for end, text in prompt_schedule(prompt, 10)] == expected
+
+
+@pytest.mark.parametrize(("prompt", "expected"), A1111_SECOND_PASS_EXAMPLES)
+def test_a1111_second_pass_examples(prompt: str, expected: list[list]) -> None:
+    assert [[end, text] for end, text in prompt_schedule(prompt, 10, first_pass_steps=10)] == expected
+
+
+def test_a_fraction_past_one_waits_for_the_second_pass() -> None:
+    assert prompt_schedule("[a:b:1.5]", 10) == [(10, "a")]
+    assert prompt_schedule("[a:b:1.5]", 20, first_pass_steps=30) == [(10, "a"), (20, "b")]
+    assert prompt_schedule("[a:b:35]", 20, first_pass_steps=30) == [(5, "a"), (20, "b")]  # step 35 overall
 
 
 def test_the_comment_example_at_100_steps() -> None:
@@ -93,9 +111,9 @@ def test_escaped_brackets_and_bars_are_not_syntax() -> None:
 @pytest.mark.parametrize(
     ("prompt", "words"),
     [
-        ("[a:b:1.5]", ["1.5", "fraction", "0 to 1", "[a:b:1.5]"]),
+        ("[a:b:2.5]", ["2.5", "fraction", "0 to 1", "on to 2 for an upscale", "[a:b:2.5]"]),
         ("[a:b:-1]", ["negative", "-1"]),
-        ("[a:b:2.]", ["fraction", "point such as 2"]),
+        ("[a:b:3.]", ["fraction", "step number write 3"]),
     ],
 )
 def test_meaningless_switch_points_are_named(prompt: str, words: list[str]) -> None:

@@ -72,27 +72,42 @@ class PromptEncoder:
         self.plan(prompt, negative_prompt, allow_empty_prompt=allow_empty_prompt, steps=steps)
 
     def plan(
-        self, prompt: str, negative_prompt: str, *, allow_empty_prompt: bool, steps: int
+        self,
+        prompt: str,
+        negative_prompt: str,
+        *,
+        allow_empty_prompt: bool,
+        steps: int,
+        first_pass_steps: int | None = None,
     ) -> tuple[list[Any], list[Any]]:
         positive = validate_prompt(
-            prompt, max_chars=self.max_chars, name="prompt", allow_empty=allow_empty_prompt, steps=steps
-        )
+            prompt, max_chars=self.max_chars, name="prompt", allow_empty=allow_empty_prompt, steps=steps,
+            first_pass_steps=first_pass_steps,
+        )  # fmt: skip
         negative = validate_prompt(
             negative_prompt, max_chars=self.max_chars, name="negative prompt", allow_empty=True, negative=True,
-            steps=steps,
+            steps=steps, first_pass_steps=first_pass_steps,
         )  # fmt: skip
         return positive, negative
 
     def conditioning(
-        self, prompt: str, negative_prompt: str = "", *, steps: int, allow_empty_prompt: bool = False
+        self,
+        prompt: str,
+        negative_prompt: str = "",
+        *,
+        steps: int,
+        allow_empty_prompt: bool = False,
+        first_pass_steps: int | None = None,
     ) -> PromptConditioning:
         """Everything a run of ``steps`` denoising steps needs: each distinct text encoded once, all padded to
-        the same length so any of them can stand beside any other in a batch."""
+        the same length so any of them can stand beside any other in a batch. ``first_pass_steps``: this run
+        is a second pass over a picture drawn in that many steps (see ``domain.prompts.prompt_schedule``)."""
         import torch
 
         positive_plan, [negative_plan] = self.plan(
-            prompt, negative_prompt, allow_empty_prompt=allow_empty_prompt, steps=steps
-        )
+            prompt, negative_prompt, allow_empty_prompt=allow_empty_prompt, steps=steps,
+            first_pass_steps=first_pass_steps,
+        )  # fmt: skip
         texts = list(dict.fromkeys(text for part in [*positive_plan, negative_plan] for _end, text in part.schedule))
         with torch.no_grad():
             encoded = [self.encode_one(text) for text in texts]

@@ -173,6 +173,7 @@ class ControlNetUpscaler:
         strength: float | None = None,
         progress: ProgressCallback | None = None,
         should_cancel: CancelCheck | None = None,
+        first_pass_steps: int | None = None,
     ) -> ControlNetUpscaleOutput:
         """Re-draw ``image`` at 2× with ``prompt`` (A1111 emphasis allowed), guided by the ControlNet.
 
@@ -192,8 +193,10 @@ class ControlNetUpscaler:
         width, height = upscaled_size(image.width, image.height)
         resized = image.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
         # img2img runs only the last int(steps × strength) steps; the schedule spans the steps that run.
+        # Like A1111's hires fix, a second pass over the picture: its schedule counts on from the picture's
+        # own steps (``first_pass_steps``), so [a:b:1.5] switches halfway through this pass.
         conditioning = self.prompt_encoder.conditioning(
-            prompt, negative_prompt, steps=max(1, min(steps, int(steps * strength)))
+            prompt, negative_prompt, steps=max(1, min(steps, int(steps * strength))), first_pass_steps=first_pass_steps
         )
         prompt_embeds, negative_prompt_embeds = conditioning.initial()
         callback = make_step_callback(progress, should_cancel, self.preview_every, STAGE)

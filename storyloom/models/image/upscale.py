@@ -268,6 +268,7 @@ class Upscaler:
                 seed=seed,
                 progress=tracker.controlnet if tracker else None,
                 should_cancel=should_cancel,
+                first_pass_steps=stored.steps if stored else None,
             )
         (redrawn,), (nsfw,) = apply_safety([first.image], self._safety, safety_checker)
         if nsfw:

@@ -129,7 +129,7 @@ def test_schedules_in_the_negative_prompt_and_no_and_there(txt2img: Txt2Img) -> 
 
 def test_bad_schedules_are_refused_before_drawing(txt2img: Txt2Img) -> None:
     with pytest.raises(InvalidInput, match="fraction"):
-        draw(txt2img, f"[{CAT}:{DOG}:1.5]")
+        draw(txt2img, f"[{CAT}:{DOG}:2.5]")
 
 
 def test_variations_follow_the_schedule(txt2img: Txt2Img, cache) -> None:
@@ -176,3 +176,21 @@ def test_the_controlnet_redraw_takes_editing_and_and(txt2img: Txt2Img, cache) ->
     assert not np.array_equal(pixels(f"{CAT} AND {DOG}"), plain)
     assert np.array_equal(pixels(f"[{DOG}:{CAT}:0]"), plain)
     assert not np.array_equal(pixels(f"[{DOG}:{CAT}:0.5]"), plain)
+
+
+def test_the_upscale_redraw_is_a_second_pass_of_the_schedule(txt2img: Txt2Img, cache) -> None:
+    """[cat:dog:1.5] draws cat (a fraction past 1 waits for a second pass); the upscaler's re-drawing of the
+    picture counts on from the picture's own steps, so it switches to dog halfway, as A1111's hires fix does."""
+    from storyloom.models.image.upscale import Upscaler
+
+    first = draw(txt2img, f"[{CAT}:{DOG}:1.5]", num_images=1)
+    assert same(first, draw(txt2img, CAT, num_images=1))
+    redraw = Upscaler.from_config(txt2img.config, cache).controlnet
+    encoder = redraw.prompt_encoder
+    cat, dog = encoder.encode_one(CAT), encoder.encode_one(DOG)
+    with UNetSpy(redraw.pipe.unet) as spy:
+        redraw(first.images[0], prompt=f"[{CAT}:{DOG}:1.5]", seed=4, strength=1.0, num_inference_steps=6,
+               first_pass_steps=6)  # fmt: skip
+    # A1111's counting: the schedule ends at step 3 of 6, so steps 0–3 draw cat and 4–5 dog.
+    assert [torch.equal(hidden[1], cat[0]) for hidden in spy.calls] == [True] * 4 + [False] * 2
+    assert all(torch.equal(hidden[1], dog[0]) for hidden in spy.calls[4:])
