@@ -79,8 +79,6 @@ class Imagine(commands.Cog):
             if pictures:
                 if image_as == "start" and any(job.chaos or job.tile for job in jobs):
                     raise InvalidInput("--chaos and --tile work when the picture guides, not with image_as start")
-                if image_as == "start" and any(job.model for job in jobs):
-                    raise InvalidInput("model: works when the picture guides, not with image_as start")
                 if image_as == "start":  # a weight so high that no denoising step would be left
                     weight = bot.config.image.image_weight if image_weight is None else image_weight
                     for job in jobs:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 
-from storyloom.errors import InvalidInput
 from storyloom.queue.character import CharacterRecord
 from storyloom.queue.job import ArtifactKind
 from storyloom.queue.params import BlendParams, DescribeParams, ImagineParams, UpscaleParams, VaryParams
@@ -50,8 +49,6 @@ def _imagine_from_picture(context: JobContext, params: ImagineParams, record: Ch
     picture = context.input_pictures()[0]  # before any model loads: a missing or bad picture fails at once
     data_dir = context.config.paths.data_dir
     if params.image_mode == "start":
-        if params.model is not None:
-            raise InvalidInput("model: works when the picture guides, not with image_as start")
         from storyloom.domain.pictures import start_strength
 
         weight = context.config.image.image_weight if params.image_weight is None else params.image_weight
