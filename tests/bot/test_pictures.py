@@ -159,6 +159,12 @@ async def test_describe_lists_four_prompts_and_a_number_draws_that_prompt(
 
 
 # --------------------------------------------------------------------------------------------------- Remix
+def form_values(handle) -> dict[str, str | None]:
+    """The pre-filled values of the text fields of the form the bot opened, by custom ID."""
+    fields = [row.get("component") or row["components"][0] for row in handle.modal["components"]]
+    return {field["custom_id"]: field.get("value") for field in fields}
+
+
 async def test_remix_opens_a_prefilled_form_and_queues_what_the_user_wrote(
     fake: FakeDiscord, store, tmp_path: Path
 ) -> None:
@@ -178,17 +184,23 @@ async def test_remix_opens_a_prefilled_form_and_queues_what_the_user_wrote(
         for custom_id in (f"sl:v:{source}:2", f"sl:r:{source}"):
             press = await fake.click_button(grid, custom_id)
             assert (await press.wait_ack()).type == MODAL
-            fields = {
-                c["component"]["custom_id"] if "component" in c else c["components"][0]["custom_id"]: (
-                    c["component"] if "component" in c else c["components"][0]
-                ).get("value")
-                for c in press.modal["components"]
-            }
-            assert fields == {"prompt": "a red barn", "negative": "fog"}
+            assert form_values(press) == {"prompt": "a red barn", "negative": "fog"}
             submitted = await press.submit_modal({"prompt": "a blue barn", "negative": "rain"})
             remixed = await store.get(await queued_job_from_followup(submitted))
             assert (remixed.params["prompt"], remixed.params["negative_prompt"]) == ("a blue barn", "rain")
             assert remixed.kind is (JobKind.VARY if custom_id.startswith("sl:v:") else JobKind.IMAGINE)
+
+        upscale = await fake.click_button(grid, f"sl:u:{source}:1")  # U1 is no Remix button: queued at once
+        assert (await upscale.wait_ack()).type == 5
+        upscaled_id = await queued_job_from_followup(upscale)
+        upscaled = await delivered_grid(fake, upscaled_id)
+        press = await fake.click_button(upscaled, f"sl:vx:{upscaled_id}:1")  # Vary (Strong) under the upscale
+        assert (await press.wait_ack()).type == MODAL
+        assert form_values(press) == {"prompt": "a red barn", "negative": "fog"}  # the imagine's, two jobs back
+        submitted = await press.submit_modal({"prompt": "a red barn at night", "negative": "fog"})
+        strong = await store.get(await queued_job_from_followup(submitted))
+        assert (strong.kind, strong.parent_id, strong.params["strength"]) == (JobKind.VARY, upscaled_id, "strong")
+        assert strong.params["prompt"] == "a red barn at night"
 
 
 # ------------------------------------------------------------------------------------------------ ❌ and ✉️
