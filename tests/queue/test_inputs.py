@@ -1,9 +1,7 @@
-"""Files given with a request (pictures) travel in the store with their job: stored atomically with it, copied by a
+"""Files given with a request (pictures) travel in the store with their job, on both backends: stored atomically with it, copied by a
 retry, removed with the job's results or when the job is purged."""
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import pytest
 
@@ -22,8 +20,8 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def store(tmp_path: Path, clock: Clock) -> JobStore:
-    with JobStore.open(tmp_path / "jobs.db", QueueConfig(), clock=clock) as store:
+def store(database: str, clock: Clock) -> JobStore:
+    with JobStore.open(database, QueueConfig(), clock=clock) as store:
         yield store
 
 
