@@ -51,8 +51,8 @@ class Operation(Generic[T]):
     """``start()`` gives a fresh run of the steps, so a driver can run an operation again from the beginning
     (PostgreSQL after a lost connection or a deadlock; nothing of the failed try was committed).
 
-    ``durable=False`` marks a write whose loss in a server crash costs nothing (a heartbeat, a progress step: the
-    next one replaces it); PostgreSQL then commits it without waiting for the disk."""
+    ``durable=False`` marks a write whose loss in a server crash the protocol survives (``lossy_writes``);
+    PostgreSQL then commits it without waiting for the disk."""
 
     mode: Mode
     start: Callable[[], Steps[T]]
@@ -72,7 +72,9 @@ def _operation(mode: Mode, *, durable: bool = True) -> Callable[[Callable[P, Ste
 
 reads = _operation(Mode.READ)
 writes = _operation(Mode.WRITE)
-passing_writes = _operation(Mode.WRITE, durable=False)  # heartbeats and progress: superseded within seconds
+# Writes whose loss in a database server crash costs nothing: a heartbeat or a progress step is superseded within
+# seconds (a lost lease renewal at worst hands the job to another worker, whose results the lease check keeps).
+lossy_writes = _operation(Mode.WRITE, durable=False)
 autocommit = _operation(Mode.AUTOCOMMIT)  # a single statement (pragmas, one-line reads): no transaction around it
 
 

@@ -24,7 +24,7 @@ from storyloom.queue.job import (
     NewArtifact,
     WorkerInfo,
 )
-from storyloom.queue.operation import Steps, autocommit, one, passing_writes, query, reads, scalar, writes
+from storyloom.queue.operation import Steps, autocommit, lossy_writes, one, query, reads, scalar, writes
 from storyloom.queue.ops.characters import insert_character
 from storyloom.queue.ops.jobs import insert_job
 from storyloom.queue.transitions import load_job, transition
@@ -120,7 +120,7 @@ def running_on_host(prefix: str) -> Steps[list[Job]]:
     return [Job.from_row(row) for row in (yield from query(sql.SELECT_RUNNING_ON_HOST, {"prefix": prefix}))]
 
 
-@passing_writes
+@lossy_writes
 def heartbeat(
     worker_id: str, job_id: int | None, models: Iterable[str], now: float, settings: QueueConfig
 ) -> Steps[HeartbeatReply]:
@@ -135,7 +135,7 @@ def heartbeat(
     return _reply(rows)
 
 
-@passing_writes
+@lossy_writes
 def report_progress(
     job_id: int, worker_id: str, step: int, total: int, stage: str, preview: bytes | None, now: float
 ) -> Steps[HeartbeatReply]:
