@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from storyloom.errors import InvalidInput, ModelUnavailable
 
 if TYPE_CHECKING:
+    from storyloom.config import Config
     from storyloom.domain.parameters import GenerationParameters
     from storyloom.models.image.sd_task import ImageBatch
     from storyloom.queue.character import CharacterRecord
@@ -109,10 +110,13 @@ def lora_loaded(pipe: Any, lora_file: Path, *, adapter_name: str, scale: float =
 
 
 @contextlib.contextmanager
-def named_loras_loaded(task: Any, prompt: str) -> Iterator[dict[str, str]]:
-    """Inside the block ``task.pipe`` draws with the configured LoRAs its ``<lora:name:w>`` tags name, beside a
-    character's LoRA if one is loaded; gives ``{"Lora hashes": "name: 0123456789ab, …"}`` as A1111 writes it.
-    Afterwards only what was loaded before is left (with no other LoRA, the original modules, bit for bit)."""
+def named_loras_loaded(
+    pipe: Any, config: Config, prompt: str, hashes: dict[str, str | None]
+) -> Iterator[dict[str, str]]:
+    """Inside the block ``pipe`` draws with the configured LoRAs the prompt's ``<lora:name:w>`` tags name, beside a
+    character's LoRA if one is loaded; gives ``{"Lora hashes": "name: 0123456789ab, …"}`` as A1111 writes it
+    (``hashes`` keeps each file's hash, computed once). Afterwards only what was loaded before is left (with no
+    other LoRA, the original modules, bit for bit)."""
     from storyloom.domain.prompts import extract_loras
     from storyloom.models.runtime.loading import resolve_source, weights_hash
 
@@ -120,11 +124,10 @@ def named_loras_loaded(task: Any, prompt: str) -> Iterator[dict[str, str]]:
     if not tags:
         yield {}
         return
-    known = task.config.models.loras
+    known = config.models.loras
     unknown = [tag.name for tag in tags if tag.name not in known]
     if unknown:
         raise InvalidInput(f"unknown LoRA {unknown[0]!r}; the known LoRAs: {', '.join(sorted(known)) or 'none'}")
-    pipe = task.pipe
     before = list(pipe.get_active_adapters()) if getattr(pipe.unet, "peft_config", None) else []
     names = [f"prompt_{tag.name}" for tag in tags]
     try:
@@ -133,8 +136,8 @@ def named_loras_loaded(task: Any, prompt: str) -> Iterator[dict[str, str]]:
             if source.suffix != ".safetensors":
                 raise ModelUnavailable(f"the LoRA {tag.name!r} is not a .safetensors file")
             pipe.load_lora_weights(str(source.parent), weight_name=source.name, adapter_name=adapter)
-            if tag.name not in task.lora_hashes:
-                task.lora_hashes[tag.name] = weights_hash(str(source), length=12)
+            if tag.name not in hashes:
+                hashes[tag.name] = weights_hash(str(source), length=12)
         weights = [{"text_encoder": tag.text_encoder, "unet": tag.unet} for tag in tags]
         pipe.set_adapters(before + names, adapter_weights=[1.0] * len(before) + weights)
     except Exception as exc:
@@ -146,9 +149,9 @@ def named_loras_loaded(task: Any, prompt: str) -> Iterator[dict[str, str]]:
                 "it may be damaged or made for another base model"
             ) from None
         raise
-    hashes = ", ".join(f"{tag.name}: {task.lora_hashes[tag.name] or 'unknown'}" for tag in tags)
+    named = ", ".join(f"{tag.name}: {hashes[tag.name] or 'unknown'}" for tag in tags)
     try:
-        yield {"Lora hashes": hashes}
+        yield {"Lora hashes": named}
     finally:
         _remove(pipe, names, before)
 

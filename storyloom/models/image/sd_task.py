@@ -218,7 +218,7 @@ class SDTask:
         PNG parameters entry naming them (``Lora hashes``), and the base is exactly as before afterwards."""
         from storyloom.models.image.lora import named_loras_loaded
 
-        return named_loras_loaded(self, prompt)
+        return named_loras_loaded(self.pipe, self.config, prompt, self.lora_hashes)
 
     @classmethod
     def from_pipeline(cls, base: Any, config: Config):

@@ -124,6 +124,7 @@ class Upscaler:
         self._controlnet: ControlNetUpscaler | None = None
         self._safety: SafetyFilter | None = None
         self._redraw_lora: tuple[Path, str, float] | None = None  # set by ``using_lora``
+        self._lora_hashes: dict[str, str | None] = {}  # the prompt LoRAs' weights hashes, once per worker
 
     @classmethod
     def from_config(
@@ -260,7 +261,10 @@ class Upscaler:
             if progress
             else None
         )
-        with self._redrawing_with_lora(controlnet):
+        from storyloom.models.image.lora import named_loras_loaded
+
+        loras = named_loras_loaded(controlnet.pipe, self.config, prompt, self._lora_hashes)
+        with self._redrawing_with_lora(controlnet), loras as lora_extra:  # the prompt's <lora:…> as drawn
             first = controlnet(
                 source,
                 prompt=prompt,
@@ -286,7 +290,7 @@ class Upscaler:
             seed=first.seed,
             model=model_display_name(self.config.models.image),
             denoising_strength=first.strength,
-            extra={"ControlNet": f"{first.controlnet}, scale {first.controlnet_conditioning_scale:g}"},
+            extra={**lora_extra, "ControlNet": f"{first.controlnet}, scale {first.controlnet_conditioning_scale:g}"},
         )
         return UpscaleResult(image, self._parameters(base, source, image, "chain"), "chain", nsfw=nsfw)
 

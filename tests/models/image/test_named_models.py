@@ -146,3 +146,19 @@ def test_variations_draw_with_the_loras_of_their_prompt(txt2img: Txt2Img, named,
     inked = vary(f"{PROMPT} <lora:ink:0.9>")
     assert not same(plain, inked) and "Lora hashes" in inked.parameters[0].extra
     assert same(vary(PROMPT), plain)
+
+
+def test_the_upscalers_redraw_uses_the_loras_of_its_prompt(txt2img: Txt2Img, named, cache) -> None:
+    from storyloom.models.image.upscale import Upscaler
+
+    upscaler = Upscaler.from_config(named[0], cache)
+    source = draw(txt2img).images[0]
+
+    def upscale(prompt: str):
+        return upscaler(source, prompt=prompt, negative_prompt="", seed=2, mode="chain")
+
+    plain = upscale(PROMPT)
+    inked = upscale(f"{PROMPT} <lora:ink:0.9>")
+    assert np.asarray(plain.image).tobytes() != np.asarray(inked.image).tobytes()
+    assert "Lora hashes" in inked.parameters.extra and "Lora hashes" not in plain.parameters.extra
+    assert np.asarray(upscale(PROMPT).image).tobytes() == np.asarray(plain.image).tobytes()
