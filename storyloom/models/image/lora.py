@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import logging
 import re
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -135,7 +136,10 @@ def named_loras_loaded(
             source = Path(resolve_source(known[tag.name], build_tiny=False))
             if source.suffix != ".safetensors":
                 raise ModelUnavailable(f"the LoRA {tag.name!r} is not a .safetensors file")
-            pipe.load_lora_weights(str(source.parent), weight_name=source.name, adapter_name=adapter)
+            with warnings.catch_warnings():
+                # A second adapter beside a character's is what this is for; peft warns about it all the same.
+                warnings.filterwarnings("ignore", "Already found a `peft_config`", UserWarning)
+                pipe.load_lora_weights(str(source.parent), weight_name=source.name, adapter_name=adapter)
             if tag.name not in hashes:
                 hashes[tag.name] = weights_hash(str(source), length=12)
         weights = [{"text_encoder": tag.text_encoder, "unet": tag.unet} for tag in tags]

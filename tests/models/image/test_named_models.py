@@ -162,3 +162,16 @@ def test_the_upscalers_redraw_uses_the_loras_of_its_prompt(txt2img: Txt2Img, nam
     assert np.asarray(plain.image).tobytes() != np.asarray(inked.image).tobytes()
     assert "Lora hashes" in inked.parameters.extra and "Lora hashes" not in plain.parameters.extra
     assert np.asarray(upscale(PROMPT).image).tobytes() == np.asarray(plain.image).tobytes()
+
+
+def test_a_prompt_lora_joins_a_characters_lora_and_leaves_it_loaded(txt2img: Txt2Img, named) -> None:
+    ink = named[2]
+    base = draw(txt2img)
+    with txt2img.using_lora(ink, adapter_name="character_1", scale=1.0):
+        character = draw(txt2img)
+        both = draw(txt2img, f"{PROMPT} <lora:ink:0.7>")
+        assert txt2img.pipe.get_active_adapters() == ["character_1"]
+        again = draw(txt2img)
+    assert not same(character, base) and not same(both, character)
+    assert same(again, character)
+    assert same(draw(txt2img), base)
