@@ -103,6 +103,15 @@ def _checkpoint_loader(model: str) -> Loader:
     return load
 
 
+def _checkpoint_upscaler_loader(model: str) -> Loader:
+    def load(config: Config, cache: Any) -> Any:
+        from storyloom.models.image.upscale import Upscaler
+
+        return Upscaler.from_config(config, cache, checkpoint=model)
+
+    return load
+
+
 def _checkpoint_variations_loader(model: str) -> Loader:
     def load(config: Config, cache: Any) -> Any:
         from storyloom.models.image.variations import Variations
@@ -200,8 +209,11 @@ class ModelResources:
             return self.get("variations")
         return self._on_checkpoint("variations", model, _checkpoint_variations_loader(model))
 
-    def upscaler(self) -> Any:
-        return self.get("upscaler")
+    def upscaler(self, model: str | None = None) -> Any:
+        """The upscaler, re-drawing on the base model or on ``model`` (an extra checkpoint, as for ``txt2img``)."""
+        if model is None:
+            return self.get("upscaler")
+        return self._on_checkpoint("upscaler", model, _checkpoint_upscaler_loader(model))
 
     def image_prompt(self, model: str | None = None) -> Any:
         """ImagePrompt on the base model, or on ``model`` (an extra checkpoint, as for ``txt2img``)."""

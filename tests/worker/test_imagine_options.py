@@ -28,15 +28,23 @@ def test_imagine_with_a_named_model_chaos_and_tiling(tmp_path: Path, tiny_models
         finished(store, named.id)
         vary = store.enqueue("vary", {"index": 0, "seed": 3, "strength": "strong"}, user_id=2, parent_id=named.id)
         finished(store, vary.id)
+        upscale = store.enqueue("upscale", {"index": 0, "mode": "chain", "seed": 1}, user_id=2, parent_id=named.id)
+        finished(store, upscale.id)
         wait_until(
-            lambda: {"txt2img", "txt2img:other", "variations:other"} <= set(store.list_workers()[0].models),
+            lambda: (
+                {"txt2img", "txt2img:other", "variations:other", "upscaler:other"}
+                <= set(store.list_workers()[0].models)
+            ),
             5,
             what="the heartbeat to report both checkpoints warm",
         )
         [base_image, *_] = [a for a in store.artifacts(plain.id) if a.kind is ArtifactKind.IMAGE]
         [named_image, *_] = [a for a in store.artifacts(named.id) if a.kind is ArtifactKind.IMAGE]
         [varied, *_] = [a for a in store.artifacts(vary.id) if a.kind is ArtifactKind.IMAGE]
-    assert read_png_parameters(artifact_image(varied)).model == "other"  # a variation keeps the picture's model
+        [upscaled] = store.artifacts(upscale.id)
+    # A variation and an upscale's re-drawing keep the picture's model.
+    assert read_png_parameters(artifact_image(varied)).model == "other"
+    assert read_png_parameters(artifact_image(upscaled)).model == "other"
     base_params = read_png_parameters(artifact_image(base_image))
     params = read_png_parameters(artifact_image(named_image))
     assert params.prompt == base_params.prompt == "a [red:blue:0.5] fox AND a hill:0.5"

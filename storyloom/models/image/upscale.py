@@ -113,11 +113,17 @@ class Upscaler:
     """Image → ``UpscaleResult``; holds its stage models once loaded (load once, call many times)."""
 
     def __init__(
-        self, config: Config, cache: ModelCache | None = None, *, controlnet: ControlNetKind | None = None
+        self,
+        config: Config,
+        cache: ModelCache | None = None,
+        *,
+        controlnet: ControlNetKind | None = None,
+        checkpoint: str | None = None,
     ) -> None:
         from storyloom.models.runtime.loading import ModelCache
 
         self.config = config
+        self.checkpoint = checkpoint  # the re-drawing's model: one of models.checkpoints, or None for the base
         self.cache = cache if cache is not None else ModelCache()
         self.controlnet_kind: ControlNetKind = controlnet or config.upscale.controlnet
         self._esrgan: RealEsrgan | None = None
@@ -134,10 +140,12 @@ class Upscaler:
         *,
         controlnet: ControlNetKind | None = None,
         mode: UpscaleMode | None = None,
+        checkpoint: str | None = None,
     ) -> Upscaler:
         """An upscaler with the models of ``mode`` (default: the configured one) already loaded, so a worker
-        pays (and measures) the loading when it builds its resources, not in the first job."""
-        upscaler = cls(config, cache, controlnet=controlnet)
+        pays (and measures) the loading when it builds its resources, not in the first job. ``checkpoint``: the
+        re-drawing on one of the extra checkpoints (a picture drawn with it), instead of the base model."""
+        upscaler = cls(config, cache, controlnet=controlnet, checkpoint=checkpoint)
         upscaler.load(config.upscale.mode if mode is None else mode)
         return upscaler
 
@@ -163,7 +171,7 @@ class Upscaler:
             from storyloom.models.image.safety import SafetyFilter
             from storyloom.models.runtime.loading import load_sd_components
 
-            base = load_sd_components(self.config, self.cache)
+            base = load_sd_components(self.config, self.cache, checkpoint=self.checkpoint)
             self._safety = SafetyFilter.from_pipeline(base)
             self._controlnet = ControlNetUpscaler.from_pipeline(
                 base, self.config, self.cache, controlnet=self.controlnet_kind
@@ -288,7 +296,7 @@ class Upscaler:
             sampler=DEFAULT_SAMPLER,
             cfg_scale=first.guidance_scale,
             seed=first.seed,
-            model=model_display_name(self.config.models.image),
+            model=self.checkpoint or model_display_name(self.config.models.image),
             denoising_strength=first.strength,
             extra={**lora_extra, "ControlNet": f"{first.controlnet}, scale {first.controlnet_conditioning_scale:g}"},
         )

@@ -159,7 +159,8 @@ def upscale(context: JobContext) -> HandlerResult:
     assert isinstance(params, UpscaleParams)
     source = context.source_image()
     record = source_character(context, source)
-    upscaler = context.resources.upscaler()
+    redraws = (params.mode or context.config.upscale.mode) == "chain"  # only the chain re-draws with a model
+    upscaler = context.resources.upscaler(source_model(context, source) if redraws else None)
     with drawing_with(upscaler, record, context.config.paths.data_dir) as character:
         result = upscaler(
             source,
