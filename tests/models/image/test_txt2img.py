@@ -81,8 +81,12 @@ def test_random_seed_is_reported_and_reproduces(txt2img: Txt2Img) -> None:
     batch = small(txt2img, PROMPT, num_images=2, num_inference_steps=2)
     seed = batch.seeds[0]
     assert batch.seeds == [seed, seed + 1]
-    again = small(txt2img, PROMPT, seed=seed, num_images=1, num_inference_steps=2)
-    assert np.array_equal(pixels(batch.images[0]), pixels(again.images[0]))
+    again = small(txt2img, PROMPT, seed=seed, num_images=2, num_inference_steps=2)
+    assert all(np.array_equal(pixels(a), pixels(b)) for a, b in zip(batch.images, again.images))
+    # Alone, the picture starts from the same noise; only the float rounding of a smaller batch may differ (the
+    # math libraries split a batch of another size differently), so it is the same picture within a shade.
+    alone = small(txt2img, PROMPT, seed=seed + 1, num_images=1, num_inference_steps=2)
+    assert np.abs(pixels(batch.images[1]).astype(int) - pixels(alone.images[0]).astype(int)).max() <= 2
 
 
 def test_negative_prompt_and_emphasis_change_the_image(txt2img: Txt2Img) -> None:
