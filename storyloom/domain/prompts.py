@@ -38,7 +38,9 @@ SQUARE_FACTOR = 1 / 1.1
 MAX_AND_PARTS = 8  # each part costs a UNet pass per step
 MAX_AND_WEIGHT = 3.0
 MAX_LORA_WEIGHT = 3.0
-MAX_SWITCH_FRACTION = 2.0  # up to 1 in a picture's own steps, on to 2 in a second pass (an upscale's re-drawing)
+# Up to 1 in a picture's own steps (a request is refused above that: its switch would never happen); a second pass
+# over a picture (an upscale's re-drawing, A1111's hires fix) counts on to 2.
+MAX_SWITCH_FRACTION = 2.0
 MAX_NESTING = 40  # brackets inside brackets; deeper is never a real prompt and would exhaust the parser's stack
 # Prompts are checked before the step count is final; this many steps reaches every switch a schedule has.
 VALIDATION_STEPS = 150
@@ -374,10 +376,10 @@ class _Timing:
                 "or a fraction of the steps such as 0.5"
             )
         if "." in raw:
-            if value > MAX_SWITCH_FRACTION:
+            if value > (MAX_SWITCH_FRACTION if self.first_pass_steps is not None else 1.0):
                 raise InvalidInput(
-                    f"{snippet!r} in {name}: {raw} is a fraction of the steps (it has a decimal point); fractions "
-                    f"go from 0 to 1, on to 2 for an upscale's re-drawing; for a step number write "
+                    f"{snippet!r} in {name}: {raw} is a fraction of the steps (it has a decimal point) above 1, so "
+                    f"the switch would never happen; fractions go from 0 to 1; for a step number write "
                     f"{max(1, round(value))}"
                 )
             value = (value - (1.0 if self.first_pass_steps is not None else 0.0)) * self.steps

@@ -55,9 +55,12 @@ def test_a1111_second_pass_examples(prompt: str, expected: list[list]) -> None:
     assert [[end, text] for end, text in prompt_schedule(prompt, 10, first_pass_steps=10)] == expected
 
 
-def test_a_fraction_past_one_waits_for_the_second_pass() -> None:
-    assert prompt_schedule("[a:b:1.5]", 10) == [(10, "a")]
-    assert prompt_schedule("[a:b:1.5]", 20, first_pass_steps=30) == [(10, "a"), (20, "b")]
+def test_a_fraction_past_one_is_refused_in_a_picture_and_counts_on_in_a_second_pass() -> None:
+    with pytest.raises(
+        InvalidInput, match=r"1\.5 is a fraction of the steps .*above 1, so the switch would never happen"
+    ):
+        prompt_schedule("[a:b:1.5]", 10)  # in one picture's own steps it would never switch: a mistake
+    assert prompt_schedule("[a:b:1.5]", 20, first_pass_steps=30) == [(10, "a"), (20, "b")]  # A1111's hires timeline
     assert prompt_schedule("[a:b:35]", 20, first_pass_steps=30) == [(5, "a"), (20, "b")]  # step 35 overall
 
 
@@ -111,7 +114,8 @@ def test_escaped_brackets_and_bars_are_not_syntax() -> None:
 @pytest.mark.parametrize(
     ("prompt", "words"),
     [
-        ("[a:b:2.5]", ["2.5", "fraction", "0 to 1", "on to 2 for an upscale", "[a:b:2.5]"]),
+        ("[a:b:2.5]", ["2.5", "fraction", "0 to 1", "[a:b:2.5]"]),
+        ("[a:b:1.5]", ["1.5", "above 1", "never happen", "step number write 2"]),
         ("[a:b:-1]", ["negative", "-1"]),
         ("[a:b:3.]", ["fraction", "step number write 3"]),
     ],

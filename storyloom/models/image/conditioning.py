@@ -67,9 +67,21 @@ class PromptEncoder:
         return cls(pipe.tokenizer, pipe.text_encoder, max_chars=max_chars)
 
     def validate(
-        self, prompt: str, negative_prompt: str = "", *, allow_empty_prompt: bool = False, steps: int = VALIDATION_STEPS
+        self,
+        prompt: str,
+        negative_prompt: str = "",
+        *,
+        allow_empty_prompt: bool = False,
+        steps: int = VALIDATION_STEPS,
+        first_pass_steps: int | None = None,
     ) -> None:
-        self.plan(prompt, negative_prompt, allow_empty_prompt=allow_empty_prompt, steps=steps)
+        self.plan(
+            prompt,
+            negative_prompt,
+            allow_empty_prompt=allow_empty_prompt,
+            steps=steps,
+            first_pass_steps=first_pass_steps,
+        )
 
     def plan(
         self,

@@ -149,7 +149,14 @@ class ControlNetUpscaler:
         return max(num_inference_steps, math.ceil(1.0 / strength))
 
     def check_inputs(
-        self, image: Any, prompt: str, negative_prompt: str, num_inference_steps: Any, strength: Any, seed: Any
+        self,
+        image: Any,
+        prompt: str,
+        negative_prompt: str,
+        num_inference_steps: Any,
+        strength: Any,
+        seed: Any,
+        first_pass_steps: int | None = None,
     ) -> None:
         from storyloom.models.image.sd_task import check_common_inputs
 
@@ -160,7 +167,7 @@ class ControlNetUpscaler:
         )
         if not isinstance(strength, (int, float)) or not 0.0 < strength <= 1.0:
             raise InvalidInput(f"strength must be above 0 and at most 1 (got {strength})")
-        self.prompt_encoder.validate(prompt, negative_prompt)
+        self.prompt_encoder.validate(prompt, negative_prompt, first_pass_steps=first_pass_steps)
 
     def __call__(
         self,
@@ -184,7 +191,7 @@ class ControlNetUpscaler:
 
         steps = self.num_inference_steps if num_inference_steps is None else num_inference_steps
         strength = self.strength if strength is None else strength
-        self.check_inputs(image, prompt, negative_prompt, steps, strength, seed)
+        self.check_inputs(image, prompt, negative_prompt, steps, strength, seed, first_pass_steps)
         steps = self.steps_to_request(steps, strength)
         seed = random_seed() if seed is None else seed
         if should_cancel is not None and should_cancel():
@@ -194,7 +201,7 @@ class ControlNetUpscaler:
         resized = image.convert("RGB").resize((width, height), Image.Resampling.LANCZOS)
         # img2img runs only the last int(steps × strength) steps; the schedule spans the steps that run.
         # Like A1111's hires fix, a second pass over the picture: its schedule counts on from the picture's
-        # own steps (``first_pass_steps``), so [a:b:1.5] switches halfway through this pass.
+        # own steps (``first_pass_steps``), so [a:b:1.5] would switch halfway through this pass.
         conditioning = self.prompt_encoder.conditioning(
             prompt, negative_prompt, steps=max(1, min(steps, int(steps * strength))), first_pass_steps=first_pass_steps
         )
