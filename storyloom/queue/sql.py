@@ -145,8 +145,8 @@ DELETE_FINISHED_JOB = f"DELETE FROM jobs WHERE id = ? AND status IN {FINISHED} R
 
 # Round-robin across users, FIFO within a user: the user served least recently (never = 0) goes first,
 # and among them the oldest job. fairness.serving_order() predicts exactly this order for positions.
-SELECT_NEXT_JOB = """
-SELECT j.id FROM jobs j LEFT JOIN user_turns t ON t.user_id = j.user_id
+SELECT_NEXT_JOB = f"""
+SELECT {_prefixed("j")} FROM jobs j LEFT JOIN user_turns t ON t.user_id = j.user_id
 WHERE j.status = 'queued' AND j.kind IN (SELECT value FROM json_each(:kinds))
 ORDER BY COALESCE(t.last_served, 0), j.id
 LIMIT 1

@@ -50,7 +50,7 @@ def claim(worker_id: str, kinds: Sequence[str], now: float, settings: QueueConfi
     row = yield from one(sql.SELECT_NEXT_JOB, {"kinds": json.dumps(list(kinds))})
     if row is None:
         return None
-    job = yield from load_job(row["id"])
+    job = Job.from_row(row)  # locked by the claim query itself on PostgreSQL; under the write lock on SQLite
     yield from query(sql.MARK_SERVED, {"user_id": job.user_id})
     job = yield from transition(
         job,

@@ -133,9 +133,7 @@ def _run_once(connection: psycopg.Connection[Any], op: Operation[T]) -> T:
     steps = op.start()
     try:
         if begin:
-            cursor.execute(begin)
-            if not op.durable:
-                cursor.execute(_NOT_DURABLE)
+            cursor.execute(begin if op.durable else f"{begin}; {_NOT_DURABLE}")  # one round trip
         step = _advance(steps, None)
         while isinstance(step, Query):
             cursor.execute(translate(step.sql, op.mode), step.params)
@@ -161,9 +159,7 @@ async def _run_once_async(connection: psycopg.AsyncConnection[Any], op: Operatio
     steps = op.start()
     try:
         if begin:
-            await cursor.execute(begin)
-            if not op.durable:
-                await cursor.execute(_NOT_DURABLE)
+            await cursor.execute(begin if op.durable else f"{begin}; {_NOT_DURABLE}")
         step = _advance(steps, None)
         while isinstance(step, Query):
             await cursor.execute(translate(step.sql, op.mode), step.params)
