@@ -131,7 +131,7 @@ def test_a_job_that_kills_its_worker_every_time_fails_and_the_queue_moves_on(
 def test_two_workers_500_jobs_none_claimed_twice_none_lost(store: JobStore, processes: Processes) -> None:
     processes.start("supervisor", devices=["cpu", "cpu"])
     wait_until(lambda: len(live_workers(store)) == 2, 20, what="two workers")
-    ids = [store.enqueue("imagine", {"prompt": "noop"}, user_id=i % 13).id for i in range(500)]
+    ids = [store.enqueue("imagine", {"prompt": "sleep:0.01"}, user_id=i % 13).id for i in range(500)]
     wait_until(lambda: store.list_jobs() == [], 60, interval=0.1, what="the queue to drain")
     jobs = store.list_jobs(tuple(JobStatus), limit=1000)
     assert sorted(job.id for job in jobs) == ids
