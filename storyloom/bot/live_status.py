@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import discord
 
 from storyloom.bot import texts
-from storyloom.errors import StoryloomError
+from storyloom.bot.loops import PeriodicLoop
 from storyloom.queue.job import Job, JobKind, JobStatus
 
 if TYPE_CHECKING:
@@ -128,30 +128,18 @@ class StatusBoard:
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
-class ProgressLoop:
+class ProgressLoop(PeriodicLoop):
     """Every ``poll`` seconds: read active jobs that have a status message and ask the board to show them."""
 
+    skipped = "progress update skipped"
+    failed = "progress update failed"
+
     def __init__(self, bot: StoryloomBot, poll: float) -> None:
+        super().__init__(poll)
         self._bot = bot
-        self._poll = poll
-        self._stop = asyncio.Event()
 
-    def stop(self) -> None:
-        """Return from ``run`` after the current round (never cancel it halfway through a store call)."""
-        self._stop.set()
-
-    async def run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                await self.tick()
-            except StoryloomError as exc:
-                logger.warning("progress update skipped: %s", exc)
-            except Exception:
-                logger.exception("progress update failed")
-            try:
-                await asyncio.wait_for(self._stop.wait(), self._poll)
-            except TimeoutError:
-                pass
+    async def run_once(self) -> None:
+        await self.tick()
 
     async def tick(self) -> None:
         store, board = self._bot.store, self._bot.board

@@ -23,6 +23,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
+from storyloom.bot.loops import PeriodicLoop
 from storyloom.config import QueueConfig
 from storyloom.errors import StoreError
 from storyloom.queue.async_store import AsyncJobStore
@@ -42,7 +43,11 @@ class Removed:
     over_storage: int = 0  # jobs of users above the storage bound
 
 
-class MaintenanceLoop:
+class MaintenanceLoop(PeriodicLoop):
+    expected = (StoreError,)
+    skipped = "store maintenance paused"
+    failed = "store maintenance failed; trying again later"
+
     def __init__(
         self,
         store: AsyncJobStore,
@@ -52,28 +57,11 @@ class MaintenanceLoop:
         pause: float = BATCH_PAUSE_SECONDS,
     ) -> None:
         """``database_file``: the SQLite store's file, beside which the disk reserve is kept (None: no reserve)."""
+        super().__init__(settings.maintenance_interval_seconds)
         self._store = store
         self._settings = settings
         self._database_file = database_file
         self._pause = pause
-        self._stop = asyncio.Event()
-
-    def stop(self) -> None:
-        """Return from ``run`` after the transaction in hand (never cancel one halfway through a store call)."""
-        self._stop.set()
-
-    async def run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                await self.run_once()
-            except StoreError as exc:
-                logger.warning("store maintenance paused: %s", exc)
-            except Exception:
-                logger.exception("store maintenance failed; trying again later")
-            try:
-                await asyncio.wait_for(self._stop.wait(), self._settings.maintenance_interval_seconds)
-            except TimeoutError:
-                pass
 
     async def run_once(self) -> Removed:
         """Apply the retention age, then the per-user storage bound."""
