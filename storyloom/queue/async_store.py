@@ -54,6 +54,21 @@ class AsyncJobStore(StoreApi):
         return await cls.open(config.database, config.queue)
 
     def _run(self, op: Operation[T]) -> Coroutine[Any, Any, T]:
+        return self._to_the_end(op)
+
+    async def _to_the_end(self, op: Operation[T]) -> T:
+        # An operation is one transaction that must end (COMMIT or ROLLBACK) on its connection even when the
+        # caller is cancelled: a driver keeps running a statement after its await is cancelled, so a cancel
+        # mid-transaction would otherwise leave the connection inside it. The caller still sees the cancel.
+        task = asyncio.ensure_future(self._run_transaction(op))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            await asyncio.wait({task})
+            raise
+
+    async def _run_transaction(self, op: Operation[T]) -> T:
+        """Run ``op`` as one transaction on this backend."""
         raise NotImplementedError
 
     async def close(self) -> None:
@@ -113,23 +128,7 @@ class AsyncSqliteJobStore(AsyncJobStore):
         """The underlying connection, for diagnostics (tests use it to simulate a full disk)."""
         return self._connection
 
-    def _run(self, op: Operation[T]) -> Coroutine[Any, Any, T]:
-        return self._locked(op)
-
-    async def _locked(self, op: Operation[T]) -> T:
-        # An operation is one transaction that must end (COMMIT or ROLLBACK) on the connection's thread even
-        # when the caller is cancelled: aiosqlite keeps running a statement after its await is cancelled, so a
-        # cancel mid-transaction would otherwise leave the connection inside it for every later call.
-        task = asyncio.ensure_future(self._run_serialized(op))
-        try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            await asyncio.wait({task})
-            if not task.cancelled() and task.exception() is None:
-                task.result()
-            raise
-
-    async def _run_serialized(self, op: Operation[T]) -> T:
+    async def _run_transaction(self, op: Operation[T]) -> T:
         async with self._lock:
             return await driver.run_async(self._connection, op, self._translate)
 

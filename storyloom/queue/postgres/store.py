@@ -21,7 +21,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, TypeVar
 
 import psycopg
@@ -411,19 +411,7 @@ class AsyncPostgresJobStore(AsyncJobStore):
         await pool.open(wait=True, timeout=_CONNECT_TIMEOUT_SECONDS)
         return cls(url, pool, settings, clock=clock)
 
-    def _run(self, op: Operation[T]) -> Coroutine[Any, Any, T]:
-        return self._shielded(op)
-
-    async def _shielded(self, op: Operation[T]) -> T:
-        # A transaction must end on its connection even when the caller is cancelled.
-        task = asyncio.ensure_future(self._run_with_retries(op))
-        try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            await asyncio.wait({task})
-            raise
-
-    async def _run_with_retries(self, op: Operation[T]) -> T:
+    async def _run_transaction(self, op: Operation[T]) -> T:
         retry = _Retry(self.settings, self.where, self._secret)
         while True:
             connection = None
