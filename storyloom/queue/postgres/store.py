@@ -45,7 +45,6 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
 JOBS_CHANNEL = "storyloom_jobs"
-RESULTS_CHANNEL = "storyloom_results"
 APPLICATION = "storyloom"
 # Any constant works; it only has to be the same in every process that migrates this database.
 _MIGRATION_LOCK = 1398033485

@@ -86,14 +86,12 @@ CREATE TABLE workers (
     stopped_at DOUBLE PRECISION
 );
 
--- Wake-ups instead of polling: a job that becomes claimable notifies idle workers (channel storyloom_jobs), a
--- job that finishes notifies the bots (storyloom_results). NOTIFY is sent when the transaction commits.
+-- Wake-ups instead of polling: a job that becomes claimable notifies idle workers (channel storyloom_jobs).
+-- NOTIFY is sent when the transaction commits.
 CREATE FUNCTION storyloom_notify_job() RETURNS trigger LANGUAGE plpgsql AS $notify$
 BEGIN
     IF NEW.status = 'queued' THEN
         PERFORM pg_notify('storyloom_jobs', NEW.kind);
-    ELSIF NEW.status IN ('succeeded', 'failed', 'canceled') THEN
-        PERFORM pg_notify('storyloom_results', NEW.id::text);
     END IF;
     RETURN NULL;
 END
