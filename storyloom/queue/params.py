@@ -110,15 +110,54 @@ class NarrateParams(JobParams):
     seed: int | None = _SEED
 
 
+MAX_STORY_CHARACTERS = 3  # characters one story (and one page) can have
+
+
 class StoryParams(JobParams):
     summary: str = Field(min_length=1, max_length=20_000)
     pages: int | None = Field(None, ge=1, le=20)
     style: str | None = Field(None, max_length=100)
-    character: str | None = Field(None, max_length=100)  # a character registered by training
+    # Registered characters (trained or from a reference picture) in the story, in the order given.
+    characters: list[str] = Field(default_factory=list)
+    character: str | None = Field(None, max_length=100)  # one character, as jobs queued before ``characters``
+    # Pages share self-attention with the story's reference picture (None: on where the memory budget allows).
+    consistent: bool | None = None
     seed: int | None = _SEED
     continue_from: int | None = Field(None, ge=1)  # the story job whose book gets a new chapter
     safety_checker: bool | None = None  # handed to every page; the bot forces it on where required
     narrate: NarrationChoice | None = None  # read each page aloud as it is drawn
+
+    @model_validator(mode="after")
+    def _at_most_three_characters(self) -> StoryParams:
+        names = [name.strip() for name in self.characters]
+        if any(not name or len(name) > 100 for name in names):
+            raise ValueError("each character is a registered name of 1 to 100 characters")
+        if len(self.cast_names) > MAX_STORY_CHARACTERS:
+            raise ValueError(f"a story can have at most {MAX_STORY_CHARACTERS} characters")
+        return self
+
+    @property
+    def cast_names(self) -> list[str]:
+        """The story's registered characters: ``characters`` and the older single ``character``, each once."""
+        names: list[str] = []
+        for name in [*self.characters, *([self.character] if self.character else [])]:
+            if name.strip() and name.strip().lower() not in {known.lower() for known in names}:
+                names.append(name.strip())
+        return names
+
+
+class PageCharacterParams(JobParams):
+    """A character on a page and where the plan puts it ("whole": the page's only character, no region)."""
+
+    name: str = Field(min_length=1, max_length=100)
+    position: Literal["left", "center", "right", "whole"] = "whole"
+
+
+class PictureRef(JobParams):
+    """An IMAGE artifact of another job: ``index`` of ``job``'s pictures."""
+
+    job: int = Field(ge=1)
+    index: int = Field(ge=0, le=63)
 
 
 class StoryPageParams(JobParams):
@@ -133,6 +172,10 @@ class StoryPageParams(JobParams):
     seed: int | None = _SEED
     safety_checker: bool | None = None
     character: str | None = Field(None, min_length=1, max_length=100)  # the story's registered character, if any
+    # The registered characters on this page with their places in the picture (from the plan).
+    characters: list[PageCharacterParams] = Field(default_factory=list, max_length=3)
+    consistent: bool | None = None  # share self-attention with ``reference`` (None: where the budget allows)
+    reference: PictureRef | None = None  # the story's picture the page shares attention with (its cast portrait)
     plan: dict[str, Any] = Field(default_factory=dict)
     narrate: NarrationChoice | None = None  # also read the page aloud (in the plan's language)
 
@@ -231,4 +274,6 @@ def _first_problem(exc: ValidationError) -> str:
         return f"{where}: unknown field"
     if error["type"] == "missing":
         return f"{where}: required"
+    if error["type"] == "value_error":
+        return f"{where}: {error['msg'].removeprefix('Value error, ')}"
     return f"{where}: {error['msg']}"

@@ -86,6 +86,7 @@ class PagePlan(_Plain):
     text: str
     scene: str
     characters: list[str] = Field(default_factory=list)
+    positions: dict[str, str] = Field(default_factory=dict)  # name -> left/center/right where several appear
     prompt: str
     negative_prompt: str
     seed: int
