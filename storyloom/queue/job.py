@@ -44,6 +44,9 @@ class JobKind(enum.StrEnum):
     NARRATE = "narrate"
     DESCRIBE = "describe"
     BLEND = "blend"
+    REGION = "region"  # find the part of a picture to redraw (from words or grid cells): a mask and a preview
+    INPAINT = "inpaint"  # redraw a region job's masked part
+    OUTPAINT = "outpaint"  # grow a picture outwards (Zoom Out, Pan)
 
 
 class ArtifactKind(enum.StrEnum):

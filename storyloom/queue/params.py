@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from storyloom.domain.regions import MAX_REGION_CHARS, ZOOM_MAX, ZOOM_MIN, PanDirection, check_cells
 from storyloom.errors import InvalidInput
 from storyloom.queue.job import JobKind
 
@@ -66,6 +67,57 @@ class BlendParams(JobParams):
     aspect_ratio: str | None = Field(None, max_length=16)
     image_weight: float | None = Field(None, ge=0.0, le=1.0)
     safety_checker: bool | None = None
+
+
+class RegionParams(JobParams):
+    """Find the part of image ``index`` of the parent job to redraw: from words (``region``, "the hat") or from
+    cells of the 3×3 grid (1–9, row-major from the top-left); ``prompt`` is what to draw there."""
+
+    index: int = Field(0, ge=0, le=63)
+    region: str | None = Field(None, min_length=1, max_length=MAX_REGION_CHARS)
+    cells: list[int] | None = Field(None, min_length=1, max_length=9)
+    prompt: str = Field(min_length=1, max_length=20_000)
+    negative_prompt: str = Field("", max_length=20_000)
+
+    @model_validator(mode="after")
+    def _one_way_to_choose(self) -> RegionParams:
+        if (self.region is None) == (self.cells is None):
+            raise ValueError("choose the part to redraw either by words (region) or by grid cells (cells), not both")
+        if self.region is not None and not self.region.strip():
+            raise ValueError("region: describe the part to redraw in a few words")
+        if self.cells is not None:
+            check_cells(self.cells)
+        return self
+
+
+class InpaintParams(JobParams):
+    """Redraw the masked part of the parent region job's picture; None takes the region job's prompts.
+    ``page``: the story page the picture belongs to (the book follows when the redraw is accepted)."""
+
+    seed: int | None = _SEED
+    safety_checker: bool | None = None
+    prompt: str | None = Field(None, min_length=1, max_length=20_000)
+    negative_prompt: str | None = Field(None, max_length=20_000)
+    page: int | None = Field(None, ge=0, le=999)
+
+
+class OutpaintParams(JobParams):
+    """Grow image ``index`` of the parent job: Zoom Out by ``zoom`` (1.1–2.0) or Pan one way, exactly one.
+    A prompt of None keeps the source picture's."""
+
+    index: int = Field(0, ge=0, le=63)
+    zoom: float | None = Field(None, ge=ZOOM_MIN, le=ZOOM_MAX)
+    pan: PanDirection | None = None
+    prompt: str | None = Field(None, min_length=1, max_length=20_000)
+    negative_prompt: str | None = Field(None, max_length=20_000)
+    seed: int | None = _SEED
+    safety_checker: bool | None = None
+
+    @model_validator(mode="after")
+    def _zoom_or_pan(self) -> OutpaintParams:
+        if (self.zoom is None) == (self.pan is None):
+            raise ValueError("give either a zoom (1.1 to 2) or a pan direction (left, right, up or down), not both")
+        return self
 
 
 class DescribeParams(JobParams):
@@ -229,10 +281,15 @@ PARAMS_BY_KIND: Mapping[JobKind, type[JobParams]] = {
     JobKind.NARRATE: NarrateParams,
     JobKind.DESCRIBE: DescribeParams,
     JobKind.BLEND: BlendParams,
+    JobKind.REGION: RegionParams,
+    JobKind.INPAINT: InpaintParams,
+    JobKind.OUTPAINT: OutpaintParams,
 }
 
 # Kinds whose input is the result of another job: they cannot exist without a parent.
-NEEDS_PARENT = frozenset({JobKind.VARY, JobKind.UPSCALE, JobKind.STORY_PAGE})
+NEEDS_PARENT = frozenset(
+    {JobKind.VARY, JobKind.UPSCALE, JobKind.STORY_PAGE, JobKind.REGION, JobKind.INPAINT, JobKind.OUTPAINT}
+)
 
 
 def parse_kind(kind: str | JobKind) -> JobKind:
