@@ -62,6 +62,11 @@ class ModelsConfig(_Section):
     # repository or a local folder holding ``ip_adapter_weights`` and an ``image_encoder`` folder beside it).
     ip_adapter: str = "h94/IP-Adapter"
     ip_adapter_weights: str = "models/ip-adapter_sd15.safetensors"
+    # Characters from a reference picture: an IP-Adapter "plus" (its Resampler reads the image encoder's patch
+    # features, which keeps a character's look better than the plain one); the face variant
+    # "models/ip-adapter-plus-face_sd15.safetensors" suits faces of people. Same layout as ``ip_adapter``.
+    character_adapter: str = "h94/IP-Adapter"
+    character_adapter_weights: str = "models/ip-adapter-plus_sd15.safetensors"
     # /describe: a BLIP captioning model, then a CLIP model ranks words against the picture.
     caption: str = "Salesforce/blip-image-captioning-large"
     describe_clip: str = "openai/clip-vit-large-patch14"
@@ -345,8 +350,9 @@ def tiny_model_settings(root: Path) -> dict[str, Any]:
 
 
 # Bump when a builder changes, so caches of older tiny models are not reused.
-TINY_FORMAT_VERSION = 4
+TINY_FORMAT_VERSION = 5
 # The libraries whose code decides the bytes the builders write; a cache built with other versions of any
+        "character_adapter": str(root / "ip-adapter"),
 # of them is a different cache.
 TINY_WRITER_LIBRARIES = ("torch", "diffusers", "transformers", "tokenizers", "safetensors", "controlnet_aux")
 

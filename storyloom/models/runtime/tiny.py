@@ -3,7 +3,8 @@
 They back the tests and the ``tiny`` profile: an SD-1.5-shaped pipeline (UNet, VAE, CLIP text
 encoder and tokenizer, safety checker), a ControlNet made from that UNet, the HED annotator network
 (its fixed architecture, random weights), a Real-ESRGAN (RRDBNet) weights file, and a LLaMA-shaped
-causal LM with a byte-level tokenizer.
+causal LM with a byte-level tokenizer, an SD inpainting pipeline (a 9-channel UNet on the SD parts) and
+a CLIPSeg text-prompted segmentation model.
 The same seed gives byte-identical weight files.
 """
 
@@ -110,6 +111,14 @@ class TinyModelPaths:
     def clip(self) -> Path:
         return self.root / "clip"
 
+    @property
+    def sd15_inpaint(self) -> Path:
+        return self.root / "sd15-inpaint"
+
+    @property
+    def clipseg(self) -> Path:
+        return self.root / "clipseg"
+
 
 def shared_tiny_models() -> TinyModelPaths:
     """Tiny models built once per machine and environment (under ``$STORYLOOM_TEST_CACHE`` or
@@ -147,6 +156,8 @@ def make_tiny_models(root: Path | str, seed: int = TINY_SEED, *, force: bool = F
         (paths.ip_adapter, lambda: build_tiny_ip_adapter(paths.ip_adapter, paths.sd15, seed)),
         (paths.blip, lambda: build_tiny_blip(paths.blip, seed)),
         (paths.clip, lambda: build_tiny_clip(paths.clip, seed)),
+        (paths.sd15_inpaint, lambda: build_tiny_sd15_inpaint(paths.sd15_inpaint, paths.sd15, seed)),
+        (paths.clipseg, lambda: build_tiny_clipseg(paths.clipseg, seed)),
     )
     for target, build in builders:
         if force or not _complete(target):
@@ -487,13 +498,16 @@ def build_tiny_llama(target: Path, seed: int = TINY_SEED) -> None:
 
 
 TINY_IP_ADAPTER_WEIGHTS = "models/ip-adapter_sd15.safetensors"
+# The "plus" variant beside it, under the real file's name, sharing the image encoder as the real ones do.
+TINY_IP_ADAPTER_PLUS_WEIGHTS = "models/ip-adapter-plus_sd15.safetensors"
 
 
 def build_tiny_ip_adapter(target: Path, sd15: Path, seed: int = TINY_SEED) -> None:
     """An IP-Adapter for the tiny UNet in the layout ``load_ip_adapter`` reads: ``models/image_encoder`` (a
     CLIPVisionModelWithProjection) and ``models/ip-adapter_sd15.safetensors`` with the ``image_proj`` and
     ``ip_adapter`` weights, one key and value projection per cross-attention layer, numbered 1, 3, 5… in the
-    UNet's processor order as diffusers numbers them."""
+    UNet's processor order as diffusers numbers them; and beside it the "plus" variant
+    ``models/ip-adapter-plus_sd15.safetensors`` (a Resampler image projection over the encoder's hidden states)."""
     import torch
     from diffusers import UNet2DConditionModel
     from safetensors.torch import save_file
@@ -540,7 +554,44 @@ def build_tiny_ip_adapter(target: Path, sd15: Path, seed: int = TINY_SEED) -> No
             state[f"ip_adapter.{key_id}.{projection}.weight"] = torch.randn(hidden, cross, generator=generator) * 0.3
         key_id += 2
     save_file({key: value.contiguous() for key, value in state.items()}, str(weights))
+    plus = _tiny_ip_adapter_plus_projection(generator, embed_dims=CLIP_HIDDEN, output_dims=cross)
+    plus.update({key: value * 1.5 for key, value in state.items() if key.startswith("ip_adapter.")})
+    save_file({key: value.contiguous() for key, value in plus.items()}, str(target / TINY_IP_ADAPTER_PLUS_WEIGHTS))
     _finish_build(target)
+
+
+def _tiny_ip_adapter_plus_projection(generator: Any, *, embed_dims: int, output_dims: int) -> dict[str, Any]:
+    """The ``image_proj`` of an IP-Adapter plus in the original Resampler's names, as ``load_ip_adapter`` converts
+    them: learned query ``latents``, ``proj_in`` from the encoder's hidden size, four blocks of (perceiver
+    attention, feed-forward), ``proj_out`` and ``norm_out``. diffusers reads the heads as ``to_q`` rows / 64 and
+    builds four blocks, so the hidden size is one head of 64."""
+    import torch
+
+    hidden, queries, depth = 64, 4, 4
+
+    def randn(*shape: int, std: float = 0.1) -> torch.Tensor:
+        return torch.randn(*shape, generator=generator) * std
+
+    state = {
+        "image_proj.latents": randn(1, queries, hidden, std=hidden**-0.5),
+        "image_proj.proj_in.weight": randn(hidden, embed_dims),
+        "image_proj.proj_in.bias": torch.zeros(hidden),
+        "image_proj.proj_out.weight": randn(output_dims, hidden, std=0.3),
+        "image_proj.proj_out.bias": torch.zeros(output_dims),
+        "image_proj.norm_out.weight": torch.ones(output_dims),
+        "image_proj.norm_out.bias": torch.zeros(output_dims),
+    }
+    for block in range(depth):
+        prefix = f"image_proj.layers.{block}"
+        for norm in ("0.norm1", "0.norm2", "1.0"):
+            state[f"{prefix}.{norm}.weight"] = torch.ones(hidden)
+            state[f"{prefix}.{norm}.bias"] = torch.zeros(hidden)
+        state[f"{prefix}.0.to_q.weight"] = randn(hidden, hidden)
+        state[f"{prefix}.0.to_kv.weight"] = randn(2 * hidden, hidden)
+        state[f"{prefix}.0.to_out.weight"] = randn(hidden, hidden)
+        state[f"{prefix}.1.1.weight"] = randn(4 * hidden, hidden)
+        state[f"{prefix}.1.3.weight"] = randn(hidden, 4 * hidden)
+    return state
 
 
 def build_tiny_blip(target: Path, seed: int = TINY_SEED) -> None:
@@ -615,6 +666,87 @@ def build_tiny_clip(target: Path, seed: int = TINY_SEED) -> None:
                 "patch_size": 8,
             },
             projection_dim=CLIP_HIDDEN,
+        )
+    )
+    model.save_pretrained(target, safe_serialization=True)
+    processor.save_pretrained(target)
+    _finish_build(target)
+
+
+def build_tiny_sd15_inpaint(target: Path, sd15: Path, seed: int = TINY_SEED) -> None:
+    """An SD inpainting pipeline directory: the tiny SD's VAE, text encoder, tokenizer, scheduler and safety
+    checker with a UNet of 9 input channels (noisy latents, the mask, the masked picture's latents), as
+    ``StableDiffusionInpaintPipeline.from_pretrained`` loads the real inpainting model."""
+    from diffusers import StableDiffusionInpaintPipeline, StableDiffusionPipeline, UNet2DConditionModel
+
+    if not _complete(sd15):
+        build_tiny_sd15(sd15, seed)
+    base = StableDiffusionPipeline.from_pretrained(sd15)  # type: ignore[attr-defined]  # diffusers' top-level names resolve to its dummy classes for mypy
+    _seeded(seed + 12)
+    unet = UNet2DConditionModel(**{**dict(base.unet.config), "in_channels": 9})
+    pipeline = StableDiffusionInpaintPipeline(  # type: ignore[attr-defined]  # as above
+        unet=unet,
+        vae=base.vae,
+        text_encoder=base.text_encoder,
+        tokenizer=base.tokenizer,
+        scheduler=base.scheduler,
+        safety_checker=base.safety_checker,
+        feature_extractor=base.feature_extractor,
+        requires_safety_checker=True,
+    )
+    target.mkdir(parents=True, exist_ok=True)
+    pipeline.save_pretrained(target, safe_serialization=True)
+    _finish_build(target)
+
+
+# The tiny CLIPSeg's decoder output is shifted by this much, so what a word finds depends on the word: with the
+# tiny profile's threshold some words find a region and others find nothing (tests need both).
+TINY_CLIPSEG_BIAS = 0.0
+
+
+def build_tiny_clipseg(target: Path, seed: int = TINY_SEED) -> None:
+    """A CLIPSeg model (``CLIPSegForImageSegmentation``: CLIP towers and the FiLM-conditioned decoder) with its
+    processor (CLIP tokenizer, ViT image processor), as the real text-prompted segmentation model is saved."""
+    from transformers import (
+        CLIPSegConfig,
+        CLIPSegForImageSegmentation,
+        CLIPSegProcessor,
+        CLIPTokenizer,
+        ViTImageProcessor,
+    )
+
+    _clip_tokenizer_files(target / "tokenizer-source")
+    tokenizer = CLIPTokenizer.from_pretrained(target / "tokenizer-source")
+    processor = CLIPSegProcessor(
+        image_processor=ViTImageProcessor(size={"height": 32, "width": 32}), tokenizer=tokenizer
+    )
+    _seeded(seed + 13)
+    model = CLIPSegForImageSegmentation(
+        CLIPSegConfig(
+            text_config={
+                "hidden_size": CLIP_HIDDEN,
+                "intermediate_size": 37,
+                "num_attention_heads": 4,
+                "num_hidden_layers": 2,
+                "vocab_size": len(tokenizer),
+                "max_position_embeddings": 77,
+                "bos_token_id": tokenizer.bos_token_id,
+                "eos_token_id": tokenizer.eos_token_id,
+                "pad_token_id": tokenizer.pad_token_id,
+            },
+            vision_config={
+                "hidden_size": CLIP_HIDDEN,
+                "intermediate_size": 37,
+                "num_attention_heads": 4,
+                "num_hidden_layers": 3,
+                "image_size": 32,
+                "patch_size": 8,
+            },
+            projection_dim=CLIP_HIDDEN,
+            extract_layers=(1, 2),
+            reduce_dim=16,
+            decoder_num_attention_heads=2,
+            decoder_intermediate_size=32,
         )
     )
     model.save_pretrained(target, safe_serialization=True)
