@@ -37,8 +37,9 @@ from storyloom.queue.job import (
     WorkerInfo,
 )
 from storyloom.queue.operation import Operation
-from storyloom.queue.ops import blobs, characters, delivery, jobs, settings, training, work
+from storyloom.queue.ops import blobs, characters, delivery, jobs, settings, stories, training, work
 from storyloom.queue.params import JobParams, encode_params, parse_kind
+from storyloom.queue.stories import StoryVersions
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -52,6 +53,7 @@ MAX_INPUTS = 8
 MAX_INPUT_BYTES = 16 * 1024 * 1024
 MAX_SETTING_CHARS = 4000
 MAX_SETTINGS = 20
+MAX_STORY_TITLE_CHARS = 100
 
 
 class BlockingRunner(Protocol):
@@ -268,6 +270,21 @@ class StoreApi:
         now = self.clock()
         ids = None if job_ids is None else tuple(job_ids)
         return jobs.positions(ids, now, now - self.settings.lease_seconds)
+
+    # --- stories as edited ------------------------------------------------------------------------
+
+    @store_method
+    def story_versions(self, story_id: int) -> Operation[StoryVersions]:
+        """The newest drawing of each page of a story (following its earlier chapters) and its edited title."""
+        return stories.story_versions(story_id)
+
+    @store_method
+    def set_story_title(self, story_id: int, title: str) -> Operation[None]:
+        """Give a story a new title (the book and the next chapter use it)."""
+        cleaned = " ".join(str(title).split())
+        if not cleaned or len(cleaned) > MAX_STORY_TITLE_CHARS:
+            raise InvalidInput(f"a story's title has 1 to {MAX_STORY_TITLE_CHARS} characters")
+        return stories.set_story_title(story_id, cleaned, self.clock())
 
     # --- users' defaults (the bot's /settings) ------------------------------------------------------
 

@@ -354,3 +354,11 @@ DELETE FROM blobs WHERE digest IN (
     LIMIT :limit)
 RETURNING digest
 """
+
+# --- stories as edited ----------------------------------------------------------------------------------
+
+SELECT_STORY_TITLE = "SELECT title, edited_at FROM story_titles WHERE story_id = ?"
+UPSERT_STORY_TITLE = """
+INSERT INTO story_titles (story_id, title, edited_at) VALUES (:story_id, :title, :now)
+ON CONFLICT (story_id) DO UPDATE SET title = excluded.title, edited_at = excluded.edited_at
+"""
