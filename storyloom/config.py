@@ -297,6 +297,13 @@ class TrainingConfig(_Section):
         return value
 
 
+class CharactersConfig(_Section):
+    """Characters registered from one reference picture (drawn through IP-Adapter, no training)."""
+
+    reference_weight: float = Field(0.6, ge=0.0, le=1.0)  # how strongly a reference guides a picture, by default
+    reference_min_side: int = Field(64, ge=16, le=1024)  # a smaller reference picture is refused (pixels per side)
+
+
 class Config(_Section):
     profile: Literal["default", "tiny"] = "default"
     paths: PathsConfig = Field(default_factory=PathsConfig)
@@ -310,6 +317,7 @@ class Config(_Section):
     time_limits: TimeLimitsConfig = Field(default_factory=TimeLimitsConfig)
     bot: BotConfig = Field(default_factory=BotConfig)
     training: TrainingConfig = Field(default_factory=TrainingConfig)
+    characters: CharactersConfig = Field(default_factory=CharactersConfig)
     narration: NarrationConfig = Field(default_factory=NarrationConfig)
 
     @property
@@ -344,6 +352,7 @@ def tiny_model_settings(root: Path) -> dict[str, Any]:
         "esrgan": str(root / "esrgan" / "tiny_x4.safetensors"),
         "story": str(root / "llama"),
         "ip_adapter": str(root / "ip-adapter"),
+        "character_adapter": str(root / "ip-adapter"),
         "caption": str(root / "blip"),
         "describe_clip": str(root / "clip"),
     }
@@ -352,7 +361,6 @@ def tiny_model_settings(root: Path) -> dict[str, Any]:
 # Bump when a builder changes, so caches of older tiny models are not reused.
 TINY_FORMAT_VERSION = 5
 # The libraries whose code decides the bytes the builders write; a cache built with other versions of any
-        "character_adapter": str(root / "ip-adapter"),
 # of them is a different cache.
 TINY_WRITER_LIBRARIES = ("torch", "diffusers", "transformers", "tokenizers", "safetensors", "controlnet_aux")
 

@@ -15,8 +15,8 @@ from typing import Any, Concatenate, Generic, ParamSpec, Protocol, TypeVar, over
 
 from storyloom.config import QueueConfig
 from storyloom.errors import InvalidInput
-from storyloom.queue.blobs import MAX_BLOB_BYTES, blob_digest
-from storyloom.queue.character import CharacterRecord, NewCharacter
+from storyloom.queue.blobs import MAX_BLOB_BYTES, blob_digest, check_digest
+from storyloom.queue.character import MAX_PREVIEW_BYTES, CharacterRecord, NewCharacter, check_reference_weight
 from storyloom.queue.job import (
     Artifact,
     ArtifactKind,
@@ -308,7 +308,7 @@ class StoreApi:
             raise InvalidInput(f"at most {MAX_SETTINGS} settings can be saved per user")
         return settings.save_user_settings(user_id, cleaned, self.clock())
 
-    # --- the characters registry (trained DreamBooth LoRAs) -------------------------------------------
+    # --- the characters registry (trained DreamBooth LoRAs and reference pictures) ---------------------------
 
     @store_method
     def add_character(self, character: NewCharacter) -> Operation[CharacterRecord]:
@@ -336,6 +336,24 @@ class StoreApi:
     def delete_character(self, name: str, *, guild_id: int | None = None) -> Operation[CharacterRecord]:
         """Unregister the character of exactly this scope and return it (its files are the caller's to remove)."""
         return characters.delete_character(name, guild_id)
+
+    @store_method
+    def set_character_reference(
+        self,
+        name: str,
+        digest: str,
+        *,
+        guild_id: int | None = None,
+        weight: float | None = None,
+        preview: bytes | None = None,
+    ) -> Operation[CharacterRecord]:
+        """Give the character of exactly this scope a reference picture (blob ``digest``, stored with ``put_blob``)
+        and its weight (None: the configured default); ``preview`` replaces its preview when given."""
+        check_digest(digest)
+        checked_weight = None if weight is None else check_reference_weight(weight)
+        if preview is not None and len(preview) > MAX_PREVIEW_BYTES:
+            raise InvalidInput(f"the preview image is larger than {MAX_PREVIEW_BYTES // 1024 // 1024} MiB")
+        return characters.set_character_reference(name, guild_id, digest, checked_weight, preview)
 
     @store_method
     def check_character_name(self, name: str, *, guild_id: int | None = None) -> Operation[None]:

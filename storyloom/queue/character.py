@@ -1,5 +1,6 @@
-"""Trained characters as plain values: what the registry stores about a DreamBooth LoRA, and the structural
-checks every writer of the registry gets (the bot, the CLI and a training job's completion alike).
+"""Characters as plain values: what the registry stores about a trained DreamBooth LoRA and a reference picture
+(drawn through IP-Adapter, no training; a trained character may have one too), and the structural checks every
+writer of the registry gets (the bot, the CLI and a training job's completion alike).
 
 A character belongs to the guild it was trained in (``guild_id``), so one server's pet never shows up in
 another's; characters registered from the command line have no guild and are usable everywhere.
@@ -15,6 +16,7 @@ from types import MappingProxyType
 from typing import Any
 
 from storyloom.errors import InvalidInput
+from storyloom.queue.blobs import check_digest
 from storyloom.queue.operation import Row
 
 MAX_NAME_CHARS = 32
@@ -65,6 +67,21 @@ def check_identifier(identifier: Any) -> str:
     return identifier.strip()
 
 
+def check_reference_weight(weight: Any) -> float:
+    """How strongly a character's reference picture guides a picture: 0 (not at all) to 1 (as strongly as it can)."""
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0.0 <= float(weight) <= 1.0:
+        raise InvalidInput(f"the reference weight {weight!r} is not allowed: use a number from 0 to 1")
+    return float(weight)
+
+
+def check_description(description: Any) -> str:
+    """The description with its spaces collapsed, or ``InvalidInput`` when it is too long."""
+    cleaned = " ".join(description.split()) if isinstance(description, str) else ""
+    if len(cleaned) > MAX_DESCRIPTION_CHARS:
+        raise InvalidInput(f"the description is longer than {MAX_DESCRIPTION_CHARS} characters ({len(cleaned)})")
+    return cleaned
+
+
 def check_class_name(class_name: Any) -> str:
     cleaned = " ".join(class_name.lower().split()) if isinstance(class_name, str) else ""
     if not _CLASS_RE.match(cleaned) or len(cleaned) > MAX_NAME_CHARS:
@@ -77,13 +94,16 @@ def check_class_name(class_name: Any) -> str:
 
 @dataclass(frozen=True)
 class NewCharacter:
-    """A character to register, once its LoRA file exists."""
+    """A character to register, once its LoRA file or its reference picture is stored. A reference-only character
+    has an empty ``identifier`` and ``lora_path``; its ``class_name`` is a plain word only if the user gave one."""
 
     name: str
     identifier: str
     class_name: str
     lora_path: str
     lora_digest: str | None = None  # the LoRA file in the store's blobs, readable from every host
+    reference_digest: str | None = None  # the reference picture in the store's blobs
+    reference_weight: float | None = None  # None: the configured ``characters.reference_weight``
     trained_by: int = LOCAL_USER
     guild_id: int | None = None
     description: str = ""
@@ -93,19 +113,31 @@ class NewCharacter:
 
     def checked(self) -> NewCharacter:
         """The same character with its text cleaned, or ``InvalidInput`` naming the bad value."""
-        identifier = check_identifier(self.identifier)
-        class_name = check_class_name(self.class_name)
-        if identifier in class_name.split():
-            raise InvalidInput(f"the token {identifier!r} must differ from the class {class_name!r}")
-        description = " ".join(self.description.split())
-        if len(description) > MAX_DESCRIPTION_CHARS:
-            raise InvalidInput(f"the description is longer than {MAX_DESCRIPTION_CHARS} characters")
-        if not self.lora_path.strip():
-            raise InvalidInput("a character needs the path of its LoRA file")
+        if self.lora_path.strip():
+            identifier = check_identifier(self.identifier)
+            class_name = check_class_name(self.class_name)
+            if identifier in class_name.split():
+                raise InvalidInput(f"the token {identifier!r} must differ from the class {class_name!r}")
+        elif self.reference_digest is None:
+            raise InvalidInput("a character needs the path of its LoRA file or a reference picture")
+        elif self.identifier or self.lora_digest is not None:
+            raise InvalidInput("a character without a LoRA file has no token and no stored LoRA")
+        else:
+            identifier = ""
+            class_name = check_class_name(self.class_name) if self.class_name.strip() else ""
+        description = check_description(self.description)
+        if self.reference_digest is not None:
+            check_digest(self.reference_digest)
+        weight = None if self.reference_weight is None else check_reference_weight(self.reference_weight)
         if self.preview is not None and len(self.preview) > MAX_PREVIEW_BYTES:
             raise InvalidInput(f"the preview image is larger than {MAX_PREVIEW_BYTES // 1024 // 1024} MiB")
         return replace(
-            self, name=check_name(self.name), identifier=identifier, class_name=class_name, description=description
+            self,
+            name=check_name(self.name),
+            identifier=identifier,
+            class_name=class_name,
+            description=description,
+            reference_weight=weight,
         )
 
     def row(self, now: float) -> dict[str, Any]:
@@ -117,6 +149,8 @@ class NewCharacter:
             "description": self.description,
             "lora_path": self.lora_path,
             "lora_digest": self.lora_digest,
+            "reference_digest": self.reference_digest,
+            "reference_weight": self.reference_weight,
             "preview": self.preview,
             "trained_by": self.trained_by,
             "guild_id": self.guild_id,
@@ -128,7 +162,8 @@ class NewCharacter:
 
 @dataclass(frozen=True)
 class CharacterRecord:
-    """A registered character. ``token`` (``bhna cat``) is what a prompt needs to summon the trained look."""
+    """A registered character: trained (a LoRA; ``token``, e.g. ``bhna cat``, summons its look in a prompt), from a
+    reference picture (``reference_digest``, no token), or both."""
 
     id: int
     name: str
@@ -143,10 +178,26 @@ class CharacterRecord:
     job_id: int | None
     metadata: Mapping[str, Any]
     created_at: float
+    reference_digest: str | None = None
+    reference_weight: float | None = None  # None: the configured ``characters.reference_weight``
+
+    @property
+    def has_lora(self) -> bool:
+        return bool(self.lora_path)
+
+    @property
+    def has_reference(self) -> bool:
+        return self.reference_digest is not None
 
     @property
     def token(self) -> str:
-        return f"{self.identifier} {self.class_name}"
+        """What a prompt names the character by: the trained ``identifier class`` (``bhna cat``); for a
+        reference-only character its plain word, if it has one (else empty)."""
+        return f"{self.identifier} {self.class_name}".strip()
+
+    def weight(self, default: float) -> float:
+        """The IP-Adapter scale of its reference picture: its own, else ``default`` (the configured one)."""
+        return default if self.reference_weight is None else self.reference_weight
 
     @classmethod
     def from_row(cls, row: Row) -> CharacterRecord:
@@ -165,4 +216,6 @@ class CharacterRecord:
             job_id=row["job_id"],
             metadata=MappingProxyType(json.loads(row["metadata"])),
             created_at=row["created_at"],
+            reference_digest=row["reference_digest"],
+            reference_weight=row["reference_weight"],
         )

@@ -306,14 +306,14 @@ DELETE_USER_SETTINGS = "DELETE FROM user_settings WHERE user_id = ?"
 
 CHARACTER_COLUMNS = (
     "id, name, identifier, class_name, description, lora_path, lora_digest, preview, trained_by, guild_id, job_id, "
-    "metadata, created_at"
+    "metadata, created_at, reference_digest, reference_weight"
 )
 
 INSERT_CHARACTER = f"""
 INSERT INTO characters (name, name_key, identifier, class_name, description, lora_path, lora_digest, preview, trained_by,
-                        guild_id, job_id, metadata, created_at)
+                        guild_id, job_id, metadata, created_at, reference_digest, reference_weight)
 VALUES (:name, :name_key, :identifier, :class_name, :description, :lora_path, :lora_digest, :preview, :trained_by,
-        :guild_id, :job_id, :metadata, :now)
+        :guild_id, :job_id, :metadata, :now, :reference_digest, :reference_weight)
 RETURNING {CHARACTER_COLUMNS}
 """
 
@@ -335,6 +335,14 @@ DELETE FROM characters WHERE name_key = :name_key AND COALESCE(guild_id, 0) = CO
 RETURNING {CHARACTER_COLUMNS}
 """
 
+# A character of exactly this scope gets a (new) reference picture; its preview only when one is given.
+SET_CHARACTER_REFERENCE = f"""
+UPDATE characters SET reference_digest = :reference_digest, reference_weight = :reference_weight,
+                      preview = COALESCE(:preview, preview)
+WHERE name_key = :name_key AND COALESCE(guild_id, 0) = COALESCE(:guild_id, 0)
+RETURNING {CHARACTER_COLUMNS}
+"""
+
 # --- blobs: files every host may need, by SHA-256 ----------------------------------------------------------
 
 INSERT_BLOB = """
@@ -343,12 +351,13 @@ ON CONFLICT (digest) DO NOTHING
 """
 SELECT_BLOB = "SELECT data FROM blobs WHERE digest = ?"
 HAS_BLOB = "SELECT EXISTS (SELECT 1 FROM blobs WHERE digest = ?)"
-# Old blobs nothing refers to any more: not a character's LoRA, not the photos of a waiting or running training.
+# Old blobs nothing refers to any more: not a character's LoRA or reference picture, not the photos of a waiting or
+# running training.
 # A few at a time (``:limit``): a blob may be a large file, and heartbeats must get the write lock in between.
 PURGE_UNREFERENCED_BLOBS = """
 DELETE FROM blobs WHERE digest IN (
     SELECT b.digest FROM blobs b WHERE b.created_at < :before
-      AND NOT EXISTS (SELECT 1 FROM characters c WHERE c.lora_digest = b.digest)
+      AND NOT EXISTS (SELECT 1 FROM characters c WHERE c.lora_digest = b.digest OR c.reference_digest = b.digest)
       AND NOT EXISTS (SELECT 1 FROM jobs j WHERE j.kind = 'train_subject' AND j.status IN ('queued', 'running')
                       AND j.params LIKE '%' || b.digest || '%')
     LIMIT :limit)

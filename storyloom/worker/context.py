@@ -35,6 +35,9 @@ CharacterFinder = Callable[[str], CharacterRecord]
 # A folder of files stored with ``storyloom.queue.blobs.pack_files`` (e.g. a training's photos), by digest, as a
 # local folder of this host; the second argument names the files in messages.
 FolderLookup = Callable[[str, str], "Path"]
+# A stored file (``storyloom.queue.blobs.BlobCache``), by digest, as a local file of this host with ``suffix``; the
+# third argument names the file in messages.
+FileLookup = Callable[[str, str, str], "Path"]
 
 
 def _no_inputs() -> list[JobInput]:
@@ -43,6 +46,10 @@ def _no_inputs() -> list[JobInput]:
 
 def _no_folders(digest: str, what: str) -> Path:
     raise InvalidInput(f"the {what} are not available to this job")
+
+
+def _no_files(digest: str, suffix: str, what: str) -> Path:
+    raise InvalidInput(f"the {what} is not available to this job")
 
 
 def _no_characters(name: str) -> CharacterRecord:
@@ -70,6 +77,7 @@ class JobContext:
     lookup_character: CharacterFinder = field(default=_no_characters, repr=False)
     lookup_inputs: InputLookup = field(default=_no_inputs, repr=False)
     lookup_folder: FolderLookup = field(default=_no_folders, repr=False)
+    lookup_file: FileLookup = field(default=_no_files, repr=False)
 
     def find_character(self, name: str) -> CharacterRecord | None:
         try:

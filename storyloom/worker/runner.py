@@ -71,7 +71,7 @@ class Worker:
         self._handlers = dict(handlers)
         self._kinds = tuple(kind.value for kind in self._handlers)
         self.resources = resources
-        # LoRAs and photos other hosts stored, kept on this host's disk while they are used.
+        # LoRAs, reference pictures and photos other hosts stored, kept on this host's disk while they are used.
         self.files = BlobCache(config.blob_cache_dir, config.queue.blob_cache_mb * 1024 * 1024)
         self.stop = stop or threading.Event()
         self._max_jobs = max_jobs
@@ -216,6 +216,9 @@ class Worker:
             lookup_character=lambda name: self._with_local_lora(store, store.character(name, guild_id=job.guild_id)),
             lookup_inputs=lambda: store.job_inputs(job.id),
             lookup_folder=lambda digest, what: self.files.folder(digest, lambda: store.blob(digest), what=what),
+            lookup_file=lambda digest, suffix, what: self.files.file(
+                digest, lambda: store.blob(digest), suffix=suffix, what=what
+            ),
         )
         result = handler(context)
         if not isinstance(result, HandlerResult):

@@ -1,4 +1,4 @@
-"""The characters registry: add, find, list and delete trained characters.
+"""The characters registry: add, find, list and delete characters (trained, from a reference picture, or both).
 
 Adding is also a step of a training job's completion (``insert_character``), so a character is registered in
 the same transaction that marks its training job succeeded: there is never a registered character without a
@@ -62,6 +62,30 @@ def delete_character(name: str, guild_id: int | None) -> Steps[CharacterRecord]:
     rows = yield from query(sql.LIST_CHARACTERS, {"guild_id": guild_id, "all_guilds": False})
     own = [r["name"] for r in rows if r["guild_id"] == guild_id]
     raise CharacterNotFound(_unknown_message(name, own))
+
+
+@writes
+def set_character_reference(
+    name: str, guild_id: int | None, digest: str, weight: float | None, preview: bytes | None
+) -> Steps[CharacterRecord]:
+    """Give the character of exactly this scope a (new) reference picture, already stored as blob ``digest``."""
+    row = yield from one(
+        sql.SET_CHARACTER_REFERENCE,
+        {
+            "name_key": name_key(name),
+            "guild_id": guild_id,
+            "reference_digest": digest,
+            "reference_weight": weight,
+            "preview": preview,
+        },
+    )
+    if row is not None:
+        return CharacterRecord.from_row(row)
+    seen = yield from one(sql.SELECT_VISIBLE_CHARACTER, {"name_key": name_key(name), "guild_id": guild_id})
+    if seen is not None:
+        raise InvalidInput(f"character {seen['name']!r} was registered on the command line; change it there")
+    rows = yield from query(sql.LIST_CHARACTERS, {"guild_id": guild_id, "all_guilds": False})
+    raise CharacterNotFound(_unknown_message(name, [r["name"] for r in rows if r["guild_id"] == guild_id]))
 
 
 def _unknown_message(name: str, known: list[str]) -> str:

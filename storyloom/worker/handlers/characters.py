@@ -1,5 +1,6 @@
-"""The registered character a source picture was drawn with, as its PNG parameters name it; drawing with it
-(LoRA, prompt words, name in the parameters) is ``storyloom.models.image.lora.drawing_with``."""
+"""The registered character a source picture was drawn with, as its PNG parameters name it, and a character's
+reference picture as this host reads it; drawing with a LoRA (prompt words, name in the parameters) is
+``storyloom.models.image.lora.drawing_with``."""
 
 from __future__ import annotations
 
@@ -7,13 +8,28 @@ import logging
 from typing import TYPE_CHECKING
 
 from storyloom.queue.character import CharacterRecord
-from storyloom.worker.context import JobContext
+from storyloom.worker.context import FileLookup, JobContext
 
 if TYPE_CHECKING:
     from PIL import Image
 
 
 logger = logging.getLogger(__name__)
+
+REFERENCE_SUFFIX = ".png"  # reference pictures are stored as PNG (see ``storyloom.characters.references``)
+
+
+def reference_picture(record: CharacterRecord, files: FileLookup) -> Image.Image | None:
+    """The character's reference picture (RGB), fetched from the store into this host's file cache once and
+    checked against its digest, or None when the character has none. ``files`` is a job's
+    ``context.lookup_file`` (or, outside a worker, a ``BlobCache.file`` over a store)."""
+    from storyloom.domain.pictures import open_picture
+
+    digest = record.reference_digest
+    if digest is None:
+        return None
+    path = files(digest, REFERENCE_SUFFIX, f"reference picture of character {record.name!r}")
+    return open_picture(path.read_bytes(), f"the reference picture of character {record.name!r}")
 
 
 def source_character(context: JobContext, source: Image.Image) -> CharacterRecord | None:
