@@ -70,6 +70,9 @@ class ModelsConfig(_Section):
     # /describe: a BLIP captioning model, then a CLIP model ranks words against the picture.
     caption: str = "Salesforce/blip-image-captioning-large"
     describe_clip: str = "openai/clip-vit-large-patch14"
+    # Vary (Region), Zoom Out and Pan: SD 1.5 inpainting (9-channel UNet) redraws, CLIPSeg finds a region from words.
+    inpainting: str = "stable-diffusion-v1-5/stable-diffusion-inpainting"
+    segmentation: str = "CIDAS/clipseg-rd64-refined"
     # Extra SD 1.5 checkpoints (/imagine model:) and LoRAs (<lora:name:0.8> in a prompt) users pick by name:
     # name → a hub id (owner/repo, or owner/repo/file.safetensors) or a local folder or .safetensors file.
     checkpoints: dict[str, str] = Field(default_factory=dict)
@@ -101,6 +104,18 @@ class ImageConfig(_Section):
     preview_every: int = Field(5, ge=1, le=100)
     image_weight: float = Field(0.5, ge=0.0, le=1.0)  # how strongly a picture given with a prompt counts
     caption_max_tokens: int = Field(30, ge=4, le=200)  # the longest /describe caption
+
+
+class InpaintConfig(_Section):
+    """Vary (Region), Zoom Out and Pan."""
+
+    mask_threshold: float = Field(0.4, gt=0.0, lt=1.0)  # CLIPSeg's probability above which a pixel is in the region
+    feather: int = Field(8, ge=0, le=256)  # pixels over which a redrawn region fades into the kept picture
+    max_result_side: int = Field(2048, ge=64, le=8192)  # the longest side a grown picture may have
+    max_result_pixels: int = Field(4_194_304, ge=4096, le=67_108_864)  # and the most pixels
+    # The most pixels the model draws at; a larger picture is drawn scaled down and scaled back up (what is kept
+    # stays exactly as it was either way).
+    max_work_pixels: int = Field(1_048_576, ge=4096, le=16_777_216)
 
 
 class UpscaleConfig(_Section):
@@ -311,6 +326,7 @@ class Config(_Section):
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     image: ImageConfig = Field(default_factory=ImageConfig)
     upscale: UpscaleConfig = Field(default_factory=UpscaleConfig)
+    inpaint: InpaintConfig = Field(default_factory=InpaintConfig)
     story: StoryConfig = Field(default_factory=StoryConfig)
     queue: QueueConfig = Field(default_factory=QueueConfig)
     worker: WorkerConfig = Field(default_factory=WorkerConfig)
@@ -355,11 +371,13 @@ def tiny_model_settings(root: Path) -> dict[str, Any]:
         "character_adapter": str(root / "ip-adapter"),
         "caption": str(root / "blip"),
         "describe_clip": str(root / "clip"),
+        "inpainting": str(root / "sd15-inpaint"),
+        "segmentation": str(root / "clipseg"),
     }
 
 
 # Bump when a builder changes, so caches of older tiny models are not reused.
-TINY_FORMAT_VERSION = 5
+TINY_FORMAT_VERSION = 6
 # The libraries whose code decides the bytes the builders write; a cache built with other versions of any
 # of them is a different cache.
 TINY_WRITER_LIBRARIES = ("torch", "diffusers", "transformers", "tokenizers", "safetensors", "controlnet_aux")

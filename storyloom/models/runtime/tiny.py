@@ -699,14 +699,21 @@ def build_tiny_sd15_inpaint(target: Path, sd15: Path, seed: int = TINY_SEED) -> 
     _finish_build(target)
 
 
-# The tiny CLIPSeg's decoder output is shifted by this much, so what a word finds depends on the word: with the
-# tiny profile's threshold some words find a region and others find nothing (tests need both).
-TINY_CLIPSEG_BIAS = 0.0
+# Random weights make CLIPSeg's answer depend on the picture far more than on the words, so the tiny model is
+# reshaped to let the words decide: at any usual threshold (0.2-0.8) on any picture, TINY_REGION_FOUND finds the
+# whole picture and TINY_REGION_MISSED finds nothing (tests need both); other words find a picture-dependent
+# part of it, in blocks of one patch.
+TINY_REGION_FOUND = "a tree"
+TINY_REGION_MISSED = "the sky"
+_TINY_CLIPSEG_TEXT_GAIN = 20.0  # the words' FiLM shift, amplified
+_TINY_CLIPSEG_IMAGE_GAIN = 0.03  # the picture's features, damped
+_TINY_CLIPSEG_BIAS = -7.0  # centres the words' logits so some land above a threshold and some below
 
 
 def build_tiny_clipseg(target: Path, seed: int = TINY_SEED) -> None:
     """A CLIPSeg model (``CLIPSegForImageSegmentation``: CLIP towers and the FiLM-conditioned decoder) with its
     processor (CLIP tokenizer, ViT image processor), as the real text-prompted segmentation model is saved."""
+    import torch
     from transformers import (
         CLIPSegConfig,
         CLIPSegForImageSegmentation,
@@ -749,6 +756,19 @@ def build_tiny_clipseg(target: Path, seed: int = TINY_SEED) -> None:
             decoder_intermediate_size=32,
         )
     )
+    decoder = model.decoder
+    with torch.no_grad():
+        # One weight per channel for the whole patch (no per-pixel pattern inside a patch), the words added to
+        # every patch's features at full strength, the picture's features kept small.
+        kernel = decoder.transposed_convolution.weight
+        per_channel = torch.randn(kernel.shape[0], generator=torch.Generator().manual_seed(seed + 14))
+        kernel.copy_(per_channel[:, None, None, None].expand_as(kernel))
+        decoder.transposed_convolution.bias.fill_(_TINY_CLIPSEG_BIAS)
+        decoder.film_mul.weight.zero_()
+        decoder.film_mul.bias.fill_(1.0)
+        decoder.film_add.weight.mul_(_TINY_CLIPSEG_TEXT_GAIN)
+        for reduce in decoder.reduces:
+            reduce.weight.mul_(_TINY_CLIPSEG_IMAGE_GAIN)
     model.save_pretrained(target, safe_serialization=True)
     processor.save_pretrained(target)
     _finish_build(target)
