@@ -54,6 +54,7 @@ MAX_INPUT_BYTES = 16 * 1024 * 1024
 MAX_SETTING_CHARS = 4000
 MAX_SETTINGS = 20
 MAX_STORY_TITLE_CHARS = 100
+MAX_PAGE_INDEX = 999
 
 
 class BlockingRunner(Protocol):
@@ -277,6 +278,14 @@ class StoreApi:
     def story_versions(self, story_id: int) -> Operation[StoryVersions]:
         """The newest drawing of each page of a story (following its earlier chapters) and its edited title."""
         return stories.story_versions(story_id)
+
+    @store_method
+    def choose_page_picture(self, story_id: int, page: int, job_id: int) -> Operation[None]:
+        """Give page ``page`` of story job ``story_id`` the picture of finished job ``job_id`` (a fixed page); the
+        story's versions show it until the page is drawn again or another picture is chosen."""
+        if not 0 <= page <= MAX_PAGE_INDEX:
+            raise InvalidInput(f"a story's pages are numbered 0 to {MAX_PAGE_INDEX}")
+        return stories.choose_page_picture(story_id, page, job_id, self.clock())
 
     @store_method
     def set_story_title(self, story_id: int, title: str) -> Operation[None]:

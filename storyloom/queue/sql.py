@@ -366,6 +366,11 @@ RETURNING digest
 
 # --- stories as edited ----------------------------------------------------------------------------------
 
+SELECT_PAGE_PICTURES = "SELECT page, job_id, chosen_at FROM page_pictures WHERE story_id = ? ORDER BY page"
+UPSERT_PAGE_PICTURE = """
+INSERT INTO page_pictures (story_id, page, job_id, chosen_at) VALUES (:story_id, :page, :job_id, :now)
+ON CONFLICT (story_id, page) DO UPDATE SET job_id = excluded.job_id, chosen_at = excluded.chosen_at
+"""
 SELECT_STORY_TITLE = "SELECT title, edited_at FROM story_titles WHERE story_id = ?"
 UPSERT_STORY_TITLE = """
 INSERT INTO story_titles (story_id, title, edited_at) VALUES (:story_id, :title, :now)

@@ -1,7 +1,9 @@
-"""Stories as edited: the newest drawing of every page along a story's chapters, and its edited title."""
+"""Stories as edited: the newest drawing of every page along a story's chapters (or the picture chosen for it by
+hand, when that is newer), and its edited title."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from types import MappingProxyType
 
 from storyloom.errors import InvalidInput
@@ -32,6 +34,7 @@ def story_versions(story_id: int) -> Steps[StoryVersions]:
             if page is None or page in chapter or page in pages or child.status is not JobStatus.SUCCEEDED:
                 continue
             chapter[page] = child
+        yield from _chosen_pictures(current, chapter, later=pages)
         pages.update(chapter)
         edited = yield from one(sql.SELECT_STORY_TITLE, (current,))
         if edited is not None and (title is None or edited["edited_at"] > title[0]):
@@ -39,6 +42,31 @@ def story_versions(story_id: int) -> Steps[StoryVersions]:
         following = Job.from_row(story_row).params.get("continue_from")
         current = following if isinstance(following, int) else None
     return StoryVersions(MappingProxyType(pages), title[1] if title else None)
+
+
+def _chosen_pictures(story_id: int, chapter: dict[int, Job], *, later: Mapping[int, Job]) -> Steps[None]:
+    """Put the pictures chosen by hand for a chapter's pages (✅ Use in the book) into ``chapter``, unless the
+    page was drawn again since the choice or a ``later`` chapter has the page."""
+    for row in (yield from query(sql.SELECT_PAGE_PICTURES, (story_id,))):
+        page, drawn = int(row["page"]), chapter.get(int(row["page"]))
+        if page in later:
+            continue
+        if drawn is not None and drawn.finished_at is not None and drawn.finished_at > float(row["chosen_at"]):
+            continue
+        found = yield from one(sql.SELECT_JOB, (row["job_id"],))
+        if found is not None and (picture := Job.from_row(found)).status is JobStatus.SUCCEEDED:
+            chapter[page] = picture
+
+
+@writes
+def choose_page_picture(story_id: int, page: int, job_id: int, now: float) -> Steps[None]:
+    story = yield from load_job(story_id)  # JobNotFound for a story that is gone
+    if story.kind is not JobKind.STORY:
+        raise InvalidInput(f"job {story_id} is not a story; only a story's pages can be given a picture")
+    picture = yield from load_job(job_id)
+    if picture.status is not JobStatus.SUCCEEDED:
+        raise InvalidInput(f"job {job_id} has no finished picture to put in the book")
+    yield from query(sql.UPSERT_PAGE_PICTURE, {"story_id": story_id, "page": page, "job_id": job_id, "now": now})
 
 
 @writes
