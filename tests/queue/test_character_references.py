@@ -114,3 +114,17 @@ def test_a_reference_picture_is_kept_while_a_character_uses_it_and_freed_after(d
         store.delete_character("Pip", guild_id=7)
         assert store.purge_blobs(older_than_days=1) == 1
         assert store.blob(drawing) is None and store.blob(photo) == b"a photo"
+
+
+def test_a_name_being_trained_is_reserved_for_reference_characters_too(database: str) -> None:
+    with JobStore.open(database) as store:
+        photos = store.put_blob(b"photos")
+        store.enqueue(
+            "train_subject",
+            {"name": "Biscuit", "identifier": "ohwx", "class_name": "dog", "photos": photos},
+            user_id=1,
+            guild_id=7,
+        )
+        with pytest.raises(CharacterExists, match="already being trained"):
+            store.add_character(reference_only("biscuit", "a" * 64, guild_id=7))
+        assert store.add_character(reference_only("Biscuit", "a" * 64, guild_id=8)).name == "Biscuit"

@@ -11,10 +11,15 @@ from storyloom.errors import InvalidInput
 from storyloom.queue import sql
 from storyloom.queue.character import CharacterExists, CharacterNotFound, CharacterRecord, NewCharacter, name_key
 from storyloom.queue.operation import Steps, one, query, reads, writes
+from storyloom.queue.ops.training import check_name_free
 
 
 @writes
 def add_character(new: NewCharacter, now: float) -> Steps[CharacterRecord]:
+    """Register ``new`` on its own: its name must be free of characters and of trainings waiting or running where
+    it would be seen (serialized with enqueues, which reserve trainings' names)."""
+    yield from query(sql.SERIALIZE_ENQUEUE, {"key": sql.ENQUEUE_LOCK_KEY})
+    yield from check_name_free(new.name, new.guild_id)
     return (yield from insert_character(new, now))
 
 
