@@ -11,6 +11,7 @@ import re
 from collections import Counter
 
 from storyloom.domain.story.plan import CastMember
+from storyloom.domain.story.scenes import place_characters
 from storyloom.domain.story.text import has_spaces, looks_like_text, shorten, split_sentences
 
 MAX_GUESSED_CAST = 3
@@ -97,6 +98,23 @@ def mentioned(name: str, text: str) -> bool:
     if not has_spaces(name + " " + text[:200]) or not name.isascii():
         return name.lower() in text.lower()
     return re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text, flags=re.IGNORECASE) is not None
+
+
+def first_mention(name: str, text: str) -> int:
+    """Where ``name`` first occurs in ``text`` as a word (``len(text)`` when it does not)."""
+    if not name:
+        return len(text)
+    if not has_spaces(name + " " + text[:200]) or not name.isascii():
+        found = text.lower().find(name.lower())
+        return found if found >= 0 else len(text)
+    match = re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text, flags=re.IGNORECASE)
+    return match.start() if match else len(text)
+
+
+def fallback_positions(names: list[str], text: str) -> dict[str, str]:
+    """Where the page's characters stand, read from the text: the first one mentioned stands on the left (as a
+    reader meets them), the next on the right (or in the middle when there are three)."""
+    return place_characters(sorted(names, key=lambda name: first_mention(name, text)))
 
 
 def fallback_scene(text: str, summary: str = "") -> str:

@@ -70,8 +70,10 @@ class CastMember(_Plain):
     @classmethod
     def from_character(cls, character: Character) -> CastMember:
         """A registered character keeps its trained look: its token and its own description."""
-        description = character.description or f"a {character.class_name}"
-        return cls(name=character.name, description=description, token=character.token)
+        description = character.description or (f"a {character.class_name}" if character.class_name else "")
+        # A character known from a reference picture was never trained: no token, its name and description.
+        token = character.token if character.identifier else ""
+        return cls(name=character.name, description=description or "a storybook character", token=token)
 
     def prompt_text(self) -> str:
         if self.token:
@@ -115,7 +117,8 @@ class StoryPlan(_Plain):
     direction: Literal["ltr", "rtl"] = "ltr"
     style: str
     base_seed: int
-    character: str = ""
+    character: str = ""  # the first registered character (as plans had before ``characters``)
+    characters: list[str] = Field(default_factory=list)  # every registered character, up to three
     cast: list[CastMember] = Field(default_factory=list)
     chapters: list[ChapterPlan] = Field(default_factory=list)
     pages: list[PagePlan] = Field(default_factory=list)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Generic, TypeVar
@@ -33,13 +33,14 @@ from storyloom.domain.story.plan import (
     character_lookup,
 )
 from storyloom.domain.story.safety import SafetyScreen
+from storyloom.domain.story.scenes import compose_prompt
 from storyloom.domain.story.styles import get_style
 from storyloom.domain.story.text import detect_language
 from storyloom.errors import InvalidInput, JobCanceled
 from storyloom.models.runtime.step_progress import CancelCheck, ProgressCallback, StepProgress
 from storyloom.models.story.drafts import accept_title, fallback_title, write_text
 from storyloom.models.story.memory import chapter_synopsis, continuation
-from storyloom.models.story.planner import ScenePlan, StoryPlanner, compose_prompt
+from storyloom.models.story.planner import ScenePlan, StoryPlanner
 from storyloom.models.story.prompts import CastHint, story_request
 from storyloom.models.story.writer import LanguageModel
 
@@ -123,7 +124,8 @@ class StoryPipeline:
     def check_inputs(
         self, summary: Any, pages: Any = None, style: Any = None, character: Any = None, seed: Any = None
     ) -> StoryInputs:
-        """Validate a request before any model runs; raises a concise, polite ``InvalidInput``."""
+        """Validate a request before any model runs; raises a concise, polite ``InvalidInput``. ``character``:
+        one registered name or a list of up to three."""
         return check_story_inputs(
             self.config.story, self.screen, self.characters, summary, pages, style, character, seed
         )
@@ -133,24 +135,23 @@ class StoryPipeline:
         summary: str,
         pages: int | None = None,
         style: str | None = None,
-        character: str | None = None,
+        character: str | Sequence[str] | None = None,
         seed: int | None = None,
         *,
         progress: ProgressCallback | None = None,
         should_cancel: CancelCheck | None = None,
     ) -> StoryPlan:
-        """Write the story and plan its pages (no pictures yet)."""
+        """Write the story and plan its pages (no pictures yet); ``character``: up to three registered names."""
         _refuse_event_loop()
         inputs = self.check_inputs(summary, pages, style, character, seed)
         base_seed = inputs.seed if inputs.seed is not None else random_seed()
-        known = [CastMember.from_character(inputs.character)] if inputs.character else []
-        hint = CastHint(known[0].name, known[0].description) if known else None
+        known = [CastMember.from_character(found) for found in inputs.characters]
         request = story_request(
             inputs.summary,
             prompt_format=self.config.story.prompt_format,
             pages=inputs.pages,
             max_new_tokens=self.config.story.max_new_tokens,
-            character=hint,
+            characters=[CastHint(member.name, member.description) for member in known],
         )
         written = write_text(
             self.lm, self.screen, request, inputs.pages, seed=base_seed, progress=progress, should_cancel=should_cancel
@@ -171,6 +172,7 @@ class StoryPipeline:
             style=inputs.style.name,
             base_seed=base_seed,
             character=inputs.character.name if inputs.character else "",
+            characters=[found.name for found in inputs.characters],
             cast=scenes.cast,
             chapters=[ChapterPlan(number=1, title=title, summary=inputs.summary, text=written.body)],
             notes=written.notes + scenes.notes,
@@ -303,8 +305,8 @@ class StoryPipeline:
             members = [by_name[name] for name in planned.characters if name in by_name]
             page = PagePlan(
                 number=number, chapter=chapter, text=planned.text, scene=planned.scene, characters=planned.characters,
-                prompt=compose_prompt(style, planned.scene, members), negative_prompt=style.negative_prompt,
-                seed=page_seed(plan.base_seed, number), source=planned.source,
+                positions=planned.positions, prompt=compose_prompt(style, planned.scene, members, planned.positions),
+                negative_prompt=style.negative_prompt, seed=page_seed(plan.base_seed, number), source=planned.source,
             )  # fmt: skip
             pages.append(page)
         return pages

@@ -9,16 +9,15 @@ from the page text, so a plan always comes out, even from a model that writes ga
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from storyloom.domain.story.cast import fallback_scene, guess_cast, mentioned
+from storyloom.domain.story.cast import fallback_positions, fallback_scene, first_mention, guess_cast, mentioned
 from storyloom.domain.story.plan import CastMember
 from storyloom.domain.story.safety import SafetyScreen
-from storyloom.domain.story.styles import StylePreset
+from storyloom.domain.story.scenes import MAX_PAGE_CHARACTERS, MAX_SCENE_CHARS, place_characters
 from storyloom.domain.story.text import looks_like_text, shorten
 from storyloom.errors import InvalidInput
 from storyloom.models.runtime.step_progress import CancelCheck
@@ -29,9 +28,7 @@ from storyloom.models.story.writer import LanguageModel
 logger = logging.getLogger(__name__)
 
 MAX_CAST = 4
-MAX_SCENE_CHARS = 240
 MAX_DESCRIPTION_CHARS = 160
-MAX_PROMPT_CHARS = 900
 # Answer budget of the JSON plan: title and cast, plus a scene of at most 30 words per page.
 _PLAN_TOKENS = 100
 _PLAN_TOKENS_PER_PAGE = 60
@@ -42,6 +39,23 @@ class _SceneJSON(BaseModel):
     page: int
     scene: str = Field(validation_alias=AliasChoices("scene", "description", "illustration", "picture"))
     characters: list[str] = Field(default_factory=list, validation_alias=AliasChoices("characters", "cast", "who"))
+    positions: dict[str, str] = Field(default_factory=dict)  # name -> left/center/right, as the model placed them
+
+    @model_validator(mode="before")
+    @classmethod
+    def _positions_from_characters(cls, value: Any) -> Any:
+        """``"characters": [{"name": "Pip", "position": "left"}]`` places them as the model says."""
+        if not isinstance(value, dict):
+            return value
+        found = value.get("positions")
+        positions = {str(k): str(v) for k, v in found.items()} if isinstance(found, dict) else {}
+        for key in ("characters", "cast", "who"):
+            items = value.get(key)
+            if isinstance(items, list):
+                for item in items:
+                    if isinstance(item, dict) and isinstance(item.get("position") or item.get("where"), str):
+                        positions.setdefault(str(item.get("name", "")), str(item.get("position") or item["where"]))
+        return {**value, "positions": positions}
 
     @field_validator("characters", mode="before")
     @classmethod
@@ -65,6 +79,7 @@ class PlannedPage:
     scene: str
     characters: list[str]
     source: str  # "model" or "fallback"
+    positions: dict[str, str] = field(default_factory=dict)  # name -> left/center/right when several appear
 
 
 @dataclass(frozen=True)
@@ -111,12 +126,17 @@ class StoryPlanner:
             if scene is not None:
                 shown = {name.lower() for name in scene.characters}
                 names = [m.name for m in cast if m.name.lower() in shown or mentioned(m.name, text)]
-                planned.append(PlannedPage(text, scene.scene, names, "model"))
+                names = _on_one_page(names, scene.characters, text)
+                positions = place_characters(names, scene.positions) if scene.positions else None
+                planned.append(
+                    PlannedPage(text, scene.scene, names, "model", positions or fallback_positions(names, text))
+                )
                 continue
-            names = [member.name for member in cast if mentioned(member.name, text)]
+            names = _on_one_page([member.name for member in cast if mentioned(member.name, text)], [], text)
             if not names and cast:
                 names = [cast[0].name]  # a picture-book page shows its hero unless the text says who else
-            planned.append(PlannedPage(text, fallback_scene(text, summary), names, "fallback"))
+            scene_text = fallback_scene(text, summary)
+            planned.append(PlannedPage(text, scene_text, names, "fallback", fallback_positions(names, text)))
         missing = sum(1 for page in planned if page.source == "fallback")
         if missing:
             notes.append(f"{missing} of {len(pages)} scenes built from the page text")
@@ -175,26 +195,14 @@ class StoryPlanner:
         return looks_like_text(text, min_letters=min_letters) and self.screen.check(text).allowed
 
 
-def compose_prompt(style: StylePreset, scene: str, members: list[CastMember]) -> str:
-    """The illustration prompt: the scene, the fixed look of everyone in it, in the story's style.
-
-    Story text never carries prompt syntax: brackets (emphasis) and ``BREAK`` are taken out of the
-    scene and descriptions, so only the emphasis added here for trained characters applies."""
-    scene = shorten(prompt_safe(scene), MAX_SCENE_CHARS).rstrip(". ")
-    cleaned = [
-        member.model_copy(update={"name": prompt_safe(member.name), "description": prompt_safe(member.description)})
-        for member in members
-    ]
-    cast = "; ".join(member.prompt_text() for member in cleaned)
-    subject = f"{scene}, {cast}" if cast else scene
-    return style.apply(shorten(subject, MAX_PROMPT_CHARS) if len(subject) > MAX_PROMPT_CHARS else subject)
-
-
-def prompt_safe(text: str) -> str:
-    """``text`` without the characters and words that mean something to the prompt parser."""
-    text = re.sub(r"[()\[\]{}<>\\|]", " ", text)
-    text = re.sub(r"\bBREAK\b", "break", text)
-    return " ".join(text.split())
+def _on_one_page(names: list[str], shown: list[str], text: str) -> list[str]:
+    """At most three characters share a picture: those the plan shows first, then the earliest mentioned."""
+    if len(names) <= MAX_PAGE_CHARACTERS:
+        return names
+    order = {name.lower(): index for index, name in enumerate(shown)}
+    ranked = sorted(names, key=lambda name: (order.get(name.lower(), len(order)), first_mention(name, text)))
+    kept = set(ranked[:MAX_PAGE_CHARACTERS])
+    return [name for name in names if name in kept]
 
 
 def _items(data: dict[str, Any], *keys: str) -> list[Any]:

@@ -8,6 +8,7 @@ Planning and synopses always use the chat format on the base model: that is not 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from storyloom.models.story.writer import TextRequest
@@ -43,13 +44,21 @@ class CastHint:
 
 
 def story_request(
-    summary: str, *, prompt_format: str, pages: int, max_new_tokens: int, character: CastHint | None = None
+    summary: str,
+    *,
+    prompt_format: str,
+    pages: int,
+    max_new_tokens: int,
+    character: CastHint | None = None,
+    characters: Sequence[CastHint] = (),
 ) -> TextRequest:
-    """The request that writes a new story from ``summary``."""
+    """The request that writes a new story from ``summary`` with its registered ``characters`` (or the one
+    ``character``)."""
+    cast = list(characters) or ([character] if character is not None else [])
     if prompt_format == "storyteller":
         text = summary.strip()
-        if character is not None:
-            text = f"{text} The main character is {character.name}, {character.description}."
+        if cast:
+            text = f"{text} {_main_characters(cast)}."
         return TextRequest(STORYTELLER_TEMPLATE.format(summary=text), chat=False, stop=(STORYTELLER_STOP,))
     words = _word_budget(max_new_tokens)
     lines = [
@@ -61,10 +70,16 @@ def story_request(
         f"{pages} to {pages + 2} short paragraphs, about {words} words in all, with a clear beginning, "
         "plot points that build on each other, and a gentle, clear ending.",
     ]
-    if character is not None:
-        lines.append(f"The main character is {character.name}, {character.description}; call them {character.name}.")
+    if cast:
+        names = " and ".join(hint.name for hint in cast)
+        lines.append(f"{_main_characters(cast)}; call them {names}.")
     lines.append("Write only the title and the story.")
     return TextRequest("\n".join(lines), system=STORYTELLER_SYSTEM_PROMPT)
+
+
+def _main_characters(cast: Sequence[CastHint]) -> str:
+    described = "; ".join(f"{hint.name}, {hint.description}" for hint in cast)
+    return f"The main character is {described}" if len(cast) == 1 else f"The main characters are {described}"
 
 
 def continuation_request(
@@ -117,8 +132,9 @@ def plan_request(
         '{"title": "a short title",',
         ' "characters": [{"name": "Name", "description": "fixed look: species or kind, age, colours, clothes"}],',
         ' "pages": [{"page": 1, "scene": "what the picture shows, in English, at most 30 words",',
-        '            "characters": ["Name"]}]}',
+        '            "characters": [{"name": "Name", "position": "left"}]}]}',
         f"List each main character once (at most 4). Give exactly {len(pages)} pages, numbered 1 to {len(pages)}.",
+        "A picture shows at most 3 characters; when it shows several, give each a position: left, center or right.",
     ]
     if known_cast:
         known = "; ".join(f"{hint.name}: {hint.description}" for hint in known_cast)

@@ -240,3 +240,41 @@ def test_chinese_summary_makes_a_chinese_book(tiny_config, tmp_path):
     files = pipeline.make_book(plan, tmp_path / "book")
     assert '<html lang="zh"' in files.html.read_text(encoding="utf-8")
     assert len(re.findall(rb"/Type\s*/Page\b", files.pdf.read_bytes())) == 7
+
+
+def test_up_to_three_registered_characters_star_and_a_fourth_is_refused(tiny_config):
+    lookup = character_lookup(
+        {
+            "Bhna": Character("Bhna", "bhna", "cat", "a fluffy grey kitten"),
+            "Pip": Character("Pip", "", "", "a toy robot with round eyes"),  # known from a picture: no token
+            "Mo": Character("Mo", "", "owl"),
+            "Rex": Character("Rex", "rxz", "dog"),
+        }
+    )
+    pipeline, lm, _ = make_pipeline(tiny_config, characters=lookup)
+    with pytest.raises(InvalidInput, match="at most 3 characters; you gave 4: Bhna, Pip, Mo, Rex"):
+        pipeline.write("Bhna goes on an adventure.", character=["Bhna", "Pip", "Mo", "Rex"])
+    assert lm.requests == []
+    plan = pipeline.write("Bhna and Pip go on an adventure.", pages=4, character=["bhna", "Pip"], seed=1)
+    assert plan.characters == ["Bhna", "Pip"] and plan.character == "Bhna"
+    assert [(m.name, m.token) for m in plan.cast[:2]] == [("Bhna", "bhna cat"), ("Pip", "")]
+    assert (
+        "The main characters are Bhna, a fluffy grey kitten; Pip, a toy robot with round eyes" in lm.requests[0].prompt
+    )
+    for page in plan.pages:
+        assert ("Pip, a toy robot with round eyes" in page.prompt) == ("Pip" in page.characters)
+        shared = len(page.characters) > 1
+        assert sorted(page.positions) == (sorted(page.characters) if shared else [])
+
+
+def test_the_tiny_language_model_plans_places_for_two_characters(tiny_config):
+    """The real (garbage-writing) tiny LM: whatever it answers, pages with both characters place them apart."""
+    lookup = character_lookup({"Bhna": Character("Bhna", "bhna", "cat"), "Pip": Character("Pip", "", "", "a robot")})
+    pipeline = StoryPipeline.from_config(tiny_config, characters=lookup)
+    plan = pipeline.write("Bhna and Pip play.", pages=2, character=["Bhna", "Pip"], seed=3)
+    assert plan.characters == ["Bhna", "Pip"] and len(plan.pages) == 2
+    for page in plan.pages:
+        if len(page.characters) > 1:
+            assert sorted(page.positions.values()) == ["left", "right"]
+        else:
+            assert page.positions == {}

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 from storyloom.domain.story.plan import CastMember
+from storyloom.domain.story.scenes import compose_prompt
 from storyloom.domain.story.styles import get_style, style_presets
-from storyloom.models.story.planner import StoryPlanner, compose_prompt
+from storyloom.models.story.planner import StoryPlanner
 from storyloom.models.story.testing import ScriptedLanguageModel
 
 PAGES = [
@@ -122,3 +123,37 @@ def test_every_style_has_its_own_negative_prompt():
     negatives = {preset.negative_prompt for preset in presets.values()}
     assert len(negatives) == len(presets)
     assert all("nsfw" in negative and "text" in negative for negative in negatives)
+
+
+def test_the_model_places_characters_and_a_lone_character_stands_nowhere_in_particular():
+    placed = json.loads(json.dumps(GOOD))
+    placed["pages"][1]["characters"] = [{"name": "Pip", "position": "right"}, {"name": "Bhna", "position": "left"}]
+    placed["pages"][2]["characters"] = [{"name": "Bhna", "position": "middle"}, {"name": "Pip", "position": "middle"}]
+    planner, lm = _planner(json.dumps(placed))
+    plan = planner(PAGES, seed=5)
+    assert plan.pages[0].characters == ["Bhna"] and plan.pages[0].positions == {}
+    assert plan.pages[1].positions == {"Bhna": "left", "Pip": "right"}
+    assert plan.pages[2].positions == {"Bhna": "center", "Pip": "left"}  # one place per character
+    assert "position: left, center or right" in lm.requests[0].prompt
+
+
+def test_the_fallback_places_characters_in_the_order_the_page_mentions_them():
+    planner, _ = _planner("no JSON here", "still none")
+    pages = ["Bhna the cat naps.", "Pip barks at Bhna, and Mo the owl hoots at Pip and Bhna.", "Bhna and Pip."]
+    cast = [CastMember(name=name, description=f"{name} look") for name in ("Bhna", "Mo", "Pip")]
+    plan = planner(pages, known_cast=cast, seed=1)
+    assert [page.source for page in plan.pages] == ["fallback"] * 3
+    assert plan.pages[0].positions == {}
+    assert plan.pages[1].characters == ["Bhna", "Mo", "Pip"]
+    assert plan.pages[1].positions == {"Pip": "left", "Bhna": "center", "Mo": "right"}
+    assert plan.pages[2].positions == {"Bhna": "left", "Pip": "right"}
+
+
+def test_a_page_prompt_says_where_each_of_several_characters_stands():
+    style = get_style("watercolor")
+    pip = CastMember(name="Pip", description="a white puppy")
+    bhna = CastMember(name="Bhna", description="an orange cat")
+    alone = compose_prompt(style, "a garden", [bhna])
+    assert alone == compose_prompt(style, "a garden", [bhna], {}) and "on the left" not in alone
+    both = compose_prompt(style, "a garden", [bhna, pip], {"Bhna": "right", "Pip": "left"})
+    assert "Bhna, an orange cat on the right; Pip, a white puppy on the left" in both
