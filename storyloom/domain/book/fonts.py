@@ -13,8 +13,11 @@ import os
 import shutil
 import subprocess
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from PIL import ImageFont
 
 logger = logging.getLogger(__name__)
 
@@ -172,3 +175,36 @@ def _cmap(font: FontFile) -> set[int]:
     except Exception:
         logger.debug("cannot read font %s", font.path, exc_info=True)
         return set()
+
+
+def wrap_text(text: str, length: Callable[[str], float], limit: float) -> list[str]:
+    """Greedy line breaks: between words where the text has spaces, between characters where it has none."""
+    units = text.split() if " " in text.strip() else list(text.strip())
+    joiner = " " if " " in text.strip() else ""
+    lines: list[str] = []
+    current = ""
+    for unit in units:
+        candidate = f"{current}{joiner}{unit}" if current else unit
+        if current and length(candidate) > limit:
+            lines.append(current)
+            current = unit
+        else:
+            current = candidate
+    if current:
+        lines.append(current)
+    return lines
+
+
+def picture_font(sample_text: str, size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    """A font for text drawn into a picture: the book's text font (or a fallback that has the text's script),
+    else Pillow's built-in font."""
+    fonts = find_fonts(sample_text)
+    needed = {ord(c) for c in sample_text if not c.isspace()}
+    candidates = [*([fonts.regular] if fonts.regular else []), *fonts.fallbacks]
+    # A CJK text wants the fallback that covers it; Latin text the regular face.
+    for font in sorted(candidates, key=lambda f: f is fonts.regular and bool(needed - fonts.coverage)):
+        try:
+            return ImageFont.truetype(str(font.path), size, index=font.index)
+        except OSError:
+            continue
+    return ImageFont.load_default(size)

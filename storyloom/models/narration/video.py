@@ -3,7 +3,9 @@ being read, drawn at the bottom in a font that has its script."""
 
 from __future__ import annotations
 
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw
+
+from storyloom.domain.book.fonts import picture_font, wrap_text
 
 ZOOM = 0.12  # how much closer the last frame of a page is than the first (or the reverse)
 PAN = 0.04  # how far the view drifts, as a share of the picture
@@ -55,7 +57,7 @@ class SubtitleRenderer:
     def __init__(self, width: int, height: int, sample_text: str) -> None:
         self.width, self.height = width, height
         self.font_size = max(8, height // 18)
-        self.font = _font(sample_text, self.font_size)
+        self.font = picture_font(sample_text, self.font_size)
         self._cache: dict[str, Image.Image | None] = {}
 
     def draw(self, frame: Image.Image, text: str) -> Image.Image:
@@ -72,7 +74,7 @@ class SubtitleRenderer:
 
     def _band(self, text: str) -> Image.Image | None:
         measure = ImageDraw.Draw(Image.new("L", (1, 1)))
-        lines = _wrap(text, lambda line: measure.textlength(line, font=self.font), self.width * 0.9)
+        lines = wrap_text(text, lambda line: measure.textlength(line, font=self.font), self.width * 0.9)
         lines = lines[:SUBTITLE_LINES]
         if not lines:
             return None
@@ -83,37 +85,3 @@ class SubtitleRenderer:
             x = (self.width - measure.textlength(line, font=self.font)) / 2
             draw.text((x, self.font_size // 4 + index * line_height), line, font=self.font, fill=(255, 255, 255, 255))
         return band
-
-
-def _wrap(text: str, length, limit: float) -> list[str]:
-    """Greedy line breaks: between words where the text has spaces, between characters where it has none."""
-    units = text.split() if " " in text.strip() else list(text.strip())
-    joiner = " " if " " in text.strip() else ""
-    lines: list[str] = []
-    current = ""
-    for unit in units:
-        candidate = f"{current}{joiner}{unit}" if current else unit
-        if current and length(candidate) > limit:
-            lines.append(current)
-            current = unit
-        else:
-            current = candidate
-    if current:
-        lines.append(current)
-    return lines
-
-
-def _font(sample_text: str, size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    """The book's text font (or a fallback that has the text's script), else Pillow's built-in font."""
-    from storyloom.domain.book.fonts import find_fonts
-
-    fonts = find_fonts(sample_text)
-    needed = {ord(c) for c in sample_text if not c.isspace()}
-    candidates = [*([fonts.regular] if fonts.regular else []), *fonts.fallbacks]
-    # A CJK text wants the fallback that covers it; Latin text the regular face.
-    for font in sorted(candidates, key=lambda f: f is fonts.regular and bool(needed - fonts.coverage)):
-        try:
-            return ImageFont.truetype(str(font.path), size, index=font.index)
-        except OSError:
-            continue
-    return ImageFont.load_default(size)
