@@ -31,6 +31,7 @@ IMAGE = "image"
 LANGUAGE = "language"
 NARRATION = "narration"
 DESCRIBE = "describe"
+INPAINT = "inpaint"
 
 # Typical sizes of the default models when their files are not on disk yet to be measured.
 _TYPICAL_BYTES = {
@@ -38,6 +39,7 @@ _TYPICAL_BYTES = {
     LANGUAGE: int(8.0 * GB),  # a ~3.8B-parameter LM in fp16
     NARRATION: int(0.5 * GB),  # two VITS voices (about 40M parameters each) with working memory
     DESCRIBE: int(2.5 * GB),  # BLIP large + CLIP ViT-L/14
+    INPAINT: int(3.0 * GB),  # SD 1.5 inpainting fp16 + safety checker + CLIPSeg, with working memory
 }
 _QUANTIZED_FRACTION = {"none": 1.0, "8bit": 0.55, "4bit": 0.33}
 _WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
@@ -80,6 +82,24 @@ def _load_describer(config: Config, cache: Any) -> Any:
     from storyloom.models.image.describe import Describer
 
     return Describer.from_config(config, cache)
+
+
+def _load_region_finder(config: Config, cache: Any) -> Any:
+    from storyloom.models.image.inpaint import RegionFinder
+
+    return RegionFinder.from_config(config, cache)
+
+
+def _load_inpaint(config: Config, cache: Any) -> Any:
+    from storyloom.models.image.inpaint import Inpaint
+
+    return Inpaint.from_config(config, cache)
+
+
+def _load_outpaint(config: Config, cache: Any) -> Any:
+    from storyloom.models.image.inpaint import Outpaint
+
+    return Outpaint.from_config(config, cache)
 
 
 def _load_story_writer(config: Config, cache: Any) -> Any:
@@ -137,6 +157,9 @@ def default_specs() -> dict[str, ModelSpec]:
         ModelSpec("upscaler", IMAGE, _load_upscaler),
         ModelSpec("image_prompt", IMAGE, _load_image_prompt),
         ModelSpec("describer", DESCRIBE, _load_describer),
+        ModelSpec("region_finder", INPAINT, _load_region_finder),
+        ModelSpec("inpaint", INPAINT, _load_inpaint),
+        ModelSpec("outpaint", INPAINT, _load_outpaint),
         ModelSpec("story_writer", LANGUAGE, _load_story_writer),
         ModelSpec("narrator", NARRATION, _load_narrator),
     )
@@ -223,6 +246,15 @@ class ModelResources:
 
     def describer(self) -> Any:
         return self.get("describer")
+
+    def region_finder(self) -> Any:
+        return self.get("region_finder")
+
+    def inpaint(self) -> Any:
+        return self.get("inpaint")
+
+    def outpaint(self) -> Any:
+        return self.get("outpaint")
 
     def story_writer(self) -> Any:
         return self.get("story_writer")
@@ -348,6 +380,11 @@ def _estimate_group(config: Config, group: str) -> int:
         if any(size is None for size in sizes):
             return _TYPICAL_BYTES[DESCRIBE]
         return int(sum(size or 0 for size in sizes) * 1.2)
+    if group == INPAINT:
+        sizes = [_weights_bytes(name) for name in (config.models.inpainting, config.models.segmentation)]
+        if any(size is None for size in sizes):
+            return _TYPICAL_BYTES[INPAINT]
+        return int(sum(size or 0 for size in sizes) * 1.3)
     if group == NARRATION:
         sizes = [_weights_bytes(name) for name in config.models.narration.values()]
         if any(size is None for size in sizes):
