@@ -18,7 +18,7 @@ from storyloom.worker.context import Handler
 
 
 def default_handlers() -> dict[JobKind, Handler]:
-    from storyloom.worker.handlers import images, narration, stories, training
+    from storyloom.worker.handlers import images, narration, regions, stories, training
 
     return {
         JobKind.IMAGINE: images.imagine,
@@ -29,6 +29,7 @@ def default_handlers() -> dict[JobKind, Handler]:
         **stories.handlers(),
         **training.handlers(),
         **narration.handlers(),
+        **regions.handlers(),
     }
 
 
