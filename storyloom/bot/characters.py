@@ -1,5 +1,5 @@
-"""Trained characters in Discord: checking a ``/character train`` request and its photos, and describing
-characters for ``/character list`` and ``/character show``.
+"""Characters in Discord: checking a ``/character train`` request and its photos, reading a ``/character create``
+picture, and describing characters (trained, from a picture, or both) for ``/character list`` and ``show``.
 
 Pure and torch-free: the checks use ``storyloom.characters.registry``/``uploads`` (the same rules a training
 job applies), so a refusal happens before anything is saved or queued.
@@ -16,7 +16,9 @@ from discord import app_commands
 
 from storyloom.bot import texts
 from storyloom.characters.photos import check_photo_sizes
+from storyloom.characters.references import ReferencePicture, kind_label, prepare_reference
 from storyloom.characters.uploads import Upload, pack_training_photos
+from storyloom.domain.pictures import check_declared_size
 from storyloom.errors import InvalidInput
 from storyloom.queue.async_store import AsyncJobStore
 from storyloom.queue.character import CharacterRecord
@@ -30,11 +32,25 @@ MAX_LISTED = 50
 
 
 async def character_names(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-    """Autocomplete: the characters visible where the command is typed."""
+    """Autocomplete: the characters visible where the command is typed, each marked with its kind."""
     bot: StoryloomBot = interaction.client  # type: ignore[assignment]
     records = await bot.store.list_characters(guild_id=interaction.guild_id)
-    found = [r.name for r in records if current.casefold() in r.name.casefold()]
-    return [app_commands.Choice(name=name, value=name) for name in found[:25]]
+    found = [r for r in records if current.casefold() in r.name.casefold()]
+    return [app_commands.Choice(name=f"{r.name} ({kind_label(r)})", value=r.name) for r in found[:25]]
+
+
+async def read_reference(attachment: discord.Attachment, *, min_side: int) -> ReferencePicture:
+    """The attachment as a checked reference picture, or ``InvalidInput`` naming what is wrong with it: the size
+    Discord declares first (nothing is downloaded for a file that is too large), then the bytes themselves."""
+    check_declared_size(attachment.size, attachment.filename)
+    kind = (attachment.content_type or "").split(";")[0].strip()
+    if kind and not kind.startswith("image/"):
+        raise InvalidInput(f"{attachment.filename} is not a picture ({kind}); attach a PNG, JPEG or WebP picture")
+    try:
+        data = await attachment.read()
+    except (discord.HTTPException, discord.NotFound) as exc:
+        raise InvalidInput(f"{attachment.filename} could not be downloaded ({exc.status}); attach it again") from None
+    return await asyncio.to_thread(prepare_reference, data, attachment.filename, min_side=min_side)
 
 
 def check_photos(attachments: Sequence[discord.Attachment], *, how_to_add: str, max_photos: int = MAX_PHOTOS) -> None:
@@ -68,33 +84,43 @@ async def store_photos(store: AsyncJobStore, attachments: Sequence[discord.Attac
     return await store.put_blob(packed)
 
 
-def character_line(record: CharacterRecord) -> str:
+def character_kind(record: CharacterRecord, default_weight: float) -> str:
+    """Its kind, with the trained token and the picture's weight where they apply."""
+    parts = [f"trained `{record.token}`"] if record.has_lora else []
+    if record.has_reference:
+        parts.append(f"picture (weight {record.weight(default_weight):g})")
+    return " + ".join(parts)
+
+
+def character_line(record: CharacterRecord, default_weight: float) -> str:
     """One line of ``/character list``."""
     scope = "" if record.guild_id is not None else " · everywhere"
-    return f"• **{texts.quote(record.name, 40)}** — `{record.token}`{scope}"
+    return f"• **{texts.quote(record.name, 40)}** — {character_kind(record, default_weight)}{scope}"
 
 
-def character_list(records: Sequence[CharacterRecord]) -> str:
+def character_list(records: Sequence[CharacterRecord], default_weight: float) -> str:
     if not records:
         return (
-            "No characters yet. A server manager can train one with `/character train` and "
-            f"{MIN_PHOTOS}–{MAX_PHOTOS} photos."
+            "No characters yet. A server manager can make one from a single picture with `/character create`, or "
+            f"train one with `/character train` and {MIN_PHOTOS}–{MAX_PHOTOS} photos."
         )
-    lines = [f"**Characters** ({len(records)})", *(character_line(r) for r in records[:MAX_LISTED])]
+    listed = (character_line(r, default_weight) for r in records[:MAX_LISTED])
+    lines = [f"**Characters** ({len(records)})", *listed]
     if len(records) > MAX_LISTED:
         lines.append(f"… and {len(records) - MAX_LISTED} more")
     lines.append("-# use one with `character:` on /imagine or /story")
     return texts.fit("\n".join(lines))
 
 
-def character_details(record: CharacterRecord) -> str:
+def character_details(record: CharacterRecord, default_weight: float) -> str:
     """What ``/character show`` says about a character."""
-    lines = [f"**{texts.quote(record.name, 40)}** — `{record.token}`"]
+    lines = [f"**{texts.quote(record.name, 40)}** — {character_kind(record, default_weight)}"]
     if record.description:
         lines.append(f"*{texts.quote(record.description, 300)}*")
     who = "from the command line" if record.trained_by == 0 else f"by <@{record.trained_by}>"
     when = f"<t:{int(record.created_at)}:D>"
-    lines.append(f"trained {who} on {when}" + (f" (job {record.job_id})" if record.job_id else ""))
+    made = "trained" if record.has_lora else "made from a picture"
+    lines.append(f"{made} {who} on {when}" + (f" (job {record.job_id})" if record.job_id else ""))
     steps = record.metadata.get("steps")
     photos = record.metadata.get("instance_images")
     facts = [f"{photos} photos" if photos else "", f"{steps} steps" if steps else ""]

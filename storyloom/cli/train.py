@@ -1,9 +1,10 @@
-"""``storyloom train-story``, ``storyloom train-subject`` and ``storyloom character list|show|delete``.
+"""``storyloom train-story``, ``storyloom train-subject`` and ``storyloom character create|reference|list|show|delete``.
 
 Output paths (``--out``) are relative to the data directory unless absolute; input paths are relative to the
 current directory, as usual. Both trainers resume from their checkpoint when run again with the same
 arguments after an interruption (Ctrl-C writes one before stopping). ``train-subject`` registers the finished
-character in the local store (usable in every guild, and by ``--character`` on the command line).
+character in the local store (usable in every guild, and by ``--character`` on the command line);
+``character create`` registers one from a single picture there, at once (no training).
 """
 
 from __future__ import annotations
@@ -75,8 +76,35 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_common_options(subject)
     subject.set_defaults(handler=run_train_subject)
 
-    character = subparsers.add_parser("character", help="list, show or delete trained characters")
+    character = subparsers.add_parser(
+        "character", help="create (from one picture), list, show, give a picture to or delete characters"
+    )
     actions = character.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = actions.add_parser(
+        "create",
+        help="register a character from one picture (a drawing, a toy, a pet), no training",
+        description="Register NAME from PICTURE (PNG, JPEG, WebP or a still GIF) in the local store, usable in "
+        "every guild and by --character: pictures of it are guided by the picture through IP-Adapter.",
+    )
+    create.add_argument("name", metavar="NAME")
+    create.add_argument("picture", type=Path, metavar="PICTURE", help="the character's picture")
+    create.add_argument("--description", default="", help="a few words about it for the story writer")
+    create.add_argument(
+        "--weight", type=float, default=None, help="how strongly the picture guides drawings, 0-1 "
+        "(default: characters.reference_weight)",
+    )  # fmt: skip
+    reference = actions.add_parser(
+        "reference", help="give a character (a trained one too) a reference picture, or a new one"
+    )
+    reference.add_argument("name", metavar="NAME")
+    reference.add_argument("picture", type=Path, metavar="PICTURE", help="the character's picture")
+    reference.add_argument(
+        "--weight", type=float, default=None, help="how strongly the picture guides drawings, 0-1 "
+        "(default: characters.reference_weight)",
+    )  # fmt: skip
+    reference.add_argument(
+        "--guild", type=int, default=None, help="the Discord guild it belongs to (default: the local ones)"
+    )
     listing = actions.add_parser("list", help="list the characters")
     listing.add_argument("--guild", type=int, default=None, help="as seen from this Discord guild")
     listing.add_argument("--all", action="store_true", help="every guild's characters")
@@ -92,10 +120,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     delete.add_argument(
         "--keep-files", action="store_true", help="keep the LoRA files (and every other training file) on disk"
     )
-    for parser in (listing, show, delete):
+    for parser in (create, reference, listing, show, delete):
         add_common_options(parser)
     character.set_defaults(handler=run_character)
-    for parser in (listing, show, delete):
+    for parser in (create, reference, listing, show, delete):
         parser.set_defaults(handler=run_character)
 
 
@@ -201,32 +229,90 @@ def run_character(config: Config, args: argparse.Namespace) -> int:
     from storyloom.queue.store import JobStore
 
     with JobStore.from_config(config) as store:
+        if args.action == "create":
+            return _create(store, config, args)
+        if args.action == "reference":
+            return _reference(store, config, args)
         if args.action == "list":
-            return _list(store, args)
+            return _list(store, config, args)
         if args.action == "show":
-            return _show(store, args)
+            return _show(store, config, args)
         return _delete(store, config, args)
 
 
-def _list(store: Any, args: argparse.Namespace) -> int:
+def _read_reference(config: Config, picture: Path) -> Any:
+    from storyloom.characters.references import prepare_reference
+    from storyloom.errors import InvalidInput
+
+    try:
+        data = picture.expanduser().read_bytes()
+    except FileNotFoundError:
+        raise InvalidInput(f"no such file: {picture}") from None
+    except (IsADirectoryError, PermissionError) as exc:
+        raise InvalidInput(f"{picture} cannot be read: {exc.strerror}") from None
+    return prepare_reference(data, picture.name, min_side=config.characters.reference_min_side)
+
+
+def _create(store: Any, config: Config, args: argparse.Namespace) -> int:
+    from storyloom.characters.references import check_reference_request, reference_character
+
+    request = check_reference_request(args.name, args.description, args.weight)
+    store.check_character_name(request.name)  # a taken name fails before the picture is read
+    picture = _read_reference(config, args.picture)
+    record = store.add_character(reference_character(request, store.put_blob(picture.png), picture.preview))
+    print(f"registered character {record.name!r} from {args.picture} ({_kind(record, config)})")
+    print(f'use it: storyloom imagine "{record.name} in a garden" --character "{record.name}"')
+    return 0
+
+
+def _reference(store: Any, config: Config, args: argparse.Namespace) -> int:
+    from storyloom.characters.references import check_reference_request
+
+    record = store.character(args.name, guild_id=args.guild)
+    weight = check_reference_request(record.name, record.description, args.weight).weight
+    picture = _read_reference(config, args.picture)
+    record = store.set_character_reference(
+        record.name,
+        store.put_blob(picture.png),
+        guild_id=args.guild,
+        weight=weight,
+        preview=None if record.has_lora else picture.preview,  # a trained one keeps its samples' preview
+    )
+    print(f"character {record.name!r} has a new picture ({_kind(record, config)})")
+    return 0
+
+
+def _kind(record: Any, config: Config) -> str:
+    parts = [f"trained {record.token}"] if record.has_lora else []
+    if record.has_reference:
+        parts.append(f"picture, weight {record.weight(config.characters.reference_weight):g}")
+    return " + ".join(parts)
+
+
+def _list(store: Any, config: Config, args: argparse.Namespace) -> int:
     records = store.list_characters(guild_id=args.guild, all_guilds=args.all)
     if not records:
         print("no characters are registered yet")
         return 0
     for record in records:
         scope = "local" if record.guild_id is None else f"guild {record.guild_id}"
-        print(f"{record.name:<20} {record.token:<24} {scope:<24} {_date(record.created_at)}")
+        print(f"{record.name:<20} {_kind(record, config):<40} {scope:<24} {_date(record.created_at)}")
     return 0
 
 
-def _show(store: Any, args: argparse.Namespace) -> int:
+def _show(store: Any, config: Config, args: argparse.Namespace) -> int:
     record = store.character(args.name, guild_id=args.guild)
     print(f"name:        {record.name}")
-    print(f"token:       {record.token}")
+    print(f"kind:        {_kind(record, config)}")
+    if record.token:
+        print(f"token:       {record.token}")
     if record.description:
         print(f"description: {record.description}")
-    print(f"LoRA:        {record.lora_path}")
-    print(f"trained by:  {'the command line' if record.trained_by == 0 else f'user {record.trained_by}'}")
+    if record.has_lora:
+        print(f"LoRA:        {record.lora_path}")
+    if record.has_reference:
+        print(f"picture:     stored as {record.reference_digest}")
+    print(f"made by:     {'the command line' if record.trained_by == 0 else f'user {record.trained_by}'}")
     print(f"guild:       {'every guild (local)' if record.guild_id is None else record.guild_id}")
     print(f"created:     {_date(record.created_at)}")
     for key, value in record.metadata.items():
@@ -242,8 +328,8 @@ def _delete(store: Any, config: Config, args: argparse.Namespace) -> int:
     from storyloom.characters.registry import remove_character_files
 
     data_dir = config.paths.data_dir
-    record = store.delete_character(args.name, guild_id=args.guild)
-    removed = not args.keep_files and remove_character_files(record, data_dir)
+    record = store.delete_character(args.name, guild_id=args.guild)  # its stored picture goes with it
+    removed = not args.keep_files and record.has_lora and remove_character_files(record, data_dir)
     print(f"deleted character {record.name!r}{' and its files' if removed else ''}")
     if not args.keep_files:  # e.g. the class images of the last character of its class
         for removal in sweep(store, data_dir, retention_days=config.queue.retention_days):

@@ -253,7 +253,7 @@ async def test_list_show_and_delete(fake: FakeDiscord, store, tmp_path: Path) ->
         unknown = await refused(fake, "character show", {"name": "Nobody"})
         assert "Nobody" in unknown and "Biscuit" in unknown
 
-        assert "only server managers or whoever trained" in await refused(
+        assert "only server managers or whoever made" in await refused(
             fake, "character delete", {"name": "Biscuit"}, user=fake.member
         )
         assert "command line" in await refused(fake, "character delete", {"name": "Rex"}, user=fake.manager)
