@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -86,6 +87,7 @@ class ControlNetUpscaler:
         self.guidance_scale = guidance_scale
         self.controlnet_conditioning_scale = controlnet_conditioning_scale
         self.preview_every = preview_every
+        self.steering: Any = None  # an ``ImageSteering`` for the calls inside ``steered_by``
 
     @classmethod
     def from_config(
@@ -130,12 +132,19 @@ class ControlNetUpscaler:
             preview_every=config.image.preview_every,
         )
 
-    def using_lora(self, lora_file: Path, *, adapter_name: str, scale: float = 1.0) -> Any:
-        """A context manager: calls inside it re-draw with the LoRA at ``lora_file`` (a character). The UNet and
-        text encoder are the base pipeline's own, so the LoRA is unloaded on exit (see ``character_lora``)."""
+    def using_loras(self, loras: Sequence[tuple[Path, str]], *, scale: float = 1.0) -> Any:
+        """A context manager: calls inside it re-draw with the LoRAs (file, adapter name) of characters. The UNet
+        and text encoder are the base pipeline's own, so the LoRAs are unloaded on exit (see ``lora_loaded``)."""
         from storyloom.models.image.lora import lora_loaded
 
-        return lora_loaded(self.pipe, lora_file, adapter_name=adapter_name, scale=scale)
+        return lora_loaded(self.pipe, loras, scale=scale)
+
+    def steered_by(self, steering: Any) -> Any:
+        """A context manager: calls inside it re-draw steered by ``steering`` (characters' reference pictures
+        through IP-Adapter); the shared UNet is exactly as before once it exits."""
+        from storyloom.models.image.image_prompt import steering_loaded
+
+        return steering_loaded(self, steering)
 
     def control_image(self, image: Image.Image) -> Image.Image:
         """Tile: the (already resized) image itself. HED: its HED soft-edge map, the same size."""
@@ -208,9 +217,12 @@ class ControlNetUpscaler:
         prompt_embeds, negative_prompt_embeds = conditioning.initial()
         callback = make_step_callback(progress, should_cancel, self.preview_every, STAGE)
 
+        steered = {} if self.steering is None else self.steering.pipeline_arguments(self.guidance_scale, width, height)
+
         def generate(seeds: list[int]) -> list[Image.Image]:
             with conditioning.applied(self.pipe, callback) as (step_callback, tensor_inputs):
                 output = self.pipe(
+                    **steered,
                     image=resized,
                     control_image=self.control_image(resized),
                     height=height,

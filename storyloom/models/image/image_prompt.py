@@ -1,10 +1,15 @@
 """Pictures as prompts: an IP-Adapter for SD 1.5 steers content and style towards one picture (an image prompt)
-or towards the mix of several (``/blend``: their CLIP image embeddings averaged).
+or towards the mix of several (``/blend``: their CLIP image embeddings averaged); characters' reference pictures
+steer through the same machinery (``storyloom.models.image.references``).
 
-The adapter's weights and its CLIP image encoder are loaded once per worker (``ImageAdapter``). For each call
-the adapter is put into the shared UNet with diffusers' own ``load_ip_adapter`` (from the weights kept in
-memory) and taken out again afterwards, restoring the UNet's own attention processors, so txt2img, variations
-and the upscaler draw exactly as before (bit for bit) between image-prompt jobs.
+An adapter's weights and its CLIP image encoder are loaded once per worker (``ImageAdapter``): the plain one
+(``models.ip_adapter``: one projected image embedding) and the "plus" one for characters
+(``models.character_adapter``: a Resampler over the encoder's penultimate hidden states, as diffusers'
+``encode_image(output_hidden_states=True)`` makes them). An ``ImageSteering`` says which adapters, pictures,
+scales and region masks steer a call; ``steering_loaded`` puts its adapters into the shared UNet with diffusers'
+own ``load_ip_adapter`` (from the weights kept in memory) and takes them out again afterwards, restoring the
+UNet's own attention processors, so txt2img, variations and the upscaler draw exactly as before (bit for bit)
+between steered jobs.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import contextlib
 import dataclasses
 import logging
 import math
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -40,6 +45,19 @@ PICTURES_KEY = "IP-Adapter images"
 
 
 @dataclasses.dataclass(frozen=True)
+class ImageEmbeds:
+    """Image embeddings for one adapter as ``ip_adapter_image_embeds`` takes them: ``(1, images, dim)`` (plain) or
+    ``(1, images, tokens, dim)`` (plus), and the unconditional ones classifier-free guidance pairs them with."""
+
+    positive: torch.Tensor
+    negative: torch.Tensor
+
+    def for_pipeline(self, guidance_scale: float) -> torch.Tensor:
+        """With guidance diffusers splits the tensor into (negative, positive) halves; without, it is used whole."""
+        return torch.cat([self.negative, self.positive]) if guidance_scale > 1 else self.positive
+
+
+@dataclasses.dataclass(frozen=True)
 class ImageAdapter:
     """An IP-Adapter's weights as ``load_ip_adapter`` takes them (``image_proj`` and ``ip_adapter``), and the CLIP
     image encoder with the preprocessing that makes its input."""
@@ -49,31 +67,140 @@ class ImageAdapter:
     processor: Any  # CLIPImageProcessor
     name: str
 
+    @property
+    def plus(self) -> bool:
+        """A "plus" adapter (Resampler projection with learned ``latents``) reads the encoder's hidden states."""
+        return "latents" in self.weights["image_proj"]
+
+    def embed(self, pictures: Sequence[Image.Image]) -> ImageEmbeds:
+        """The mean of the pictures' embeddings as one image (one picture: its own embedding)."""
+        positive, negative = self._encode(pictures)
+        return ImageEmbeds(positive.mean(dim=0, keepdim=True)[None], negative[:1][None])
+
+    def embed_each(self, pictures: Sequence[Image.Image]) -> ImageEmbeds:
+        """One embedding per picture, in order (several images for one adapter, e.g. masked to regions)."""
+        positive, negative = self._encode(pictures)
+        return ImageEmbeds(positive[None], negative[None])
+
     @torch.no_grad()
-    def embed(self, pictures: Sequence[Image.Image]) -> torch.Tensor:
-        """The mean of the pictures' image embeddings, ``(1, 1, dim)`` (one picture: its own embedding)."""
+    def _encode(self, pictures: Sequence[Image.Image]) -> tuple[torch.Tensor, torch.Tensor]:
+        """As diffusers' ``encode_image``: plain adapters take ``image_embeds`` (unconditional: zeros); plus
+        adapters the penultimate hidden states (unconditional: those of an all-zero picture)."""
         pixels = self.processor(images=[p.convert("RGB") for p in pictures], return_tensors="pt").pixel_values
         parameter = next(self.encoder.parameters())
-        embeds = self.encoder(pixels.to(device=parameter.device, dtype=parameter.dtype)).image_embeds
-        return embeds.mean(dim=0, keepdim=True)[None]
+        pixels = pixels.to(device=parameter.device, dtype=parameter.dtype)
+        if not self.plus:
+            embeds = self.encoder(pixels).image_embeds
+            return embeds, torch.zeros_like(embeds)
+        positive = self.encoder(pixels, output_hidden_states=True).hidden_states[-2]
+        negative = self.encoder(torch.zeros_like(pixels), output_hidden_states=True).hidden_states[-2]
+        return positive, negative
 
 
-def load_image_adapter(config: Config, cache: ModelCache | None = None) -> ImageAdapter:
-    """The configured IP-Adapter (``models.ip_adapter`` + ``models.ip_adapter_weights``) on the configured device,
-    loaded once per cache."""
+MaskMaker = Callable[[int, int], torch.Tensor]  # (width, height) -> masks (1, images, height, width), 0 to 1
+
+
+@dataclasses.dataclass(frozen=True)
+class AdapterPart:
+    """One adapter's share of an ``ImageSteering``: its pictures' embeddings, a scale per picture and, when each
+    picture steers only a region of the picture, what makes the masks for an output size."""
+
+    adapter: ImageAdapter
+    embeds: ImageEmbeds
+    scales: tuple[float, ...]
+    masks: MaskMaker | None = None
+
+    @property
+    def scale(self) -> float | list[float]:
+        """``set_ip_adapter_scale``'s entry: a list (one per picture) goes with masks, a number without."""
+        return list(self.scales) if self.masks is not None else self.scales[0]
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageSteering:
+    """Which IP-Adapters steer the calls inside ``steering_loaded``, and with what."""
+
+    parts: tuple[AdapterPart, ...]
+
+    def with_part(self, part: AdapterPart) -> ImageSteering:
+        return ImageSteering((*self.parts, part))
+
+    def pipeline_arguments(self, guidance_scale: float, width: int, height: int) -> dict[str, Any]:
+        """``ip_adapter_image_embeds`` and, when any part is masked, ``cross_attention_kwargs`` with
+        ``ip_adapter_masks`` (one entry per adapter; None where the adapter steers the whole picture)."""
+        arguments: dict[str, Any] = {
+            "ip_adapter_image_embeds": [part.embeds.for_pipeline(guidance_scale) for part in self.parts]
+        }
+        masks = [None if part.masks is None else part.masks(width, height) for part in self.parts]
+        if any(mask is not None for mask in masks):
+            arguments["cross_attention_kwargs"] = {"ip_adapter_masks": masks}
+        return arguments
+
+
+@contextlib.contextmanager
+def steering_loaded(task: Any, steering: ImageSteering) -> Iterator[None]:
+    """Inside the block ``task`` (anything with ``pipe`` and a ``steering`` attribute its pipeline calls read)
+    draws steered by ``steering``; afterwards the UNet's own attention processors are back (bit for bit the
+    same pictures as before) and an outer steering, if there was one, is in place again."""
+    pipe, unet = task.pipe, task.pipe.unet
+    previous: ImageSteering | None = task.steering
+    if previous is not None:
+        _unload_adapters(pipe)
+    own_processors = dict(unet.attn_processors)
+    try:
+        _load_adapters(pipe, steering)
+        task.steering = steering
+        yield
+    finally:
+        task.steering = None
+        _unload_adapters(pipe)
+        unet.set_attn_processor(own_processors)
+        if previous is not None:
+            _load_adapters(pipe, previous)
+            task.steering = previous
+
+
+def _load_adapters(pipe: Any, steering: ImageSteering) -> None:
+    parts = steering.parts
+    # The encoder is registered so load_ip_adapter does not look for one; embeddings are made by ``embed``.
+    pipe.register_modules(image_encoder=parts[0].adapter.encoder)
+    blanks = [""] * len(parts)
+    pipe.load_ip_adapter(
+        [part.adapter.weights for part in parts], subfolder=blanks, weight_name=blanks, image_encoder_folder=None
+    )
+    pipe.set_ip_adapter_scale([part.scale for part in parts])
+
+
+def _unload_adapters(pipe: Any) -> None:
+    if getattr(pipe.unet, "encoder_hid_proj", None) is not None:
+        pipe.unload_ip_adapter()
+    pipe.register_modules(image_encoder=None)
+
+
+def load_image_adapter(config: Config, cache: ModelCache | None = None, *, character: bool = False) -> ImageAdapter:
+    """The configured IP-Adapter on the configured device, loaded once per cache: ``models.ip_adapter`` +
+    ``models.ip_adapter_weights`` (image prompts, /blend), or with ``character`` ``models.character_adapter`` +
+    ``models.character_adapter_weights`` (characters' reference pictures)."""
+    models = config.models
+    name, weights_name = (
+        (models.character_adapter, models.character_adapter_weights)
+        if character
+        else (models.ip_adapter, models.ip_adapter_weights)
+    )
     device = resolve_device(config.device)
     dtype = resolve_dtype(config.device, device)
-    key = ("ip-adapter", config.models.ip_adapter, config.models.ip_adapter_weights, str(device), str(dtype))
+    key = ("ip-adapter", name, weights_name, str(device), str(dtype))
     if cache is None:
-        return _load_image_adapter(config, device, dtype)
-    return cache.get(key, lambda: _load_image_adapter(config, device, dtype))
+        return _load_image_adapter(config, name, weights_name, device, dtype)
+    return cache.get(key, lambda: _load_image_adapter(config, name, weights_name, device, dtype))
 
 
-def _load_image_adapter(config: Config, device: torch.device, dtype: torch.dtype) -> ImageAdapter:
+def _load_image_adapter(
+    config: Config, name: str, weights_name: str, device: torch.device, dtype: torch.dtype
+) -> ImageAdapter:
     from safetensors import safe_open
     from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
 
-    name, weights_name = config.models.ip_adapter, config.models.ip_adapter_weights
     if not weights_name.endswith(".safetensors"):
         raise ModelUnavailable(f"the IP-Adapter weights must be a .safetensors file (got {weights_name!r})")
     source = resolve_source(name, build_tiny=config.models.build_tiny)
@@ -107,7 +234,6 @@ class ImagePrompt(Txt2Img):
     def __init__(self, pipe: Any, config: Config, *, safety: Any, model_name: str) -> None:
         super().__init__(pipe, config, safety=safety, model_name=model_name)
         self.adapter: ImageAdapter | None = None
-        self._image_embeds: torch.Tensor | None = None  # set only for the length of one call
 
     @classmethod
     def from_config(cls, config: Config, cache: ModelCache | None = None, *, checkpoint: str | None = None):
@@ -142,44 +268,13 @@ class ImagePrompt(Txt2Img):
         weight = self.check_pictures(pictures, image_weight)
         if self.adapter is None:
             raise ModelUnavailable("the image-prompt pipeline was built without its IP-Adapter")
-        embeds = self.adapter.embed(pictures)
-        with self.adapter_loaded(weight):
-            self._image_embeds = embeds
-            try:
-                batch = super().__call__(prompt, negative_prompt, **options)
-            finally:
-                self._image_embeds = None
+        own = AdapterPart(self.adapter, self.adapter.embed(pictures), (weight,))
+        # Inside ``drawing_characters`` the characters' references steer beside the pictures.
+        steering = ImageSteering((own,)) if self.steering is None else self.steering.with_part(own)
+        with steering_loaded(self, steering):
+            batch = super().__call__(prompt, negative_prompt, **options)
         extra = {ADAPTER_KEY: self.adapter.name, WEIGHT_KEY: f"{weight:g}"}
         if len(pictures) > 1:
             extra[PICTURES_KEY] = str(len(pictures))
         parameters = [dataclasses.replace(p, extra={**p.extra, **extra}) for p in batch.parameters]
         return dataclasses.replace(batch, parameters=parameters)
-
-    @contextlib.contextmanager
-    def adapter_loaded(self, scale: float) -> Iterator[None]:
-        """The IP-Adapter in the shared UNet at ``scale`` for the calls inside; the UNet's own attention
-        processors are back afterwards, success or failure."""
-        assert self.adapter is not None
-        pipe, unet = self.pipe, self.pipe.unet
-        own_processors = dict(unet.attn_processors)
-        # The encoder is registered so load_ip_adapter does not look for one; embeddings are made by ``embed``.
-        pipe.register_modules(image_encoder=self.adapter.encoder)
-        try:
-            pipe.load_ip_adapter(self.adapter.weights, subfolder="", weight_name="", image_encoder_folder=None)
-            pipe.set_ip_adapter_scale(scale)
-            yield
-        finally:
-            if getattr(unet, "encoder_hid_proj", None) is not None:
-                pipe.unload_ip_adapter()
-            pipe.register_modules(image_encoder=None)
-            unet.set_attn_processor(own_processors)
-
-    def _call_pipeline(
-        self, seeds: list[int], prompt_embeds: Any, negative_embeds: Any, callback: Any, **task_arguments: Any
-    ) -> list[Image.Image]:
-        if self._image_embeds is not None:
-            embeds = self._image_embeds
-            if task_arguments.get("guidance_scale", 0) > 1:  # diffusers splits (negative, positive) for CFG
-                embeds = torch.cat([torch.zeros_like(embeds), embeds])
-            task_arguments["ip_adapter_image_embeds"] = [embeds]
-        return super()._call_pipeline(seeds, prompt_embeds, negative_embeds, callback, **task_arguments)

@@ -8,8 +8,8 @@ the ControlNet upscaler) shares those modules, so loading through any of them af
 unload.
 
 ``with_character`` puts the character's "identifier class" words into a prompt, which is what summons the
-trained look. ``drawing_with`` is the one way a job or command draws with a registered character: the LoRA
-loaded around the call, and a ``CharacterDrawing`` that puts the character's words into a prompt and writes
+trained look. ``drawing_with`` is the one way a job or command draws with registered characters (one, or a
+story page's several): their LoRAs loaded around the call, and a ``CharacterDrawing`` that puts the character's words into a prompt and writes
 ``Character: NAME`` into the PNG parameters (so a variation of the picture loads the same LoRA again).
 Nothing here needs torch until a LoRA is actually loaded.
 """
@@ -21,7 +21,7 @@ import dataclasses
 import logging
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,43 +40,66 @@ CHARACTER_KEY = "Character"  # the PNG parameters entry naming the character a p
 
 @dataclasses.dataclass(frozen=True)
 class CharacterDrawing:
-    """What drawing with ``record`` changes besides the LoRA: its words in the prompt and its name in the
-    parameters. With no character (None) every method gives back what it was given."""
+    """What drawing with ``records`` changes besides the LoRAs: their words in the prompt and their names in the
+    parameters. With no character every method gives back what it was given."""
 
-    record: CharacterRecord | None = None
+    records: tuple[CharacterRecord, ...] = ()
+
+    @property
+    def record(self) -> CharacterRecord | None:
+        """The first character (the only one, on all but a story's pages with several)."""
+        return self.records[0] if self.records else None
 
     def prompt(self, prompt: str) -> str:
-        """``prompt`` with the character's words (see ``with_character``)."""
-        if self.record is None:
-            return prompt
-        record = self.record
-        return with_character(prompt, identifier=record.identifier, class_name=record.class_name, name=record.name)
+        """``prompt`` with each character's words (see ``with_character``); a character drawn from a reference
+        picture alone has no trained words, only its plain word if it has one."""
+        for record in self.records:
+            if record.has_lora:
+                prompt = with_character(
+                    prompt, identifier=record.identifier, class_name=record.class_name, name=record.name
+                )
+            elif record.class_name:
+                prompt = with_character(prompt, identifier="", class_name=record.class_name, name=record.name)
+        return prompt
 
     def named(self, parameters: GenerationParameters) -> GenerationParameters:
-        """``parameters`` naming the character."""
-        if self.record is None:
+        """``parameters`` naming the characters."""
+        if not self.records:
             return parameters
-        return named_character(parameters, self.record.name)
+        return named_character(parameters, ", ".join(record.name for record in self.records))
 
     def tagged(self, batch: ImageBatch) -> ImageBatch:
-        """``batch`` with the character's name in every image's parameters."""
-        if self.record is None:
+        """``batch`` with the characters' names in every image's parameters."""
+        if not self.records:
             return batch
         return dataclasses.replace(batch, parameters=[self.named(params) for params in batch.parameters])
 
 
 @contextlib.contextmanager
-def drawing_with(task: Any, record: CharacterRecord | None, data_dir: Path) -> Iterator[CharacterDrawing]:
-    """Inside the block ``task`` (``Txt2Img``, ``Variations``, ``Upscaler``: anything with ``using_lora``) draws
-    with ``record``'s LoRA (found under ``data_dir``); the ``CharacterDrawing`` it gives puts the character
-    into prompts and parameters. No LoRA and no change for None."""
-    if record is None:
-        yield CharacterDrawing()
+def drawing_with(
+    task: Any, records: CharacterRecord | Sequence[CharacterRecord] | None, data_dir: Path
+) -> Iterator[CharacterDrawing]:
+    """Inside the block ``task`` (``Txt2Img``, ``Variations``, ``Upscaler``: ``using_lora`` and ``using_loras``) draws
+    with the LoRAs of ``records`` (one record, several, or None; files found under ``data_dir``; a character
+    without a LoRA loads nothing here); the ``CharacterDrawing`` it gives puts the characters into prompts and
+    parameters. No LoRA and no change for None."""
+    if records is None:
+        records = ()
+    elif not isinstance(records, Sequence):
+        records = (records,)
+    drawing = CharacterDrawing(tuple(records))
+    trained = [record for record in drawing.records if record.has_lora]
+    if not trained:
+        yield drawing
         return
     from storyloom.characters.registry import adapter_name, lora_file
 
-    with task.using_lora(lora_file(record, data_dir), adapter_name=adapter_name(record)):
-        yield CharacterDrawing(record)
+    if len(trained) == 1:
+        loading = task.using_lora(lora_file(trained[0], data_dir), adapter_name=adapter_name(trained[0]))
+    else:
+        loading = task.using_loras([(lora_file(record, data_dir), adapter_name(record)) for record in trained])
+    with loading:
+        yield drawing
 
 
 def named_character(parameters: GenerationParameters, name: str) -> GenerationParameters:
@@ -85,15 +108,22 @@ def named_character(parameters: GenerationParameters, name: str) -> GenerationPa
 
 
 @contextlib.contextmanager
-def lora_loaded(pipe: Any, lora_file: Path, *, adapter_name: str, scale: float = 1.0) -> Iterator[None]:
-    """Inside the block ``pipe`` draws with the LoRA at ``lora_file``; afterwards the base is as it was."""
-    if not lora_file.is_file():
-        raise ModelUnavailable(
-            f"the LoRA file {lora_file.name} of this character is missing; train the character again"
-        )
+def lora_loaded(pipe: Any, loras: Sequence[tuple[Path, str]], *, scale: float = 1.0) -> Iterator[None]:
+    """Inside the block ``pipe`` draws with the LoRAs (file, adapter name) at once, each at ``scale``;
+    afterwards the base is as it was."""
+    for lora_file, _name in loras:
+        if not lora_file.is_file():
+            raise ModelUnavailable(
+                f"the LoRA file {lora_file.name} of this character is missing; train the character again"
+            )
+    lora_file = loras[0][0]
     try:
-        pipe.load_lora_weights(str(lora_file.parent), weight_name=lora_file.name, adapter_name=adapter_name)
-        pipe.set_adapters([adapter_name], adapter_weights=[scale])
+        for lora_file, adapter_name in loras:
+            with warnings.catch_warnings():
+                # Several characters' LoRAs together is what this is for; peft warns about a second one all the same.
+                warnings.filterwarnings("ignore", "Already found a `peft_config`", UserWarning)
+                pipe.load_lora_weights(str(lora_file.parent), weight_name=lora_file.name, adapter_name=adapter_name)
+        pipe.set_adapters([name for _file, name in loras], adapter_weights=[scale] * len(loras))
     except Exception as exc:
         _unload(pipe)
         if isinstance(exc, (OSError, ValueError, KeyError, RuntimeError)):
@@ -103,7 +133,7 @@ def lora_loaded(pipe: Any, lora_file: Path, *, adapter_name: str, scale: float =
                 "it may be damaged or made for another base model"
             ) from None
         raise
-    logger.debug("LoRA %s loaded as %s", lora_file, adapter_name)
+    logger.debug("LoRAs %s loaded", [name for _file, name in loras])
     try:
         yield
     finally:
@@ -177,8 +207,8 @@ def _unload(pipe: Any) -> None:
 def with_character(prompt: str, *, identifier: str, class_name: str, name: str) -> str:
     """``prompt`` mentioning ``identifier class_name``: kept as it is when it already names the identifier;
     otherwise the character's name is replaced by those words, or they lead the prompt."""
-    token = f"{identifier} {class_name}"
-    if _word(identifier).search(prompt):
+    token = f"{identifier} {class_name}".strip()
+    if _word(identifier or token).search(prompt):
         return prompt
     named = _word(name)
     if named.search(prompt):

@@ -199,12 +199,15 @@ class SDTask:
         self.device = resolve_device(config.device)
         self.encoder = PromptEncoder.from_pipeline(pipe, max_chars=config.image.max_prompt_chars)
         self.lora_hashes: dict[str, str | None] = {}  # a named LoRA's weights hash, once per worker
+        self.cache: ModelCache | None = None  # the base's model cache (adapters loaded on demand are kept there)
+        self.steering: Any = None  # an ``ImageSteering`` for the calls inside ``steered_by``
 
     @classmethod
     def from_config(cls, config: Config, cache: ModelCache | None = None, *, checkpoint: str | None = None):
         """Load (or take from ``cache``) the base pipeline once; this object is then reused for every request.
         ``checkpoint``: one of the configured extra checkpoints, by name, instead of the base model."""
         task = cls.from_pipeline(load_sd_components(config, cache, checkpoint=checkpoint), config)
+        task.cache = cache
         if checkpoint is not None:
             from storyloom.models.runtime.loading import checkpoint_source, weights_hash
 
@@ -234,7 +237,13 @@ class SDTask:
     def _call_pipeline(
         self, seeds: list[int], prompt_embeds: Any, negative_embeds: Any, callback: Any, **task_arguments: Any
     ) -> list[Image.Image]:
-        """The one place a diffusers pipeline runs: one image per seed, each from its own CPU generator."""
+        """The one place a diffusers pipeline runs: one image per seed, each from its own CPU generator; steered
+        by pictures (IP-Adapter embeddings and region masks) inside ``steered_by``."""
+        if self.steering is not None:
+            image = task_arguments.get("image")
+            width, height = image.size if image is not None else (task_arguments["width"], task_arguments["height"])
+            guidance = task_arguments.get("guidance_scale", 0)
+            task_arguments.update(self.steering.pipeline_arguments(guidance, width, height))
         output = self.pipe(
             prompt_embeds=prompt_embeds,
             negative_prompt_embeds=negative_embeds,
@@ -273,6 +282,17 @@ class SDTask:
     def using_lora(self, lora_file: Path, *, adapter_name: str, scale: float = 1.0) -> Any:
         """A context manager: calls inside it draw with the LoRA at ``lora_file`` (a character), and the shared
         base modules are exactly as before once it exits (see ``character_lora``)."""
+        return self.using_loras([(lora_file, adapter_name)], scale=scale)
+
+    def using_loras(self, loras: Sequence[tuple[Path, str]], *, scale: float = 1.0) -> Any:
+        """``using_lora`` for several LoRAs at once (several characters): (file, adapter name) each."""
         from storyloom.models.image.lora import lora_loaded
 
-        return lora_loaded(self.pipe, lora_file, adapter_name=adapter_name, scale=scale)
+        return lora_loaded(self.pipe, loras, scale=scale)
+
+    def steered_by(self, steering: Any) -> Any:
+        """A context manager: calls inside it are steered by ``steering`` (an ``ImageSteering``: IP-Adapters with
+        their pictures), and the shared UNet is exactly as before once it exits."""
+        from storyloom.models.image.image_prompt import steering_loaded
+
+        return steering_loaded(self, steering)

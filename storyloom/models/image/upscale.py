@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -129,7 +129,8 @@ class Upscaler:
         self._esrgan: RealEsrgan | None = None
         self._controlnet: ControlNetUpscaler | None = None
         self._safety: SafetyFilter | None = None
-        self._redraw_lora: tuple[Path, str, float] | None = None  # set by ``using_lora``
+        self._redraw_loras: tuple[Sequence[tuple[Path, str]], float] | None = None  # set by ``using_loras``
+        self._redraw_steering: Any = None  # an ``ImageSteering``, set by ``steered_by``
         self._lora_hashes: dict[str, str | None] = {}  # the prompt LoRAs' weights hashes, once per worker
 
     @classmethod
@@ -178,22 +179,42 @@ class Upscaler:
             )
         return self._controlnet
 
+    def using_lora(
+        self, lora_file: Path, *, adapter_name: str, scale: float = 1.0
+    ) -> contextlib.AbstractContextManager:
+        """``using_loras`` with one LoRA."""
+        return self.using_loras([(lora_file, adapter_name)], scale=scale)
+
     @contextlib.contextmanager
-    def using_lora(self, lora_file: Path, *, adapter_name: str, scale: float = 1.0) -> Iterator[None]:
-        """Calls inside the block re-draw with the LoRA at ``lora_file`` (a character), so the 2× pass keeps the
-        character its prompt names. It is loaded around the ControlNet pass only: ESRGAN draws nothing new, so an
-        ``esrgan`` call neither loads it nor Stable Diffusion."""
-        previous, self._redraw_lora = self._redraw_lora, (lora_file, adapter_name, scale)
+    def using_loras(self, loras: Sequence[tuple[Path, str]], *, scale: float = 1.0) -> Iterator[None]:
+        """Calls inside the block re-draw with the LoRAs (file, adapter name) of characters, so the 2× pass keeps
+        the characters its prompt names. They are loaded around the ControlNet pass only: ESRGAN draws nothing
+        new, so an ``esrgan`` call neither loads them nor Stable Diffusion."""
+        previous, self._redraw_loras = self._redraw_loras, (list(loras), scale)
         try:
             yield
         finally:
-            self._redraw_lora = previous
+            self._redraw_loras = previous
 
-    def _redrawing_with_lora(self, controlnet: ControlNetUpscaler) -> contextlib.AbstractContextManager:
-        if self._redraw_lora is None:
-            return contextlib.nullcontext()
-        lora_file, adapter_name, scale = self._redraw_lora
-        return controlnet.using_lora(lora_file, adapter_name=adapter_name, scale=scale)
+    @contextlib.contextmanager
+    def steered_by(self, steering: Any) -> Iterator[None]:
+        """Calls inside the block re-draw steered by ``steering`` (a character's reference picture), applied
+        around the ControlNet pass only, as the LoRAs are."""
+        previous, self._redraw_steering = self._redraw_steering, steering
+        try:
+            yield
+        finally:
+            self._redraw_steering = previous
+
+    @contextlib.contextmanager
+    def _redrawing_with_characters(self, controlnet: ControlNetUpscaler) -> Iterator[None]:
+        with contextlib.ExitStack() as stack:
+            if self._redraw_loras is not None:
+                loras, scale = self._redraw_loras
+                stack.enter_context(controlnet.using_loras(loras, scale=scale))
+            if self._redraw_steering is not None:
+                stack.enter_context(controlnet.steered_by(self._redraw_steering))
+            yield
 
     def check_inputs(self, mode: Any) -> None:
         if mode not in MODES:
@@ -272,7 +293,7 @@ class Upscaler:
         from storyloom.models.image.lora import named_loras_loaded
 
         loras = named_loras_loaded(controlnet.pipe, self.config, prompt, self._lora_hashes)
-        with self._redrawing_with_lora(controlnet), loras as lora_extra:  # the prompt's <lora:…> as drawn
+        with self._redrawing_with_characters(controlnet), loras as lora_extra:  # the prompt's <lora:…> as drawn
             first = controlnet(
                 source,
                 prompt=prompt,
