@@ -26,6 +26,13 @@ def random_seed() -> int:
     return secrets.randbelow(MAX_SEED + 1)
 
 
+def cast_seed(base_seed: int, name: str) -> int:
+    """The seed of a story character's portrait on the cast card: fixed by the story's base seed and the
+    character's name, so the card comes out the same for the same story."""
+    digest = hashlib.sha256(f"{base_seed}:cast:{name.casefold()}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
 def page_seed(base_seed: int, page_number: int) -> int:
     """The seed of page ``page_number``: a hash of (base seed, page), so pages look unrelated in noise
     but every one is reproducible from the story's single base seed."""

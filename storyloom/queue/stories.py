@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 from storyloom.queue.job import Job, JobKind
 
@@ -22,6 +23,12 @@ class StoryVersions:
 
     pages: Mapping[int, Job] = field(default_factory=lambda: MappingProxyType({}))
     title: str | None = None
+
+    @property
+    def page_words(self) -> dict[int, Mapping[str, Any]]:
+        """Page index -> the parameters (text, scene, prompt, seed) of the page's newest drawing, where that is
+        a page job (a picture chosen by hand keeps the words the page had)."""
+        return {page: job.params for page, job in self.pages.items() if job.kind is JobKind.STORY_PAGE}
 
 
 def page_of(job: Job) -> int | None:

@@ -18,6 +18,7 @@ from storyloom.models.runtime.step_progress import CancelCheck, ProgressCallback
 from storyloom.queue.character import CharacterNotFound, CharacterRecord, NewCharacter
 from storyloom.queue.job import Artifact, ArtifactKind, Job, JobInput, NewArtifact, NewJob
 from storyloom.queue.params import JobParams
+from storyloom.queue.stories import StoryVersions
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -38,6 +39,14 @@ FolderLookup = Callable[[str, str], "Path"]
 # A stored file (``storyloom.queue.blobs.BlobCache``), by digest, as a local file of this host with ``suffix``; the
 # third argument names the file in messages.
 FileLookup = Callable[[str, str, str], "Path"]
+
+
+# A story as edited (its pages' newest drawings and its edited title) by the story job's ID.
+StoryLookup = Callable[[int], StoryVersions]
+
+
+def _no_story_edits(story_id: int) -> StoryVersions:
+    return StoryVersions()
 
 
 def _no_inputs() -> list[JobInput]:
@@ -78,6 +87,7 @@ class JobContext:
     lookup_inputs: InputLookup = field(default=_no_inputs, repr=False)
     lookup_folder: FolderLookup = field(default=_no_folders, repr=False)
     lookup_file: FileLookup = field(default=_no_files, repr=False)
+    lookup_story: StoryLookup = field(default=_no_story_edits, repr=False)
 
     def find_character(self, name: str) -> CharacterRecord | None:
         try:

@@ -216,6 +216,7 @@ class Worker:
             lookup_character=lambda name: self._with_local_lora(store, store.character(name, guild_id=job.guild_id)),
             lookup_inputs=lambda: store.job_inputs(job.id),
             lookup_folder=lambda digest, what: self.files.folder(digest, lambda: store.blob(digest), what=what),
+            lookup_story=lambda story_id: store.story_versions(story_id),
             lookup_file=lambda digest, suffix, what: self.files.file(
                 digest, lambda: store.blob(digest), suffix=suffix, what=what
             ),

@@ -112,8 +112,11 @@ def test_a_story_enqueues_one_page_job_per_page_and_each_page_gets_its_picture(t
         for page in pages:
             finished(store, page.id)
 
-        (document,) = store.artifacts(story.id)
+        document, card, *portraits = store.artifacts(story.id)  # the plan, then the cast card and its portraits
         plan = json.loads(document.data)
+        assert card.kind is ArtifactKind.GRID and [p.metadata["character"] for p in portraits] == [
+            member["name"] for member in plan["cast"]
+        ]
         assert document.name == "story.json" and document.metadata["title"] == plan["title"] and len(plan["pages"]) == 3
         for page, planned in zip(pages, plan["pages"]):
             asked = (page.params["prompt"], page.params["seed"], page.params["text"])

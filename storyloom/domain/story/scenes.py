@@ -69,6 +69,14 @@ def compose_prompt(
     return style.apply(shorten(subject, MAX_PROMPT_CHARS) if len(subject) > MAX_PROMPT_CHARS else subject)
 
 
+PORTRAIT_SCENE = "a portrait of one character standing, facing the viewer, full body, plain light background"
+
+
+def portrait_prompt(style: StylePreset, member: CastMember) -> str:
+    """The prompt of ``member``'s portrait on the cast card: their fixed look alone, in the story's style."""
+    return compose_prompt(style, PORTRAIT_SCENE, [member])
+
+
 def page_prompt(style_name: str, cast: Sequence[CastMember], page: PagePlan, scene: str) -> str:
     """``page``'s prompt for ``scene``, with the page's characters and places (an edited scene is drawn so)."""
     by_name = {member.name: member for member in cast}

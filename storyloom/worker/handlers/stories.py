@@ -6,6 +6,7 @@ left without pages, and other users' jobs run between the pages.
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 from storyloom.domain.story.plan import PLAN_FILE
@@ -13,7 +14,7 @@ from storyloom.errors import InvalidInput
 from storyloom.queue.job import ArtifactKind, JobKind, NewArtifact, NewJob
 from storyloom.queue.params import StoryPageParams, StoryParams
 from storyloom.worker.context import Handler, HandlerResult, JobContext
-from storyloom.worker.handlers.artifacts import JSON, png_artifact, text_artifact
+from storyloom.worker.handlers.artifacts import JSON, PNG, png_artifact, text_artifact
 
 
 def handlers() -> dict[JobKind, Handler]:
@@ -21,8 +22,11 @@ def handlers() -> dict[JobKind, Handler]:
 
 
 def story(context: JobContext) -> HandlerResult:
-    """Write (or continue) the story; result: the plan as ``story.json``; follow-ups: its new pages."""
+    """Write (or continue) the story; results: the plan as ``story.json`` and, for a new story, the cast card (one
+    portrait per character as IMAGE 0..n-1, the composed card as GRID 0); follow-ups: its new pages."""
     from storyloom.characters.registry import registry_lookup
+    from storyloom.domain.story.checks import character_names
+    from storyloom.domain.story.edits import edited_plan
     from storyloom.domain.story.plan import StoryPlan
     from storyloom.models.story.pipeline import StoryPipeline
 
@@ -34,33 +38,113 @@ def story(context: JobContext) -> HandlerResult:
         if previous is None or previous.name != PLAN_FILE:
             raise InvalidInput(f"job {params.continue_from} has no story to continue")
     characters = registry_lookup(context.lookup_character)
-    if params.character:
-        characters(params.character)  # an unknown character fails before the language model loads
+    names = character_names(params.cast_names)
+    for name in names:
+        characters(name)  # an unknown character fails before the language model loads
     pipeline = StoryPipeline(context.config, lm=context.resources.story_writer(), txt2img=None, characters=characters)
+    portraits: tuple[NewArtifact, ...] = ()
     if previous is None:
         plan = pipeline.write(
-            params.summary, params.pages, params.style, params.character, params.seed,
+            params.summary, params.pages, params.style, names, params.seed,
             progress=context.progress, should_cancel=context.should_cancel,
         )  # fmt: skip
         first_new = 0
+        portraits = _cast_card(context, plan, params)
+        cast_job, cast_size = context.job.id, len(plan.cast) if portraits else 0
     else:
-        before = StoryPlan.model_validate_json(previous.data)
+        versions = context.lookup_story(params.continue_from)  # the story as its readers left it
+        before = edited_plan(StoryPlan.model_validate_json(previous.data), versions.title, versions.page_words)
         plan = pipeline.continue_story(
             before, params.summary, params.pages, progress=context.progress, should_cancel=context.should_cancel
         )
         first_new = len(before.pages)
+        cast_job = int(previous.metadata.get("cast_job") or 0)
+        cast_size = int(previous.metadata.get("cast_size") or 0)
     document = text_artifact(
-        0, PLAN_FILE, plan.model_dump_json(indent=2), JSON, title=plan.title, pages=len(plan.pages)
-    )
+        0, PLAN_FILE, plan.model_dump_json(indent=2), JSON,
+        title=plan.title, pages=len(plan.pages), cast_job=cast_job, cast_size=cast_size,
+    )  # fmt: skip
+    reference = (cast_job, cast_size) if cast_job and cast_size else None
     pages = tuple(
-        NewJob(JobKind.STORY_PAGE, _page_params(index, page, plan, params), page_index=index)
+        NewJob(JobKind.STORY_PAGE, _page_params(index, page, plan, params, reference), page_index=index)
         for index, page in enumerate(plan.pages)
         if index >= first_new
     )
-    return HandlerResult((document,), pages)
+    return HandlerResult((document, *portraits), pages)
 
 
-def _page_params(index: int, page: Any, plan: Any, story: StoryParams) -> dict[str, Any]:
+def _cast_card(context: JobContext, plan: Any, params: StoryParams) -> tuple[NewArtifact, ...]:
+    """One portrait per cast member, each drawn with its character's reference picture and LoRA when it is a
+    registered one (a fixed seed per member), as IMAGE 0..n-1; and the card composed from them as GRID 0."""
+    from dataclasses import replace
+
+    from storyloom.domain.seeds import cast_seed
+    from storyloom.domain.story.cast_card import CastPortrait, compose_cast_card
+    from storyloom.domain.story.scenes import portrait_prompt
+    from storyloom.domain.story.styles import get_style
+    from storyloom.models.image.lora import drawing_with
+    from storyloom.models.image.references import PageCharacter, drawing_characters
+    from storyloom.worker.handlers.characters import reference_picture
+
+    if not plan.cast:
+        return ()
+    style = get_style(plan.style)
+    registered = {name.casefold() for name in plan.characters}
+    txt2img = context.resources.txt2img()
+    drawn: list[CastPortrait] = []
+    artifacts: list[NewArtifact] = []
+    for index, member in enumerate(plan.cast):
+        context.check_canceled()
+        record = context.lookup_character(member.name) if member.name.casefold() in registered else None
+        steering = []
+        if record is not None and record.has_reference:
+            weight = record.reference_weight
+            weight = context.config.characters.reference_weight if weight is None else weight
+            steering.append(PageCharacter(member.name, "whole", reference_picture(record, context.lookup_file), weight))
+        stage = f"cast {index + 1}/{len(plan.cast)}"
+        seed = cast_seed(plan.base_seed, member.name)
+        with (
+            drawing_with(txt2img, record, context.config.paths.data_dir) as character,
+            drawing_characters(txt2img, steering),
+        ):
+            batch = txt2img(
+                portrait_prompt(style, member), style.negative_prompt, seed=seed, num_images=1,
+                safety_checker=params.safety_checker, should_cancel=context.should_cancel,
+                progress=lambda step, stage=stage: context.progress(replace(step, stage=stage)),
+            )  # fmt: skip
+        picture = batch.images[0]
+        artifacts.append(
+            png_artifact(
+                ArtifactKind.IMAGE,
+                index,
+                f"cast_{index + 1:02d}.png",
+                picture,
+                character.named(batch.parameters[0]),
+                seed=batch.seeds[0],
+                nsfw=bool(batch.nsfw[0]),
+                character=member.name,
+                description=member.description,
+            )  # fmt: skip
+        )
+        drawn.append(CastPortrait(member.name, member.description, picture))
+    card = compose_cast_card(drawn)
+    buffer = io.BytesIO()
+    card.save(buffer, format="PNG")
+    cast = [{"name": member.name, "description": member.description} for member in plan.cast]
+    about = {
+        "width": card.width,
+        "height": card.height,
+        "cast": cast,
+        "nsfw": any(a.metadata["nsfw"] for a in artifacts),
+    }
+    return (NewArtifact(ArtifactKind.GRID, 0, "cast.png", PNG, buffer.getvalue(), about), *artifacts)
+
+
+def _page_params(
+    index: int, page: Any, plan: Any, story: StoryParams, reference: tuple[int, int] | None
+) -> dict[str, Any]:
+    """A page job's parameters: its words and seed, the registered characters on it with their places, the
+    consistent-look option and the cast portrait it shares attention with (its main character's, else the first)."""
     params: dict[str, Any] = {
         "page": index,
         "text": page.text,
@@ -71,8 +155,16 @@ def _page_params(index: int, page: Any, plan: Any, story: StoryParams) -> dict[s
     }
     if story.safety_checker is not None:
         params["safety_checker"] = story.safety_checker
-    if plan.character:
-        params["character"] = plan.character  # the page loads the character's LoRA; its prompt already has the token
+    registered = {name.casefold() for name in (plan.characters or ([plan.character] if plan.character else []))}
+    present = [name for name in page.characters if name.casefold() in registered]
+    params["characters"] = [{"name": name, "position": page.positions.get(name, "whole")} for name in present]
+    if story.consistent is not None:
+        params["consistent"] = story.consistent
+    if reference is not None:
+        cast_job, cast_size = reference
+        order = [member.name for member in plan.cast]
+        main = next((order.index(name) for name in page.characters if name in order), 0)
+        params["reference"] = {"job": cast_job, "index": main if main < cast_size else 0}
     if story.narrate is not None:
         params["narrate"] = story.narrate.model_dump(exclude_none=True)
     return params
