@@ -48,13 +48,17 @@ async def book_pdf(stories: Stories, story_id: int) -> tuple[StoryPlan, bytes] |
 
 def book_message(title: str, user_id: int, story_id: int, *, updated: bool = False) -> str:
     """The text that goes with a book's PDF."""
-    what = "the whole book, with its redrawn pages" if updated else "the whole book"
+    what = "the whole book, with its redrawn and edited pages" if updated else "the whole book"
     return texts.fit(f"📕 **{texts.quote(title, 100)}** — {what}, for <@{user_id}>\n{texts.job_footer(story_id)}")
+
+
+# What a book shows: its edited title (or "") and (page, job of the drawing it uses) in page order.
+BookVersion = tuple[str, tuple[tuple[int, int], ...]]
 
 
 @dataclass(frozen=True)
 class ShelvedBook:
-    version: tuple[tuple[int, int], ...]  # (page, job of the drawing it uses), in page order
+    version: BookVersion
     plan: StoryPlan
     pdf: bytes
 
@@ -76,14 +80,16 @@ class Books:
         self._repeat_seconds = repeat_seconds
         self._size = size
         self._shelf: OrderedDict[int, ShelvedBook] = OrderedDict()
-        self._posted: OrderedDict[int, tuple[tuple[tuple[int, int], ...], float]] = OrderedDict()
+        self._posted: OrderedDict[int, tuple[BookVersion, float]] = OrderedDict()
         self._building: dict[int, asyncio.Lock] = {}
         self.layouts = 0  # how many PDFs were laid out, for the logs and tests
 
-    async def version(self, story_id: int) -> tuple[tuple[int, int], ...]:
-        return tuple(sorted((await self._stories.page_sources(story_id)).items()))
+    async def version(self, story_id: int) -> BookVersion:
+        """Changes when a page is drawn again or edited, or the title is edited."""
+        versions = await self._stories.versions(story_id)
+        return versions.title or "", tuple(sorted((page, job.id) for page, job in versions.pages.items()))
 
-    def claim_post(self, story_id: int, version: tuple[tuple[int, int], ...]) -> float | None:
+    def claim_post(self, story_id: int, version: BookVersion) -> float | None:
         """Reserve posting this version now; or, when it was posted within ``repeat_seconds``, how long ago."""
         now = self._clock()
         posted = self._posted.get(story_id)
@@ -99,7 +105,7 @@ class Books:
         """The post did not happen after all: the same version may be asked for again at once."""
         self._posted.pop(story_id, None)
 
-    async def book(self, story_id: int, version: tuple[tuple[int, int], ...]) -> ShelvedBook | None:
+    async def book(self, story_id: int, version: BookVersion) -> ShelvedBook | None:
         """The book at ``version``, laid out now unless it is on the shelf; None when the story has no plan."""
         lock = self._building.setdefault(story_id, asyncio.Lock())
         try:

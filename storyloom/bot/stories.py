@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections import OrderedDict
 from dataclasses import dataclass
 
+from storyloom.domain.story.edits import edited_plan
 from storyloom.domain.story.plan import PLAN_FILE, StoryPlan
 from storyloom.queue.async_store import AsyncJobStore
 from storyloom.queue.job import ArtifactKind, Job, JobKind, JobStatus
+from storyloom.queue.stories import StoryVersions
 
 CACHE_SIZE = 256
 MAX_CHAIN = 50  # chapters followed back through continue_from
@@ -56,10 +58,16 @@ class Stories:
         return found
 
     async def plan(self, story_id: int) -> StoryPlan | None:
+        """The story as it now reads: its plan with the edited title and every page's newest words."""
         artifact = await self._store.artifact(story_id, 0, ArtifactKind.TEXT)
         if artifact is None or artifact.name != PLAN_FILE:
             return None
-        return StoryPlan.model_validate_json(artifact.data)
+        versions = await self.versions(story_id)
+        return edited_plan(StoryPlan.model_validate_json(artifact.data), versions.title, versions.page_words)
+
+    async def versions(self, story_id: int) -> StoryVersions:
+        """The newest drawing of each page and the edited title, following earlier chapters."""
+        return await self._store.story_versions(story_id)
 
     async def page_images(self, story_id: int) -> dict[int, bytes]:
         """Page index → PNG of every illustrated page, following earlier chapters through ``continue_from``.
