@@ -21,12 +21,20 @@ from storyloom.bot.safety import safety_checker_for
 from storyloom.bot.submit import Request, submit
 from storyloom.bot.texts import quote
 from storyloom.bot.validation import imagine_params
+from storyloom.domain.regions import check_result_size, describe_growth, outpaint_canvas
 from storyloom.domain.seeds import random_seed
 from storyloom.domain.sizes import MAX_UPSCALE_SOURCE_SIDE, MIN_UPSCALE_SOURCE_SIDE, fits_upscale
 from storyloom.errors import StoryloomError
 from storyloom.queue import JobNotFound
 from storyloom.queue.job import ArtifactKind, Job, JobKind
-from storyloom.queue.params import BlendParams, ImagineParams, StoryPageParams, UpscaleParams, VaryParams
+from storyloom.queue.params import (
+    BlendParams,
+    ImagineParams,
+    OutpaintParams,
+    StoryPageParams,
+    UpscaleParams,
+    VaryParams,
+)
 
 if TYPE_CHECKING:
     from storyloom.bot.app import StoryloomBot
@@ -45,6 +53,8 @@ async def press(interaction: discord.Interaction, source_id: int, make: MakeRequ
             request = make(source, interaction)
             if isinstance(request.params, UpscaleParams):
                 await check_upscale_fits(bot, source, request.params)
+            if isinstance(request.params, OutpaintParams):
+                await check_growth_fits(bot, source, request.params)
         except StoryloomError as exc:
             await report(interaction, exc, job_id=source_id)
             return None
@@ -81,6 +91,19 @@ async def check_upscale_fits(bot: StoryloomBot, source: Job, params: UpscalePara
             f"{MIN_UPSCALE_SOURCE_SIDE} to {MAX_UPSCALE_SOURCE_SIDE[mode]} pixels on each side",
             source.id,
         )
+
+
+async def check_growth_fits(bot: StoryloomBot, source: Job, params: OutpaintParams) -> None:
+    """Refuse before queueing a Zoom Out or Pan whose picture would be larger than ``[inpaint]`` allows."""
+    picture = await bot.store.artifact(source.id, params.index, ArtifactKind.IMAGE)
+    if picture is None:
+        return  # the worker says what is missing
+    width, height = int(picture.metadata.get("width", 0)), int(picture.metadata.get("height", 0))
+    if width and height:
+        limits = bot.config.inpaint
+        canvas = outpaint_canvas((width, height), zoom=params.zoom, pan=params.pan)
+        what = f"{describe_growth(zoom=params.zoom, pan=params.pan)} of this {width}×{height} picture"
+        check_result_size(canvas, max_side=limits.max_result_side, max_pixels=limits.max_result_pixels, what=what)
 
 
 def upscale_label(mode: str | None) -> str:

@@ -20,6 +20,16 @@ otherwise discord.py would also keep them and dispatch every press twice.
 | ``sl:d:<job>:<n>``    | 1️⃣–4️⃣              | /imagine on /describe's suggestion n    |
 | ``sl:del:<job>``      | ❌                 | deletes the result (requester, managers)|
 | ``sl:dm:<job>``       | ✉️                 | a copy of the result by direct message  |
+| ``sl:vr:<job>:<n>``   | 🖌️ Vary (Region)   | the region form for image n (words)     |
+| ``sl:sq:<job>:<n>``   | 🔲 Pick squares    | a private 3×3 square picker for image n |
+| ``sl:sc:<job>:<n>:<b>:<c>`` | a square     | flips square c (b: the squares so far)  |
+| ``sl:sn:<job>:<n>:<b>`` | Next             | the region form for squares b           |
+| ``sl:rr:<job>``       | ✅ Redraw          | redraws a region preview's part         |
+| ``sl:rx:<job>``       | ✖ Cancel          | ends a region preview, nothing redrawn  |
+| ``sl:zo:<job>:<n>:<z>`` | Zoom Out 1.5×/2× | image n grown (z: 15 or 20 tenths)      |
+| ``sl:zc:<job>:<n>``   | 🔍 Custom Zoom     | a form for the zoom and the prompt      |
+| ``sl:pn:<job>:<n>:<d>`` | ⬅️ ➡️ ⬆️ ⬇️       | image n extended one way (d: l r u d)   |
+| ``sl:ub:<job>``       | ✅ Use in the book | a fixed page goes in its book           |
 
 With Remix on (``/settings``), V1–V4, 🔄 and Vary open a form for the prompt first (``remix``).
 | ``sl:n:<job>``        | 🔊                | the page read aloud (Ogg/Opus)          |
@@ -39,6 +49,7 @@ from discord.ui import Button, DynamicItem
 from storyloom.bot import actions, own_results, texts
 from storyloom.bot.errors import report
 from storyloom.bot.remix import remixable
+from storyloom.domain.regions import PanDirection
 
 GREY = discord.ButtonStyle.secondary
 BLUE = discord.ButtonStyle.primary
@@ -255,6 +266,180 @@ class DirectMessageButton(_JobButton, template=r"sl:dm:(?P<job>[0-9]+)"):
         await own_results.send_copy(interaction, self.job_id)
 
 
+class RegionButton(_JobButton, template=r"sl:(?P<what>vr|sq):(?P<job>[0-9]+):(?P<n>[1-9])"):
+    """🖌️ Vary (Region) (the form: words and a prompt) and 🔲 Pick squares (the private square picker)."""
+
+    LABELS = {"vr": "🖌️ Vary (Region)", "sq": "🔲 Pick squares"}
+
+    def __init__(self, job_id: int, n: int, what: str, *, label: str | None = None, row: int | None = None) -> None:
+        super().__init__(f"sl:{what}:{job_id}:{n}", job_id, label=label or self.LABELS[what], row=row)
+        self.n, self.what = n, what
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> RegionButton:
+        return cls(int(match["job"]), int(match["n"]), match["what"])
+
+    async def pressed(self, interaction: discord.Interaction) -> None:
+        from storyloom.bot import regions
+
+        if self.what == "sq":
+            await regions.open_square_picker(interaction, self.job_id, self.n - 1)
+        else:
+            await regions.open_region_form(interaction, self.job_id, self.n - 1)
+
+
+class SquareButton(_JobButton, template=r"sl:sc:(?P<job>[0-9]+):(?P<n>[1-9]):(?P<bits>[0-9]{1,3}):(?P<cell>[1-9])"):
+    """One square of the private 3×3 picker: green when picked; a press flips it (the choice is in the ID)."""
+
+    def __init__(self, job_id: int, n: int, bits: int, cell: int, *, row: int | None = None) -> None:
+        picked = bool(bits >> (cell - 1) & 1)
+        super().__init__(
+            f"sl:sc:{job_id}:{n}:{bits}:{cell}",
+            job_id,
+            label=texts.keycap(cell),
+            style=discord.ButtonStyle.success if picked else GREY,
+            row=row,
+        )
+        self.n, self.bits, self.cell = n, bits, cell
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> SquareButton:
+        return cls(int(match["job"]), int(match["n"]), int(match["bits"]) & ALL_SQUARES, int(match["cell"]))
+
+    async def pressed(self, interaction: discord.Interaction) -> None:
+        from storyloom.bot import regions
+
+        await regions.toggle_square(interaction, self.job_id, self.n - 1, self.bits, self.cell)
+
+
+class SquaresNextButton(_JobButton, template=r"sl:sn:(?P<job>[0-9]+):(?P<n>[1-9]):(?P<bits>[0-9]{1,3})"):
+    """Next on the square picker: the region form for the squares picked (disabled while none are)."""
+
+    def __init__(self, job_id: int, n: int, bits: int, *, row: int | None = None) -> None:
+        super().__init__(f"sl:sn:{job_id}:{n}:{bits}", job_id, label="Next", style=BLUE, row=row)
+        self.item.disabled = not bits
+        self.n, self.bits = n, bits
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> SquaresNextButton:
+        return cls(int(match["job"]), int(match["n"]), int(match["bits"]) & ALL_SQUARES)
+
+    async def pressed(self, interaction: discord.Interaction) -> None:
+        from storyloom.bot import regions
+
+        await regions.open_region_form(interaction, self.job_id, self.n - 1, regions.cells_of(self.bits))
+
+
+class RegionPreviewButton(_JobButton, template=r"sl:r(?P<what>[rx]):(?P<job>[0-9]+)"):
+    """Under a region preview: ✅ Redraw (the inpaint job) and ✖ Cancel."""
+
+    LABELS = {"r": ("✅ Redraw", BLUE), "x": ("✖ Cancel", GREY)}
+
+    def __init__(self, job_id: int, what: str, *, row: int | None = None) -> None:
+        label, style = self.LABELS[what]
+        super().__init__(f"sl:r{what}:{job_id}", job_id, label=label, style=style, row=row)
+        self.what = what
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> RegionPreviewButton:
+        return cls(int(match["job"]), match["what"])
+
+    async def pressed(self, interaction: discord.Interaction) -> None:
+        from storyloom.bot import regions
+
+        if self.what == "r":
+            await regions.redraw_region(interaction, self.job_id)
+        else:
+            await regions.cancel_region(interaction, self.job_id)
+
+
+class ZoomOutButton(_JobButton, template=r"sl:zo:(?P<job>[0-9]+):(?P<n>[1-9]):(?P<tenths>15|20)"):
+    """Zoom Out 1.5× and 2×: the picture grown on every side, the original in the middle."""
+
+    def __init__(self, job_id: int, n: int, tenths: int, *, row: int | None = None) -> None:
+        self.zoom = tenths / 10
+        super().__init__(f"sl:zo:{job_id}:{n}:{tenths}", job_id, label=f"Zoom Out {self.zoom:g}×", row=row)
+        self.n = n
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> ZoomOutButton:
+        return cls(int(match["job"]), int(match["n"]), int(match["tenths"]))
+
+    async def pressed(self, interaction: discord.Interaction) -> None:
+        from storyloom.bot import regions
+
+        await actions.press(interaction, self.job_id, regions.outpaint_request(self.n - 1, zoom=self.zoom))
+
+
+class CustomZoomButton(_JobButton, template=r"sl:zc:(?P<job>[0-9]+):(?P<n>[1-9])"):
+    def __init__(self, job_id: int, n: int, *, row: int | None = None) -> None:
+        super().__init__(f"sl:zc:{job_id}:{n}", job_id, label="🔍 Custom Zoom", row=row)
+        self.n = n
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> CustomZoomButton:
+        return cls(int(match["job"]), int(match["n"]))
+
+    async def pressed(self, interaction: discord.Interaction) -> None:
+        from storyloom.bot import regions
+
+        await regions.open_zoom_form(interaction, self.job_id, self.n - 1)
+
+
+class PanButton(_JobButton, template=r"sl:pn:(?P<job>[0-9]+):(?P<n>[1-9]):(?P<way>[lrud])"):
+    """⬅️ ➡️ ⬆️ ⬇️: the picture extended one way, the original kept against the opposite side."""
+
+    WAYS: dict[str, tuple[str, PanDirection]] = {
+        "l": ("⬅️", "left"), "r": ("➡️", "right"), "u": ("⬆️", "up"), "d": ("⬇️", "down"),
+    }  # fmt: skip
+
+    def __init__(self, job_id: int, n: int, way: str, *, row: int | None = None) -> None:
+        label, self.direction = self.WAYS[way]
+        super().__init__(f"sl:pn:{job_id}:{n}:{way}", job_id, label=label, row=row)
+        self.n = n
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> PanButton:
+        return cls(int(match["job"]), int(match["n"]), match["way"])
+
+    async def pressed(self, interaction: discord.Interaction) -> None:
+        from storyloom.bot import regions
+
+        await actions.press(interaction, self.job_id, regions.outpaint_request(self.n - 1, pan=self.direction))
+
+
+class UseInBookButton(_JobButton, template=r"sl:ub:(?P<job>[0-9]+)"):
+    """Under a fixed story page: the book takes this picture for the page (and is posted again)."""
+
+    def __init__(self, job_id: int, *, row: int | None = None) -> None:
+        super().__init__(f"sl:ub:{job_id}", job_id, label="✅ Use in the book", style=BLUE, row=row)
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> UseInBookButton:
+        return cls(int(match["job"]))
+
+    async def pressed(self, interaction: discord.Interaction) -> None:
+        from storyloom.bot import regions
+
+        await regions.use_in_book(interaction, self.job_id)
+
+
 ALL_BUTTONS: tuple[type[DynamicItem[Any]], ...] = (
     UpscaleButton,
     VaryButton,
@@ -268,6 +453,14 @@ ALL_BUTTONS: tuple[type[DynamicItem[Any]], ...] = (
     SuggestionButton,
     DeleteButton,
     DirectMessageButton,
+    RegionButton,
+    SquareButton,
+    SquaresNextButton,
+    RegionPreviewButton,
+    ZoomOutButton,
+    CustomZoomButton,
+    PanButton,
+    UseInBookButton,
 )
 
 
@@ -300,13 +493,59 @@ def grid_buttons(job_id: int, images: int = 4) -> list[DynamicItem[Any]]:
 
 
 def upscaled_buttons(job_id: int, *, esrgan: bool = True) -> list[DynamicItem[Any]]:
+    """Under one picture (an upscale, a redrawn region, a grown picture), at most five to a row as Discord
+    allows: the Vary buttons and 4× Real-ESRGAN; Zoom Out; Pan; ✉️ and ❌."""
     items: list[DynamicItem[Any]] = [
         VaryStrengthButton(job_id, 1, "s", row=0),
         VaryStrengthButton(job_id, 1, "x", row=0),
+        RegionButton(job_id, 1, "vr", row=0),
+        RegionButton(job_id, 1, "sq", row=0),
     ]
     if esrgan:
         items.append(EsrganButton(job_id, 1, row=0))
-    return [*items, *own_result_buttons(job_id, row=1)]
+    return [*items, *growth_buttons(job_id, rows=(1, 2)), *own_result_buttons(job_id, row=3)]
+
+
+def growth_buttons(job_id: int, *, rows: tuple[int, int]) -> list[DynamicItem[Any]]:
+    """Zoom Out 2×, 1.5× and 🔍 Custom Zoom on one row; ⬅️ ➡️ ⬆️ ⬇️ on the next."""
+    return [
+        ZoomOutButton(job_id, 1, 20, row=rows[0]),
+        ZoomOutButton(job_id, 1, 15, row=rows[0]),
+        CustomZoomButton(job_id, 1, row=rows[0]),
+        *(PanButton(job_id, 1, way, row=rows[1]) for way in PanButton.WAYS),
+    ]
+
+
+ALL_SQUARES = 0b111_111_111
+
+
+def square_picker(job_id: int, n: int, bits: int) -> list[DynamicItem[Any]]:
+    """The 3×3 squares of image n as three rows of toggles laid out like the picture, and Next below."""
+    return [
+        *(SquareButton(job_id, n, bits, cell, row=(cell - 1) // 3) for cell in range(1, 10)),
+        SquaresNextButton(job_id, n, bits, row=3),
+    ]
+
+
+def region_preview_buttons(region_id: int) -> list[DynamicItem[Any]]:
+    """✅ Redraw and ✖ Cancel under a preview of the region found."""
+    return [RegionPreviewButton(region_id, "r", row=0), RegionPreviewButton(region_id, "x", row=0)]
+
+
+def region_retry_buttons(source_id: int, n: int) -> list[DynamicItem[Any]]:
+    """Under a preview that found nothing (there is nothing to redraw): choose again, by other words or by
+    squares, on the picture the region was looked for in."""
+    return [RegionButton(source_id, n, "vr", label="🖌️ Other words", row=0), RegionButton(source_id, n, "sq", row=0)]
+
+
+def fixed_page_buttons(job_id: int) -> list[DynamicItem[Any]]:
+    """Under a fixed page: ✅ Use in the book, fix another part, ✉️ and ❌."""
+    return [
+        UseInBookButton(job_id, row=0),
+        RegionButton(job_id, 1, "vr", label="🖌️ Fix part of this page", row=0),
+        RegionButton(job_id, 1, "sq", row=0),
+        *own_result_buttons(job_id, row=1),
+    ]
 
 
 def describe_buttons(job_id: int, suggestions: int) -> list[DynamicItem[Any]]:
@@ -316,7 +555,8 @@ def describe_buttons(job_id: int, suggestions: int) -> list[DynamicItem[Any]]:
 
 
 def page_buttons(job_id: int, *, story_id: int | None = None) -> list[DynamicItem[Any]]:
-    """🔁 and ⬆️ under a page; with ``story_id`` (a redrawn page) also 📕 for the book with the new picture."""
+    """🔁, ⬆️ and 🔊 under a page, with ``story_id`` (a redrawn page) also 📕 for the book with the new picture;
+    on the next row 🖌️ Fix part of this page and 🔲 Pick squares."""
     items: list[DynamicItem[Any]] = [
         RedrawButton(job_id, row=0),
         UpscaleButton(job_id, 1, label="⬆️ Upscale", row=0),
@@ -324,7 +564,11 @@ def page_buttons(job_id: int, *, story_id: int | None = None) -> list[DynamicIte
     ]
     if story_id is not None:
         items.append(BookButton(story_id, row=0))
-    return items
+    return [
+        *items,
+        RegionButton(job_id, 1, "vr", label="🖌️ Fix part of this page", row=1),
+        RegionButton(job_id, 1, "sq", row=1),
+    ]
 
 
 def book_buttons(story_id: int) -> list[DynamicItem[Any]]:

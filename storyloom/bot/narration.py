@@ -14,12 +14,13 @@ import discord
 from storyloom.bot import texts
 from storyloom.bot.actions import load_source
 from storyloom.bot.errors import JobFailure, report
-from storyloom.bot.stories import MAX_CHAIN, page_of
+from storyloom.bot.stories import MAX_CHAIN
 from storyloom.bot.submit import Request, submit
 from storyloom.domain.narration import check_language, check_voice, language_name
 from storyloom.errors import StoryloomError
 from storyloom.queue.job import Artifact, ArtifactKind, Job, JobKind, JobStatus
 from storyloom.queue.params import NarratedPage, NarrateParams, NarrationChoice
+from storyloom.queue.stories import page_of
 
 if TYPE_CHECKING:
     from storyloom.bot.app import StoryloomBot

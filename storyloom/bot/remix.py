@@ -57,14 +57,16 @@ async def remixable(interaction: discord.Interaction, source_id: int, make: Remi
 
 
 async def source_prompts(bot: StoryloomBot, job: Job) -> Prompts:
-    """The prompts a picture was made with: the job's own (an imagine, a blend, a remixed variation), else those
-    of the job it came from."""
+    """The prompts a picture was made with: the job's own (an imagine, a blend, a region to redraw, a variation,
+    redraw or grown picture given new words), else those of the job it came from."""
     current: Job | None = job
     for _ in range(MAX_CHAIN):
         if current is None:
             break
         params = current.params
-        if current.kind in (JobKind.IMAGINE, JobKind.BLEND) or (current.kind is JobKind.VARY and params.get("prompt")):
+        if current.kind in (JobKind.IMAGINE, JobKind.BLEND, JobKind.REGION) or (
+            current.kind in (JobKind.VARY, JobKind.INPAINT, JobKind.OUTPAINT) and params.get("prompt")
+        ):
             return Prompts(str(params.get("prompt") or ""), str(params.get("negative_prompt") or ""))
         if current.kind is JobKind.STORY_PAGE:
             return Prompts(str(params.get("prompt") or ""), str(params.get("negative_prompt") or ""))

@@ -84,6 +84,10 @@ async def _prepare(bot: StoryloomBot, job: Job, parent: Job | None) -> Outcome:
         return Outcome(target, [await _grid(bot, job, reply_to)], texts.finished_line(head, job, where))
     if job.kind is JobKind.UPSCALE:
         return Outcome(target, [await _upscaled(bot, job, reply_to)], texts.finished_line(head, job, where))
+    if job.kind is JobKind.REGION:
+        return Outcome(target, [await _region_preview(bot, job, reply_to)], texts.finished_line(head, job, where))
+    if job.kind in (JobKind.INPAINT, JobKind.OUTPAINT):
+        return Outcome(target, [await _reworked(bot, job, reply_to)], texts.finished_line(head, job, where))
     if job.kind is JobKind.STORY:
         return await _story(bot, job, target, reply_to)
     if job.kind is JobKind.TRAIN_SUBJECT:
@@ -157,6 +161,85 @@ async def _upscaled(bot: StoryloomBot, job: Job, reply_to: int | None) -> Post:
     items = tuple(buttons.upscaled_buttons(job.id, esrgan=mode != "esrgan" and _fits_esrgan(picture)))
     return Post(texts.fit(f"{line}\n{texts.job_footer(job.id, *notes)}"), picture.data if picture else None,
                 f"storyloom_{job.id}_upscaled.png", items=items, reply_to=reply_to)  # fmt: skip
+
+
+async def _region_preview(bot: StoryloomBot, job: Job, reply_to: int | None) -> Post:
+    """The picture with the region found tinted, and ✅ Redraw / ✖ Cancel; when nothing matched, the words why
+    and the ways to choose again (nothing is queued)."""
+    from storyloom.bot.regions import nothing_matched
+
+    preview = await bot.store.artifact(job.id, 0, ArtifactKind.IMAGE)
+    params = job.params
+    source = f"image {params.get('index', 0) + 1} of job {job.parent_id}"
+    if preview is None or preview.metadata.get("empty") or job.parent_id is None:
+        line = f"🖌️ {nothing_matched(job)} (in {source}, for <@{job.user_id}>)"
+        retry = buttons.region_retry_buttons(job.parent_id, params.get("index", 0) + 1) if job.parent_id else []
+        return Post(texts.fit(f"{line}\n{texts.job_footer(job.id)}"), preview.data if preview else None,
+                    f"storyloom_{job.id}_region.png", items=tuple(retry), reply_to=reply_to)  # fmt: skip
+    words = params.get("region")
+    what = f"“{texts.quote(str(words), 80)}”" if words else f"squares {', '.join(map(str, params.get('cells') or []))}"
+    share = preview.metadata.get("coverage")
+    notes = [f"{round(100 * share)}% of the picture" if isinstance(share, (int, float)) else ""]
+    line = (
+        f"🖌️ {what} of {source} → **{texts.quote(str(params.get('prompt', '')))}**, for <@{job.user_id}>\n"
+        "the tinted part is drawn again: ✅ Redraw, or ✖ Cancel"
+    )
+    return Post(texts.fit(f"{line}\n{texts.job_footer(job.id, *notes)}"), preview.data,
+                f"storyloom_{job.id}_region.png", items=tuple(buttons.region_preview_buttons(job.id)),
+                reply_to=reply_to)  # fmt: skip
+
+
+async def _reworked(bot: StoryloomBot, job: Job, reply_to: int | None) -> Post:
+    """A redrawn region or a grown picture: one picture with the buttons of an upscaled one; a fixed story page
+    as the page's new version, with ✅ Use in the book."""
+    from storyloom.bot.remix import source_prompts
+    from storyloom.domain.regions import describe_growth
+
+    picture = await bot.store.artifact(job.id, 0)
+    if job.kind is JobKind.INPAINT and job.params.get("page") is not None:
+        return await _fixed_page(bot, job, picture, reply_to)
+    prompt = (await source_prompts(bot, job)).prompt or await origin_prompt(bot, job)
+    if job.kind is JobKind.INPAINT:
+        region = await _job_or_none(bot, job.parent_id)
+        index = region.params.get("index", 0) if region else 0
+        what = f"part of image {index + 1} of job {region.parent_id if region else '?'} redrawn"
+        icon = "🖌️"
+    else:
+        zoom, pan = job.params.get("zoom"), job.params.get("pan")
+        what = f"{describe_growth(zoom=zoom, pan=pan)} of image {job.params.get('index', 0) + 1} of job {job.parent_id}"
+        icon = {"left": "⬅️", "right": "➡️", "up": "⬆️", "down": "⬇️"}.get(pan or "", "🔍")
+    line = f"{icon} **{texts.quote(prompt)}** — {what}, for <@{job.user_id}>"
+    size = f"{picture.metadata.get('width')}×{picture.metadata.get('height')}" if picture else ""
+    seed = picture.metadata.get("seed") if picture else None
+    notes = [
+        size,
+        f"seed {seed}" if seed is not None else "",
+        "blurred by the safety checker" if picture and picture.metadata.get("nsfw") else "",
+    ]
+    items = tuple(buttons.upscaled_buttons(job.id, esrgan=_fits_esrgan(picture)))
+    return Post(texts.fit(f"{line}\n{texts.job_footer(job.id, *notes)}"), picture.data if picture else None,
+                f"storyloom_{job.id}_{job.kind}.png", items=items, reply_to=reply_to)  # fmt: skip
+
+
+async def _fixed_page(bot: StoryloomBot, job: Job, picture: Artifact | None, reply_to: int | None) -> Post:
+    """A story page with part of its picture redrawn: posted as the page's new version (its text again)."""
+    origin = await bot.stories.page_origin(job)
+    page = job.params.get("page", 0)
+    number = ((origin.params.get("plan") or {}).get("number") if origin else None) or page + 1
+    text = discord.utils.escape_mentions(texts.shorten(origin.params.get("text", ""), MAX_PAGE_TEXT)) if origin else ""
+    region = await _job_or_none(bot, job.parent_id)
+    change = ""
+    if region is not None:
+        words = region.params.get("region")
+        where = f"“{texts.quote(str(words), 60)}”" if words else "the squares picked"
+        change = f": {where} → *{texts.quote(str(job.params.get('prompt') or region.params.get('prompt', '')), 120)}*"
+    notes = ["blurred by the safety checker" if picture and picture.metadata.get("nsfw") else ""]
+    content = texts.fit(
+        f"**Page {number}** (fixed{change}) for <@{job.user_id}>\n{text}\n"
+        f"press ✅ Use in the book to put this picture in the book\n{texts.job_footer(job.id, *notes)}"
+    )
+    return Post(content, picture.data if picture else None, f"page_{number:03d}_fixed.png",
+                items=tuple(buttons.fixed_page_buttons(job.id)), reply_to=reply_to)  # fmt: skip
 
 
 def _fits_esrgan(picture: Artifact | None) -> bool:

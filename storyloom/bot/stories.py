@@ -11,12 +11,14 @@ from dataclasses import dataclass
 
 from storyloom.domain.story.edits import edited_plan
 from storyloom.domain.story.plan import PLAN_FILE, StoryPlan
+from storyloom.queue import JobNotFound
 from storyloom.queue.async_store import AsyncJobStore
-from storyloom.queue.job import ArtifactKind, Job, JobKind, JobStatus
+from storyloom.queue.job import ArtifactKind, Job, JobKind
 from storyloom.queue.stories import StoryVersions
 
 CACHE_SIZE = 256
-MAX_CHAIN = 50  # chapters followed back through continue_from
+MAX_CHAIN = 50  # chapters followed back through continue_from (narration reads them too)
+MAX_FIXES = 100  # region and inpaint jobs followed back to the page they fix
 
 
 @dataclass(frozen=True)
@@ -80,32 +82,23 @@ class Stories:
                 images[page] = picture.data
         return images
 
-    async def page_sources(self, story_id: int) -> dict[int, int]:
-        """Page index → the job of its newest successful drawing, following earlier chapters (a later chapter's
-        page wins). Reads no pictures: cheap enough to tell whether a book has changed."""
-        sources: dict[int, int] = {}
-        current: int | None = story_id
-        for _ in range(MAX_CHAIN):
-            if current is None:
-                break
-            chapter: dict[int, int] = {}
-            newest_first = sorted(await self._store.children(current), key=lambda job: job.id, reverse=True)
-            for child in newest_first:
-                page = page_of(child)
-                if page is None or page in chapter or page in sources or child.status is not JobStatus.SUCCEEDED:
-                    continue
-                chapter[page] = child.id
-            sources.update(chapter)
-            story = await self._store.get(current)
-            current = story.params.get("continue_from")
-        return sources
-
-
-def page_of(job: Job) -> int | None:
-    """The page a story's child job draws: its place in the book, or for a redraw the page it redraws."""
-    if job.kind is not JobKind.STORY_PAGE:
+    async def page_origin(self, job: Job) -> Job | None:
+        """The story page a picture is: the page job itself, or for a fixed page (a region job and the inpaint
+        job that redrew it, maybe several times over) the page job the fixes started from; None otherwise."""
+        current: Job | None = job
+        for _ in range(MAX_FIXES):
+            if current is None or current.kind is JobKind.STORY_PAGE:
+                return current
+            if current.kind not in (JobKind.REGION, JobKind.INPAINT) or current.parent_id is None:
+                return None
+            try:
+                current = await self._store.get(current.parent_id)
+            except JobNotFound:
+                return None
         return None
-    if job.page_index is not None:
-        return job.page_index
-    page = job.params.get("page")
-    return page if isinstance(page, int) else None
+
+    async def page_sources(self, story_id: int) -> dict[int, int]:
+        """Page index → the job of its newest successful drawing (or of the picture chosen for it by hand, when
+        that is newer), following earlier chapters (a later chapter's page wins). Reads no pictures: cheap
+        enough to tell whether a book has changed."""
+        return {page: job.id for page, job in (await self.versions(story_id)).pages.items()}

@@ -72,6 +72,15 @@ def headline(job: Job) -> str:
         return "🌀 blend" + (f" **{quote(params['prompt'], 100)}**" if params.get("prompt") else " of your pictures")
     if job.kind is JobKind.DESCRIBE:
         return "🔎 describing your picture"
+    if job.kind is JobKind.REGION:
+        where = f"“{quote(params['region'], 60)}”" if params.get("region") else "the squares picked"
+        return f"🖌️ finding {where} in image {params.get('index', 0) + 1} of job {job.parent_id}"
+    if job.kind is JobKind.INPAINT:
+        page = params.get("page")
+        return f"🖌️ redrawing part of {f'page {page + 1}' if page is not None else 'a picture'} (region job {job.parent_id})"
+    if job.kind is JobKind.OUTPAINT:
+        how = f"Zoom Out {params['zoom']:g}×" if params.get("zoom") is not None else f"Pan {params.get('pan', '')}"
+        return f"🔍 {how} of image {params.get('index', 0) + 1} of job {job.parent_id}"
     if job.kind is JobKind.TRAIN_SUBJECT:
         token = f"{params.get('identifier', '')} {params.get('class_name', '')}".strip()
         return f"🧸 training **{quote(params.get('name', ''), 40)}** (`{token}`)"

@@ -168,6 +168,7 @@ class FastWorker:
     paused: asyncio.Event = field(default_factory=asyncio.Event)
     hold: asyncio.Event | None = None  # when set: each job waits for it after reporting progress
     done: list[int] = field(default_factory=list)
+    unmatched: frozenset[str] = frozenset({"a unicorn"})  # region words a region job finds nothing for
 
     async def run(self) -> None:
         await self.store.register_worker("fast/1", host="fast", pid=1, device="cpu")
@@ -244,6 +245,14 @@ class FastWorker:
             ]
             return [plan], followups
         if job.kind is JobKind.STORY_PAGE:
+            return [image(0)], []
+        if job.kind is JobKind.REGION:
+            empty = job.params.get("region") in self.unmatched
+            metadata = {"coverage": 0.0 if empty else 0.25, "empty": empty, "width": width, "height": height}
+            preview = NewArtifact(ArtifactKind.IMAGE, 0, "preview.png", "image/png", self.grid, metadata)
+            mask = NewArtifact(ArtifactKind.FILE, 0, "mask.png", "image/png", png(width, height, (0, 0, 0)))
+            return [preview, mask], []
+        if job.kind in (JobKind.INPAINT, JobKind.OUTPAINT):
             return [image(0)], []
         return [], []
 
