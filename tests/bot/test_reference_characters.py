@@ -177,3 +177,49 @@ async def test_imagine_takes_a_picture_character(fake: FakeDiscord, store, tmp_p
         drawn = await fake.invoke_command("imagine", {"prompt": "a dragon flying", "character": "pip"})
         job = await store.get(job_of(await drawn.wait_original()))
         assert job.kind is JobKind.IMAGINE and job.params["character"] == "Pip"
+
+
+# ------------------------------------------------------------------------------------------------ end to end
+async def test_a_character_from_a_picture_draws_with_imagine_and_u1_keeps_it(
+    fake: FakeDiscord, tmp_path: Path, tiny_models
+) -> None:
+    from storyloom.domain.parameters import read_png_parameters
+    from storyloom.models.runtime.tiny import make_tiny_config
+    from storyloom.queue.job import ArtifactKind
+    from storyloom.worker.registry import build_handlers
+    from storyloom.worker.testing import worker_in_thread
+    from tests.support.bot import open_store
+    from tests.support.jobs import wait_delivered, wait_job
+
+    config = make_tiny_config(
+        tmp_path / "data", tiny_models, image={"steps": 3}, upscale={"steps": 2}, queue={"heartbeat_seconds": 0.2},
+        bot={"progress_edit_interval": 0.5, "delivery_poll_interval": 0.05},
+    )  # fmt: skip
+    store = await open_store(config)
+
+    async def drawn(job_id: int) -> Image.Image:
+        job = await wait_job(store, job_id, lambda j: j.is_finished, timeout=240)
+        assert job.status is JobStatus.SUCCEEDED, job.error
+        artifact = await store.artifact(job_id, 0, ArtifactKind.IMAGE)
+        return Image.open(io.BytesIO(artifact.data))
+
+    try:
+        async with running_bot(config, store, fake):
+            created = await fake.invoke_command("character create", {**CREATE, **drawing()}, user=fake.manager)
+            assert (await created.wait_followups(1))[0].content.startswith("✅ **Pip** is ready")
+            with worker_in_thread(config, handlers=build_handlers()):
+                handle = await fake.invoke_command("imagine", {"prompt": "Pip flying", "character": "pip", "seed": 3})
+                imagine_id = job_of(await handle.wait_original())
+                picture = await drawn(imagine_id)
+                assert read_png_parameters(picture).extra["Character"] == "Pip"
+                [grid_id] = await wait_delivered(store, imagine_id)
+
+                click = await fake.click_button(fake.message(grid_id), f"sl:u:{imagine_id}:1")
+                [status] = await click.wait_followups(1)
+                upscale_id = job_of(status)
+                upscaled = await drawn(upscale_id)
+                assert (await store.get(upscale_id)).kind is JobKind.UPSCALE
+                assert upscaled.width > picture.width
+                assert read_png_parameters(upscaled).extra["Character"] == "Pip"  # U1 kept the character
+    finally:
+        await store.close()
