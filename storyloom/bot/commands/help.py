@@ -23,7 +23,7 @@ Under each page: **🔁 Redraw**, **⬆️ Upscale**, **🔊** (read it aloud); 
 chapter, **🎧 Audiobook** and **🎬 Video** (the pages read aloud, as one file).
 **/queue** — your jobs and when they should be done. **/cancel** `[job]` — stop one.
 **/settings** — your defaults (negative prompt, aspect ratio, story style, narration voice and speed), and `remix` to change the prompt before V1–V4, 🔄 and Vary draw.
-**/character** `list` · `show` — the trained characters (pets, toys…) to use with `character:`. Server managers: `train` `name` `token` `class` with 5–21 photos attached, or none to upload 5–30 in a form, and `delete` (also whoever trained it).
+**/character** `list` · `show` — the characters (pets, toys, drawings…) to use with `character:`. Server managers: `create` `name` `picture` — a character from one picture, ready at once; `train` `name` `token` `class` with 5–21 photos attached, or none to upload 5–30 in a form; `reference` (a picture for a character, trained ones too) and `delete` (also whoever made it).
 Anyone can press any button; the new pictures are theirs."""
 
 

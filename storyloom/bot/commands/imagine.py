@@ -42,7 +42,7 @@ class Imagine(commands.Cog):
         ar="aspect ratio such as 16:9, 2:3 or 1:1",
         seed="a number that makes the same pictures again",
         steps="denoising steps: more is slower and often finer",
-        character="a trained character to draw (see /character list)",
+        character="a character to draw, trained or from a picture (see /character list)",
         image="a picture that guides what is drawn and how",
         image_weight="how much the picture counts, 0 to 1 (default 0.5)",
         image_as="guide: the picture steers content and style; start: drawing starts from the picture",
