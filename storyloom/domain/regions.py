@@ -28,6 +28,11 @@ GRID_CELLS = range(1, GRID_SIDE * GRID_SIDE + 1)  # row-major from the top-left:
 MAX_REGION_CHARS = 200
 SIDE_MULTIPLE = 8  # SD 1.5's VAE works in 8-pixel blocks
 
+# Why a region cannot be redrawn when the words found nothing (shown with the preview).
+EMPTY_REGION = (
+    "the region to redraw matched nothing in the picture; describe it in other words or choose cells of the grid"
+)
+
 # How the preview shows the region: a translucent tint over it and a solid line around it.
 PREVIEW_COLOR = (255, 40, 160)
 PREVIEW_TINT_ALPHA = 0.45

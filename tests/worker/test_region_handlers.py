@@ -9,10 +9,10 @@ import numpy as np
 from PIL import Image
 
 from storyloom.domain.parameters import GenerationParameters, png_bytes, read_png_parameters
+from storyloom.domain.regions import EMPTY_REGION
 from storyloom.models.runtime.tiny import TINY_REGION_FOUND, TINY_REGION_MISSED, make_tiny_config
 from storyloom.queue import ArtifactKind, JobStatus, JobStore
 from storyloom.queue.job import NewArtifact
-from storyloom.worker.handlers.regions import EMPTY_REGION
 from storyloom.worker.registry import build_handlers
 from storyloom.worker.testing import worker_in_thread
 from tests.support.images import artifact_image

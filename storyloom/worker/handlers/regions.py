@@ -11,6 +11,7 @@ import io
 from collections.abc import Mapping
 from typing import Any
 
+from storyloom.domain.regions import EMPTY_REGION
 from storyloom.errors import InvalidInput
 from storyloom.queue.job import ArtifactKind, JobKind, NewArtifact
 from storyloom.queue.params import InpaintParams, OutpaintParams, RegionParams
@@ -19,9 +20,6 @@ from storyloom.worker.handlers.artifacts import PNG, png_artifact
 
 PREVIEW_NAME = "preview.png"
 MASK_NAME = "mask.png"
-EMPTY_REGION = (
-    "the region to redraw matched nothing in the picture; describe it in other words or choose cells of the grid"
-)
 
 
 def handlers() -> dict[JobKind, Handler]:
