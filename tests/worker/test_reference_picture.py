@@ -68,3 +68,15 @@ def test_a_job_reads_the_picture_through_its_context(tmp_path: Path, tiny_config
         [artifact] = store.artifacts(job.id)
         assert artifact.data == b"80x72"
         assert any(worker.files.directory.rglob("*.png"))  # kept in the worker's cache for the next job
+
+
+def test_the_command_line_reads_the_picture_through_the_same_cache(tiny_config: Config) -> None:
+    from storyloom.worker.handlers.characters import stored_reference_picture
+
+    with JobStore.from_config(tiny_config) as store:
+        record = store.add_character(pip(store.put_blob(DRAWING)))
+        trained = store.add_character(NewCharacter(name="Mittens", identifier="bhna", class_name="cat", lora_path="x"))
+    picture = stored_reference_picture(tiny_config, record)
+    assert picture is not None and picture.size == (80, 72)
+    assert any(tiny_config.blob_cache_dir.rglob("*.png"))
+    assert stored_reference_picture(tiny_config, trained) is None

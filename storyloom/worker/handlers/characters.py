@@ -11,7 +11,11 @@ from storyloom.queue.character import CharacterRecord
 from storyloom.worker.context import FileLookup, JobContext
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from PIL import Image
+
+    from storyloom.config import Config
 
 
 logger = logging.getLogger(__name__)
@@ -30,6 +34,23 @@ def reference_picture(record: CharacterRecord, files: FileLookup) -> Image.Image
         return None
     path = files(digest, REFERENCE_SUFFIX, f"reference picture of character {record.name!r}")
     return open_picture(path.read_bytes(), f"the reference picture of character {record.name!r}")
+
+
+def stored_reference_picture(config: Config, record: CharacterRecord) -> Image.Image | None:
+    """``reference_picture`` outside a worker (the command line): through this host's file cache of the store
+    named by ``config``; None when the character has no picture (the store is not even opened)."""
+    if not record.has_reference:
+        return None
+    from storyloom.queue.blobs import BlobCache
+    from storyloom.queue.store import JobStore
+
+    cache = BlobCache(config.blob_cache_dir, config.queue.blob_cache_mb * 1024 * 1024)
+    with JobStore.from_config(config) as store:
+
+        def stored_file(digest: str, suffix: str, what: str) -> Path:
+            return cache.file(digest, lambda: store.blob(digest), suffix=suffix, what=what)
+
+        return reference_picture(record, stored_file)
 
 
 def source_character(context: JobContext, source: Image.Image) -> CharacterRecord | None:
