@@ -18,6 +18,7 @@ COMMAND_MODULES = (
     "storyloom.cli.describe",
     "storyloom.cli.models",
     "storyloom.cli.upscale",
+    "storyloom.cli.inpaint",
     "storyloom.cli.queue",
     "storyloom.cli.worker",
     "storyloom.cli.story",
