@@ -25,7 +25,7 @@ LANGUAGE_MODEL_PATTERNS = ["*.json", "*.safetensors", "*.model", "*.txt", "*.jin
 # safetensors (some VITS voices publish only pytorch_model.bin) gets its pickled weights, read with weights_only.
 NARRATION_PATTERNS = ["*.json", "*.safetensors"]
 NARRATION_FALLBACK = ["pytorch_model.bin"]
-# A transformers model (BLIP, CLIP): its configs, tokenizer files and one safetensors file.
+# A transformers model (BLIP, CLIP, CLIPSeg): its configs, tokenizer files and one safetensors file.
 TRANSFORMERS_PATTERNS = ["*.json", "*.txt", "model.safetensors"]
 
 
@@ -53,6 +53,8 @@ def configured_models(config: Config) -> list[ModelSpec]:
         ModelSpec("ip_adapter", models.ip_adapter, adapter),
         ModelSpec("caption", models.caption, tuple(TRANSFORMERS_PATTERNS)),
         ModelSpec("describe_clip", models.describe_clip, tuple(TRANSFORMERS_PATTERNS)),
+        ModelSpec("inpainting", models.inpainting, tuple(DIFFUSERS_PATTERNS)),
+        ModelSpec("segmentation", models.segmentation, tuple(TRANSFORMERS_PATTERNS)),
     ]
     if hed:  # the HED ControlNet's control images come from the HED annotator
         specs.insert(2, ModelSpec("hed_annotator", models.hed_annotator, None))

@@ -182,3 +182,14 @@ def test_outpaint_refuses_bad_growth(outpaint: Outpaint) -> None:
         outpaint(gradient())
     with pytest.raises(InvalidInput, match="at most 2048 pixels a side"):
         outpaint(Image.new("RGB", (1200, 64)), zoom=2.0)
+
+
+def test_download_fetches_the_inpainting_and_segmentation_models() -> None:
+    from storyloom.config import load_config
+    from storyloom.models.runtime.download import DIFFUSERS_PATTERNS, TRANSFORMERS_PATTERNS, configured_models
+
+    specs = {spec.role: spec for spec in configured_models(load_config(None, environ={}))}
+    assert specs["inpainting"].name == "stable-diffusion-v1-5/stable-diffusion-inpainting"
+    assert specs["inpainting"].patterns == tuple(DIFFUSERS_PATTERNS)
+    assert specs["segmentation"].name == "CIDAS/clipseg-rd64-refined"
+    assert specs["segmentation"].patterns == tuple(TRANSFORMERS_PATTERNS)
