@@ -39,7 +39,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "--ar", dest="aspect_ratio", default=None, metavar="W:H", help="aspect ratio, e.g. 16:9 or 2:3"
     )
     imagine.add_argument(
-        "--character", default=None, help="a character trained with train-subject (its LoRA and token)"
+        "--character", default=None, help="a registered character (its LoRA and words, its reference picture)"
     )
     imagine.add_argument(
         "--model", default=None, help="one of the extra checkpoints named in the config (models.checkpoints)"
@@ -90,15 +90,27 @@ def run_imagine(config: Config, args: argparse.Namespace) -> int:
     if args.model is not None and args.model not in config.models.checkpoints:
         known = ", ".join(sorted(config.models.checkpoints)) or "none are configured"
         raise InvalidInput(f"unknown model {args.model!r}; the known models: {known}")
+    from storyloom.worker.handlers.characters import stored_reference_picture
+
     record = _character(config, args.character) if args.character else None
+    picture = None if record is None else stored_reference_picture(config, record)
 
     from storyloom.models.image.lora import drawing_with
+    from storyloom.models.image.references import PageCharacter, drawing_characters
     from storyloom.models.image.txt2img import Txt2Img
 
+    # A character's reference picture guides the whole picture, as its LoRA does (both when it has both).
+    guided = [] if record is None else [
+        PageCharacter(record.name, "whole", picture, record.weight(config.characters.reference_weight))
+    ]  # fmt: skip
     txt2img = Txt2Img.from_config(config, checkpoint=args.model)
     out = args.out or _default_out(config)
     for number, (request, negative, aspect_ratio, seed, guidance) in enumerate(jobs, start=1):
-        with ProgressBar("imagine") as bar, drawing_with(txt2img, record, config.paths.data_dir) as character:
+        with (
+            ProgressBar("imagine") as bar,
+            drawing_with(txt2img, record, config.paths.data_dir) as character,
+            drawing_characters(txt2img, guided),
+        ):
             batch = txt2img(
                 character.prompt(request.prompt),
                 negative,
@@ -137,7 +149,7 @@ def run_vary(config: Config, args: argparse.Namespace) -> int:
 
 
 def _character(config: Config, name: str) -> Any:
-    """A character registered on this machine (``storyloom character list``)."""
+    """A character registered on this machine (``storyloom character list``): trained, from a picture, or both."""
     from storyloom.queue.store import JobStore
 
     with JobStore.from_config(config) as store:

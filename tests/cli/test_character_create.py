@@ -11,6 +11,7 @@ from PIL import Image
 
 from storyloom.cli.main import main
 from storyloom.queue import JobStore, NewCharacter
+from tests.support.images import noisy_png
 
 
 def picture(path: Path, size: tuple[int, int] = (96, 96), color=(200, 40, 40)) -> Path:
@@ -90,3 +91,23 @@ def test_bad_requests_exit_with_one_line_and_register_nothing(tiny_env: Path, ca
     assert message in err and len(err.strip().splitlines()) == 1, err
     with opened_store(tiny_env) as store:
         assert [c.name for c in store.list_characters()] == ["Taken"]
+
+
+@pytest.mark.usefixtures("one_torch_thread")
+def test_imagine_draws_a_picture_character_guided_by_its_picture(tiny_env: Path, tiny_models, monkeypatch) -> None:
+    from storyloom.domain.parameters import read_png_parameters
+
+    monkeypatch.setenv("STORYLOOM_MODELS__CHARACTER_ADAPTER", str(tiny_models.ip_adapter))
+
+    def imagine(out: str, *character: str) -> list[bytes]:
+        argv = ["imagine", "Pip in a garden", "--seed", "4", "--steps", "2", "--out", out, "--profile", "tiny"]
+        assert main([*argv, *character]) == 0
+        return [Image.open(tiny_env / out / f"image_{n}.png").tobytes() for n in (1, 2)]
+
+    (tiny_env / "pip.png").write_bytes(noisy_png(96, 96, seed=2))
+    assert main(["character", "create", "Pip", "pip.png", "--weight", "1"]) == 0
+    plain = imagine("plain")
+    guided = imagine("guided", "--character", "pip")
+    assert guided != plain  # the picture steered the drawing (the prompt is the same: Pip has no trained words)
+    stored = read_png_parameters(tiny_env / "guided" / "image_1.png")
+    assert stored.prompt == "Pip in a garden" and stored.extra["Character"] == "Pip"
