@@ -262,6 +262,13 @@ class ModelResources:
     def narrator(self) -> Any:
         return self.get("narrator")
 
+    def consistent_attention_fits(self) -> bool:
+        """Whether story pages can share self-attention with their reference picture here: the image models as
+        measured (or estimated) beside a page's extra reference item, within the memory budget."""
+        from storyloom.models.image.consistent_attention import consistent_attention_fits
+
+        return consistent_attention_fits(self.config, budget_bytes=self.budget(), weights_bytes=self.size(IMAGE))
+
     def loaded(self) -> tuple[str, ...]:
         with self._lock:
             return tuple(sorted(self._models))

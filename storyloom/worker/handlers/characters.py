@@ -4,8 +4,10 @@ reference picture as this host reads it; drawing with a LoRA (prompt words, name
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from storyloom.queue.character import CharacterRecord
 from storyloom.worker.context import FileLookup, JobContext
@@ -16,6 +18,7 @@ if TYPE_CHECKING:
     from PIL import Image
 
     from storyloom.config import Config
+    from storyloom.models.image.lora import CharacterDrawing
 
 
 logger = logging.getLogger(__name__)
@@ -81,3 +84,36 @@ def source_model(context: JobContext, source: Image.Image) -> str | None:
         return None
     model = stored.model if stored else None
     return model if model and model in context.config.models.checkpoints else None
+
+
+@contextlib.contextmanager
+def drawing_cast(
+    context: JobContext,
+    task: Any,
+    placed: Sequence[tuple[CharacterRecord, str]],
+    *,
+    shared_attention: Image.Image | None = None,
+) -> Iterator[CharacterDrawing]:
+    """Inside the block ``task`` draws with the characters (record, position) of ``placed``: their LoRAs and
+    words (``drawing_with``), their reference pictures each steering its place (``drawing_characters``; the only
+    character steers the whole picture) and, with ``shared_attention``, self-attention shared with that picture.
+    The ``CharacterDrawing`` it gives names them in prompts and parameters."""
+    from storyloom.models.image.lora import drawing_with
+    from storyloom.models.image.references import PageCharacter, drawing_characters
+
+    default_weight = context.config.characters.reference_weight
+    cast = [
+        PageCharacter(
+            record.name,
+            "whole" if len(placed) == 1 else position,  # type: ignore[arg-type]  # checked by the job's parameters
+            reference_picture(record, context.lookup_file),
+            record.weight(default_weight),
+        )
+        for record, position in placed
+    ]
+    records = [record for record, _position in placed]
+    with (
+        drawing_with(task, records, context.config.paths.data_dir) as drawing,
+        drawing_characters(task, cast, shared_attention=shared_attention),
+    ):
+        yield drawing

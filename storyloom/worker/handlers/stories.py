@@ -7,7 +7,8 @@ left without pages, and other users' jobs run between the pages.
 from __future__ import annotations
 
 import io
-from typing import Any
+import logging
+from typing import TYPE_CHECKING, Any
 
 from storyloom.domain.story.plan import PLAN_FILE
 from storyloom.errors import InvalidInput
@@ -15,6 +16,11 @@ from storyloom.queue.job import ArtifactKind, JobKind, NewArtifact, NewJob
 from storyloom.queue.params import StoryPageParams, StoryParams
 from storyloom.worker.context import Handler, HandlerResult, JobContext
 from storyloom.worker.handlers.artifacts import JSON, PNG, png_artifact, text_artifact
+
+if TYPE_CHECKING:
+    from PIL import Image
+
+logger = logging.getLogger(__name__)
 
 
 def handlers() -> dict[JobKind, Handler]:
@@ -171,16 +177,21 @@ def _page_params(
 
 
 def story_page(context: JobContext) -> HandlerResult:
-    """Illustrate one page with its planned prompt and seed (a redraw passes a new seed), with the story's
-    character's LoRA loaded when it has one; drawn as the CLI draws a book's pages."""
+    """Illustrate one page with its planned prompt and seed (a redraw passes a new seed), drawn as the CLI draws
+    a book's pages, with the registered characters on it: their LoRAs, and their reference pictures each steering
+    its place in the picture (the only one steers all of it); with the consistent look (``consistent``; None:
+    where the memory budget allows) sharing self-attention with the story's reference picture."""
     from storyloom.domain.seeds import random_seed
     from storyloom.domain.story.plan import PagePlan
-    from storyloom.models.image.lora import drawing_with
     from storyloom.models.story.pipeline import draw_page
+    from storyloom.worker.handlers.characters import drawing_cast
 
     params = context.params
     assert isinstance(params, StoryPageParams)
-    record = context.lookup_character(params.character) if params.character else None
+    placed = [(context.lookup_character(c.name), c.position) for c in params.characters]
+    if not placed and params.character:  # a page queued before pages named their characters
+        placed = [(context.lookup_character(params.character), "whole")]
+    shared = _shared_attention_picture(context, params)
     number = params.plan.get("number", params.page + 1)
     page = PagePlan(
         number=number, chapter=params.plan.get("chapter", 1), text=params.text, scene=params.plan.get("scene", ""),
@@ -188,7 +199,7 @@ def story_page(context: JobContext) -> HandlerResult:
         seed=random_seed() if params.seed is None else params.seed,
     )  # fmt: skip
     txt2img = context.resources.txt2img()
-    with drawing_with(txt2img, record, context.config.paths.data_dir) as character:
+    with drawing_cast(context, txt2img, placed, shared_attention=shared) as character:
         drawn = draw_page(
             txt2img,
             page,
@@ -198,10 +209,26 @@ def story_page(context: JobContext) -> HandlerResult:
         )
     picture = png_artifact(
         ArtifactKind.IMAGE, 0, f"page_{number:03d}.png", drawn.image, character.named(drawn.parameters),
-        seed=drawn.seed, nsfw=drawn.nsfw, page=params.page,
+        seed=drawn.seed, nsfw=drawn.nsfw, page=params.page, consistent=shared is not None,
     )  # fmt: skip
     text = text_artifact(0, f"page_{number:03d}.txt", params.text, page=params.page)
     return HandlerResult((picture, text, *_page_narration(context, params, number)))
+
+
+def _shared_attention_picture(context: JobContext, params: StoryPageParams) -> Image.Image | None:
+    """The story's picture the page shares self-attention with, when the page has one and the consistent look is
+    on (asked for, or None and it fits this worker's memory budget); a picture gone since leaves the page plain."""
+    if params.reference is None or params.consistent is False:
+        return None
+    if params.consistent is None and not context.resources.consistent_attention_fits():
+        return None
+    artifact = context.lookup_artifact(params.reference.job, params.reference.index, ArtifactKind.IMAGE)
+    if artifact is None:
+        logger.info("job %s: the story's reference picture is gone; drawing the page without it", context.job.id)
+        return None
+    from storyloom.domain.pictures import open_picture
+
+    return open_picture(artifact.data, "the story's reference picture")
 
 
 def _page_narration(context: JobContext, params: StoryPageParams, number: int) -> tuple[NewArtifact, ...]:
