@@ -272,3 +272,16 @@ def test_a_running_install_a_missing_file_and_swapped_arguments_are_refused(
     with pytest.raises(InvalidInput, match="is not a PostgreSQL URL"):
         copy_sqlite_store(populated["path"], str(populated["path"]))
     assert set(postgres_counts(postgres_url).values()) == {0}
+
+
+def test_a_character_made_from_a_picture_arrives_with_its_picture(postgres_url: str, data_dir: Path) -> None:
+    path = data_dir / "storyloom.db"
+    with JobStore.open(path, SETTINGS) as store:
+        digest = store.put_blob(b"a drawing of pip")
+        store.add_character(NewCharacter("Pip", "", "", "", reference_digest=digest, reference_weight=0.7, guild_id=10))
+    copied = copy_sqlite_store(path, postgres_url, SETTINGS, lora_file=lambda recorded: data_dir / recorded)
+    assert copied.loras_stored == () and copied.loras_missing == ()  # no LoRA to move, none missing
+    with JobStore.open(postgres_url, SETTINGS) as store:
+        pip = store.character("Pip", guild_id=10)
+        assert (pip.reference_digest, pip.reference_weight, pip.has_lora) == (digest, 0.7, False)
+        assert store.blob(digest) == b"a drawing of pip"

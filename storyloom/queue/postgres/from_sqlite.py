@@ -346,10 +346,11 @@ def _store_loras(
     transfer: _Transfer, cursor: psycopg.Cursor[Any], lora_file: Callable[[str], Path]
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Characters registered before LoRAs travelled through the store name only a file on this machine: their
-    LoRAs become blobs now, so a worker on any host can draw them."""
+    LoRAs become blobs now, so a worker on any host can draw them (a character made from a picture has no LoRA;
+    its picture is a blob already)."""
     stored, missing = [], []
     pending = cursor.execute(
-        "SELECT id, name, lora_path FROM characters WHERE lora_digest IS NULL ORDER BY id"
+        "SELECT id, name, lora_path FROM characters WHERE lora_digest IS NULL AND lora_path <> '' ORDER BY id"
     ).fetchall()
     for character_id, name, lora_path in pending:
         path = lora_file(lora_path)
