@@ -15,6 +15,8 @@ otherwise discord.py would also keep them and dispatch every press twice.
 | ``sl:vx:<job>:<n>``   | Vary (Strong)     | strong variations of an upscaled image  |
 | ``sl:x4:<job>:<n>``   | 4× Real-ESRGAN    | Real-ESRGAN 4× of an upscaled image     |
 | ``sl:rd:<job>``       | 🔁 Redraw          | the story page again with a new seed    |
+| ``sl:ed:<job>``       | ✏️ Edit            | a form: the page's text and scene, then a redraw with them |
+| ``sl:et:<job>``       | ✏️ Edit title      | a form: the story's title in the book   |
 | ``sl:c:<job>``        | ➕ Continue        | the next chapter of the story           |
 | ``sl:bk:<job>``       | 📕 Updated book    | the book PDF again, with redrawn pages  |
 | ``sl:d:<job>:<n>``    | 1️⃣–4️⃣              | /imagine on /describe's suggestion n    |
@@ -31,7 +33,7 @@ otherwise discord.py would also keep them and dispatch every press twice.
 | ``sl:pn:<job>:<n>:<d>`` | ⬅️ ➡️ ⬆️ ⬇️       | image n extended one way (d: l r u d)   |
 | ``sl:ub:<job>``       | ✅ Use in the book | a fixed page goes in its book           |
 
-With Remix on (``/settings``), V1–V4, 🔄 and Vary open a form for the prompt first (``remix``).
+With Remix on (``/settings``), V1–V4, 🔄, Vary and ✅ Redraw open a form for the prompt first (``remix``).
 | ``sl:n:<job>``        | 🔊                | the page read aloud (Ogg/Opus)          |
 | ``sl:ab:<job>``       | 🎧 Audiobook       | the book as an M4A, a chapter per page  |
 | ``sl:mv:<job>``       | 🎬 Video           | an MP4 of the pages, read aloud         |
@@ -180,6 +182,42 @@ class ContinueButton(_JobButton, template=r"sl:c:(?P<job>[0-9]+)"):
 
         await actions.load_source(interaction, self.job_id)
         await interaction.response.send_modal(ContinueModal(self.job_id))
+
+
+class EditPageButton(_JobButton, template=r"sl:ed:(?P<job>[0-9]+)"):
+    """✏️ Edit under a page: a form with its text and scene; saving redraws the page with them."""
+
+    def __init__(self, job_id: int, *, row: int | None = None) -> None:
+        super().__init__(f"sl:ed:{job_id}", job_id, label="✏️ Edit", row=row)
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> EditPageButton:
+        return cls(int(match["job"]))
+
+    async def pressed(self, interaction: discord.Interaction) -> None:
+        from storyloom.bot.page_edits import open_page_form
+
+        await open_page_form(interaction, self.job_id)
+
+
+class EditTitleButton(_JobButton, template=r"sl:et:(?P<job>[0-9]+)"):
+    """✏️ Edit title under a story's title post (its job): a form for the title the book uses."""
+
+    def __init__(self, story_id: int, *, row: int | None = None) -> None:
+        super().__init__(f"sl:et:{story_id}", story_id, label="✏️ Edit title", row=row)
+
+    @classmethod
+    async def from_custom_id(
+        cls, interaction: discord.Interaction, item: discord.ui.Item[Any], match: re.Match[str]
+    ) -> EditTitleButton:
+        return cls(int(match["job"]))
+
+    async def pressed(self, interaction: discord.Interaction) -> None:
+        from storyloom.bot.page_edits import open_title_form
+
+        await open_title_form(interaction, self.job_id)
 
 
 class BookButton(_JobButton, template=r"sl:bk:(?P<job>[0-9]+)"):
@@ -447,6 +485,8 @@ ALL_BUTTONS: tuple[type[DynamicItem[Any]], ...] = (
     VaryStrengthButton,
     EsrganButton,
     RedrawButton,
+    EditPageButton,
+    EditTitleButton,
     ContinueButton,
     BookButton,
     ReadAloudButton,
@@ -555,10 +595,11 @@ def describe_buttons(job_id: int, suggestions: int) -> list[DynamicItem[Any]]:
 
 
 def page_buttons(job_id: int, *, story_id: int | None = None) -> list[DynamicItem[Any]]:
-    """🔁, ⬆️ and 🔊 under a page, with ``story_id`` (a redrawn page) also 📕 for the book with the new picture;
+    """🔁, ✏️, ⬆️ and 🔊 under a page, with ``story_id`` (a redrawn page) also 📕 for the book with the new picture;
     on the next row 🖌️ Fix part of this page and 🔲 Pick squares."""
     items: list[DynamicItem[Any]] = [
         RedrawButton(job_id, row=0),
+        EditPageButton(job_id, row=0),
         UpscaleButton(job_id, 1, label="⬆️ Upscale", row=0),
         ReadAloudButton(job_id, "n", row=0),
     ]

@@ -284,12 +284,34 @@ async def _story(bot: StoryloomBot, job: Job, target: int, reply_to: int | None)
         line = f"📖 **{texts.quote(title, 100)}** — a new chapter: *{texts.quote(job.params.get('summary', ''))}*"
     else:
         line = f"📖 **{texts.quote(title, 100)}**\n*{texts.quote(job.params.get('summary', ''), 600)}*"
+    card = await bot.store.artifact(job.id, 0, ArtifactKind.GRID)  # the cast card (a new story's)
+    who = _cast_lines(card)
     content = texts.fit(
-        f"{line}\nwritten for <@{job.user_id}>; {_pages(pages)} follow one by one\n{texts.job_footer(job.id)}"
+        f"{line}\n{who}written for <@{job.user_id}>; {_pages(pages)} follow one by one\n{texts.job_footer(job.id)}"
     )
     status = texts.fit(f"📖 **{texts.quote(title, 100)}** — written; drawing the pages\n{texts.job_footer(job.id)}")
     rename = texts.thread_name(title) if job.thread_id else None
-    return Outcome(target, [Post(content, reply_to=reply_to)], status, status_final=False, rename_thread=rename)
+    opening = Post(
+        content,
+        card.data if card else None,
+        f"storyloom_{job.id}_cast.png" if card else "",
+        items=(buttons.EditTitleButton(job.id),),
+        reply_to=reply_to,
+    )
+    return Outcome(target, [opening], status, status_final=False, rename_thread=rename)
+
+
+def _cast_lines(card: Artifact | None) -> str:
+    """Who is who on the cast card, a line per character (empty without a card)."""
+    cast = card.metadata.get("cast") if card else None
+    if not isinstance(cast, list) or not cast:
+        return ""
+    lines = [
+        f"**{texts.quote(str(member.get('name', '')), 40)}** — {texts.quote(str(member.get('description', '')), 160)}"
+        for member in cast
+        if isinstance(member, dict)
+    ]
+    return "🎭 Who is who:\n" + "\n".join(lines) + "\n"
 
 
 async def _numbered_page(bot: StoryloomBot, job: Job, story: Job, target: int) -> Outcome:

@@ -7,6 +7,8 @@ torch-free parts of ``storyloom.models``), checked early so a worker never meets
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from pydantic import BaseModel
 
 from storyloom.bot.safety import BannedWords
@@ -15,7 +17,7 @@ from storyloom.domain.prompt_flags import either, guidance_for_stylize, imagine_
 from storyloom.domain.prompts import validate_prompt
 from storyloom.domain.seeds import check_seed
 from storyloom.domain.sizes import parse_aspect_ratio
-from storyloom.domain.story.checks import check_story_inputs
+from storyloom.domain.story.checks import character_names, check_story_inputs
 from storyloom.domain.story.plan import Character
 from storyloom.domain.story.safety import SafetyScreen
 from storyloom.errors import InvalidInput
@@ -128,17 +130,22 @@ def story_params(
     seed: int | None = None,
     continue_from: int | None = None,
     safety_checker: bool | None = None,
+    characters: Sequence[str | None] = (),
+    consistent: bool | None = None,
 ) -> StoryParams:
-    """Validated ``story`` parameters (kid-safety screened), or ``InvalidInput``.
+    """Validated ``story`` parameters (kid-safety screened), or ``InvalidInput``; ``characters`` (and the one
+    ``character``) are up to three registered names, a fourth refused naming the limit.
 
-    Whether ``character`` names a trained character is known only to the workers; they check it."""
-    character = character.strip() if character and character.strip() else None
-    inputs = check_story_inputs(config.story, screen, _any_character, summary, pages, style or None, character, seed)
+    Whether the names are registered characters is checked by the caller against the store (and again by the
+    workers)."""
+    names = character_names([*characters, character])
+    inputs = check_story_inputs(config.story, screen, _any_character, summary, pages, style or None, names, seed)
     return StoryParams(
         summary=inputs.summary,
         pages=pages,
         style=inputs.style.name if style else None,
-        character=character,
+        characters=names,
+        consistent=consistent,
         seed=seed,
         continue_from=continue_from,
         safety_checker=safety_checker,

@@ -29,7 +29,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--style", default=None, help="illustration style: watercolor, crayon, storybook, papercut, clay, cartoon"
     )
-    parser.add_argument("--character", default=None, help="a registered character to star in the story")
+    parser.add_argument(
+        "--character",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="a registered character to star in the story (give it up to three times for several)",
+    )
+    parser.add_argument(
+        "--consistent",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="share self-attention with the first page for one look across the pages "
+        "(default: on where it fits the memory budget)",
+    )
     parser.add_argument("--seed", type=int, default=None, help="base seed: same seed and summary, same book")
     parser.add_argument("--out", type=Path, default=None, help="book directory (default: <data_dir>/books/...)")
     parser.add_argument(
@@ -45,37 +58,37 @@ def story_command(config: Config, args: argparse.Namespace) -> int:
 
     # fpdf subsets fonts through fontTools, which logs every table at INFO level.
     logging.getLogger("fontTools").setLevel(logging.WARNING)
-    record = _character(config, args.character) if args.character else None
-    characters = None
-    if record is not None:
-        from storyloom.characters.registry import story_character
-        from storyloom.domain.story.plan import character_lookup
+    from storyloom.characters.registry import story_character
+    from storyloom.domain.story.checks import character_names
+    from storyloom.domain.story.plan import character_lookup
 
-        characters = character_lookup({record.name: story_character(record)})
+    records = _characters(config, character_names(args.character))  # a fourth is refused before anything loads
+    characters = character_lookup({record.name: story_character(record) for record in records})
     pipeline = StoryPipeline.from_config(config, characters=characters)
     if args.continue_dir is not None:
         return _continue(config, pipeline, args)
     if not args.summary:
         raise InvalidInput('give a summary, for example: storyloom story "A shy cat learns to sail"')
     # Checked before any model loads, so a bad request fails at once.
-    inputs = pipeline.check_inputs(args.summary, args.pages, args.style, args.character, args.seed)
+    names = [record.name for record in records]
+    inputs = pipeline.check_inputs(args.summary, args.pages, args.style, names, args.seed)
     out = args.out or _default_directory(config, inputs.summary)
     with _StoryBar(inputs.pages) as bar:
-        plan = pipeline.write(
-            inputs.summary, inputs.pages, inputs.style.name, args.character, args.seed, progress=bar.update
-        )
+        plan = pipeline.write(inputs.summary, inputs.pages, inputs.style.name, names, args.seed, progress=bar.update)
         plan.save(out)
-        files = _illustrate(config, pipeline, record, plan, out, range(len(plan.pages)), bar)
+        files = _illustrate(config, pipeline, records, plan, out, range(len(plan.pages)), bar, args.consistent)
     _report(plan, files)
     return 0
 
 
-def _character(config: Config, name: str) -> Any:
-    """A character registered on this machine (``storyloom character list``), checked before any model loads."""
+def _characters(config: Config, names: list[str]) -> list[Any]:
+    """Characters registered on this machine (``storyloom character list``), checked before any model loads."""
+    if not names:
+        return []
     from storyloom.queue.store import JobStore
 
     with JobStore.from_config(config) as store:
-        return store.character(name)
+        return [store.character(name) for name in names]
 
 
 def _continue(config: Config, pipeline: Any, args: argparse.Namespace) -> int:
@@ -83,34 +96,86 @@ def _continue(config: Config, pipeline: Any, args: argparse.Namespace) -> int:
 
     book = StoryPlan.load(args.continue_dir)
     before = len(book.pages)
-    # The book's character is still drawn with its LoRA.
-    record = _character(config, book.character) if book.character else None
+    # The book's characters are still drawn with their LoRAs and reference pictures.
+    records = _characters(config, book.characters or ([book.character] if book.character else []))
     with _StoryBar(args.pages or 0) as bar:
         plan = pipeline.continue_story(book, args.summary or "", args.pages, progress=bar.update)
         plan.save(args.continue_dir)
         bar.resize(len(plan.pages) - before)
-        files = _illustrate(config, pipeline, record, plan, args.continue_dir, range(before, len(plan.pages)), bar)
+        pages = range(before, len(plan.pages))
+        files = _illustrate(config, pipeline, records, plan, args.continue_dir, pages, bar, args.consistent)
     _report(plan, files)
     return 0
 
 
 def _illustrate(
-    config: Config, pipeline: Any, record: Any, plan: Any, out: Path, indices: range, bar: _StoryBar
+    config: Config,
+    pipeline: Any,
+    records: list[Any],
+    plan: Any,
+    out: Path,
+    indices: range,
+    bar: _StoryBar,
+    consistent: bool | None,
 ) -> Any:
-    """Draw the pages at ``indices`` (with the character's LoRA loaded, when the book has one; the prompts already
-    carry its words) and write the book files."""
+    """Draw the pages at ``indices`` and write the book files: each page with the LoRAs and reference pictures of
+    the registered characters on it, each reference steering its place in the picture (the prompts already carry
+    the characters' words); with ``consistent`` (None: where it fits the memory budget) every later page shares
+    self-attention with the book's first page."""
     import dataclasses
+
+    from PIL import Image
 
     from storyloom.domain.book.files import write_book
     from storyloom.models.image.lora import drawing_with
+    from storyloom.models.image.references import PageCharacter, drawing_characters
 
-    with drawing_with(pipeline.txt2img, record, config.paths.data_dir) as character:
-        for position, index in enumerate(indices):
-            bar.page = position
+    txt2img = pipeline.txt2img
+    if consistent is None:
+        from storyloom.models.image.consistent_attention import consistent_attention_fits
+
+        consistent = consistent_attention_fits(config)
+    first_page = out / plan.pages[0].image_name
+    by_name = {record.name.casefold(): record for record in records}
+    for position, index in enumerate(indices):
+        bar.page = position
+        page = plan.pages[index]
+        present = [by_name[name.casefold()] for name in page.characters if name.casefold() in by_name]
+        placed = [
+            PageCharacter(
+                record.name,
+                page.positions.get(record.name, "whole"),
+                _reference_picture(config, record),
+                config.characters.reference_weight if record.reference_weight is None else record.reference_weight,
+            )
+            for record in present
+        ]
+        shared = Image.open(first_page).convert("RGB") if consistent and index > 0 and first_page.is_file() else None
+        with (
+            drawing_with(txt2img, present, config.paths.data_dir) as character,
+            drawing_characters(txt2img, placed, shared_attention=shared),
+        ):
             result = pipeline.illustrate_page(plan, index, progress=bar.update)
-            pipeline.save_page(out, dataclasses.replace(result, parameters=character.named(result.parameters)))
-            bar.update_page_done(position)
+        pipeline.save_page(out, dataclasses.replace(result, parameters=character.named(result.parameters)))
+        bar.update_page_done(position)
     return write_book(plan, out)
+
+
+def _reference_picture(config: Config, record: Any) -> Any:
+    """A character's reference picture through this machine's file cache of the store (None without one)."""
+    if not record.has_reference:
+        return None
+    from storyloom.queue.blobs import BlobCache
+    from storyloom.queue.store import JobStore
+    from storyloom.worker.handlers.characters import reference_picture
+
+    cache = BlobCache(config.blob_cache_dir, config.queue.blob_cache_mb * 1024 * 1024)
+    with JobStore.from_config(config) as store:
+
+        def stored_file(digest: str, suffix: str, what: str) -> Path:
+            return cache.file(digest, lambda: store.blob(digest), suffix=suffix, what=what)
+
+        return reference_picture(record, stored_file)
 
 
 def _report(plan: Any, files: Any) -> None:

@@ -50,7 +50,7 @@ async def test_buttons_refuse_jobs_of_another_server_or_of_another_users_direct_
     p, s, g = picture.id, story.id, page.id
     custom_ids = [
         f"sl:u:{p}:1", f"sl:v:{p}:2", f"sl:r:{p}", f"sl:vs:{p}:1", f"sl:vx:{p}:1", f"sl:x4:{p}:1",
-        f"sl:rd:{g}", f"sl:c:{s}", f"sl:bk:{s}",
+        f"sl:rd:{g}", f"sl:c:{s}", f"sl:bk:{s}", f"sl:ed:{g}", f"sl:et:{s}",
     ]  # fmt: skip
     async with running_bot(bot_config(tmp_path), store, fake):
         jobs_before = len(await store.list_jobs(tuple(JobStatus)))

@@ -51,6 +51,10 @@ def test_story_and_continue(tiny_env, capsys):
         (["story", "A cat", "--pages", "0"], "pages must be between 1 and 20"),
         (["story", "A cat", "--style", "neon"], "style 'neon' is unknown"),
         (["story", "A cat", "--character", "Bob"], "character 'Bob' is unknown"),
+        (
+            ["story", "A cat", *[arg for name in "ABCD" for arg in ("--character", name)]],
+            "a story can have at most 3 characters; you gave 4: A, B, C, D",
+        ),
         (["story"], "give a summary"),
     ],
 )
@@ -59,3 +63,32 @@ def test_bad_requests_exit_2_with_one_line(tiny_env, capsys, argv, message):
     err = capsys.readouterr().err.strip()
     assert err.startswith("storyloom: ") and message in err and "Traceback" not in err
     assert not (tiny_env / "data" / "books").exists()
+
+
+def test_a_story_with_two_characters_from_pictures(tiny_env, capsys):
+    """Two characters registered from one picture each star in a story; pages with both place them apart."""
+    import torch
+    from PIL import Image
+
+    from storyloom.domain.parameters import read_png_parameters
+
+    for name, colour in (("Bhna", (220, 60, 40)), ("Pip", (40, 90, 220))):
+        Image.new("RGB", (96, 96), colour).save(tiny_env / f"{name}.png")
+        assert main(["character", "create", name, f"{name}.png", "--description", f"{name} the toy"]) == 0
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        book = tiny_env / "book"
+        options = ["--pages", "2", "--seed", "3", "--out", str(book), "--profile", "tiny", "--no-consistent"]
+        code = main(["story", "Bhna and Pip share a picnic.", "--character", "Bhna", "--character", "pip", *options])
+    finally:
+        torch.set_num_threads(previous)
+    assert code == 0, capsys.readouterr().err
+    plan = StoryPlan.load(book)
+    assert plan.characters == ["Bhna", "Pip"] and [member.name for member in plan.cast[:2]] == ["Bhna", "Pip"]
+    for number, page in enumerate(plan.pages, start=1):
+        with Image.open(book / f"page-0{number}.png") as picture:
+            drawn = read_png_parameters(picture)
+        assert all(name in drawn.extra.get("Character", "") for name in page.characters if name in ("Bhna", "Pip"))
+        if len(page.characters) > 1:
+            assert sorted(page.positions.values()) in (["left", "right"], ["center", "left", "right"])

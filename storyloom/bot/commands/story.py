@@ -45,11 +45,20 @@ class Story(commands.Cog):
         summary="what the story is about, in a sentence or two",
         pages="how many illustrated pages",
         style="illustration style (watercolor, crayon, storybook, …)",
-        character="a trained character to star in it",
+        character="a registered character to star in it",
+        character2="a second character in the story",
+        character3="a third character in the story",
+        consistent="keep one look across the pages (default: on where the server can afford it)",
         narrate="read every page aloud as it arrives",
         voice="the narration voice (default: yours from /settings)",
     )
-    @app_commands.autocomplete(style=style_names, character=character_names, voice=voice_names)
+    @app_commands.autocomplete(
+        style=style_names,
+        character=character_names,
+        character2=character_names,
+        character3=character_names,
+        voice=voice_names,
+    )
     async def story(
         self,
         interaction: discord.Interaction,
@@ -57,6 +66,9 @@ class Story(commands.Cog):
         pages: Optional[app_commands.Range[int, 1, MAX_PAGES]] = None,
         style: Optional[str] = None,
         character: Optional[str] = None,
+        character2: Optional[str] = None,
+        character3: Optional[str] = None,
+        consistent: Optional[bool] = None,
         narrate: bool = False,
         voice: Optional[str] = None,
     ) -> None:
@@ -69,12 +81,14 @@ class Story(commands.Cog):
                 summary=summary,
                 pages=pages,
                 style=style,
-                character=character,
+                characters=[character, character2, character3],
+                consistent=consistent,
                 safety_checker=safety_checker_for(interaction.channel),
             )
-            if params.character is not None:  # a character unknown here: the message lists the known ones
-                found = await bot.store.character(params.character, guild_id=interaction.guild_id)
-                params = params.model_copy(update={"character": found.name})
+            found = []
+            for name in params.characters:  # a character unknown here: the message lists the known ones
+                found.append((await bot.store.character(name, guild_id=interaction.guild_id)).name)
+            params = params.model_copy(update={"characters": found})
             if voice is not None:
                 voice = check_voice(bot.config, voice)  # an unknown voice: the message lists the voices
         except StoryloomError as exc:
