@@ -162,7 +162,7 @@ def _unneeded_photos(root: Path, jobs: Iterable[TrainingReference], fresh_after:
 
 def _unneeded_outputs(root: Path, facts: TrainingFacts) -> Iterator[Removal]:
     statuses = {job.job_id: job.status for job in facts.references.jobs}
-    loras = [_absolute(character.lora_path, root) for character in facts.characters]
+    loras = [_absolute(character.lora_path, root) for character in facts.characters if character.has_lora]
     for folder in _subfolders(root / CHARACTERS_DIR):
         match = _JOB_OUTPUT.match(folder.name)
         if match is None:
@@ -178,7 +178,8 @@ def _unneeded_outputs(root: Path, facts: TrainingFacts) -> Iterator[Removal]:
 
 
 def _unused_class_images(root: Path, facts: TrainingFacts, now: float, keep_seconds: float) -> Iterator[Removal]:
-    in_use = {slug(character.class_name, fallback="class") for character in facts.characters}
+    # A character made from a picture trained nothing: it keeps no class images.
+    in_use = {slug(character.class_name, fallback="class") for character in facts.characters if character.has_lora}
     in_use |= {slug(job.class_name, fallback="class") for job in facts.references.jobs if job.status in ACTIVE}
     for folder in _subfolders(root / CLASS_IMAGES_DIR):
         match = _CLASS_CACHE.match(folder.name)

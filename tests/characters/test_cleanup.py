@@ -178,6 +178,9 @@ def test_class_images_stay_while_their_class_is_used_and_go_when_unused_for_a_wh
     store.add_character(character("Mittens", "cat", "characters/m/x.safetensors"))
     store.add_character(character("Tom", "cat", "characters/t/x.safetensors", guild_id=6))
     store.add_character(character("Bear", "teddy bear", "characters/b/x.safetensors", guild_id=None))
+    store.add_character(  # made from a picture: trained nothing, keeps no class images
+        NewCharacter(name="Pip", identifier="", class_name="dog", lora_path="", reference_digest="a" * 64)
+    )
     train(store, JobStatus.FAILED, "Rex", class_name="dog")  # ended: keeps nothing
     train(store, JobStatus.QUEUED, "Foxy", class_name="Fox")
 
