@@ -1,5 +1,5 @@
-"""Remix: with the setting on (``/settings remix:True``), V1–V4, 🔄 and Vary open a form pre-filled with the prompt
-and negative prompt, and the job is queued with what the user leaves in it.
+"""Remix: with the setting on (``/settings remix:True``), V1–V4, 🔄, Vary and a region preview's ✅ Redraw open a
+form pre-filled with the prompt and negative prompt, and the job is queued with what the user leaves in it.
 
 The form lives only while the user has it open; the buttons that open it are the usual restart-proof ones.
 Without the setting a press queues at once, as before.

@@ -173,6 +173,10 @@ async def test_every_button_round_trips_through_its_custom_id() -> None:
         *buttons.page_buttons(99),
         *buttons.book_buttons(5),
         *buttons.describe_buttons(77, 4),
+        *buttons.square_picker(41, 1, 0b100_010_001),
+        *buttons.region_preview_buttons(42),
+        *buttons.region_retry_buttons(43, 2),
+        *buttons.fixed_page_buttons(44),
     ]
     for item in items:
         custom_id = item.custom_id

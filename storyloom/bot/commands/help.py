@@ -16,10 +16,10 @@ HELP = """\
 `seed` (same number, same pictures), `steps`, `character`, `image` (a picture to follow; `image_as:start` draws over it). Emphasis works as in AUTOMATIC1111: `((word))`, `(word:1.3)`, `[word]`.
 **/blend** 2–5 pictures mixed into four. **/describe** `image` — four prompts for a picture; a number draws one.
 Under the grid: **U1–U4** upscale a picture, **V1–V4** make variations of it, **🔄** draws the prompt again. \
-Under an upscaled picture: **Vary (Subtle)**, **Vary (Strong)**, **4× Real-ESRGAN**. **✉️** sends you a copy, **❌** deletes your result.
+Under an upscaled picture: **Vary (Subtle)**, **Vary (Strong)**, **🖌️ Vary (Region)** (redraw one part), **Zoom Out**, **⬅️ ➡️ ⬆️ ⬇️**, **4× Real-ESRGAN**. **✉️** sends you a copy, **❌** deletes your result.
 **/story** `summary` — a children's story, written and illustrated page by page in a thread named after it, \
 then the whole book as a PDF. Options: `pages`, `style`, `character`, `narrate` (read each page aloud), `voice`. \
-Under each page: **🔁 Redraw**, **⬆️ Upscale**, **🔊** (read it aloud); under the book: **➕ Continue** for the next \
+Under each page: **🔁 Redraw**, **⬆️ Upscale**, **🔊** (read it aloud), **🖌️ Fix part of this page**; under the book: **➕ Continue** for the next \
 chapter, **🎧 Audiobook** and **🎬 Video** (the pages read aloud, as one file).
 **/queue** — your jobs and when they should be done. **/cancel** `[job]` — stop one.
 **/settings** — your defaults (negative prompt, aspect ratio, story style, narration voice and speed), and `remix` to change the prompt before V1–V4, 🔄 and Vary draw.
