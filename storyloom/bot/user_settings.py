@@ -23,7 +23,7 @@ class UserDefaults:
     style: str = ""
     voice: str = ""  # the narration voice of 🔊, 🎧, 🎬 and /story narrate:True
     speed: str = ""  # and how fast it reads ("0.8"; checked when saved)
-    remix: str = ""  # "on": V1–V4, 🔄 and Vary open a form to change the prompt first
+    remix: str = ""  # "on": V1–V4, 🔄, Vary and ✅ Redraw open a form to change the prompt first
 
     @property
     def remixing(self) -> bool:

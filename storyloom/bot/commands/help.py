@@ -22,7 +22,7 @@ then the whole book as a PDF. Options: `pages`, `style`, `character`, `narrate` 
 Under each page: **🔁 Redraw**, **⬆️ Upscale**, **🔊** (read it aloud), **🖌️ Fix part of this page**; under the book: **➕ Continue** for the next \
 chapter, **🎧 Audiobook** and **🎬 Video** (the pages read aloud, as one file).
 **/queue** — your jobs and when they should be done. **/cancel** `[job]` — stop one.
-**/settings** — your defaults (negative prompt, aspect ratio, story style, narration voice and speed), and `remix` to change the prompt before V1–V4, 🔄 and Vary draw.
+**/settings** — your defaults (negative prompt, aspect ratio, story style, narration voice and speed), and `remix` to change the prompt before V1–V4, 🔄, Vary and ✅ Redraw draw.
 **/character** `list` · `show` — the characters (pets, toys, drawings…) to use with `character:`. Server managers: `create` `name` `picture` — a character from one picture, ready at once; `train` `name` `token` `class` with 5–21 photos attached, or none to upload 5–30 in a form; `reference` (a picture for a character, trained ones too) and `delete` (also whoever made it).
 Anyone can press any button; the new pictures are theirs."""
 

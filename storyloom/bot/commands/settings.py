@@ -42,7 +42,7 @@ def describe(defaults: UserDefaults) -> str:
         ("story style", defaults.style),
         ("narration voice", defaults.voice),
         ("narration speed", defaults.speed),
-        ("Remix", "on (V1–V4, 🔄 and Vary let you change the prompt first)" if defaults.remixing else ""),
+        ("Remix", "on (V1–V4, 🔄, Vary and ✅ Redraw let you change the prompt first)" if defaults.remixing else ""),
     ]
     return "Your defaults:\n" + "\n".join(f"• {name}: {value}" for name, value in rows if value)
 
@@ -58,7 +58,7 @@ class Settings(commands.Cog):
         style='default illustration style for /story ("none" clears it)',
         voice='default voice that reads stories aloud ("none" clears it)',
         speed="how fast stories are read aloud: 0.5 (slow) to 2.0 (fast); 0 forgets it",
-        remix="on: V1–V4, 🔄 and Vary open a form to change the prompt before drawing",
+        remix="on: V1–V4, 🔄, Vary and ✅ Redraw open a form to change the prompt before drawing",
         reset="forget all your defaults",
     )
     @app_commands.autocomplete(style=style_names, voice=voice_names)
