@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from storyloom.models.runtime.tiny import make_tiny_config
 from storyloom.queue import JobStatus, JobStore, NewCharacter
@@ -31,6 +32,7 @@ def page_pixels(store: JobStore, job_id: int) -> np.ndarray:
     return np.asarray(artifact_image(picture), dtype=np.int16)
 
 
+@pytest.mark.slow  # a real worker drawing five pages with the adapter: about a minute on 2 busy cores
 def test_story_pages_draw_with_two_characters_and_with_shared_attention(tmp_path: Path, tiny_models) -> None:
     config = make_tiny_config(tmp_path, tiny_models, image={"steps": 3})
     with JobStore.from_config(config) as store, worker_in_thread(config, handlers=build_handlers()):
@@ -63,3 +65,26 @@ def test_story_pages_draw_with_two_characters_and_with_shared_attention(tmp_path
         from storyloom.domain.parameters import read_png_parameters
 
         assert read_png_parameters(artifact_image(picture)).extra["Character"] == "Pip, Rex"
+
+
+@pytest.mark.slow
+def test_a_reference_character_steers_imagine_and_its_variations_and_upscales_keep_it(
+    tmp_path: Path, tiny_models
+) -> None:
+    from storyloom.domain.parameters import read_png_parameters
+
+    config = make_tiny_config(tmp_path, tiny_models, image={"steps": 3})
+    with JobStore.from_config(config) as store, worker_in_thread(config, handlers=build_handlers()):
+        store.add_character(reference_only("Pip", store.put_blob(noisy_png(48, 48, seed=1)), weight=0.9))
+        request = {"prompt": "a cat in a garden", "seed": 4, "num_images": 1}
+        plain = store.enqueue("imagine", request, user_id=1)
+        pip = store.enqueue("imagine", {**request, "character": "Pip"}, user_id=1)
+        plain_pixels, pip_pixels = page_pixels(store, plain.id), page_pixels(store, pip.id)
+        assert np.abs(pip_pixels - plain_pixels).mean() > 1.0
+        vary = store.enqueue("vary", {"index": 0, "seed": 8, "strength": "strong"}, user_id=1, parent_id=pip.id)
+        upscale = store.enqueue("upscale", {"index": 0, "mode": "chain", "seed": 8}, user_id=1, parent_id=pip.id)
+        for job in (vary, upscale):
+            done = finished(store, job.id)
+            assert done.status is JobStatus.SUCCEEDED, done.error
+            picture = next(a for a in store.artifacts(job.id) if a.kind.value == "image")
+            assert read_png_parameters(artifact_image(picture)).extra["Character"] == "Pip"

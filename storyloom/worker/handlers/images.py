@@ -9,21 +9,25 @@ from storyloom.queue.job import ArtifactKind
 from storyloom.queue.params import BlendParams, DescribeParams, ImagineParams, UpscaleParams, VaryParams
 from storyloom.worker.context import HandlerResult, JobContext
 from storyloom.worker.handlers.artifacts import JSON, batch_artifacts, png_artifact, text_artifact
-from storyloom.worker.handlers.characters import source_character, source_model
+from storyloom.worker.handlers.characters import drawing_cast, source_character, source_model
+
+
+def _alone(record: CharacterRecord | None) -> list[tuple[CharacterRecord, str]]:
+    """A picture's one character, if any, steering the whole picture (its reference picture, its LoRA)."""
+    return [] if record is None else [(record, "whole")]
 
 
 def imagine(context: JobContext) -> HandlerResult:
-    """Four images; with ``character`` its LoRA is loaded for this job and its words go into the prompt. With a
-    picture (``image_mode``) the picture steers them (IP-Adapter) or is where they start from (img2img)."""
-    from storyloom.models.image.lora import drawing_with
-
+    """Four images; with ``character`` its LoRA is loaded for this job and its words go into the prompt, and its
+    reference picture, if it has one, steers them (IP-Adapter). With a picture (``image_mode``) the picture
+    steers them too (IP-Adapter) or is where they start from (img2img)."""
     params = context.params
     assert isinstance(params, ImagineParams)
     record = context.lookup_character(params.character) if params.character else None  # before any model loads
     if params.image_mode is not None:
         return _imagine_from_picture(context, params, record)
     txt2img = context.resources.txt2img(params.model)
-    with drawing_with(txt2img, record, context.config.paths.data_dir) as character:
+    with drawing_cast(context, txt2img, _alone(record)) as character:
         batch = txt2img(
             character.prompt(params.prompt),
             params.negative_prompt,
@@ -44,17 +48,14 @@ def imagine(context: JobContext) -> HandlerResult:
 
 
 def _imagine_from_picture(context: JobContext, params: ImagineParams, record: CharacterRecord | None) -> HandlerResult:
-    from storyloom.models.image.lora import drawing_with
-
     picture = context.input_pictures()[0]  # before any model loads: a missing or bad picture fails at once
-    data_dir = context.config.paths.data_dir
     if params.image_mode == "start":
         from storyloom.domain.pictures import start_strength
 
         weight = context.config.image.image_weight if params.image_weight is None else params.image_weight
         steps = context.config.image.steps if params.num_inference_steps is None else params.num_inference_steps
         variations = context.resources.variations(params.model)
-        with drawing_with(variations, record, data_dir) as character:
+        with drawing_cast(context, variations, _alone(record)) as character:
             batch = variations(
                 picture,
                 character.prompt(params.prompt),
@@ -70,7 +71,7 @@ def _imagine_from_picture(context: JobContext, params: ImagineParams, record: Ch
             )
         return HandlerResult(batch_artifacts(character.tagged(batch)))
     image_prompt = context.resources.image_prompt(params.model)
-    with drawing_with(image_prompt, record, data_dir) as character:
+    with drawing_cast(context, image_prompt, _alone(record)) as character:
         batch = image_prompt(
             character.prompt(params.prompt),
             params.negative_prompt,
@@ -128,15 +129,13 @@ def describe(context: JobContext) -> HandlerResult:
 
 def vary(context: JobContext) -> HandlerResult:
     """Variations of image ``index`` of the parent job; its PNG parameters supply the prompt, and the character
-    it was drawn with (if that character still exists)."""
-    from storyloom.models.image.lora import drawing_with
-
+    it was drawn with (if that character still exists: its LoRA and its reference picture)."""
     params = context.params
     assert isinstance(params, VaryParams)
     source = context.source_image()  # before loading any model: a vanished source fails at once
     record = source_character(context, source)
     variations = context.resources.variations(source_model(context, source))
-    with drawing_with(variations, record, context.config.paths.data_dir) as character:
+    with drawing_cast(context, variations, _alone(record)) as character:
         batch = variations(
             source,
             params.prompt,
@@ -152,16 +151,15 @@ def vary(context: JobContext) -> HandlerResult:
 
 def upscale(context: JobContext) -> HandlerResult:
     """Image ``index`` of the parent job, upscaled; the 2× re-drawing uses the character the picture was drawn
-    with (if that character still exists), and the result keeps its name for a later variation."""
-    from storyloom.models.image.lora import drawing_with
-
+    with (if that character still exists: its LoRA and its reference picture), and the result keeps its name for
+    a later variation."""
     params = context.params
     assert isinstance(params, UpscaleParams)
     source = context.source_image()
     record = source_character(context, source)
     redraws = (params.mode or context.config.upscale.mode) == "chain"  # only the chain re-draws with a model
     upscaler = context.resources.upscaler(source_model(context, source) if redraws else None)
-    with drawing_with(upscaler, record, context.config.paths.data_dir) as character:
+    with drawing_cast(context, upscaler, _alone(record)) as character:
         result = upscaler(
             source,
             mode=params.mode,
