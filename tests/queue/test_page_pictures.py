@@ -73,6 +73,15 @@ def test_a_chosen_picture_replaces_its_page_until_the_page_is_drawn_again(store:
     assert pages_of(store, story) == {0: fixed, 1: second}
 
 
+def test_a_chosen_picture_deleted_since_gives_the_page_back_its_drawing(store: JobStore, clock: Clock) -> None:
+    story, (first,) = story_with_pages(store, 1)
+    fixed = fix(store, first)
+    store.choose_page_picture(story, 0, fixed)
+    assert pages_of(store, story) == {0: fixed}
+    store.delete_results(fixed)
+    assert pages_of(store, story) == {0: first}
+
+
 def test_a_later_chapter_keeps_its_own_page_over_an_earlier_chapters_choice(store: JobStore, clock: Clock) -> None:
     first_story, (page_zero,) = story_with_pages(store, 1)
     store.choose_page_picture(first_story, 0, fix(store, page_zero))

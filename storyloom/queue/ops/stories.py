@@ -8,8 +8,8 @@ from types import MappingProxyType
 
 from storyloom.errors import InvalidInput
 from storyloom.queue import sql
-from storyloom.queue.job import Job, JobKind, JobStatus
-from storyloom.queue.operation import Steps, one, query, reads, writes
+from storyloom.queue.job import ArtifactKind, Job, JobKind, JobStatus
+from storyloom.queue.operation import Steps, one, query, reads, scalar, writes
 from storyloom.queue.stories import MAX_STORY_CHAIN, StoryVersions, page_of
 from storyloom.queue.transitions import load_job
 
@@ -54,7 +54,10 @@ def _chosen_pictures(story_id: int, chapter: dict[int, Job], *, later: Mapping[i
         if drawn is not None and drawn.finished_at is not None and drawn.finished_at > float(row["chosen_at"]):
             continue
         found = yield from one(sql.SELECT_JOB, (row["job_id"],))
-        if found is not None and (picture := Job.from_row(found)).status is JobStatus.SUCCEEDED:
+        if found is None or (picture := Job.from_row(found)).status is not JobStatus.SUCCEEDED:
+            continue
+        # A chosen picture deleted since (❌ under it) gives the page back its own drawing.
+        if (yield from scalar(sql.HAS_ARTIFACT, (picture.id, ArtifactKind.IMAGE.value, 0))):
             chapter[page] = picture
 
 
