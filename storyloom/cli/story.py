@@ -129,6 +129,7 @@ def _illustrate(
     from storyloom.domain.book.files import write_book
     from storyloom.models.image.lora import drawing_with
     from storyloom.models.image.references import PageCharacter, drawing_characters
+    from storyloom.worker.handlers.characters import stored_reference_picture
 
     txt2img = pipeline.txt2img
     if consistent is None:
@@ -136,6 +137,7 @@ def _illustrate(
 
         consistent = consistent_attention_fits(config)
     first_page = out / plan.pages[0].image_name
+    pictures = {record.name: stored_reference_picture(config, record) for record in records}
     by_name = {record.name.casefold(): record for record in records}
     for position, index in enumerate(indices):
         bar.page = position
@@ -144,9 +146,9 @@ def _illustrate(
         placed = [
             PageCharacter(
                 record.name,
-                page.positions.get(record.name, "whole"),
-                _reference_picture(config, record),
-                config.characters.reference_weight if record.reference_weight is None else record.reference_weight,
+                page.positions.get(record.name, "whole") if len(present) > 1 else "whole",
+                pictures[record.name],
+                record.weight(config.characters.reference_weight),
             )
             for record in present
         ]
@@ -159,23 +161,6 @@ def _illustrate(
         pipeline.save_page(out, dataclasses.replace(result, parameters=character.named(result.parameters)))
         bar.update_page_done(position)
     return write_book(plan, out)
-
-
-def _reference_picture(config: Config, record: Any) -> Any:
-    """A character's reference picture through this machine's file cache of the store (None without one)."""
-    if not record.has_reference:
-        return None
-    from storyloom.queue.blobs import BlobCache
-    from storyloom.queue.store import JobStore
-    from storyloom.worker.handlers.characters import reference_picture
-
-    cache = BlobCache(config.blob_cache_dir, config.queue.blob_cache_mb * 1024 * 1024)
-    with JobStore.from_config(config) as store:
-
-        def stored_file(digest: str, suffix: str, what: str) -> Path:
-            return cache.file(digest, lambda: store.blob(digest), suffix=suffix, what=what)
-
-        return reference_picture(record, stored_file)
 
 
 def _report(plan: Any, files: Any) -> None:

@@ -88,9 +88,7 @@ def _cast_card(context: JobContext, plan: Any, params: StoryParams) -> tuple[New
     from storyloom.domain.story.cast_card import CastPortrait, compose_cast_card
     from storyloom.domain.story.scenes import portrait_prompt
     from storyloom.domain.story.styles import get_style
-    from storyloom.models.image.lora import drawing_with
-    from storyloom.models.image.references import PageCharacter, drawing_characters
-    from storyloom.worker.handlers.characters import reference_picture
+    from storyloom.worker.handlers.characters import drawing_cast
 
     if not plan.cast:
         return ()
@@ -102,20 +100,11 @@ def _cast_card(context: JobContext, plan: Any, params: StoryParams) -> tuple[New
     for index, member in enumerate(plan.cast):
         context.check_canceled()
         record = context.lookup_character(member.name) if member.name.casefold() in registered else None
-        steering = []
-        if record is not None and record.has_reference:
-            weight = record.reference_weight
-            weight = context.config.characters.reference_weight if weight is None else weight
-            steering.append(PageCharacter(member.name, "whole", reference_picture(record, context.lookup_file), weight))
         stage = f"cast {index + 1}/{len(plan.cast)}"
-        seed = cast_seed(plan.base_seed, member.name)
-        with (
-            drawing_with(txt2img, record, context.config.paths.data_dir) as character,
-            drawing_characters(txt2img, steering),
-        ):
+        with drawing_cast(context, txt2img, [(record, "whole")] if record else []) as character:
             batch = txt2img(
-                portrait_prompt(style, member), style.negative_prompt, seed=seed, num_images=1,
-                safety_checker=params.safety_checker, should_cancel=context.should_cancel,
+                portrait_prompt(style, member), style.negative_prompt, seed=cast_seed(plan.base_seed, member.name),
+                num_images=1, safety_checker=params.safety_checker, should_cancel=context.should_cancel,
                 progress=lambda step, stage=stage: context.progress(replace(step, stage=stage)),
             )  # fmt: skip
         picture = batch.images[0]
