@@ -58,7 +58,7 @@ async def open_title_form(interaction: discord.Interaction, story_id: int) -> No
 
 
 def edited_page_request(
-    plan: StoryPlan, source: Job, newest: StoryPageParams, text: str, scene: str, *, new_seed: bool, safety: Any
+    plan: StoryPlan, story_id: int, newest: StoryPageParams, text: str, scene: str, *, new_seed: bool, safety: Any
 ) -> Request:
     """The redraw of page ``newest.page`` with ``text`` and ``scene``: its prompt rebuilt as the planner builds
     every page's, its seed kept unless ``new_seed``; everything else (characters, places, reference) as the
@@ -80,7 +80,7 @@ def edited_page_request(
     )
     StoryPageParams.model_validate(params.model_dump())  # the same checks as any page job
     number = newest.plan.get("number") or newest.page + 1
-    return Request(JobKind.STORY_PAGE, params, f"✏️ redrawing page {number} with your words", parent_id=source.parent_id)
+    return Request(JobKind.STORY_PAGE, params, f"✏️ redrawing page {number} with your words", parent_id=story_id)
 
 
 class PageEditModal(discord.ui.Modal, title="Edit the page"):
@@ -127,7 +127,7 @@ class PageEditModal(discord.ui.Modal, title="Edit the page"):
             newest = newest_job if newest_job is not None and newest_job.kind is JobKind.STORY_PAGE else source
             request = edited_page_request(
                 plan,
-                source,
+                story_id,
                 StoryPageParams.model_validate(dict(newest.params)),
                 text,
                 scene,
