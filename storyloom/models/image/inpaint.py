@@ -158,7 +158,7 @@ def _load_inpaint(config: Config, device: torch.device, dtype: torch.dtype) -> A
     name = config.models.inpainting
     source = resolve_source(name, build_tiny=config.models.build_tiny)
     with model_errors(name):
-        pipe = StableDiffusionInpaintPipeline.from_pretrained(source, dtype=dtype, use_safetensors=True)  # type: ignore[attr-defined]  # diffusers' top-level names resolve to its dummy classes for mypy
+        pipe = StableDiffusionInpaintPipeline.from_pretrained(source, dtype=dtype, use_safetensors=True)
     pipe.to(device)
     pipe.set_progress_bar_config(disable=True)
     pipe.scheduler = DPMSolverMultistepScheduler.from_config(
@@ -265,10 +265,12 @@ class Inpaint(SDTask):
         if should_cancel is not None and should_cancel():
             raise JobCanceled("canceled")
         width, height = work_size(picture.size, self.config.inpaint.max_work_pixels)
-        work_picture = picture if picture.size == (width, height) else picture.resize((width, height), Image.LANCZOS)
+        work_picture = (
+            picture if picture.size == (width, height) else picture.resize((width, height), Image.Resampling.LANCZOS)
+        )
         work_mask = mask.convert("L")
         if work_mask.size != (width, height):
-            work_mask = work_mask.resize((width, height), Image.BILINEAR)
+            work_mask = work_mask.resize((width, height), Image.Resampling.BILINEAR)
         work_mask = work_mask.point(lambda value: 255 if value >= 128 else 0)
         callback = make_step_callback(progress, should_cancel, image_cfg.preview_every, self.stage)
         with self.drawing_loras(prompt) as lora_extra:
@@ -283,7 +285,7 @@ class Inpaint(SDTask):
 
             drawn = run_with_oom_retry(generate, [seed], self.device, f"a redraw at {width}×{height}")[0]
         if drawn.size != picture.size:
-            drawn = drawn.resize(picture.size, Image.LANCZOS)
+            drawn = drawn.resize(picture.size, Image.Resampling.LANCZOS)
         result = blend_kept(picture, drawn, mask, self.config.inpaint.feather)
         enabled = image_cfg.safety_checker if safety_checker is None else safety_checker
         images, nsfw = apply_safety([result], self.safety, enabled)

@@ -681,10 +681,10 @@ def build_tiny_sd15_inpaint(target: Path, sd15: Path, seed: int = TINY_SEED) -> 
 
     if not _complete(sd15):
         build_tiny_sd15(sd15, seed)
-    base = StableDiffusionPipeline.from_pretrained(sd15)  # type: ignore[attr-defined]  # diffusers' top-level names resolve to its dummy classes for mypy
+    base = StableDiffusionPipeline.from_pretrained(sd15)
     _seeded(seed + 12)
     unet = UNet2DConditionModel(**{**dict(base.unet.config), "in_channels": 9})
-    pipeline = StableDiffusionInpaintPipeline(  # type: ignore[attr-defined]  # as above
+    pipeline = StableDiffusionInpaintPipeline(
         unet=unet,
         vae=base.vae,
         text_encoder=base.text_encoder,
@@ -695,7 +695,7 @@ def build_tiny_sd15_inpaint(target: Path, sd15: Path, seed: int = TINY_SEED) -> 
         requires_safety_checker=True,
     )
     target.mkdir(parents=True, exist_ok=True)
-    pipeline.save_pretrained(target, safe_serialization=True)
+    pipeline.save_pretrained(target, safe_serialization=True)  # type: ignore[attr-defined]  # diffusers' top-level names resolve to its dummy classes for mypy
     _finish_build(target)
 
 
@@ -756,7 +756,7 @@ def build_tiny_clipseg(target: Path, seed: int = TINY_SEED) -> None:
             decoder_intermediate_size=32,
         )
     )
-    decoder = model.decoder
+    decoder: Any = model.decoder
     with torch.no_grad():
         # One weight per channel for the whole patch (no per-pixel pattern inside a patch), the words added to
         # every patch's features at full strength, the picture's features kept small.
