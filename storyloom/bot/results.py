@@ -182,7 +182,7 @@ async def _region_preview(bot: StoryloomBot, job: Job, reply_to: int | None) -> 
     notes = [f"{round(100 * share)}% of the picture" if isinstance(share, (int, float)) else ""]
     line = (
         f"🖌️ {what} of {source} → **{texts.quote(str(params.get('prompt', '')))}**, for <@{job.user_id}>\n"
-        "the tinted part is drawn again: ✅ Redraw, or ✖ Cancel"
+        "✅ Redraw draws the tinted part again; ✖ Cancel leaves the picture as it is"
     )
     return Post(texts.fit(f"{line}\n{texts.job_footer(job.id, *notes)}"), preview.data,
                 f"storyloom_{job.id}_region.png", items=tuple(buttons.region_preview_buttons(job.id)),
