@@ -166,11 +166,12 @@ async def _upscaled(bot: StoryloomBot, job: Job, reply_to: int | None) -> Post:
 async def _region_preview(bot: StoryloomBot, job: Job, reply_to: int | None) -> Post:
     """The picture with the region found tinted, and ✅ Redraw / ✖ Cancel; when nothing matched, the words why
     and the ways to choose again (nothing is queued)."""
-    from storyloom.bot.regions import nothing_matched
+    from storyloom.bot.regions import fixed_page, nothing_matched
 
     preview = await bot.store.artifact(job.id, 0, ArtifactKind.IMAGE)
     params = job.params
-    source = f"image {params.get('index', 0) + 1} of job {job.parent_id}"
+    page = await fixed_page(bot, job)
+    source = f"page {page + 1}" if page is not None else f"image {params.get('index', 0) + 1} of job {job.parent_id}"
     if preview is None or preview.metadata.get("empty") or job.parent_id is None:
         line = f"🖌️ {nothing_matched(job)} (in {source}, for <@{job.user_id}>)"
         retry = buttons.region_retry_buttons(job.parent_id, params.get("index", 0) + 1) if job.parent_id else []

@@ -293,6 +293,7 @@ async def test_a_story_page_is_fixed_in_its_thread_and_the_book_takes_it_when_us
         assert form_fields(press) == {"region": None, "prompt": "page 2"}  # the page's own prompt
         region_id = await queued(await press.submit_modal({"region": "the ball", "prompt": "a blue ball"}))
         preview = await result_of(fake, region_id)
+        assert "“the ball” of page 2 → **a blue ball**" in preview.content
         worker.image = png(64, 64, (20, 40, 220))  # the fixed picture differs from the page's
         redraw = await fake.click_button(preview, f"sl:rr:{region_id}")
         inpaint = await store.get(await queued(redraw))
