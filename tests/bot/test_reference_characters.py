@@ -212,6 +212,9 @@ async def test_a_character_from_a_picture_draws_with_imagine_and_u1_keeps_it(
                 imagine_id = job_of(await handle.wait_original())
                 picture = await drawn(imagine_id)
                 assert read_png_parameters(picture).extra["Character"] == "Pip"
+                plain = await fake.invoke_command("imagine", {"prompt": "Pip flying", "seed": 3})
+                without = await drawn(job_of(await plain.wait_original()))
+                assert without.tobytes() != picture.tobytes()  # same prompt and seed: Pip's picture steered it
                 [grid_id] = await wait_delivered(store, imagine_id)
 
                 click = await fake.click_button(fake.message(grid_id), f"sl:u:{imagine_id}:1")
