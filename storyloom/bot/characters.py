@@ -16,7 +16,7 @@ from discord import app_commands
 
 from storyloom.bot import texts
 from storyloom.characters.photos import check_photo_sizes
-from storyloom.characters.references import ReferencePicture, kind_label, prepare_reference
+from storyloom.characters.references import ReferencePicture, kind_details, kind_label, prepare_reference
 from storyloom.characters.uploads import Upload, pack_training_photos
 from storyloom.domain.pictures import check_declared_size
 from storyloom.errors import InvalidInput
@@ -86,10 +86,7 @@ async def store_photos(store: AsyncJobStore, attachments: Sequence[discord.Attac
 
 def character_kind(record: CharacterRecord, default_weight: float) -> str:
     """Its kind, with the trained token and the picture's weight where they apply."""
-    parts = [f"trained `{record.token}`"] if record.has_lora else []
-    if record.has_reference:
-        parts.append(f"picture (weight {record.weight(default_weight):g})")
-    return " + ".join(parts)
+    return kind_details(record, default_weight, quote="`")
 
 
 def character_line(record: CharacterRecord, default_weight: float) -> str:

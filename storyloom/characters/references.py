@@ -122,6 +122,15 @@ def reference_character(
     )
 
 
+def kind_details(record: CharacterRecord, default_weight: float, *, quote: str = "") -> str:
+    """Its kind with the trained words and the picture's weight: ``trained bhna cat + picture (weight 0.6)``;
+    ``quote`` goes around the words (a backtick in Discord)."""
+    parts = [f"trained {quote}{record.token}{quote}"] if record.has_lora else []
+    if record.has_reference:
+        parts.append(f"picture (weight {record.weight(default_weight):g})")
+    return " + ".join(parts)
+
+
 def kind_label(record: CharacterRecord) -> str:
     """What kind of character it is, in a word or two: trained, picture, or trained + picture."""
     if record.has_lora and record.has_reference:

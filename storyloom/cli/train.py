@@ -260,7 +260,7 @@ def _create(store: Any, config: Config, args: argparse.Namespace) -> int:
     store.check_character_name(request.name)  # a taken name fails before the picture is read
     picture = _read_reference(config, args.picture)
     record = store.add_character(reference_character(request, store.put_blob(picture.png), picture.preview))
-    print(f"registered character {record.name!r} from {args.picture} ({_kind(record, config)})")
+    print(f"registered character {record.name!r} from {args.picture}: {_kind(record, config)}")
     print(f'use it: storyloom imagine "{record.name} in a garden" --character "{record.name}"')
     return 0
 
@@ -278,15 +278,14 @@ def _reference(store: Any, config: Config, args: argparse.Namespace) -> int:
         weight=weight,
         preview=None if record.has_lora else picture.preview,  # a trained one keeps its samples' preview
     )
-    print(f"character {record.name!r} has a new picture ({_kind(record, config)})")
+    print(f"character {record.name!r} has a new picture: {_kind(record, config)}")
     return 0
 
 
 def _kind(record: Any, config: Config) -> str:
-    parts = [f"trained {record.token}"] if record.has_lora else []
-    if record.has_reference:
-        parts.append(f"picture, weight {record.weight(config.characters.reference_weight):g}")
-    return " + ".join(parts)
+    from storyloom.characters.references import kind_details
+
+    return kind_details(record, config.characters.reference_weight)
 
 
 def _list(store: Any, config: Config, args: argparse.Namespace) -> int:

@@ -278,7 +278,7 @@ async def test_imagine_and_story_take_a_character(fake: FakeDiscord, store, tmp_
         assert job.kind is JobKind.IMAGINE and job.params["character"] == "Biscuit"
         told = await fake.invoke_command("story", {"summary": "a cat finds a ball", "character": "Biscuit"})
         story = await store.get(job_of(await told.wait_original()))
-        assert story.kind is JobKind.STORY and story.params["character"] == "Biscuit"
+        assert story.kind is JobKind.STORY and story.params["characters"] == ["Biscuit"]
 
         for name, options in [
             ("imagine", {"prompt": "a cat", "character": "Nobody"}),

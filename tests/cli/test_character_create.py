@@ -28,7 +28,7 @@ def test_create_list_show_give_a_picture_and_delete(tiny_env: Path, capsys) -> N
     argv = ["character", "create", "Pip", "pip.png", "--description", "a small red dragon", "--weight", "0.7"]
     assert main(argv) == 0
     out = capsys.readouterr().out
-    assert "registered character 'Pip' from pip.png (picture, weight 0.7)" in out
+    assert "registered character 'Pip' from pip.png: picture (weight 0.7)" in out
     assert 'storyloom imagine "Pip in a garden" --character "Pip"' in out
     with opened_store(tiny_env) as store:
         record = store.character("pip")
@@ -47,17 +47,17 @@ def test_create_list_show_give_a_picture_and_delete(tiny_env: Path, capsys) -> N
     assert main(["character", "list"]) == 0
     listing = capsys.readouterr().out.splitlines()
     assert listing[0].startswith("Mittens") and "trained bhna cat" in listing[0]
-    assert listing[1].startswith("Pip") and "picture, weight 0.7" in listing[1]
+    assert listing[1].startswith("Pip") and "picture (weight 0.7)" in listing[1]
 
     preview = tiny_env / "preview.jpg"
     assert main(["character", "show", "Pip", "--preview", str(preview)]) == 0
     shown = capsys.readouterr().out
-    assert "kind:        picture, weight 0.7" in shown and "description: a small red dragon" in shown
+    assert "kind:        picture (weight 0.7)" in shown and "description: a small red dragon" in shown
     assert "LoRA:" not in shown and "token:" not in shown and preview.read_bytes()[:2] == b"\xff\xd8"
 
     picture(tiny_env / "cat.jpg", (120, 90), (10, 10, 10))
     assert main(["character", "reference", "mittens", "cat.jpg"]) == 0
-    assert "'Mittens' has a new picture (trained bhna cat + picture, weight 0.6)" in capsys.readouterr().out
+    assert "'Mittens' has a new picture: trained bhna cat + picture (weight 0.6)" in capsys.readouterr().out
 
     assert main(["character", "delete", "Pip"]) == 0
     assert "deleted character 'Pip'" in capsys.readouterr().out
