@@ -341,7 +341,7 @@ async def test_train_from_discord_with_a_real_worker_then_list_and_use_in_a_stor
             async with fast_worker(store):
                 told = await fake.invoke_command("story", {"summary": "a cat finds a ball", "character": "Biscuit"})
                 story = await store.get(job_of(await told.wait_original()))
-                assert story.params["character"] == "Biscuit"
+                assert story.params["characters"] == ["Biscuit"]
     finally:
         await store.close()
 
