@@ -309,7 +309,9 @@ async def test_story_gets_a_thread_named_after_its_title_pages_in_order_then_the
     pages = [c for c in await store.children(story_id) if c.page_index is not None]
     assert [job_of(m) for m in posted] == [story_id, pages[0].id, pages[1].id, story_id]
     cover, first, second, _ = posted
-    assert title in cover.content and not cover.attachments
+    card = await store.artifact(story_id, 0, ArtifactKind.GRID)  # the cast card, when the story has a cast
+    assert title in cover.content and bool(cover.attachments) == (card is not None)
+    assert cover.custom_ids() == [f"sl:et:{story_id}"]
     for message, page in ((first, pages[0]), (second, pages[1])):
         assert message.content.startswith(f"**Page {page.page_index + 1}**")
         assert message.attachments[0].content_type == "image/png"
@@ -341,6 +343,79 @@ async def test_story_gets_a_thread_named_after_its_title_pages_in_order_then_the
     [answer] = await cancel.wait_followups(1)
     assert answer.ephemeral and f"job {next_id}" in answer.content
     await wait_job(store, next_id, lambda j: j.is_finished, timeout=WORK_TIMEOUT)
+
+
+async def test_two_characters_from_pictures_star_in_a_story_that_is_edited_and_continued(world: World) -> None:
+    """Characters made from a picture, /story with both: the thread opens with the cast card; a page edited with
+    ✏️ is redrawn on its seed with the new words, the updated book reads them, and ➕ Continue writes on from them."""
+    fake, store = world.fake, world.store
+    for name, seed in (("Bhna", 11), ("Pip", 12)):
+        created = await fake.invoke_command(
+            "character create",
+            {
+                "name": name,
+                "picture": Upload(f"{name}.png", noisy_png(96, 96, seed=seed)),
+                "description": f"{name} the toy",
+            },
+            user=fake.manager,
+        )
+        [done] = await created.wait_followups(1)
+        assert "is ready" in done.content, done.content
+    handle = await fake.invoke_command(
+        "story", {"summary": "Bhna and Pip find a ball", "pages": 1, "character": "Bhna", "character2": "Pip"}
+    )
+    status = await handle.wait_original()
+    story_id = status_job(status)
+    assert (await store.get(story_id)).params["characters"] == ["Bhna", "Pip"]
+    thread = await fake.wait_for(lambda: fake.channel(status.id) if fake.threads_of(fake.text_channel) else None)
+
+    def pdf_after(after: int):
+        return next(
+            (
+                m
+                for m in fake.messages_in(thread)
+                if m.id > after and any(a.filename.endswith(".pdf") for a in m.attachments)
+            ),
+            None,
+        )
+
+    book = await fake.wait_for(lambda: pdf_after(0), timeout=WORK_TIMEOUT)
+    opening = fake.messages_in(thread)[0]
+    assert job_of(opening) == story_id and opening.attachments[0].filename.endswith("_cast.png")
+    assert "Who is who" in opening.content and "**Bhna** — Bhna the toy" in opening.content
+    assert "**Pip** — Pip the toy" in opening.content
+    cast = await store.artifacts(story_id)
+    assert [a.metadata["character"] for a in cast if a.kind is ArtifactKind.IMAGE][:2] == ["Bhna", "Pip"]
+
+    pages = [c for c in await store.children(story_id) if c.page_index is not None]
+    first = next(m for m in fake.messages_in(thread) if job_of(m) == pages[0].id)
+    click = await fake.click_button(first, f"sl:ed:{pages[0].id}")
+    assert (await click.wait_ack()).type == 9
+    edited_text = "Bhna and Pip fly a big yellow kite."
+    saved = await click.submit_modal({"text": edited_text, "scene": "a cat and a toy fly a kite", "new_seed": "no"})
+    edit_id = status_job((await saved.wait_followups(1))[0])
+    redrawn = await fake.wait_for_message(
+        thread, lambda m: job_of(m) == edit_id and bool(m.attachments), timeout=WORK_TIMEOUT
+    )
+    edit = await store.get(edit_id)
+    assert edit.params["seed"] == pages[0].params["seed"] and edited_text in redrawn.content
+
+    rebuilt = await fake.click_button(redrawn, f"sl:bk:{story_id}")
+    [updated] = await rebuilt.wait_followups(1)
+    assert updated.attachments[0].data.startswith(b"%PDF") and updated.attachments[0].data != book.attachments[0].data
+    shelved = world.running.bot.books._shelf[story_id]
+    assert shelved.plan.pages[0].text == edited_text  # the book laid out with the edited page
+
+    more = await fake.click_button(updated, f"sl:c:{story_id}")
+    assert (await more.wait_ack()).type == 9
+    submitted = await more.submit_modal({"next": "they sail home", "pages": "1"})
+    next_id = status_job((await submitted.wait_followups(1))[0])
+    chapter = await wait_job(store, next_id, lambda j: j.is_finished, timeout=WORK_TIMEOUT)
+    assert chapter.status is JobStatus.SUCCEEDED, chapter.error
+    plan = json.loads((await store.artifact(next_id, 0, ArtifactKind.TEXT)).data)
+    assert plan["pages"][0]["text"] == edited_text and len(plan["pages"]) == 2
+    [new_page] = await store.children(next_id)
+    assert new_page.params["reference"]["job"] == story_id  # the first chapter's cast portraits
 
 
 # ------------------------------------------------------------------------------------------------ limits and losses
