@@ -215,7 +215,8 @@ async def test_story_flow_with_a_failed_page_redraw_and_upscale(fake: FakeDiscor
         assert f"sl:bk:{story_id}" in redrawn.custom_ids()
         rebuilt = await fake.click_button(redrawn, f"sl:bk:{story_id}")
         [updated] = await rebuilt.wait_followups(1)
-        assert "with its redrawn and edited pages" in updated.content and updated.attachments[0].data.startswith(b"%PDF")
+        assert "with its redrawn and edited pages" in updated.content
+        assert updated.attachments[0].data.startswith(b"%PDF")
         assert updated.attachments[0].filename == book.attachments[0].filename
         assert f"sl:c:{story_id}" in updated.custom_ids()
 
