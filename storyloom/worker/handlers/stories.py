@@ -49,7 +49,7 @@ def story(context: JobContext) -> HandlerResult:
         characters(name)  # an unknown character fails before the language model loads
     pipeline = StoryPipeline(context.config, lm=context.resources.story_writer(), txt2img=None, characters=characters)
     portraits: tuple[NewArtifact, ...] = ()
-    if previous is None:
+    if previous is None or params.continue_from is None:  # a new story
         plan = pipeline.write(
             params.summary, params.pages, params.style, names, params.seed,
             progress=context.progress, should_cancel=context.should_cancel,
