@@ -18,8 +18,8 @@ HELP = """\
 Under the grid: **U1–U4** upscale a picture, **V1–V4** make variations of it, **🔄** draws the prompt again. \
 Under an upscaled picture: **Vary (Subtle)**, **Vary (Strong)**, **🖌️ Vary (Region)** (redraw one part), **Zoom Out**, **⬅️ ➡️ ⬆️ ⬇️**, **4× Real-ESRGAN**. **✉️** sends you a copy, **❌** deletes your result.
 **/story** `summary` — a children's story, written and illustrated page by page in a thread named after it, \
-then the whole book as a PDF. Options: `pages`, `style`, `character`, `narrate` (read each page aloud), `voice`. \
-Under each page: **🔁 Redraw**, **⬆️ Upscale**, **🔊** (read it aloud), **🖌️ Fix part of this page**; under the book: **➕ Continue** for the next \
+opening with its cast card, then the whole book as a PDF. Options: `pages`, `style`, `character`–`character3`, \
+`consistent`, `narrate` (read each page aloud), `voice`. Under each page: **🔁 Redraw**, **✏️ Edit**, **⬆️ Upscale**, **🔊** (read it aloud), **🖌️ Fix part of this page**; under the book: **➕ Continue** for the next \
 chapter, **🎧 Audiobook** and **🎬 Video** (the pages read aloud, as one file).
 **/queue** — your jobs and when they should be done. **/cancel** `[job]` — stop one.
 **/settings** — your defaults (negative prompt, aspect ratio, story style, narration voice and speed), and `remix` to change the prompt before V1–V4, 🔄, Vary and ✅ Redraw draw.
