@@ -42,7 +42,7 @@ With Remix on (``/settings``), V1–V4, 🔄, Vary and ✅ Redraw open a form fo
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import discord
@@ -51,7 +51,7 @@ from discord.ui import Button, DynamicItem
 from storyloom.bot import actions, own_results, texts
 from storyloom.bot.errors import report
 from storyloom.bot.remix import remixable
-from storyloom.domain.regions import PanDirection
+from storyloom.domain.regions import ZOOM_MIN, PanDirection
 
 GREY = discord.ButtonStyle.secondary
 BLUE = discord.ButtonStyle.primary
@@ -532,9 +532,14 @@ def grid_buttons(job_id: int, images: int = 4) -> list[DynamicItem[Any]]:
     ]
 
 
-def upscaled_buttons(job_id: int, *, esrgan: bool = True) -> list[DynamicItem[Any]]:
+# (zoom, pan) -> whether a picture can grow so: exactly one of the two is given
+GrowthCheck = Callable[[float | None, PanDirection | None], bool]
+
+
+def upscaled_buttons(job_id: int, *, esrgan: bool = True, grows: GrowthCheck | None = None) -> list[DynamicItem[Any]]:
     """Under one picture (an upscale, a redrawn region, a grown picture), at most five to a row as Discord
-    allows: the Vary buttons and 4× Real-ESRGAN; Zoom Out; Pan; ✉️ and ❌."""
+    allows: the Vary buttons and 4× Real-ESRGAN; Zoom Out; Pan; ✉️ and ❌. ``grows`` says which Zoom Out and
+    Pan the picture can take (its result within the largest allowed); None offers them all."""
     items: list[DynamicItem[Any]] = [
         VaryStrengthButton(job_id, 1, "s", row=0),
         VaryStrengthButton(job_id, 1, "x", row=0),
@@ -543,17 +548,20 @@ def upscaled_buttons(job_id: int, *, esrgan: bool = True) -> list[DynamicItem[An
     ]
     if esrgan:
         items.append(EsrganButton(job_id, 1, row=0))
-    return [*items, *growth_buttons(job_id, rows=(1, 2)), *own_result_buttons(job_id, row=3)]
+    return [*items, *growth_buttons(job_id, rows=(1, 2), grows=grows), *own_result_buttons(job_id, row=3)]
 
 
-def growth_buttons(job_id: int, *, rows: tuple[int, int]) -> list[DynamicItem[Any]]:
-    """Zoom Out 2×, 1.5× and 🔍 Custom Zoom on one row; ⬅️ ➡️ ⬆️ ⬇️ on the next."""
-    return [
-        ZoomOutButton(job_id, 1, 20, row=rows[0]),
-        ZoomOutButton(job_id, 1, 15, row=rows[0]),
-        CustomZoomButton(job_id, 1, row=rows[0]),
-        *(PanButton(job_id, 1, way, row=rows[1]) for way in PanButton.WAYS),
-    ]
+def growth_buttons(job_id: int, *, rows: tuple[int, int], grows: GrowthCheck | None = None) -> list[DynamicItem[Any]]:
+    """Zoom Out 2×, 1.5× and 🔍 Custom Zoom (from the smallest zoom) on one row; ⬅️ ➡️ ⬆️ ⬇️ on the next; each
+    only when ``grows`` allows it."""
+
+    def offered(zoom: float | None = None, pan: PanDirection | None = None) -> bool:
+        return grows is None or grows(zoom, pan)
+
+    zooms = [ZoomOutButton(job_id, 1, tenths, row=rows[0]) for tenths in (20, 15) if offered(zoom=tenths / 10)]
+    custom = [CustomZoomButton(job_id, 1, row=rows[0])] if offered(zoom=ZOOM_MIN) else []
+    pans = [PanButton(job_id, 1, way, row=rows[1]) for way, (_, pan) in PanButton.WAYS.items() if offered(pan=pan)]
+    return [*zooms, *custom, *pans]
 
 
 ALL_SQUARES = 0b111_111_111

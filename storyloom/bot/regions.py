@@ -11,7 +11,7 @@ checked before anything is queued.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 import discord
@@ -29,16 +29,19 @@ from storyloom.domain.regions import (
     PanDirection,
     check_cells,
     check_region_words,
+    check_result_size,
     describe_growth,
+    outpaint_canvas,
     parse_zoom,
 )
 from storyloom.errors import InvalidInput, StoryloomError
-from storyloom.queue.job import ArtifactKind, Job, JobKind, JobStatus
+from storyloom.queue.job import Artifact, ArtifactKind, Job, JobKind, JobStatus
 from storyloom.queue.params import InpaintParams, OutpaintParams, RegionParams
 from storyloom.queue.stories import page_of
 
 if TYPE_CHECKING:
     from storyloom.bot.app import StoryloomBot
+    from storyloom.config import Config
 
 NO_REGION = (
     "write what to change (like “the hat”) in “What to change”, or pick squares of the picture with 🔲 Pick squares"
@@ -275,6 +278,26 @@ def outpaint_request(
         return Request(JobKind.OUTPAINT, params, head, parent_id=source.id)
 
     return make
+
+
+def growth_check(config: Config, picture: Artifact | None) -> Callable[[float | None, PanDirection | None], bool]:
+    """Which Zoom Out and Pan a picture can take: those whose result stays within ``[inpaint]``'s largest
+    (all of them when the picture's size is not recorded: the press checks again)."""
+    width = picture.metadata.get("width") if picture else None
+    height = picture.metadata.get("height") if picture else None
+    limits = config.inpaint
+
+    def grows(zoom: float | None, pan: PanDirection | None) -> bool:
+        if not (isinstance(width, int) and isinstance(height, int)):
+            return True
+        try:
+            canvas = outpaint_canvas((width, height), zoom=zoom, pan=pan)
+            check_result_size(canvas, max_side=limits.max_result_side, max_pixels=limits.max_result_pixels)
+        except InvalidInput:
+            return False
+        return True
+
+    return grows
 
 
 async def open_zoom_form(interaction: discord.Interaction, source_id: int, index: int) -> None:

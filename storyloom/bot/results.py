@@ -14,6 +14,7 @@ import discord
 
 from storyloom.bot import buttons, narration, texts
 from storyloom.bot.book import book_filename, book_message, book_pdf
+from storyloom.bot.regions import fixed_page, growth_check, nothing_matched
 from storyloom.domain.sizes import fits_upscale
 from storyloom.errors import StoryloomError
 from storyloom.queue.job import Artifact, ArtifactKind, Job, JobKind, JobStatus
@@ -158,7 +159,8 @@ async def _upscaled(bot: StoryloomBot, job: Job, reply_to: int | None) -> Post:
     size = f"{picture.metadata.get('width')}×{picture.metadata.get('height')}" if picture else ""
     line = f"⬆️ **{texts.quote(prompt)}** — image {job.params.get('index', 0) + 1} of job {job.parent_id}, {how}, for <@{job.user_id}>"
     notes = [size, "blurred by the safety checker" if picture and picture.metadata.get("nsfw") else ""]
-    items = tuple(buttons.upscaled_buttons(job.id, esrgan=mode != "esrgan" and _fits_esrgan(picture)))
+    esrgan = mode != "esrgan" and _fits_esrgan(picture)
+    items = tuple(buttons.upscaled_buttons(job.id, esrgan=esrgan, grows=growth_check(bot.config, picture)))
     return Post(texts.fit(f"{line}\n{texts.job_footer(job.id, *notes)}"), picture.data if picture else None,
                 f"storyloom_{job.id}_upscaled.png", items=items, reply_to=reply_to)  # fmt: skip
 
@@ -166,8 +168,6 @@ async def _upscaled(bot: StoryloomBot, job: Job, reply_to: int | None) -> Post:
 async def _region_preview(bot: StoryloomBot, job: Job, reply_to: int | None) -> Post:
     """The picture with the region found tinted, and ✅ Redraw / ✖ Cancel; when nothing matched, the words why
     and the ways to choose again (nothing is queued)."""
-    from storyloom.bot.regions import fixed_page, nothing_matched
-
     preview = await bot.store.artifact(job.id, 0, ArtifactKind.IMAGE)
     params = job.params
     page = await fixed_page(bot, job)
@@ -217,7 +217,9 @@ async def _reworked(bot: StoryloomBot, job: Job, reply_to: int | None) -> Post:
         f"seed {seed}" if seed is not None else "",
         "blurred by the safety checker" if picture and picture.metadata.get("nsfw") else "",
     ]
-    items = tuple(buttons.upscaled_buttons(job.id, esrgan=_fits_esrgan(picture)))
+    items = tuple(
+        buttons.upscaled_buttons(job.id, esrgan=_fits_esrgan(picture), grows=growth_check(bot.config, picture))
+    )
     return Post(texts.fit(f"{line}\n{texts.job_footer(job.id, *notes)}"), picture.data if picture else None,
                 f"storyloom_{job.id}_{job.kind}.png", items=items, reply_to=reply_to)  # fmt: skip
 

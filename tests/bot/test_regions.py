@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from storyloom.bot import results
 from storyloom.bot.stories import Stories
 from storyloom.queue.async_store import AsyncJobStore
 from storyloom.queue.job import ArtifactKind, Job, JobKind, JobStatus, NewArtifact
@@ -271,6 +272,29 @@ async def test_a_zoom_too_large_for_the_configured_maximum_is_refused_before_que
         line = await private_line(await fake.click_button(message, f"sl:pn:{source.id}:1:l"))
         assert "2304×1536 pixels" in line
         assert len(await all_jobs(store)) == before
+
+
+async def test_only_the_zooms_and_pans_a_picture_can_take_are_offered(fake: FakeDiscord, store, tmp_path: Path) -> None:
+    where = {"user_id": fake.member.id, "guild_id": fake.guild.id, "channel_id": fake.text_channel.id}
+    offered = {}
+    async with running_bot(bot_config(tmp_path), store, fake) as bot:
+        bot.delivery.stop()  # prepared by hand below
+        for side in (512, 1536, 2048):
+            source = await store.enqueue(JobKind.IMAGINE, {"prompt": "a boat"}, **where, enforce_caps=False)
+            await store.claim("w", [JobKind.IMAGINE.value])
+            metadata = {"width": side, "height": side}
+            picture = NewArtifact(ArtifactKind.IMAGE, 0, "i.png", "image/png", png(8, 8, (9, 9, 9)), metadata)
+            await store.complete(source.id, "w", [picture])
+            job = await store.enqueue(JobKind.UPSCALE, {"index": 0}, parent_id=source.id, **where, enforce_caps=False)
+            await store.claim("w", [JobKind.UPSCALE.value])
+            await store.complete(job.id, "w", [picture])
+            [post] = (await results.prepare(bot, await store.get(job.id))).posts
+            offered[side] = [item.custom_id.removeprefix("sl:").split(":")[0] for item in post.items]
+    growth = ["zo", "zo", "zc", "pn", "pn", "pn", "pn"]
+    assert [name for name in offered[512] if name in ("zo", "zc", "pn")] == growth  # 1024² at most: all of them
+    assert [name for name in offered[1536] if name in ("zo", "zc", "pn")] == ["zc"]  # only 1.1× stays within 2048
+    assert [name for name in offered[2048] if name in ("zo", "zc", "pn")] == []  # nothing fits: none offered
+    assert offered[2048][:4] == ["vs", "vx", "vr", "sq"]  # the region buttons stay
 
 
 # ------------------------------------------------------------------------------------------- story pages
