@@ -135,6 +135,26 @@ async def test_a_trained_character_gets_a_picture_from_its_maker_or_a_manager(
         assert "**Biscuit** — trained `bhna cat` + picture (weight 0.5)" in reply.content
 
 
+async def test_a_picture_character_gets_a_new_picture_and_the_old_one_is_freed(
+    fake: FakeDiscord, store, tmp_path: Path
+) -> None:
+    async with running_bot(bot_config(tmp_path), store, fake):
+        created = await fake.invoke_command("character create", {**CREATE, **drawing()}, user=fake.manager)
+        await created.wait_followups(1)
+        first = await store.character("Pip", guild_id=fake.guild.id)
+        new_drawing = noisy_png(120, 100, seed=8)
+        handle = await fake.invoke_command(
+            "character reference", {"name": "Pip", **drawing("pip2.png", new_drawing)}, user=fake.manager
+        )
+        [reply] = await handle.wait_followups(1)
+        assert "**Pip** has a new picture — picture (weight 0.6)" in reply.content and "both" not in reply.content
+        second = await store.character("Pip", guild_id=fake.guild.id)
+        assert second.reference_digest != first.reference_digest and second.description == "a small red dragon"
+        assert Image.open(io.BytesIO(second.preview)).size == (120, 100)  # its preview is the new picture
+        assert await store.purge_blobs(older_than_days=0) == 1
+        assert await store.blob(first.reference_digest) is None and await store.blob(second.reference_digest)
+
+
 async def test_list_marks_each_kind_and_autocomplete_names_them(fake: FakeDiscord, store, tmp_path: Path) -> None:
     async with running_bot(bot_config(tmp_path), store, fake) as bot:
         await store.add_character(biscuit(fake.guild.id))
