@@ -9,6 +9,7 @@ Saving the title form records the new title in the store; 📕 Updated book show
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 import discord
@@ -30,6 +31,8 @@ from storyloom.queue.stories import page_of
 
 if TYPE_CHECKING:
     from storyloom.bot.app import StoryloomBot
+
+logger = logging.getLogger(__name__)
 
 FORM_TEXT_CHARS = 4000  # Discord's limit for one text field
 FORM_SCENE_CHARS = 500
@@ -162,11 +165,12 @@ class TitleEditModal(discord.ui.Modal, title="Edit the title"):
             if not title:
                 raise InvalidInput("a story needs a title; write a few words (or keep the title as it is)")
             bot.story_screen.ensure_allowed(title)
-            await load_source(interaction, self.story_id)
+            story = await load_source(interaction, self.story_id)
             await bot.store.set_story_title(self.story_id, title)
         except StoryloomError as exc:
             await report(interaction, exc, job_id=self.story_id)
             return
+        await _rename_thread(bot, story.thread_id, texts.thread_name(title))
         line = f"✏️ the story is now called **{texts.quote(title, 100)}**, by <@{interaction.user.id}>"
         view = frozen_view([BookButton(self.story_id)])
         await interaction.response.send_message(
@@ -176,6 +180,19 @@ class TitleEditModal(discord.ui.Modal, title="Edit the title"):
 
     async def on_error(self, interaction: discord.Interaction, error: Exception) -> None:  # type: ignore[override]
         await report(interaction, error, job_id=self.story_id)
+
+
+async def _rename_thread(bot: StoryloomBot, thread_id: int | None, name: str) -> None:
+    """The story's thread takes its new title, as it took the first one; a thread that cannot be renamed (gone,
+    archived, no permission) keeps its name."""
+    if thread_id is None:
+        return
+    try:
+        thread = bot.get_channel(thread_id) or await bot.fetch_channel(thread_id)
+        if isinstance(thread, discord.Thread) and thread.name != name:
+            await thread.edit(name=name)
+    except discord.HTTPException as exc:
+        logger.info("could not rename thread %s to the story's new title (%s)", thread_id, exc.status)
 
 
 def _page_of(source: Job) -> tuple[int, int]:

@@ -344,11 +344,22 @@ async def _page_post(bot: StoryloomBot, job: Job, *, redrawn: bool = False) -> P
     picture = await bot.store.artifact(job.id, 0)
     number = (job.params.get("plan") or {}).get("number") or job.params.get("page", 0) + 1
     text = discord.utils.escape_mentions(texts.shorten(job.params.get("text", ""), MAX_PAGE_TEXT))
-    heading = f"**Page {number}**" + (" (redrawn)" if redrawn else "")
+    heading = f"**Page {number}**" + (
+        (" (edited)" if await _words_changed(bot, job) else " (redrawn)") if redrawn else ""
+    )
     notes = ["blurred by the safety checker" if picture and picture.metadata.get("nsfw") else ""]
     content = texts.fit(f"{heading}\n{text}\n{texts.job_footer(job.id, *notes)}")
     items = buttons.page_buttons(job.id, story_id=job.parent_id if redrawn else None)
     return Post(content, picture.data if picture else None, f"page_{number:03d}.png", items=tuple(items))
+
+
+async def _words_changed(bot: StoryloomBot, job: Job) -> bool:
+    """Whether a redrawn page has other words than the page the story first had (✏️ Edit)."""
+    if job.parent_id is None:
+        return False
+    page = job.params.get("page")
+    first = next((c for c in await bot.store.children(job.parent_id) if c.page_index == page), None)
+    return first is not None and first.params.get("text") != job.params.get("text")
 
 
 async def origin_prompt(bot: StoryloomBot, job: Job) -> str:

@@ -77,7 +77,8 @@ async def test_an_edit_redraws_its_page_with_the_new_words_and_the_same_seed(
         assert edit.params["seed"] == 1  # the page's planned seed: the same noise, the new words
         assert edit.params["prompt"].startswith("watercolor") and "a robot with a kite" in edit.params["prompt"]
         redrawn = await fake.wait_for_message(thread, lambda m: job_of(m) == edit_id and bool(m.attachments))
-        assert "Pip flies a kite." in redrawn.content and f"sl:bk:{story_id}" in redrawn.custom_ids()
+        assert redrawn.content.startswith("**Page 2** (edited)\nPip flies a kite.")
+        assert f"sl:bk:{story_id}" in redrawn.custom_ids()
 
         plan = await Stories(store).plan(story_id)
         assert plan.pages[1].text == "Pip flies a kite." and plan.pages[0].text == "Text of page 1."
@@ -110,6 +111,7 @@ async def test_a_title_edit_renames_the_book_and_an_empty_title_is_refused(
         [updated] = await book.wait_followups(1)
         assert "📕 **The Kite Cat**" in updated.content and updated.attachments[0].filename == "The-Kite-Cat.pdf"
         assert (await Stories(store).plan(story_id)).title == "The Kite Cat"
+        assert fake.channel(thread.id).name == "The Kite Cat"  # the thread follows the title
 
 
 def test_an_edited_page_keeps_its_characters_and_places_and_builds_its_prompt_as_the_planner_does() -> None:
