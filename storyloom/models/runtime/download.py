@@ -47,10 +47,9 @@ def configured_models(config: Config) -> list[ModelSpec]:
         ModelSpec("esrgan", models.esrgan, None),
         ModelSpec("story", models.story, tuple(LANGUAGE_MODEL_PATTERNS)),
     ]
-    adapter_folder = str(PurePosixPath(models.ip_adapter_weights).parent / "image_encoder")
-    adapter = (models.ip_adapter_weights, f"{adapter_folder}/*.json", f"{adapter_folder}/model.safetensors")
     specs += [
-        ModelSpec("ip_adapter", models.ip_adapter, adapter),
+        ModelSpec("ip_adapter", models.ip_adapter, _ip_adapter_files(models.ip_adapter_weights)),
+        ModelSpec("character_adapter", models.character_adapter, _ip_adapter_files(models.character_adapter_weights)),
         ModelSpec("caption", models.caption, tuple(TRANSFORMERS_PATTERNS)),
         ModelSpec("describe_clip", models.describe_clip, tuple(TRANSFORMERS_PATTERNS)),
         ModelSpec("inpainting", models.inpainting, tuple(DIFFUSERS_PATTERNS)),
@@ -61,6 +60,12 @@ def configured_models(config: Config) -> list[ModelSpec]:
     for language, name in sorted(models.narration.items()):
         specs.append(ModelSpec(f"narration ({language})", name, tuple(NARRATION_PATTERNS), tuple(NARRATION_FALLBACK)))
     return specs
+
+
+def _ip_adapter_files(weights: str) -> tuple[str, ...]:
+    """An IP-Adapter's weights file and the image encoder in the ``image_encoder`` folder beside it."""
+    folder = str(PurePosixPath(weights).parent / "image_encoder")
+    return (weights, f"{folder}/*.json", f"{folder}/model.safetensors")
 
 
 def split_hub_file(name: str) -> tuple[str, str]:

@@ -100,3 +100,16 @@ def test_regions_split_the_picture_by_the_positions_in_use() -> None:
     assert masks[0, 0, :, 0].eq(1).all() and masks[0, 0, :, -1].eq(0).all()
     assert masks[0, 1, :, -1].eq(1).all() and 0 < float(masks[0, 0, 0, 19]) < 1  # a soft edge at the border
     assert torch.allclose(masks.sum(dim=1), torch.ones(1, 8, 40))
+
+
+def test_download_fetches_the_character_adapter_beside_its_image_encoder() -> None:
+    from storyloom.config import load_config
+    from storyloom.models.runtime.download import configured_models
+
+    specs = {spec.role: spec for spec in configured_models(load_config(None, environ={}))}
+    adapter = specs["character_adapter"]
+    assert adapter.name == "h94/IP-Adapter" and adapter.patterns == (
+        "models/ip-adapter-plus_sd15.safetensors",
+        "models/image_encoder/*.json",
+        "models/image_encoder/model.safetensors",
+    )
