@@ -227,6 +227,9 @@ class TimeLimitsConfig(_Section):
     train_subject: float = Field(21600.0, gt=0)
     blend: float = Field(1200.0, gt=0)
     describe: float = Field(600.0, gt=0)
+    region: float = Field(600.0, gt=0)
+    inpaint: float = Field(1200.0, gt=0)
+    outpaint: float = Field(1200.0, gt=0)
     other: float = Field(3600.0, gt=0)
     # How long a canceled job may take to stop at its next step before its worker is killed.
     cancel_grace: float = Field(30.0, gt=0)
@@ -237,7 +240,8 @@ class TimeLimitsConfig(_Section):
 
 
 KINDS_WITH_TIME_LIMITS = (
-    "imagine", "vary", "upscale", "story", "story_page", "train_story", "train_subject", "blend", "describe"
+    "imagine", "vary", "upscale", "story", "story_page", "train_story", "train_subject", "blend", "describe",
+    "region", "inpaint", "outpaint",
 )  # fmt: skip
 
 
