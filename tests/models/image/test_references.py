@@ -113,3 +113,24 @@ def test_download_fetches_the_character_adapter_beside_its_image_encoder() -> No
         "models/image_encoder/*.json",
         "models/image_encoder/model.safetensors",
     )
+
+
+def test_a_reference_character_and_an_image_prompt_steer_together(txt2img) -> None:
+    from storyloom.models.image.image_prompt import ImagePrompt
+
+    image_prompt = ImagePrompt.from_config(txt2img.config, txt2img.cache)
+    before = draw(txt2img)
+
+    def prompted() -> np.ndarray:
+        batch = image_prompt(
+            PROMPT, pictures=[STRIPES], image_weight=0.7, seed=3, width=SIDE, height=SIDE, num_images=1
+        )
+        return pixels(batch.images[0])
+
+    alone = prompted()
+    with drawing_characters(image_prompt, [PageCharacter("Bhna", "whole", RED, 0.8)]):
+        together = prompted()
+        again = prompted()
+    assert np.abs(together - alone).mean() > 1.0 and np.array_equal(together, again)
+    assert np.array_equal(prompted(), alone)
+    assert np.array_equal(draw(txt2img), before)
