@@ -97,7 +97,8 @@ class SharedSelfAttentionProcessor:
 @contextlib.contextmanager
 def consistent_attention(pipe: Any, picture: Image.Image) -> Iterator[None]:
     """Inside the block ``pipe``'s UNet calls share self-attention with ``picture``; afterwards the UNet's own
-    attention processors are back and its hooks gone."""
+    attention processors are back and its hooks gone. ``SDTask`` enters it around each pipeline call, inside the
+    prompt conditioning's hooks (``SDTask.sharing_attention`` asks it to)."""
     unet = pipe.unet
     state = _SharedState(picture.convert("RGB"))
     own = dict(unet.attn_processors)
@@ -110,8 +111,10 @@ def consistent_attention(pipe: Any, picture: Image.Image) -> Iterator[None]:
         unet.register_forward_pre_hook(
             lambda module, args, kwargs: _add_reference(pipe, state, args, kwargs), with_kwargs=True
         ),
+        # Other hooks on the UNet (AND's composition) were registered before: the reference joins the batch after
+        # their widening, and leaves it before their combining.
         unet.register_forward_hook(
-            lambda module, args, kwargs, output: _drop_reference(state, output), with_kwargs=True
+            lambda module, args, kwargs, output: _drop_reference(state, output), with_kwargs=True, prepend=True
         ),
     ]
     try:

@@ -110,7 +110,5 @@ def drawing_characters(
         if any(character.reference is not None for character in characters):
             stack.enter_context(task.steered_by(reference_steering(character_adapter(task), characters)))
         if shared_attention is not None:
-            from storyloom.models.image.consistent_attention import consistent_attention
-
-            stack.enter_context(consistent_attention(task.pipe, shared_attention))
+            stack.enter_context(task.sharing_attention(shared_attention))
         yield

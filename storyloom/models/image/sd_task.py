@@ -4,9 +4,10 @@ components without copying weights."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -201,6 +202,7 @@ class SDTask:
         self.lora_hashes: dict[str, str | None] = {}  # a named LoRA's weights hash, once per worker
         self.cache: ModelCache | None = None  # the base's model cache (adapters loaded on demand are kept there)
         self.steering: Any = None  # an ``ImageSteering`` for the calls inside ``steered_by``
+        self.shared_attention: Image.Image | None = None  # the picture calls inside ``sharing_attention`` attend to
 
     @classmethod
     def from_config(cls, config: Config, cache: ModelCache | None = None, *, checkpoint: str | None = None):
@@ -267,12 +269,16 @@ class SDTask:
     ) -> list[Image.Image]:
         """``_call_pipeline`` following ``conditioning`` step by step (prompt editing, alternation, AND), with
         ``chaos`` (0–1) between the pictures and, with ``tile``, pictures that tile seamlessly."""
+        from storyloom.models.image.consistent_attention import consistent_attention
         from storyloom.models.image.tiling import seamless
 
         prompt_embeds, negative_embeds = conditioning.initial()
+        shared = self.shared_attention
         with (
             seamless(self.pipe.unet, self.pipe.vae, enabled=tile),
             conditioning.applied(self.pipe, callback, seeds=seeds, chaos=chaos) as (step_callback, tensor_inputs),
+            # Inside the conditioning's hooks: the reference item joins the batch the UNet really runs.
+            consistent_attention(self.pipe, shared) if shared is not None else contextlib.nullcontext(),
         ):
             return self._call_pipeline(
                 seeds, prompt_embeds, negative_embeds, step_callback,
@@ -289,6 +295,16 @@ class SDTask:
         from storyloom.models.image.lora import lora_loaded
 
         return lora_loaded(self.pipe, loras, scale=scale)
+
+    @contextlib.contextmanager
+    def sharing_attention(self, picture: Image.Image) -> Iterator[None]:
+        """Calls inside the block share self-attention with ``picture`` (a story's consistent look, see
+        ``consistent_attention``); outside it the plain pipeline runs, bit for bit."""
+        previous, self.shared_attention = self.shared_attention, picture
+        try:
+            yield
+        finally:
+            self.shared_attention = previous
 
     def steered_by(self, steering: Any) -> Any:
         """A context manager: calls inside it are steered by ``steering`` (an ``ImageSteering``: IP-Adapters with

@@ -69,3 +69,17 @@ def test_the_memory_decision_weighs_the_extra_item_against_the_budget(tiny_confi
     assert not consistent_attention_fits(big, budget_bytes=6 * 1024**3, weights_bytes=3 * 1024**3)
     usual = tiny_config.model_copy(update={"image": tiny_config.image.model_copy(update={"width": 512, "height": 512})})
     assert consistent_attention_fits(usual, budget_bytes=6 * 1024**3, weights_bytes=2 * 1024**3)
+
+
+def test_shared_attention_with_and_prompts_and_chaos(txt2img) -> None:
+    """AND's composition hooks on the UNet widen the batch; the reference item joins after and leaves before."""
+    reference = Image.new("RGB", (SIDE, SIDE), (240, 220, 40))
+    composed = "a cat AND a river:0.6"
+    plain = pixels(txt2img(composed, seed=4, width=SIDE, height=SIDE, num_images=2, chaos=30).images[1])
+    with drawing_characters(txt2img, [], shared_attention=reference):
+        shared = txt2img(composed, seed=4, width=SIDE, height=SIDE, num_images=2, chaos=30).images
+    assert [picture.size for picture in shared] == [(SIDE, SIDE)] * 2
+    assert np.abs(pixels(shared[1]) - plain).mean() > 0.1
+    assert np.array_equal(
+        pixels(txt2img(composed, seed=4, width=SIDE, height=SIDE, num_images=2, chaos=30).images[1]), plain
+    )
