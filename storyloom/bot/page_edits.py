@@ -26,7 +26,7 @@ from storyloom.domain.story.plan import PagePlan, StoryPlan
 from storyloom.domain.story.scenes import MAX_SCENE_CHARS, page_prompt
 from storyloom.errors import InvalidInput, StoryloomError
 from storyloom.queue.job import Job, JobKind
-from storyloom.queue.params import StoryPageParams
+from storyloom.queue.params import StoryPageParams, validate_params
 from storyloom.queue.stories import page_of
 
 if TYPE_CHECKING:
@@ -72,16 +72,14 @@ def edited_page_request(
     page = plan.page(newest.page)
     scene = " ".join(scene.split())[:MAX_SCENE_CHARS] or fallback_scene(text, plan.summary)
     seed = random_seed() if new_seed else (newest.seed if newest.seed is not None else page.seed)
-    params = newest.model_copy(
-        update={
-            "text": text,
-            "prompt": page_prompt(plan.style, plan.cast, page, scene),
-            "seed": seed,
-            "plan": {**newest.plan, "scene": scene},
-            "safety_checker": safety,
-        }
-    )
-    StoryPageParams.model_validate(params.model_dump())  # the same checks as any page job
+    changes = {
+        "text": text,
+        "prompt": page_prompt(plan.style, plan.cast, page, scene),
+        "seed": seed,
+        "plan": {**newest.plan, "scene": scene},
+        "safety_checker": safety,
+    }
+    params = validate_params(JobKind.STORY_PAGE, {**newest.model_dump(), **changes})  # as any page job is checked
     number = newest.plan.get("number") or newest.page + 1
     return Request(JobKind.STORY_PAGE, params, f"✏️ redrawing page {number} with your words", parent_id=story_id)
 
