@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
+
 from storyloom.domain.seeds import cast_seed
 from storyloom.domain.story.cast_card import MARGIN, PORTRAIT_SIDE
 from storyloom.models.runtime.tiny import make_tiny_config
@@ -151,3 +153,26 @@ def test_a_continuation_is_written_on_from_the_edited_pages_and_title(tmp_path: 
         new_pages = store.children(sequel.id)
         assert new_pages and all(page.params["reference"]["job"] == first.id for page in new_pages)
         assert store.artifacts(sequel.id)[1:] == []  # a new chapter draws no second cast card
+
+
+def test_a_page_with_one_character_draws_as_a_page_queued_before_characters_had_places(
+    tmp_path: Path, tiny_models
+) -> None:
+    from storyloom.worker.registry import build_handlers
+
+    config = make_tiny_config(tmp_path, tiny_models, image={"steps": 2})
+    page = {"page": 0, "text": "Pip naps.", "prompt": "a robot naps in a garden", "seed": 5, "consistent": False}
+    with JobStore.from_config(config) as store, worker_in_thread(config, handlers=build_handlers()):
+        store.add_character(reference_only("Pip", store.put_blob(noisy_png(48, 48, seed=2)), "a tin robot"))
+        cover = store.enqueue("imagine", {"prompt": "a cover", "seed": 1, "num_images": 1}, user_id=1)
+        finished(store, cover.id)
+        before = store.enqueue("story_page", {**page, "character": "Pip"}, user_id=1, parent_id=cover.id)
+        now = {**page, "characters": [{"name": "Pip", "position": "whole"}]}
+        placed = store.enqueue("story_page", now, user_id=1, parent_id=cover.id)
+        plain = store.enqueue("story_page", page, user_id=1, parent_id=cover.id)
+        pixels = [
+            np.asarray(artifact_image(store.artifacts(finished(store, job.id).id)[0]), dtype=np.int16)
+            for job in (before, placed, plain)
+        ]
+    assert np.array_equal(pixels[0], pixels[1])
+    assert np.abs(pixels[1] - pixels[2]).mean() > 1.0  # Pip's picture did steer both
