@@ -193,3 +193,20 @@ def test_download_fetches_the_inpainting_and_segmentation_models() -> None:
     assert specs["inpainting"].patterns == tuple(DIFFUSERS_PATTERNS)
     assert specs["segmentation"].name == "CIDAS/clipseg-rd64-refined"
     assert specs["segmentation"].patterns == tuple(TRANSFORMERS_PATTERNS)
+
+
+def test_a_flagged_redraw_is_blurred_and_reported(inpaint: Inpaint) -> None:
+    from storyloom.models.image.imaging import blurred_placeholder
+
+    assert inpaint.safety is not None
+    checker = inpaint.safety.checker
+    picture, mask = gradient(), cells_mask([5], (64, 64))
+    clean = inpaint(picture, mask, "a crown", seed=8, safety_checker=False)
+    saved = checker.concept_embeds_weights.data.clone()
+    try:
+        checker.concept_embeds_weights.data.fill_(-2.0)  # below any cosine similarity: everything is flagged
+        flagged = inpaint(picture, mask, "a crown", seed=8, safety_checker=True)
+    finally:
+        checker.concept_embeds_weights.data.copy_(saved)
+    assert clean.nsfw == [False] and flagged.nsfw == [True]
+    assert np.array_equal(pixels(flagged.images[0]), pixels(blurred_placeholder(clean.images[0])))
