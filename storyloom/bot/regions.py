@@ -29,9 +29,8 @@ from storyloom.domain.regions import (
     PanDirection,
     check_cells,
     check_region_words,
-    check_result_size,
     describe_growth,
-    outpaint_canvas,
+    fitted_source,
     parse_zoom,
 )
 from storyloom.errors import InvalidInput, StoryloomError
@@ -267,12 +266,14 @@ async def cancel_region(interaction: discord.Interaction, region_id: int) -> Non
 def outpaint_request(
     index: int, *, zoom: float | None = None, pan: PanDirection | None = None, prompt: str | None = None
 ) -> actions.MakeRequest:
-    """Grow image ``index``: Zoom Out by ``zoom`` or Pan one way; ``prompt`` None keeps the picture's."""
+    """Grow image ``index``: Zoom Out by ``zoom`` or Pan one way; ``prompt`` None keeps the picture's. A picture
+    too large to grow as it is (an upscale, say) is grown from a scaled-down copy, as a Midjourney user expects."""
 
     def make(source: Job, interaction: discord.Interaction) -> Request:
         params = OutpaintParams(
-            index=index, zoom=zoom, pan=pan, prompt=prompt, safety_checker=safety_checker_for(interaction.channel)
-        )
+            index=index, zoom=zoom, pan=pan, prompt=prompt, fit=True,
+            safety_checker=safety_checker_for(interaction.channel),
+        )  # fmt: skip
         icon = PAN_ICONS.get(pan or "", "🔍")
         head = f"{icon} {describe_growth(zoom=zoom, pan=pan)} of image {index + 1} of job {source.id}"
         return Request(JobKind.OUTPAINT, params, head, parent_id=source.id)
@@ -281,8 +282,9 @@ def outpaint_request(
 
 
 def growth_check(config: Config, picture: Artifact | None) -> Callable[[float | None, PanDirection | None], bool]:
-    """Which Zoom Out and Pan a picture can take: those whose result stays within ``[inpaint]``'s largest
-    (all of them when the picture's size is not recorded: the press checks again)."""
+    """Which Zoom Out and Pan a picture can take: those whose result stays within ``[inpaint]``'s largest, if need
+    be grown from a scaled-down copy (all of them when the picture's size is not recorded: the press checks
+    again)."""
     width = picture.metadata.get("width") if picture else None
     height = picture.metadata.get("height") if picture else None
     limits = config.inpaint
@@ -291,8 +293,10 @@ def growth_check(config: Config, picture: Artifact | None) -> Callable[[float | 
         if not (isinstance(width, int) and isinstance(height, int)):
             return True
         try:
-            canvas = outpaint_canvas((width, height), zoom=zoom, pan=pan)
-            check_result_size(canvas, max_side=limits.max_result_side, max_pixels=limits.max_result_pixels)
+            fitted_source(
+                (width, height), zoom=zoom, pan=pan,
+                max_side=limits.max_result_side, max_pixels=limits.max_result_pixels,
+            )  # fmt: skip
         except InvalidInput:
             return False
         return True

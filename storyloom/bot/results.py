@@ -212,8 +212,10 @@ async def _reworked(bot: StoryloomBot, job: Job, reply_to: int | None) -> Post:
     line = f"{icon} **{texts.quote(prompt)}** — {what}, for <@{job.user_id}>"
     size = f"{picture.metadata.get('width')}×{picture.metadata.get('height')}" if picture else ""
     seed = picture.metadata.get("seed") if picture else None
+    scaled_from = picture.metadata.get("scaled_from") if picture else None
     notes = [
         size,
+        f"grown from a copy scaled down from {scaled_from[0]}×{scaled_from[1]}" if scaled_from else "",
         f"seed {seed}" if seed is not None else "",
         "blurred by the safety checker" if picture and picture.metadata.get("nsfw") else "",
     ]

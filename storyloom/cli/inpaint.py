@@ -48,6 +48,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     outpaint.add_argument("--prompt", default=None, help="prompt of the new area (default: the one stored in IMAGE)")
     outpaint.add_argument("--negative", default=None, help="negative prompt (default: the one stored in IMAGE)")
     outpaint.add_argument("--seed", type=int, default=None, help="seed (random when omitted)")
+    outpaint.add_argument(
+        "--fit", action="store_true",
+        help="when the grown picture would be larger than [inpaint] allows, grow a scaled-down copy instead",
+    )  # fmt: skip
     outpaint.add_argument("--out", type=Path, default=None, help="output directory (default: <data_dir>/images/<time>)")
     add_common_options(outpaint)
     outpaint.set_defaults(handler=run_outpaint)
@@ -92,15 +96,29 @@ def run_inpaint(config: Config, args: argparse.Namespace) -> int:
 
 
 def run_outpaint(config: Config, args: argparse.Namespace) -> int:
+    from PIL import Image
+
     from storyloom.domain.prompts import validate_prompt
-    from storyloom.domain.regions import check_result_size, outpaint_canvas, parse_zoom
+    from storyloom.domain.regions import check_result_size, fitted_source, outpaint_canvas, parse_zoom
     from storyloom.domain.seeds import check_seed
 
     picture = _open(args.image, keep_parameters=True)
     zoom = parse_zoom(args.zoom) if args.zoom is not None else None
-    canvas = outpaint_canvas(picture.size, zoom=zoom, pan=args.pan)
     limits = config.inpaint
-    check_result_size(canvas, max_side=limits.max_result_side, max_pixels=limits.max_result_pixels)
+    if args.fit:
+        size = fitted_source(
+            picture.size, zoom=zoom, pan=args.pan, max_side=limits.max_result_side, max_pixels=limits.max_result_pixels
+        )
+        if size != picture.size:
+            print(f"growing a copy scaled down from {picture.width}x{picture.height} to {size[0]}x{size[1]}")
+            info = dict(picture.info)  # the stored prompt goes with the copy
+            picture = picture.resize(size, Image.Resampling.LANCZOS)
+            picture.info.update(info)
+    canvas = outpaint_canvas(picture.size, zoom=zoom, pan=args.pan)
+    try:
+        check_result_size(canvas, max_side=limits.max_result_side, max_pixels=limits.max_result_pixels)
+    except InvalidInput as exc:
+        raise InvalidInput(f"{exc}; --fit grows a scaled-down copy instead") from None
     max_chars = config.image.max_prompt_chars
     if args.prompt is not None:
         validate_prompt(args.prompt, max_chars=max_chars)

@@ -27,6 +27,9 @@ GRID_SIDE = 3
 GRID_CELLS = range(1, GRID_SIDE * GRID_SIDE + 1)  # row-major from the top-left: 1 2 3 / 4 5 6 / 7 8 9
 MAX_REGION_CHARS = 200
 SIDE_MULTIPLE = 8  # SD 1.5's VAE works in 8-pixel blocks
+# The smallest a picture may be scaled down to so that its grown version fits: below this there is too
+# little of it left to grow from.
+MIN_FITTED_SIDE = 32
 
 # Why a region cannot be redrawn when the words found nothing (shown with the preview).
 EMPTY_REGION = (
@@ -212,6 +215,31 @@ def check_result_size(canvas: Canvas, *, max_side: int, max_pixels: int, what: s
             f"pixels a side and {max_pixels / 1_000_000:.1f} megapixels (zoom out less, or start from a smaller "
             "picture)"
         )
+
+
+def fitted_source(
+    size: tuple[int, int], *, zoom: float | None = None, pan: str | None = None, max_side: int, max_pixels: int
+) -> tuple[int, int]:
+    """The size to grow a ``size`` picture from so that the grown picture stays within the largest allowed: the
+    picture's own size when it fits, else the largest scaled-down copy (aspect kept) that does, as Midjourney
+    zooms out of an upscale at a working size. ``InvalidInput`` when that copy would be under
+    ``MIN_FITTED_SIDE`` pixels a side (the limits are set too small for this growth)."""
+    width, height = size
+    canvas = outpaint_canvas(size, zoom=zoom, pan=pan)
+    scale = min(1.0, max_side / max(canvas.size), math.sqrt(max_pixels / (canvas.width * canvas.height)))
+    while True:
+        fitted = (max(1, math.floor(width * scale)), max(1, math.floor(height * scale)))
+        if fitted != size and min(fitted) < MIN_FITTED_SIDE:
+            raise InvalidInput(
+                f"{describe_growth(zoom=zoom, pan=pan)} of this {width}×{height} picture would be "
+                f"{canvas.width}×{canvas.height} pixels, and scaled down to fit within {max_side} pixels a side "
+                f"it would be under {MIN_FITTED_SIDE} pixels a side; grown pictures may be at most {max_side} "
+                f"pixels a side and {max_pixels / 1_000_000:.1f} megapixels"
+            )
+        grown = outpaint_canvas(fitted, zoom=zoom, pan=pan)
+        if max(grown.size) <= max_side and grown.width * grown.height <= max_pixels:
+            return fitted
+        scale *= 0.99  # rounding to multiples of 8 overshot by a few pixels: a step smaller
 
 
 def _zoomed_side(side: int, zoom: float) -> int:

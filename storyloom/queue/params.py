@@ -112,6 +112,9 @@ class OutpaintParams(JobParams):
     negative_prompt: str | None = Field(None, max_length=20_000)
     seed: int | None = _SEED
     safety_checker: bool | None = None
+    # A picture whose grown version would be larger than ``[inpaint]`` allows is grown from a scaled-down copy
+    # (the buttons ask for this); without it such a picture is refused.
+    fit: bool = False
 
     @model_validator(mode="after")
     def _zoom_or_pan(self) -> OutpaintParams:

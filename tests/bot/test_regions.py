@@ -250,51 +250,81 @@ async def test_zoom_and_pan_buttons_queue_outpaint_jobs(fake: FakeDiscord, store
         )
 
 
-async def test_a_zoom_too_large_for_the_configured_maximum_is_refused_before_queueing(
-    fake: FakeDiscord, store, tmp_path: Path
-) -> None:
+def small_growth_limits(config, side: int):
+    """``config`` allowing grown pictures of at most ``side`` pixels a side."""
+    limits = config.inpaint.model_copy(update={"max_result_side": side})
+    return config.model_copy(update={"inpaint": limits})
+
+
+async def big_picture(fake: FakeDiscord, store, side: int):
+    """A finished imagine job whose one picture is recorded as ``side``² pixels, and a message with its Zoom Out
+    2× and Pan left buttons."""
     where = {"user_id": fake.member.id, "guild_id": fake.guild.id, "channel_id": fake.text_channel.id}
     source = await store.enqueue(JobKind.IMAGINE, {"prompt": "a boat"}, **where, enforce_caps=False)
     await store.claim("w", [JobKind.IMAGINE.value])
-    picture = png(8, 8, (9, 9, 9))
-    metadata = {"width": 1536, "height": 1536}
-    await store.complete(source.id, "w", [NewArtifact(ArtifactKind.IMAGE, 0, "i.png", "image/png", picture, metadata)])
+    metadata = {"width": side, "height": side}
+    picture = NewArtifact(ArtifactKind.IMAGE, 0, "i.png", "image/png", png(8, 8, (9, 9, 9)), metadata)
+    await store.complete(source.id, "w", [picture])
+    message = fake.state.create_message(fake.text_channel.id, fake.bot_user, {"content": "a big picture", "components": [
+        {"type": 1, "components": [
+            {"type": 2, "style": 2, "label": "z", "custom_id": f"sl:zo:{source.id}:1:20"},
+            {"type": 2, "style": 2, "label": "p", "custom_id": f"sl:pn:{source.id}:1:l"},
+        ]},
+    ]})  # fmt: skip
+    return source, message
+
+
+async def test_a_picture_too_large_to_grow_as_it_is_grows_from_a_scaled_down_copy(
+    fake: FakeDiscord, store, tmp_path: Path
+) -> None:
     async with running_bot(bot_config(tmp_path), store, fake):
-        message = fake.state.create_message(fake.text_channel.id, fake.bot_user, {"content": "a big picture", "components": [
-            {"type": 1, "components": [
-                {"type": 2, "style": 2, "label": "z", "custom_id": f"sl:zo:{source.id}:1:20"},
-                {"type": 2, "style": 2, "label": "p", "custom_id": f"sl:pn:{source.id}:1:l"},
-            ]},
-        ]})  # fmt: skip
+        source, message = await big_picture(fake, store, 4096)  # an upscale's size: 2× would be 8192 pixels a side
+        zoomed = await store.get(await queued(await fake.click_button(message, f"sl:zo:{source.id}:1:20")))
+        assert (zoomed.kind, zoomed.params["zoom"], zoomed.params["fit"]) == (JobKind.OUTPAINT, 2.0, True)
+        panned = await store.get(await queued(await fake.click_button(message, f"sl:pn:{source.id}:1:l")))
+        assert (panned.params["pan"], panned.params["fit"]) == ("left", True)
+
+
+async def test_a_growth_the_limits_cannot_hold_even_scaled_down_is_refused_before_queueing(
+    fake: FakeDiscord, store, tmp_path: Path
+) -> None:
+    async with running_bot(small_growth_limits(bot_config(tmp_path), 40), store, fake):
+        source, message = await big_picture(fake, store, 1536)
         before = len(await all_jobs(store))
         line = await private_line(await fake.click_button(message, f"sl:zo:{source.id}:1:20"))
-        assert "3072×3072 pixels" in line and "at most 2048 pixels a side" in line
+        assert "Zoom Out 2× of this 1536×1536 picture would be 3072×3072 pixels" in line
+        assert "at most 40 pixels a side" in line
         line = await private_line(await fake.click_button(message, f"sl:pn:{source.id}:1:l"))
-        assert "2304×1536 pixels" in line
+        assert "Pan left of this 1536×1536 picture would be 2304×1536 pixels" in line
         assert len(await all_jobs(store)) == before
 
 
 async def test_only_the_zooms_and_pans_a_picture_can_take_are_offered(fake: FakeDiscord, store, tmp_path: Path) -> None:
     where = {"user_id": fake.member.id, "guild_id": fake.guild.id, "channel_id": fake.text_channel.id}
     offered = {}
-    async with running_bot(bot_config(tmp_path), store, fake) as bot:
-        bot.delivery.stop()  # prepared by hand below
-        for side in (512, 1536, 2048):
-            source = await store.enqueue(JobKind.IMAGINE, {"prompt": "a boat"}, **where, enforce_caps=False)
-            await store.claim("w", [JobKind.IMAGINE.value])
-            metadata = {"width": side, "height": side}
-            picture = NewArtifact(ArtifactKind.IMAGE, 0, "i.png", "image/png", png(8, 8, (9, 9, 9)), metadata)
-            await store.complete(source.id, "w", [picture])
-            job = await store.enqueue(JobKind.UPSCALE, {"index": 0}, parent_id=source.id, **where, enforce_caps=False)
-            await store.claim("w", [JobKind.UPSCALE.value])
-            await store.complete(job.id, "w", [picture])
-            [post] = (await results.prepare(bot, await store.get(job.id))).posts
-            offered[side] = [item.custom_id.removeprefix("sl:").split(":")[0] for item in post.items]
+    for limit in (2048, 40):
+        async with running_bot(small_growth_limits(bot_config(tmp_path), limit), store, fake) as bot:
+            bot.delivery.stop()  # prepared by hand below
+            for side in (512, 4096):
+                source = await store.enqueue(JobKind.IMAGINE, {"prompt": "a boat"}, **where, enforce_caps=False)
+                await store.claim("w", [JobKind.IMAGINE.value])
+                metadata = {"width": side, "height": side}
+                picture = NewArtifact(ArtifactKind.IMAGE, 0, "i.png", "image/png", png(8, 8, (9, 9, 9)), metadata)
+                await store.complete(source.id, "w", [picture])
+                job = await store.enqueue(
+                    JobKind.UPSCALE, {"index": 0}, parent_id=source.id, **where, enforce_caps=False
+                )
+                await store.claim("w", [JobKind.UPSCALE.value])
+                await store.complete(job.id, "w", [picture])
+                [post] = (await results.prepare(bot, await store.get(job.id))).posts
+                offered[limit, side] = [item.custom_id.removeprefix("sl:").split(":")[0] for item in post.items]
     growth = ["zo", "zo", "zc", "pn", "pn", "pn", "pn"]
-    assert [name for name in offered[512] if name in ("zo", "zc", "pn")] == growth  # 1024² at most: all of them
-    assert [name for name in offered[1536] if name in ("zo", "zc", "pn")] == ["zc"]  # only 1.1× stays within 2048
-    assert [name for name in offered[2048] if name in ("zo", "zc", "pn")] == []  # nothing fits: none offered
-    assert offered[2048][:4] == ["vs", "vx", "vr", "sq"]  # the region buttons stay
+    for side in (512, 4096):  # the default limits: every picture can grow, a large one from a scaled-down copy
+        assert [name for name in offered[2048, side] if name in ("zo", "zc", "pn")] == growth
+    # Grown pictures of at most 40 pixels a side: a 512 picture would be scaled below 32 pixels for 2×, 1.5× and
+    # the pans, not for 1.1×; the region buttons stay whatever the limits.
+    assert [name for name in offered[40, 512] if name in ("zo", "zc", "pn")] == ["zc"]
+    assert offered[40, 4096][:4] == ["vs", "vx", "vr", "sq"]
 
 
 # ------------------------------------------------------------------------------------------- story pages

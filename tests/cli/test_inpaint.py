@@ -102,6 +102,20 @@ def test_outpaint_refuses_too_large_a_result(picture: Path, capsys, monkeypatch)
     assert "would be 128×128 pixels" in capsys.readouterr().err
 
 
+def test_outpaint_fit_grows_a_scaled_down_copy_within_the_limits(
+    picture: Path, tiny_env: Path, capsys, monkeypatch
+) -> None:
+    monkeypatch.setenv("STORYLOOM_INPAINT__MAX_RESULT_PIXELS", "8192")
+    assert main(["outpaint", str(picture), "--zoom", "2", "--profile", "tiny"]) == 2
+    assert "--fit grows a scaled-down copy instead" in capsys.readouterr().err
+    out = tiny_env / "fitted"
+    assert main(["outpaint", str(picture), "--zoom", "2", "--fit", "--out", str(out), "--profile", "tiny"]) == 0
+    assert "growing a copy scaled down from 64x64 to 45x45" in capsys.readouterr().out
+    grown = opened(next(out.glob("fox_*.png")))
+    assert grown.shape[:2] == (88, 88)
+    assert read_png_parameters(next(out.glob("fox_*.png"))).prompt == "a fox in the snow"  # the copy keeps it
+
+
 def test_zoom_and_pan_are_one_or_the_other(picture: Path, capsys) -> None:
     with pytest.raises(SystemExit):
         main(["outpaint", str(picture), "--zoom", "2", "--pan", "left", "--profile", "tiny"])

@@ -15,6 +15,7 @@ from storyloom.domain.regions import (
     check_result_size,
     check_zoom,
     coverage,
+    fitted_source,
     outpaint_canvas,
     parse_cells,
     parse_zoom,
@@ -119,6 +120,32 @@ def test_a_result_larger_than_allowed_is_refused() -> None:
         check_result_size(canvas, max_side=1536, max_pixels=10**8)
     with pytest.raises(InvalidInput, match="2.0 megapixels"):
         check_result_size(canvas, max_side=4096, max_pixels=2_000_000)
+
+
+@pytest.mark.parametrize(
+    ("size", "growth", "fitted"),
+    [
+        ((512, 512), {"zoom": 2.0}, (512, 512)),  # fits as it is: unchanged
+        ((4096, 4096), {"zoom": 2.0}, (1024, 1024)),  # an upscale: grown from a quarter-size copy
+        ((4096, 4096), {"zoom": 1.5}, (1365, 1365)),
+        ((4096, 3072), {"pan": "left"}, (1365, 1024)),  # aspect kept
+        ((3000, 1000), {"pan": "down"}, (2048, 682)),
+    ],
+)
+def test_a_picture_too_large_to_grow_is_grown_from_the_largest_copy_that_fits(size, growth, fitted) -> None:
+    limits = {"max_side": 2048, "max_pixels": 2048 * 2048}
+    assert fitted_source(size, **growth, **limits) == fitted
+    check_result_size(outpaint_canvas(fitted, **growth), **limits)  # within the limits
+    larger = (fitted[0] + 8, round((fitted[0] + 8) * size[1] / size[0]))
+    if fitted != size:  # and as large as they allow
+        with pytest.raises(InvalidInput):
+            check_result_size(outpaint_canvas(larger, **growth), **limits)
+
+
+def test_limits_too_small_for_a_growth_are_refused_naming_them() -> None:
+    with pytest.raises(InvalidInput, match=r"Zoom Out 2× of this 512×512 picture would be 1024×1024 pixels.*"
+                       r"under 32 pixels a side; grown pictures may be at most 40 pixels a side"):  # fmt: skip
+        fitted_source((512, 512), zoom=2.0, max_side=40, max_pixels=10**8)
 
 
 def test_preview_tints_and_outlines_only_around_the_region() -> None:

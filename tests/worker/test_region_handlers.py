@@ -114,7 +114,8 @@ def test_zoom_out_and_pan_jobs(tmp_path: Path, tiny_models) -> None:
                 "outpaint", {"pan": "left", "seed": 3, "prompt": "a garden"}, user_id=1, parent_id=parent
             )
             too_big = store.enqueue("outpaint", {"zoom": 2.0}, user_id=1, parent_id=parent)
-            for job in (zoomed, panned):
+            fitted = store.enqueue("outpaint", {"zoom": 2.0, "fit": True, "seed": 3}, user_id=1, parent_id=parent)
+            for job in (zoomed, panned, fitted):
                 finished(store, job.id)
             refused = finished_somehow(store, too_big.id)
 
@@ -126,3 +127,9 @@ def test_zoom_out_and_pan_jobs(tmp_path: Path, tiny_models) -> None:
         assert read_png_parameters(extended).prompt == "a garden"
         assert refused.status is JobStatus.FAILED
         assert "would be 128×128 pixels; grown pictures may be at most 120 pixels a side" in refused.error.message
+        # With fit, the same zoom grows a copy scaled down so that the result stays within 120 pixels.
+        shrunk = store.artifact(fitted.id, 0)
+        assert shrunk.metadata["scaled_from"] == [64, 64]
+        copy = source.resize((60, 60), Image.Resampling.LANCZOS)
+        grown_copy = artifact_image(shrunk)
+        assert grown_copy.size == (120, 120) and np.array_equal(as_array(grown_copy)[30:90, 30:90], as_array(copy))

@@ -98,12 +98,23 @@ def inpaint(context: JobContext) -> HandlerResult:
 def outpaint(context: JobContext) -> HandlerResult:
     """Image ``index`` of the parent job zoomed out or panned; too large a result is refused before any model
     loads."""
-    from storyloom.domain.regions import check_result_size, outpaint_canvas
+    from PIL import Image
+
+    from storyloom.domain.regions import check_result_size, fitted_source, outpaint_canvas
 
     params = context.params
     assert isinstance(params, OutpaintParams)
     source = context.source_image()
     limits = context.config.inpaint
+    scaled: dict[str, Any] = {}
+    if params.fit:
+        size = fitted_source(
+            source.size, zoom=params.zoom, pan=params.pan,
+            max_side=limits.max_result_side, max_pixels=limits.max_result_pixels,
+        )  # fmt: skip
+        if size != source.size:
+            scaled = {"scaled_from": list(source.size)}
+            source = source.resize(size, Image.Resampling.LANCZOS)
     canvas = outpaint_canvas(source.size, zoom=params.zoom, pan=params.pan)
     check_result_size(canvas, max_side=limits.max_result_side, max_pixels=limits.max_result_pixels)
     batch = context.resources.outpaint()(
@@ -127,6 +138,7 @@ def outpaint(context: JobContext) -> HandlerResult:
         nsfw=bool(batch.nsfw[0]),
         source_index=params.index,
         original_box=list(canvas.original_box),
+        **scaled,
     )
     return HandlerResult((artifact,))
 
