@@ -415,6 +415,8 @@ def tiny_overlay(data_dir: Path) -> dict[str, Any]:
         "models": {**tiny_model_settings(root), "build_tiny": True},
         "image": {"width": 64, "height": 64, "steps": 10, "caption_max_tokens": 12},
         "upscale": {"steps": 4, "esrgan_tile": 64, "esrgan_tile_overlap": 8},
+        # The tiny VAE only halves a picture, so an upscale is redrawn and grown at the tiny pictures' own scale.
+        "inpaint": {"max_work_pixels": 16_384},
         "story": {"max_new_tokens": 160},
         "narration": {"video_side": 96, "video_fps": 8},
         "training": {

@@ -18,9 +18,7 @@ from tests.support.bot import SupervisedWorker, job_of, open_store, start_bot
 from tests.support.fakediscord import FakeDiscord, FakeMessage
 from tests.support.jobs import wait_job
 
-# Minutes on a shared 2-core machine (the worker loads SD, the upscaler, CLIPSeg and the inpainting UNet, and
-# writes a story): run with STORYLOOM_SLOW_TESTS=1; tests/bot/test_regions.py covers the bot's side fast.
-pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.slow]
+pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 WORK_TIMEOUT = 240.0  # the worker loads SD, the inpainting UNet and CLIPSeg on a shared 2-core machine
 
