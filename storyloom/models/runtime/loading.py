@@ -118,7 +118,8 @@ class ModelCache:
 
     def __init__(self) -> None:
         self._items: dict[tuple, Any] = {}
-        self._lock = threading.Lock()
+        # Re-entrant: a model's factory may get its parts from the same cache (an IP-Adapter its image encoder).
+        self._lock = threading.RLock()
 
     def get(self, key: tuple, factory: Callable[[], T]) -> T:
         with self._lock:
