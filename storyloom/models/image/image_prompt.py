@@ -191,12 +191,12 @@ def load_image_adapter(config: Config, cache: ModelCache | None = None, *, chara
     dtype = resolve_dtype(config.device, device)
     key = ("ip-adapter", name, weights_name, str(device), str(dtype))
     if cache is None:
-        return _load_image_adapter(config, name, weights_name, device, dtype)
-    return cache.get(key, lambda: _load_image_adapter(config, name, weights_name, device, dtype))
+        return _load_image_adapter(config, name, weights_name, device, dtype, cache)
+    return cache.get(key, lambda: _load_image_adapter(config, name, weights_name, device, dtype, cache))
 
 
 def _load_image_adapter(
-    config: Config, name: str, weights_name: str, device: torch.device, dtype: torch.dtype
+    config: Config, name: str, weights_name: str, device: torch.device, dtype: torch.dtype, cache: ModelCache | None
 ) -> ImageAdapter:
     from safetensors import safe_open
     from transformers import CLIPImageProcessor, CLIPVisionModelWithProjection
@@ -218,10 +218,19 @@ def _load_image_adapter(
                 part, _, rest = key.partition(".")
                 if part in weights:
                     weights[part][rest] = opened.get_tensor(key)
-        encoder = CLIPVisionModelWithProjection.from_pretrained(source, subfolder=encoder_folder, dtype=dtype)
     if not weights["image_proj"] or not weights["ip_adapter"]:
         raise ModelUnavailable(f"{weights_name} of {name!r} is not an IP-Adapter (no image_proj/ip_adapter weights)")
-    encoder.to(device).eval()  # type: ignore[arg-type]  # transformers types ``to`` as taking a model
+
+    def load_encoder() -> Any:
+        with model_errors(name):
+            encoder = CLIPVisionModelWithProjection.from_pretrained(source, subfolder=encoder_folder, dtype=dtype)
+        encoder.to(device).eval()  # type: ignore[arg-type]  # transformers types ``to`` as taking a model
+        return encoder
+
+    # The plain and the plus adapter of one repository share their image encoder (h94/IP-Adapter's is a ViT-H of
+    # about 1.2 GB in half precision): loaded once per cache.
+    encoder_key = ("ip-adapter-encoder", source, encoder_folder, str(device), str(dtype))
+    encoder = load_encoder() if cache is None else cache.get(encoder_key, load_encoder)
     side = encoder.config.image_size
     processor = CLIPImageProcessor(size=side, crop_size=side)  # what load_ip_adapter builds for its encoder
     logger.info("loaded IP-Adapter %s (%s) on %s", name, weights_name, device)

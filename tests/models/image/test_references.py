@@ -134,3 +134,8 @@ def test_a_reference_character_and_an_image_prompt_steer_together(txt2img) -> No
     assert np.abs(together - alone).mean() > 1.0 and np.array_equal(together, again)
     assert np.array_equal(prompted(), alone)
     assert np.array_equal(draw(txt2img), before)
+
+
+def test_the_plain_and_the_plus_adapter_share_one_image_encoder(txt2img) -> None:
+    plus = load_image_adapter(txt2img.config, txt2img.cache, character=True)
+    assert load_image_adapter(txt2img.config, txt2img.cache).encoder is plus.encoder
