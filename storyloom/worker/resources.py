@@ -78,6 +78,12 @@ def _load_image_prompt(config: Config, cache: Any) -> Any:
     return ImagePrompt.from_config(config, cache)
 
 
+def _load_character_adapter(config: Config, cache: Any) -> Any:
+    from storyloom.models.image.image_prompt import load_image_adapter
+
+    return load_image_adapter(config, cache, character=True)
+
+
 def _load_describer(config: Config, cache: Any) -> Any:
     from storyloom.models.image.describe import Describer
 
@@ -156,6 +162,7 @@ def default_specs() -> dict[str, ModelSpec]:
         ModelSpec("variations", IMAGE, _load_variations),
         ModelSpec("upscaler", IMAGE, _load_upscaler),
         ModelSpec("image_prompt", IMAGE, _load_image_prompt),
+        ModelSpec("character_adapter", IMAGE, _load_character_adapter),
         ModelSpec("describer", DESCRIBE, _load_describer),
         ModelSpec("region_finder", INPAINT, _load_region_finder),
         ModelSpec("inpaint", INPAINT, _load_inpaint),
@@ -261,6 +268,12 @@ class ModelResources:
 
     def narrator(self) -> Any:
         return self.get("narrator")
+
+    def character_adapter(self) -> Any:
+        """The IP-Adapter for characters' reference pictures, loaded into the image group's cache (where the image
+        tasks find it) so that its size counts in the group's memory; None when these resources have no such
+        model."""
+        return self.get("character_adapter") if "character_adapter" in self._specs else None
 
     def consistent_attention_fits(self) -> bool:
         """Whether story pages can share self-attention with their reference picture here: the image models as

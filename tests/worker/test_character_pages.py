@@ -7,7 +7,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from storyloom.models.runtime.tiny import make_tiny_config
 from storyloom.queue import JobStatus, JobStore, NewCharacter
@@ -32,7 +31,6 @@ def page_pixels(store: JobStore, job_id: int) -> np.ndarray:
     return np.asarray(artifact_image(picture), dtype=np.int16)
 
 
-@pytest.mark.slow  # a real worker drawing five pages with the adapter: about a minute on 2 busy cores
 def test_story_pages_draw_with_two_characters_and_with_shared_attention(tmp_path: Path, tiny_models) -> None:
     config = make_tiny_config(tmp_path, tiny_models, image={"steps": 3})
     with JobStore.from_config(config) as store, worker_in_thread(config, handlers=build_handlers()):
@@ -67,7 +65,6 @@ def test_story_pages_draw_with_two_characters_and_with_shared_attention(tmp_path
         assert read_png_parameters(artifact_image(picture)).extra["Character"] == "Pip, Rex"
 
 
-@pytest.mark.slow
 def test_a_reference_character_steers_imagine_and_its_variations_and_upscales_keep_it(
     tmp_path: Path, tiny_models
 ) -> None:

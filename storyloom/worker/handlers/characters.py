@@ -102,6 +102,8 @@ def drawing_cast(
     from storyloom.models.image.references import PageCharacter, drawing_characters
 
     default_weight = context.config.characters.reference_weight
+    if any(record.has_reference for record, _position in placed):
+        context.resources.character_adapter()  # loaded through the resources, so its memory is counted
     cast = [
         PageCharacter(
             record.name,
