@@ -62,7 +62,14 @@ def test_story_pages_draw_with_two_characters_and_with_shared_attention(tmp_path
         assert picture.metadata["consistent"] is False and store.artifacts(shared.id)[0].metadata["consistent"] is True
         from storyloom.domain.parameters import read_png_parameters
 
-        assert read_png_parameters(artifact_image(picture)).extra["Character"] == "Pip, Rex"
+        drawn = read_png_parameters(artifact_image(picture)).extra
+        assert (drawn["Character"], drawn["Character places"]) == ("Pip, Rex", "left, right")
+        # An upscale of the page re-draws with both characters in their places, and says so again.
+        upscale = store.enqueue("upscale", {"index": 0, "mode": "chain", "seed": 2}, user_id=1, parent_id=both.id)
+        done = finished(store, upscale.id)
+        assert done.status is JobStatus.SUCCEEDED, done.error
+        upscaled = read_png_parameters(artifact_image(store.artifacts(upscale.id)[0])).extra
+        assert (upscaled["Character"], upscaled["Character places"]) == ("Pip, Rex", "left, right")
 
 
 def test_a_reference_character_steers_imagine_and_its_variations_and_upscales_keep_it(

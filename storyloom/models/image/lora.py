@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 CHARACTER_KEY = "Character"  # the PNG parameters entry naming the character a picture was drawn with
+PLACES_KEY = "Character places"  # with several characters, where each stands (left, center, right), in order
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +45,7 @@ class CharacterDrawing:
     parameters. With no character every method gives back what it was given."""
 
     records: tuple[CharacterRecord, ...] = ()
+    places: tuple[str, ...] = ()  # each character's place in the picture, when there are several
 
     @property
     def record(self) -> CharacterRecord | None:
@@ -66,7 +68,10 @@ class CharacterDrawing:
         """``parameters`` naming the characters."""
         if not self.records:
             return parameters
-        return named_character(parameters, ", ".join(record.name for record in self.records))
+        named = named_character(parameters, ", ".join(record.name for record in self.records))
+        if len(self.records) > 1 and len(self.places) == len(self.records):
+            named = dataclasses.replace(named, extra={**named.extra, PLACES_KEY: ", ".join(self.places)})
+        return named
 
     def tagged(self, batch: ImageBatch) -> ImageBatch:
         """``batch`` with the characters' names in every image's parameters."""

@@ -5,6 +5,7 @@ reference picture as this host reads it; drawing with a LoRA (prompt words, name
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
@@ -56,21 +57,32 @@ def stored_reference_picture(config: Config, record: CharacterRecord) -> Image.I
         return reference_picture(record, stored_file)
 
 
-def source_character(context: JobContext, source: Image.Image) -> CharacterRecord | None:
-    """The character ``source`` was drawn with, as its PNG parameters name it, if it is still registered; a
-    character deleted since is logged and left out, so the job goes on without it."""
+def source_characters(context: JobContext, source: Image.Image) -> list[tuple[CharacterRecord, str]]:
+    """The characters ``source`` was drawn with and their places, as its PNG parameters name them (a story page
+    may have several), those still registered; a character deleted since is logged and left out, so the job goes
+    on without it."""
     from storyloom.domain.parameters import read_png_parameters
-    from storyloom.models.image.lora import CHARACTER_KEY
+    from storyloom.models.image.lora import CHARACTER_KEY, PLACES_KEY
 
     try:
         stored = read_png_parameters(source)
     except ValueError:  # parameters edited by hand or written by another tool name no character of ours
-        return None
-    name = stored.extra.get(CHARACTER_KEY) if stored else None
-    record = context.find_character(name) if name else None
-    if name and record is None:
-        logger.info("job %s: character %r of the source image is gone; going on without it", context.job.id, name)
-    return record
+        return []
+    named = stored.extra.get(CHARACTER_KEY) if stored else None
+    if not stored or not named:
+        return []
+    names = [name.strip() for name in named.split(",") if name.strip()]
+    places = [place.strip() for place in stored.extra.get(PLACES_KEY, "").split(",")]
+    if len(places) != len(names) or not set(places) <= {"left", "center", "right", "whole"}:
+        places = ["whole"] * len(names)
+    found = []
+    for name, place in zip(names, places):
+        record = context.find_character(name)
+        if record is None:
+            logger.info("job %s: character %r of the source image is gone; going on without it", context.job.id, name)
+        else:
+            found.append((record, place))
+    return found
 
 
 def source_model(context: JobContext, source: Image.Image) -> str | None:
@@ -118,4 +130,4 @@ def drawing_cast(
         drawing_with(task, records, context.config.paths.data_dir) as drawing,
         drawing_characters(task, cast, shared_attention=shared_attention),
     ):
-        yield drawing
+        yield dataclasses.replace(drawing, places=tuple(character.position for character in cast))

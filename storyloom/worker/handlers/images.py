@@ -9,7 +9,7 @@ from storyloom.queue.job import ArtifactKind
 from storyloom.queue.params import BlendParams, DescribeParams, ImagineParams, UpscaleParams, VaryParams
 from storyloom.worker.context import HandlerResult, JobContext
 from storyloom.worker.handlers.artifacts import JSON, batch_artifacts, png_artifact, text_artifact
-from storyloom.worker.handlers.characters import drawing_cast, source_character, source_model
+from storyloom.worker.handlers.characters import drawing_cast, source_characters, source_model
 
 
 def _alone(record: CharacterRecord | None) -> list[tuple[CharacterRecord, str]]:
@@ -133,9 +133,9 @@ def vary(context: JobContext) -> HandlerResult:
     params = context.params
     assert isinstance(params, VaryParams)
     source = context.source_image()  # before loading any model: a vanished source fails at once
-    record = source_character(context, source)
+    placed = source_characters(context, source)
     variations = context.resources.variations(source_model(context, source))
-    with drawing_cast(context, variations, _alone(record)) as character:
+    with drawing_cast(context, variations, placed) as character:
         batch = variations(
             source,
             params.prompt,
@@ -156,10 +156,10 @@ def upscale(context: JobContext) -> HandlerResult:
     params = context.params
     assert isinstance(params, UpscaleParams)
     source = context.source_image()
-    record = source_character(context, source)
+    placed = source_characters(context, source)
     redraws = (params.mode or context.config.upscale.mode) == "chain"  # only the chain re-draws with a model
     upscaler = context.resources.upscaler(source_model(context, source) if redraws else None)
-    with drawing_cast(context, upscaler, _alone(record)) as character:
+    with drawing_cast(context, upscaler, placed) as character:
         result = upscaler(
             source,
             mode=params.mode,
