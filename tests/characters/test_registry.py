@@ -105,11 +105,14 @@ def test_a_job_registers_its_character_atomically_with_its_success_and_a_taken_n
         assert done.status is JobStatus.SUCCEEDED and store.character("Mittens", guild_id=5).job_id == first.id
 
         store.claim("w", KINDS)
-        store.add_character(mittens(name="Paws"))  # registered from the command line while the job trained
-        with pytest.raises(CharacterExists):
-            store.complete(second.id, "w", characters=[mittens(name="Paws", guild_id=5, trained_by=2, lora_path="o")])
+        with pytest.raises(CharacterExists, match="'Paws' is already being trained"):
+            store.add_character(mittens(name="Paws"))  # the command line cannot take a name a training reserved
+        with pytest.raises(CharacterExists):  # a name taken since (here: the first job's) fails the whole completion
+            store.complete(
+                second.id, "w", characters=[mittens(name="Mittens", guild_id=5, trained_by=2, lora_path="o")]
+            )
         assert store.get(second.id).status is JobStatus.RUNNING  # nothing of that completion happened
-        assert [(c.name, c.trained_by) for c in store.list_characters(guild_id=5)] == [("Mittens", 1), ("Paws", 0)]
+        assert [(c.name, c.trained_by) for c in store.list_characters(guild_id=5)] == [("Mittens", 1)]
 
 
 def test_a_name_is_reserved_from_the_moment_its_training_is_queued() -> None:
@@ -314,7 +317,7 @@ def test_a_train_subject_job_registers_a_character_that_imagine_and_story_then_d
         )
         finished(store, story.id)
         pages = store.children(story.id)
-        assert [p.params["character"] for p in pages] == ["Mittens", "Mittens"]
+        assert [p.params["characters"] for p in pages] == [[{"name": "Mittens", "position": "whole"}]] * 2
         assert all("bhna cat" in p.params["prompt"] for p in pages)
         for page in pages:
             finished(store, page.id)
