@@ -381,7 +381,7 @@ def tiny_model_settings(root: Path) -> dict[str, Any]:
 
 
 # Bump when a builder changes, so caches of older tiny models are not reused.
-TINY_FORMAT_VERSION = 6
+TINY_FORMAT_VERSION = 7
 # The libraries whose code decides the bytes the builders write; a cache built with other versions of any
 # of them is a different cache.
 TINY_WRITER_LIBRARIES = ("torch", "diffusers", "transformers", "tokenizers", "safetensors", "controlnet_aux")

@@ -171,7 +171,7 @@ async def test_three_hosts_share_only_the_database(postgres_url: str, tiny_model
 
         pages = await wait_for(story_pages_done, "the story on host B")
         assert {p.status for p in pages} == {JobStatus.SUCCEEDED}, [p.error for p in pages]
-        assert all(p.params["character"] == "Biscuit" for p in pages)
+        assert all([c["name"] for c in p.params["characters"]] == ["Biscuit"] for p in pages)
         assert not host_a.root.exists() and (host_b.data_dir / "cache" / "blobs").is_dir()  # B's own copy
 
         # Both worker hosts, twenty requests from five users, a kill -9 and a lost database in the middle.

@@ -41,6 +41,7 @@ _LOAD_TIME_KEYS = frozenset(
         "trust_remote_code",
         "_from_auto",
         "_from_pipeline",
+        "_name_or_path",  # where a part was loaded from when a builder reuses another tiny model's parts
     }
 )
 
