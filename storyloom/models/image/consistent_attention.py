@@ -4,9 +4,9 @@ Inside ``consistent_attention`` every UNet call of the pipeline also runs a refe
 the story's reference picture (its first page or cast portrait), encoded by the VAE and noised to the current
 timestep (the scheduler's ``alphas_cumprod``, noise from a fixed generator), conditioned on the page's own
 prompt. Only the conditional branch's share is added (one item beside the page's two under guidance, so about
-1.5× the work). In every self-attention layer the page's tokens attend to their own keys and values and to the
-reference's ("reference-only" attention), so colours, characters and style carry over from page to page; the
-reference item attends to itself alone and its output is dropped. Outside the block the UNet's own processors
+1.5× the work). In every self-attention layer the page's tokens attend to their own keys and values and to
+every second one of the reference's ("reference-only" attention), so colours, characters and style carry over
+from page to page; the reference item attends to itself alone and its output is dropped. Outside the block the UNet's own processors
 are back and hooks removed: the plain pipeline's output, bit for bit.
 """
 
@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 
 SELF_ATTENTION = "attn1.processor"  # diffusers' name of a transformer block's self-attention processor
 REFERENCE_NOISE_SEED = 0  # the same noise at every step and page: the reference item is reproducible
+# Pages attend to every second token of the reference, as StoryDiffusion attends to a sampled half of the other
+# pictures' tokens: the look carries over at a fraction of the attention's cost. A fixed stride, not a random
+# sample, so a page repeats for its seed.
+REFERENCE_TOKEN_STRIDE = 2
 GB = 1024**3
 # SD 1.5 in half precision (UNet, VAE, text encoder, the upscaler's ControlNet): the image models' usual size,
 # for when the worker does not say what it measured.
@@ -81,8 +85,10 @@ class SharedSelfAttentionProcessor:
         if attn.norm_k is not None:
             key = attn.norm_k(key)
         pages = batch - 1
-        shared_key = torch.cat([key[:pages], key[pages:].expand(pages, -1, -1, -1)], dim=2)
-        shared_value = torch.cat([value[:pages], value[pages:].expand(pages, -1, -1, -1)], dim=2)
+        sampled_key = key[pages:, :, ::REFERENCE_TOKEN_STRIDE].expand(pages, -1, -1, -1)
+        sampled_value = value[pages:, :, ::REFERENCE_TOKEN_STRIDE].expand(pages, -1, -1, -1)
+        shared_key = torch.cat([key[:pages], sampled_key], dim=2)
+        shared_value = torch.cat([value[:pages], sampled_value], dim=2)
         page_out = F.scaled_dot_product_attention(query[:pages], shared_key, shared_value)
         reference_out = F.scaled_dot_product_attention(query[pages:], key[pages:], value[pages:])
         hidden_states = torch.cat([page_out, reference_out]).transpose(1, 2).reshape(batch, -1, attn.heads * head_dim)
