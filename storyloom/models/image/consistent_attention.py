@@ -195,12 +195,14 @@ def _encode(pipe: Any, picture: Image.Image, size: tuple[int, int]) -> torch.Ten
 
 def shared_attention_extra_bytes(width: int, height: int, bytes_per_value: int) -> int:
     """About how much more memory an SD 1.5 page at ``width``×``height`` needs with shared attention: the
-    reference item's activations and, in each of the two page items, self-attention scores over twice the
-    tokens at the finest level (8 heads of ``tokens``² values; the largest single term)."""
+    reference item's activations and its own self-attention scores, and in each of the two page items the
+    scores over the reference's sampled tokens, at the finest level (8 heads of ``tokens``² values; the largest
+    single term)."""
     tokens = (width // 8) * (height // 8)
     activations = tokens * 320 * 40  # the finest level's feature maps an item keeps alive at once
     scores = 8 * tokens * tokens
-    return bytes_per_value * (activations + 2 * scores + 2 * scores)
+    sampled_scores = 8 * tokens * (tokens // REFERENCE_TOKEN_STRIDE)
+    return bytes_per_value * (activations + scores + 2 * sampled_scores)
 
 
 def plain_page_bytes(width: int, height: int, bytes_per_value: int) -> int:
