@@ -634,6 +634,21 @@ def build_tiny_blip(target: Path, seed: int = TINY_SEED) -> None:
     _finish_build(target)
 
 
+def _tiny_clip_text_config(tokenizer: Any) -> dict[str, Any]:
+    """The text tower of the tiny CLIP-family models (CLIP, CLIPSeg) over the tiny CLIP tokenizer."""
+    return {
+        "hidden_size": CLIP_HIDDEN,
+        "intermediate_size": 37,
+        "num_attention_heads": 4,
+        "num_hidden_layers": 2,
+        "vocab_size": len(tokenizer),
+        "max_position_embeddings": 77,
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
+
+
 def build_tiny_clip(target: Path, seed: int = TINY_SEED) -> None:
     """A CLIP model (text and vision towers with projections) and its processor, for ranking words against a picture."""
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel, CLIPProcessor, CLIPTokenizer
@@ -647,17 +662,7 @@ def build_tiny_clip(target: Path, seed: int = TINY_SEED) -> None:
     _seeded(seed + 11)
     model = CLIPModel(
         CLIPConfig(
-            text_config={
-                "hidden_size": CLIP_HIDDEN,
-                "intermediate_size": 37,
-                "num_attention_heads": 4,
-                "num_hidden_layers": 2,
-                "vocab_size": len(tokenizer),
-                "max_position_embeddings": 77,
-                "bos_token_id": tokenizer.bos_token_id,
-                "eos_token_id": tokenizer.eos_token_id,
-                "pad_token_id": tokenizer.pad_token_id,
-            },
+            text_config=_tiny_clip_text_config(tokenizer),
             vision_config={
                 "hidden_size": CLIP_HIDDEN,
                 "intermediate_size": 37,
@@ -732,17 +737,7 @@ def build_tiny_clipseg(target: Path, seed: int = TINY_SEED) -> None:
     _seeded(seed + 13)
     model = CLIPSegForImageSegmentation(
         CLIPSegConfig(
-            text_config={
-                "hidden_size": CLIP_HIDDEN,
-                "intermediate_size": 37,
-                "num_attention_heads": 4,
-                "num_hidden_layers": 2,
-                "vocab_size": len(tokenizer),
-                "max_position_embeddings": 77,
-                "bos_token_id": tokenizer.bos_token_id,
-                "eos_token_id": tokenizer.eos_token_id,
-                "pad_token_id": tokenizer.pad_token_id,
-            },
+            text_config=_tiny_clip_text_config(tokenizer),
             vision_config={
                 "hidden_size": CLIP_HIDDEN,
                 "intermediate_size": 37,
