@@ -23,13 +23,9 @@ SUGGESTIONS = 4
 
 
 def run() -> list[dict]:
-    import torch
+    from bench.common import interleaved_ratio, one_thread, record
 
-    from bench.common import interleaved_ratio, record
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         with tempfile.TemporaryDirectory(prefix="bench-describe-") as tmp:
             candidate, baseline, store = _build(Path(tmp))
             try:
@@ -37,8 +33,6 @@ def run() -> list[dict]:
                 ratio, ours_seconds, bare_seconds = interleaved_ratio(candidate, baseline, ROUNDS)
             finally:
                 store.close()
-    finally:
-        torch.set_num_threads(threads)
     return [
         record(
             "describe_overhead_ratio",

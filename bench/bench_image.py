@@ -26,21 +26,16 @@ NEGATIVE = "blurry, low quality, deformed"
 
 def run() -> list[dict]:
     import numpy as np
-    import torch
 
-    from bench.common import interleaved_ratio, record
+    from bench.common import interleaved_ratio, one_thread, record
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         with tempfile.TemporaryDirectory(prefix="bench-image-") as tmp:
             candidate, baseline = _build(Path(tmp))
             ours, bare = candidate(), baseline()  # warm-up (and a check that both do the same work)
             candidate()
             baseline()
             ratio, ours_seconds, bare_seconds = interleaved_ratio(candidate, baseline, ROUNDS)
-    finally:
-        torch.set_num_threads(threads)
     max_difference = max(
         int(np.abs(np.asarray(a, dtype=np.int16) - np.asarray(b, dtype=np.int16)).max()) for a, b in zip(ours, bare)
     )

@@ -32,13 +32,10 @@ NEGATIVE = "blurry, low quality"
 
 def run() -> list[dict]:
     import numpy as np
-    import torch
 
-    from bench.common import interleaved_ratio, record
+    from bench.common import interleaved_ratio, one_thread, record
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         with tempfile.TemporaryDirectory(prefix="bench-inpaint-") as tmp:
             candidate, baseline, store, mask = _build(Path(tmp))
             try:
@@ -46,8 +43,6 @@ def run() -> list[dict]:
                 ratio, ours_seconds, bare_seconds = interleaved_ratio(candidate, baseline, ROUNDS)
             finally:
                 store.close()
-    finally:
-        torch.set_num_threads(threads)
     inside = np.asarray(mask) == 255
     ours_pixels, bare_pixels = (np.asarray(image.convert("RGB"), dtype=np.int16) for image in (ours, bare))
     return [

@@ -51,17 +51,13 @@ def build_voice(target: Path) -> None:
 
 
 def run() -> list[dict]:
-    import torch
+    from bench.common import one_thread
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         with tempfile.TemporaryDirectory(prefix="bench-narration-") as tmp:
             voice = Path(tmp) / "voice"
             build_voice(voice)
             return [_overhead(Path(tmp), voice), _video(Path(tmp), voice)]
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _config(directory: Path, voice: Path):

@@ -24,13 +24,9 @@ NEGATIVE = "blurry, low quality, deformed"
 
 
 def run() -> list[dict]:
-    import torch
+    from bench.common import interleaved_ratio, one_thread, record
 
-    from bench.common import interleaved_ratio, record
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         with tempfile.TemporaryDirectory(prefix="bench-schedule-") as tmp:
             txt2img = _build(Path(tmp))
 
@@ -42,8 +38,6 @@ def run() -> list[dict]:
 
             edited, plain = candidate(), baseline()  # warm-up (and a check that editing changed the picture)
             ratio, edited_seconds, plain_seconds = interleaved_ratio(candidate, baseline, ROUNDS)
-    finally:
-        torch.set_num_threads(threads)
     changed = any(a.tobytes() != b.tobytes() for a, b in zip(edited, plain))
     return [
         record(

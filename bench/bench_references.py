@@ -35,16 +35,12 @@ NEGATIVE = "blurry, low quality, deformed"
 
 
 def run() -> list[dict]:
-    import torch
+    from bench.common import one_thread
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_thread():
         with tempfile.TemporaryDirectory(prefix="bench-references-") as tmp:
             txt2img = _build(Path(tmp))
             return [_reference_overhead(txt2img), _consistent_overhead(txt2img)]
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _reference_overhead(txt2img) -> dict:

@@ -38,14 +38,10 @@ def _rotating_rounds(functions: dict[str, Callable[[], object]], rounds: int) ->
 
 
 def run() -> list[dict]:
-    import torch
+    from bench.common import one_thread
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the machine is shared; one thread keeps the two sides comparable
-    try:
+    with one_thread():
         return _measure()
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _measure() -> list[dict]:

@@ -59,15 +59,11 @@ IDENTIFIER, CLASS_NAME = "bhna", "cat"
 
 
 def run() -> list[dict]:
-    import torch
+    from bench.common import one_thread
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # the machine is shared; one thread keeps the two sides comparable
-    try:
+    with one_thread():
         subject = _subject_ratio()
         story = _story_ratio()
-    finally:
-        torch.set_num_threads(threads)
     return [subject, story, _subject_smoke()]
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 
 def record(name: str, value: float, unit: str, target: str, holds: bool, **extra) -> dict:
@@ -17,6 +18,20 @@ def record(name: str, value: float, unit: str, target: str, holds: bool, **extra
         "holds": bool(holds),
         **extra,
     }
+
+
+@contextlib.contextmanager
+def one_thread() -> Iterator[None]:
+    """torch on one thread inside the block, as it was afterwards: the machine is shared, and one thread on both
+    sides of a ratio keeps them comparable."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def median(values: list[float]) -> float:
