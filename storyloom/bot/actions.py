@@ -21,7 +21,7 @@ from storyloom.bot.safety import safety_checker_for
 from storyloom.bot.submit import Request, submit
 from storyloom.bot.texts import quote
 from storyloom.bot.validation import imagine_params
-from storyloom.domain.regions import check_result_size, describe_growth, fitted_source, outpaint_canvas
+from storyloom.domain.regions import fitted_source
 from storyloom.domain.seeds import random_seed
 from storyloom.domain.sizes import MAX_UPSCALE_SOURCE_SIDE, MIN_UPSCALE_SOURCE_SIDE, fits_upscale
 from storyloom.errors import StoryloomError
@@ -94,23 +94,18 @@ async def check_upscale_fits(bot: StoryloomBot, source: Job, params: UpscalePara
 
 
 async def check_growth_fits(bot: StoryloomBot, source: Job, params: OutpaintParams) -> None:
-    """Refuse before queueing a Zoom Out or Pan whose picture would be larger than ``[inpaint]`` allows (with
-    ``fit``: even grown from a scaled-down copy)."""
+    """Refuse before queueing a Zoom Out or Pan whose picture would be larger than ``[inpaint]`` allows even grown
+    from a scaled-down copy (the bot's growths all ask for one)."""
     picture = await bot.store.artifact(source.id, params.index, ArtifactKind.IMAGE)
     if picture is None:
         return  # the worker says what is missing
     width, height = int(picture.metadata.get("width", 0)), int(picture.metadata.get("height", 0))
     if width and height:
         limits = bot.config.inpaint
-        if params.fit:
-            fitted_source(
-                (width, height), zoom=params.zoom, pan=params.pan,
-                max_side=limits.max_result_side, max_pixels=limits.max_result_pixels,
-            )  # fmt: skip
-            return
-        canvas = outpaint_canvas((width, height), zoom=params.zoom, pan=params.pan)
-        what = f"{describe_growth(zoom=params.zoom, pan=params.pan)} of this {width}×{height} picture"
-        check_result_size(canvas, max_side=limits.max_result_side, max_pixels=limits.max_result_pixels, what=what)
+        fitted_source(
+            (width, height), zoom=params.zoom, pan=params.pan,
+            max_side=limits.max_result_side, max_pixels=limits.max_result_pixels,
+        )  # fmt: skip
 
 
 def upscale_label(mode: str | None) -> str:

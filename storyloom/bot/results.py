@@ -14,7 +14,7 @@ import discord
 
 from storyloom.bot import buttons, narration, texts
 from storyloom.bot.book import book_filename, book_message, book_pdf
-from storyloom.bot.regions import fixed_page, growth_check, nothing_matched
+from storyloom.bot.regions import PAN_ICONS, fixed_page, growth_check, nothing_matched
 from storyloom.domain.sizes import fits_upscale
 from storyloom.errors import StoryloomError
 from storyloom.queue.job import Artifact, ArtifactKind, Job, JobKind, JobStatus
@@ -88,7 +88,7 @@ async def _prepare(bot: StoryloomBot, job: Job, parent: Job | None) -> Outcome:
     if job.kind is JobKind.REGION:
         return Outcome(target, [await _region_preview(bot, job, reply_to)], texts.finished_line(head, job, where))
     if job.kind in (JobKind.INPAINT, JobKind.OUTPAINT):
-        return Outcome(target, [await _reworked(bot, job, reply_to)], texts.finished_line(head, job, where))
+        return Outcome(target, [await _reworked(bot, job, parent, reply_to)], texts.finished_line(head, job, where))
     if job.kind is JobKind.STORY:
         return await _story(bot, job, target, reply_to)
     if job.kind is JobKind.TRAIN_SUBJECT:
@@ -190,25 +190,25 @@ async def _region_preview(bot: StoryloomBot, job: Job, reply_to: int | None) -> 
                 reply_to=reply_to)  # fmt: skip
 
 
-async def _reworked(bot: StoryloomBot, job: Job, reply_to: int | None) -> Post:
-    """A redrawn region or a grown picture: one picture with the buttons of an upscaled one; a fixed story page
-    as the page's new version, with ✅ Use in the book."""
+async def _reworked(bot: StoryloomBot, job: Job, parent: Job | None, reply_to: int | None) -> Post:
+    """A redrawn region or a grown picture (``parent``: the region job, or the grown picture's job): one picture
+    with the buttons of an upscaled one; a fixed story page as the page's new version, with ✅ Use in the book."""
     from storyloom.bot.remix import source_prompts
     from storyloom.domain.regions import describe_growth
 
     picture = await bot.store.artifact(job.id, 0)
     if job.kind is JobKind.INPAINT and job.params.get("page") is not None:
-        return await _fixed_page(bot, job, picture, reply_to)
+        return await _fixed_page(bot, job, parent, picture, reply_to)
     prompt = (await source_prompts(bot, job)).prompt or await origin_prompt(bot, job)
     if job.kind is JobKind.INPAINT:
-        region = await _job_or_none(bot, job.parent_id)
+        region = parent
         index = region.params.get("index", 0) if region else 0
         what = f"part of image {index + 1} of job {region.parent_id if region else '?'} redrawn"
         icon = "🖌️"
     else:
         zoom, pan = job.params.get("zoom"), job.params.get("pan")
         what = f"{describe_growth(zoom=zoom, pan=pan)} of image {job.params.get('index', 0) + 1} of job {job.parent_id}"
-        icon = {"left": "⬅️", "right": "➡️", "up": "⬆️", "down": "⬇️"}.get(pan or "", "🔍")
+        icon = PAN_ICONS.get(pan or "", "🔍")
     line = f"{icon} **{texts.quote(prompt)}** — {what}, for <@{job.user_id}>"
     size = f"{picture.metadata.get('width')}×{picture.metadata.get('height')}" if picture else ""
     seed = picture.metadata.get("seed") if picture else None
@@ -226,13 +226,15 @@ async def _reworked(bot: StoryloomBot, job: Job, reply_to: int | None) -> Post:
                 f"storyloom_{job.id}_{job.kind}.png", items=items, reply_to=reply_to)  # fmt: skip
 
 
-async def _fixed_page(bot: StoryloomBot, job: Job, picture: Artifact | None, reply_to: int | None) -> Post:
-    """A story page with part of its picture redrawn: posted as the page's new version (its text again)."""
+async def _fixed_page(
+    bot: StoryloomBot, job: Job, region: Job | None, picture: Artifact | None, reply_to: int | None
+) -> Post:
+    """A story page with part of its picture redrawn (``region``: the region job it redrew): posted as the page's
+    new version (its text again)."""
     origin = await bot.stories.page_origin(job)
     page = job.params.get("page", 0)
     number = ((origin.params.get("plan") or {}).get("number") if origin else None) or page + 1
     text = discord.utils.escape_mentions(texts.shorten(origin.params.get("text", ""), MAX_PAGE_TEXT)) if origin else ""
-    region = await _job_or_none(bot, job.parent_id)
     change = ""
     if region is not None:
         words = region.params.get("region")

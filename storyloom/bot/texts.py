@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import discord
 
+from storyloom.domain.regions import describe_growth
 from storyloom.queue.job import Job, JobKind, JobStatus, QueuePosition
 
 MAX_CONTENT = 2000
@@ -79,7 +80,7 @@ def headline(job: Job) -> str:
         page = params.get("page")
         return f"🖌️ redrawing part of {f'page {page + 1}' if page is not None else 'a picture'} (region job {job.parent_id})"
     if job.kind is JobKind.OUTPAINT:
-        how = f"Zoom Out {params['zoom']:g}×" if params.get("zoom") is not None else f"Pan {params.get('pan', '')}"
+        how = describe_growth(zoom=params.get("zoom"), pan=params.get("pan", ""))
         return f"🔍 {how} of image {params.get('index', 0) + 1} of job {job.parent_id}"
     if job.kind is JobKind.TRAIN_SUBJECT:
         token = f"{params.get('identifier', '')} {params.get('class_name', '')}".strip()
