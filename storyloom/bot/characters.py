@@ -15,6 +15,7 @@ import discord
 from discord import app_commands
 
 from storyloom.bot import texts
+from storyloom.bot.pictures import download
 from storyloom.characters.photos import check_photo_sizes
 from storyloom.characters.references import ReferencePicture, kind_details, kind_label, prepare_reference
 from storyloom.characters.uploads import Upload, pack_training_photos
@@ -46,10 +47,7 @@ async def read_reference(attachment: discord.Attachment, *, min_side: int) -> Re
     kind = (attachment.content_type or "").split(";")[0].strip()
     if kind and not kind.startswith("image/"):
         raise InvalidInput(f"{attachment.filename} is not a picture ({kind}); attach a PNG, JPEG or WebP picture")
-    try:
-        data = await attachment.read()
-    except (discord.HTTPException, discord.NotFound) as exc:
-        raise InvalidInput(f"{attachment.filename} could not be downloaded ({exc.status}); attach it again") from None
+    data = await download(attachment)
     return await asyncio.to_thread(prepare_reference, data, attachment.filename, min_side=min_side)
 
 

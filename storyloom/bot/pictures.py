@@ -25,12 +25,15 @@ async def read_pictures(attachments: Sequence[discord.Attachment]) -> tuple[JobI
         check_declared_size(attachment.size, attachment.filename)
     inputs = []
     for index, attachment in enumerate(attachments):
-        try:
-            data = await attachment.read()
-        except (discord.HTTPException, discord.NotFound) as exc:
-            raise InvalidInput(
-                f"{attachment.filename} could not be downloaded ({exc.status}); attach it again"
-            ) from None
+        data = await download(attachment)
         info = await asyncio.to_thread(check_picture, data, attachment.filename)
         inputs.append(JobInput(index, attachment.filename, info.mime, data))
     return tuple(inputs)
+
+
+async def download(attachment: discord.Attachment) -> bytes:
+    """The attachment's bytes, or ``InvalidInput`` asking for it again when Discord does not give them."""
+    try:
+        return await attachment.read()
+    except discord.HTTPException as exc:  # NotFound among them
+        raise InvalidInput(f"{attachment.filename} could not be downloaded ({exc.status}); attach it again") from None
