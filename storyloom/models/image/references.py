@@ -99,16 +99,22 @@ def character_adapter(task: Any) -> Any:
 
 @contextlib.contextmanager
 def drawing_characters(
-    task: Any, characters: Sequence[PageCharacter], *, shared_attention: Image.Image | None = None
+    task: Any,
+    characters: Sequence[PageCharacter],
+    *,
+    shared_attention: Image.Image | None = None,
+    adapter: Any = None,
 ) -> Iterator[None]:
     """Inside the block every call of ``task`` (``Txt2Img``, and so ``draw_page``; ``Variations``, ``Upscaler``:
     anything with ``steered_by``) is steered by the characters' reference pictures (each masked to its column
     when there are several) and, with ``shared_attention`` (a ``Txt2Img`` only), shares self-attention keys and
     values with that picture. Afterwards the UNet's own attention processors are back and the output is bit for
-    bit what it was before. No reference and no shared picture: nothing changes."""
+    bit what it was before. No reference and no shared picture: nothing changes. ``adapter``: the character
+    IP-Adapter already loaded by the caller (None: loaded into ``task``'s model cache)."""
     with contextlib.ExitStack() as stack:
         if any(character.reference is not None for character in characters):
-            stack.enter_context(task.steered_by(reference_steering(character_adapter(task), characters)))
+            loaded = character_adapter(task) if adapter is None else adapter
+            stack.enter_context(task.steered_by(reference_steering(loaded, characters)))
         if shared_attention is not None:
             stack.enter_context(task.sharing_attention(shared_attention))
         yield

@@ -114,8 +114,9 @@ def drawing_cast(
     from storyloom.models.image.references import PageCharacter, drawing_characters
 
     default_weight = context.config.characters.reference_weight
-    if any(record.has_reference for record, _position in placed):
-        context.resources.character_adapter()  # loaded through the resources, so its memory is counted
+    # Loaded through the resources, so its memory is counted in the image group and one copy serves every
+    # checkpoint's tasks.
+    adapter = context.resources.character_adapter() if any(record.has_reference for record, _ in placed) else None
     cast = [
         PageCharacter(
             record.name,
@@ -128,6 +129,6 @@ def drawing_cast(
     records = [record for record, _position in placed]
     with (
         drawing_with(task, records, context.config.paths.data_dir) as drawing,
-        drawing_characters(task, cast, shared_attention=shared_attention),
+        drawing_characters(task, cast, shared_attention=shared_attention, adapter=adapter),
     ):
         yield dataclasses.replace(drawing, places=tuple(character.position for character in cast))
