@@ -294,8 +294,9 @@ class ModelResources:
 
     def budget(self) -> int:
         if self._budget is None:
-            configured = self.config.worker.memory_budget_gb
-            self._budget = int(configured * GB) if configured > 0 else _device_total_bytes(self.config)
+            from storyloom.models.runtime.devices import memory_budget_bytes
+
+            self._budget = memory_budget_bytes(self.config)
         return self._budget
 
     def size(self, group: str) -> int:
@@ -342,19 +343,6 @@ class ModelResources:
 
     def _default_probe(self) -> Callable[[], int]:
         return lambda: _device_used_bytes(self.config)
-
-
-def _device_total_bytes(config: Config) -> int:
-    import psutil
-
-    from storyloom.models.runtime.devices import resolve_device
-
-    device = resolve_device(config.device)
-    if device.type == "cuda":
-        import torch
-
-        return int(torch.cuda.get_device_properties(device).total_memory)
-    return int(psutil.virtual_memory().total)
 
 
 def _device_used_bytes(config: Config) -> int:

@@ -217,21 +217,13 @@ def consistent_attention_fits(
     """Whether a page with shared attention fits the worker's memory: the image models' weights
     (``weights_bytes``, as the worker measured them; else a typical SD 1.5), a plain page and the extra of the
     reference item, against ``budget_bytes`` (default: ``worker.memory_budget_gb``, else the device's memory)."""
-    from storyloom.models.runtime.devices import resolve_device, resolve_dtype
+    from storyloom.models.runtime.devices import memory_budget_bytes, resolve_device, resolve_dtype
 
     device = resolve_device(config.device)
     if budget_bytes is None:
-        budget_bytes = int(config.worker.memory_budget_gb * GB) or _device_memory(device)
+        budget_bytes = memory_budget_bytes(config)
     weights = TYPICAL_IMAGE_WEIGHTS_BYTES if weights_bytes is None else weights_bytes
     values = torch.finfo(resolve_dtype(config.device, device)).bits // 8
     width, height = config.image.width, config.image.height
     needed = weights + plain_page_bytes(width, height, values) + shared_attention_extra_bytes(width, height, values)
     return needed <= budget_bytes
-
-
-def _device_memory(device: torch.device) -> int:
-    if device.type == "cuda":
-        return int(torch.cuda.get_device_properties(device).total_memory)
-    import psutil
-
-    return int(psutil.virtual_memory().total)

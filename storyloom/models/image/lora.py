@@ -47,11 +47,6 @@ class CharacterDrawing:
     records: tuple[CharacterRecord, ...] = ()
     places: tuple[str, ...] = ()  # each character's place in the picture, when there are several
 
-    @property
-    def record(self) -> CharacterRecord | None:
-        """The first character (the only one, on all but a story's pages with several)."""
-        return self.records[0] if self.records else None
-
     def prompt(self, prompt: str) -> str:
         """``prompt`` with each character's words (see ``with_character``); a character drawn from a reference
         picture alone has no trained words, only its plain word if it has one."""

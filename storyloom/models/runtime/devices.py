@@ -7,11 +7,14 @@ as a GPU worker, minus the optimisations that only make sense on CUDA.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from storyloom.config import DeviceConfig
+
+if TYPE_CHECKING:
+    from storyloom.config import Config
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +36,20 @@ def resolve_dtype(cfg: DeviceConfig, device: torch.device) -> torch.dtype:
     if cfg.dtype != "auto":
         return _DTYPES[cfg.dtype]
     return torch.float16 if device.type == "cuda" else torch.float32
+
+
+def memory_budget_bytes(config: Config) -> int:
+    """The memory the models may use: ``worker.memory_budget_gb`` when set, else all of the device's memory (the
+    GPU's, or the machine's on CPU)."""
+    configured = config.worker.memory_budget_gb
+    if configured > 0:
+        return int(configured * 1024**3)
+    device = resolve_device(config.device)
+    if device.type == "cuda":
+        return int(torch.cuda.get_device_properties(device).total_memory)
+    import psutil
+
+    return int(psutil.virtual_memory().total)
 
 
 def optimize_pipeline(pipe: Any, cfg: DeviceConfig, device: torch.device) -> Any:
