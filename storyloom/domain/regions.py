@@ -126,6 +126,11 @@ def cells_mask(cells: Iterable[int], size: tuple[int, int]) -> Image.Image:
     return mask
 
 
+def binary_mask(mask: Image.Image) -> Image.Image:
+    """``mask`` as 255 where at least half on and 0 elsewhere (mode ``"L"``)."""
+    return mask.convert("L").point(lambda value: 255 if value >= 128 else 0)
+
+
 def coverage(mask: Image.Image) -> float:
     """The fraction (0–1) of a mask's pixels that are redrawn (at least half on)."""
     histogram = mask.convert("L").histogram()
@@ -137,7 +142,7 @@ def region_preview(picture: Image.Image, mask: Image.Image) -> Image.Image:
     from PIL import Image, ImageChops, ImageFilter
 
     base = picture.convert("RGB")
-    binary = mask.convert("L").point(lambda value: 255 if value >= 128 else 0)
+    binary = binary_mask(mask)
     color = Image.new("RGB", base.size, PREVIEW_COLOR)
     tint = binary.point(lambda value: round(value * PREVIEW_TINT_ALPHA))
     preview = Image.composite(color, base, tint)

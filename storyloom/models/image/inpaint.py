@@ -20,6 +20,7 @@ from PIL import Image, ImageChops, ImageFilter
 from storyloom.config import Config
 from storyloom.domain.parameters import DEFAULT_SAMPLER, GenerationParameters, read_png_parameters
 from storyloom.domain.regions import (
+    binary_mask,
     cells_mask,
     check_region_words,
     check_result_size,
@@ -172,7 +173,7 @@ def _load_inpaint(config: Config, device: torch.device, dtype: torch.dtype) -> A
 def feathered(mask: Image.Image, radius: int) -> Image.Image:
     """``mask`` softened over ``radius`` pixels inwards only: 0 wherever the mask is 0, so what is kept stays
     exact, rising to 255 inside the region."""
-    binary = mask.convert("L").point(lambda value: 255 if value >= 128 else 0)
+    binary = binary_mask(mask)
     if radius <= 0:
         return binary
     return ImageChops.darker(binary, binary.filter(ImageFilter.GaussianBlur(radius / 2)))
@@ -231,13 +232,14 @@ class Inpaint(SDTask):
             raise InvalidInput(
                 f"the mask is {mask.width}×{mask.height} but the picture is {image.width}×{image.height}"
             )
-        if coverage(mask) == 0.0:
+        covered = coverage(mask)
+        if covered == 0.0:
             raise InvalidInput("the region to redraw is empty; choose a part of the picture first")
         return self.redraw(
             image.convert("RGB"), mask, prompt, negative_prompt,
             num_inference_steps=num_inference_steps, guidance_scale=guidance_scale, seed=seed, progress=progress,
             should_cancel=should_cancel, safety_checker=safety_checker,
-            extra={"Inpaint": f"{coverage(mask):.1%} of the picture"},
+            extra={"Inpaint": f"{covered:.1%} of the picture"},
         )  # fmt: skip
 
     def redraw(
@@ -271,7 +273,7 @@ class Inpaint(SDTask):
         work_mask = mask.convert("L")
         if work_mask.size != (width, height):
             work_mask = work_mask.resize((width, height), Image.Resampling.BILINEAR)
-        work_mask = work_mask.point(lambda value: 255 if value >= 128 else 0)
+        work_mask = binary_mask(work_mask)
         callback = make_step_callback(progress, should_cancel, image_cfg.preview_every, self.stage)
         with self.drawing_loras(prompt) as lora_extra:
             conditioning = self.encoder.conditioning(prompt, negative_prompt, steps=steps, allow_empty_prompt=True)
