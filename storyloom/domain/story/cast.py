@@ -93,22 +93,24 @@ def _signature_look(name: str) -> str:
 
 def mentioned(name: str, text: str) -> bool:
     """Whether ``name`` occurs in ``text`` as a word (or, in scripts without spaces, at all)."""
-    if not name:
-        return False
-    if not has_spaces(name + " " + text[:200]) or not name.isascii():
-        return name.lower() in text.lower()
-    return re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text, flags=re.IGNORECASE) is not None
+    return _mention(name, text) is not None
 
 
 def first_mention(name: str, text: str) -> int:
     """Where ``name`` first occurs in ``text`` as a word (``len(text)`` when it does not)."""
+    found = _mention(name, text)
+    return len(text) if found is None else found
+
+
+def _mention(name: str, text: str) -> int | None:
+    """Where ``name`` first occurs in ``text``: as a word, or in scripts without spaces anywhere; None if not."""
     if not name:
-        return len(text)
+        return None
     if not has_spaces(name + " " + text[:200]) or not name.isascii():
         found = text.lower().find(name.lower())
-        return found if found >= 0 else len(text)
+        return found if found >= 0 else None
     match = re.search(rf"(?<!\w){re.escape(name)}(?!\w)", text, flags=re.IGNORECASE)
-    return match.start() if match else len(text)
+    return match.start() if match else None
 
 
 def fallback_positions(names: list[str], text: str) -> dict[str, str]:
