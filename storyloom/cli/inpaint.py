@@ -111,9 +111,7 @@ def run_outpaint(config: Config, args: argparse.Namespace) -> int:
         )
         if size != picture.size:
             print(f"growing a copy scaled down from {picture.width}x{picture.height} to {size[0]}x{size[1]}")
-            info = dict(picture.info)  # the stored prompt goes with the copy
-            picture = picture.resize(size, Image.Resampling.LANCZOS)
-            picture.info.update(info)
+            picture = picture.resize(size, Image.Resampling.LANCZOS)  # Pillow keeps the stored prompt in info
     canvas = outpaint_canvas(picture.size, zoom=zoom, pan=args.pan)
     try:
         check_result_size(canvas, max_side=limits.max_result_side, max_pixels=limits.max_result_pixels)
