@@ -95,21 +95,17 @@ def run_imagine(config: Config, args: argparse.Namespace) -> int:
     record = _character(config, args.character) if args.character else None
     picture = None if record is None else stored_reference_picture(config, record)
 
-    from storyloom.models.image.lora import drawing_with
-    from storyloom.models.image.references import PageCharacter, drawing_characters
     from storyloom.models.image.txt2img import Txt2Img
+    from storyloom.worker.handlers.characters import drawing_placed
 
     # A character's reference picture guides the whole picture, as its LoRA does (both when it has both).
-    guided = [] if record is None else [
-        PageCharacter(record.name, "whole", picture, record.weight(config.characters.reference_weight))
-    ]  # fmt: skip
+    placed = [] if record is None else [(record, "whole")]
     txt2img = Txt2Img.from_config(config, checkpoint=args.model)
     out = args.out or _default_out(config)
     for number, (request, negative, aspect_ratio, seed, guidance) in enumerate(jobs, start=1):
         with (
             ProgressBar("imagine") as bar,
-            drawing_with(txt2img, record, config.paths.data_dir) as character,
-            drawing_characters(txt2img, guided),
+            drawing_placed(txt2img, placed, lambda _record: picture, config) as character,
         ):
             batch = txt2img(
                 character.prompt(request.prompt),

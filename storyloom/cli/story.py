@@ -127,9 +127,7 @@ def _illustrate(
     from PIL import Image
 
     from storyloom.domain.book.files import write_book
-    from storyloom.models.image.lora import drawing_with
-    from storyloom.models.image.references import PageCharacter, drawing_characters
-    from storyloom.worker.handlers.characters import stored_reference_picture
+    from storyloom.worker.handlers.characters import drawing_placed, stored_reference_picture
 
     txt2img = pipeline.txt2img
     if consistent is None:
@@ -143,20 +141,11 @@ def _illustrate(
         bar.page = position
         page = plan.pages[index]
         present = [by_name[name.casefold()] for name in page.characters if name.casefold() in by_name]
-        placed = [
-            PageCharacter(
-                record.name,
-                page.positions.get(record.name, "whole") if len(present) > 1 else "whole",
-                pictures[record.name],
-                record.weight(config.characters.reference_weight),
-            )
-            for record in present
-        ]
+        placed = [(record, page.positions.get(record.name, "whole")) for record in present]
         shared = Image.open(first_page).convert("RGB") if consistent and index > 0 and first_page.is_file() else None
-        with (
-            drawing_with(txt2img, present, config.paths.data_dir) as character,
-            drawing_characters(txt2img, placed, shared_attention=shared),
-        ):
+        with drawing_placed(
+            txt2img, placed, lambda record: pictures[record.name], config, shared_attention=shared
+        ) as character:
             result = pipeline.illustrate_page(plan, index, progress=bar.update)
         pipeline.save_page(out, dataclasses.replace(result, parameters=character.named(result.parameters)))
         bar.update_page_done(position)

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from storyloom.queue.character import CharacterRecord
@@ -106,29 +106,48 @@ def drawing_cast(
     *,
     shared_attention: Image.Image | None = None,
 ) -> Iterator[CharacterDrawing]:
+    """``drawing_placed`` in a job: reference pictures through the job's file cache, and the character adapter
+    loaded through the resources, so its memory is counted in the image group and one copy serves every
+    checkpoint's tasks."""
+    adapter = context.resources.character_adapter() if any(record.has_reference for record, _ in placed) else None
+    with drawing_placed(
+        task, placed, lambda record: reference_picture(record, context.lookup_file), context.config,
+        shared_attention=shared_attention, adapter=adapter,
+    ) as drawing:  # fmt: skip
+        yield drawing
+
+
+@contextlib.contextmanager
+def drawing_placed(
+    task: Any,
+    placed: Sequence[tuple[CharacterRecord, str]],
+    pictures: Callable[[CharacterRecord], Image.Image | None],
+    config: Config,
+    *,
+    shared_attention: Image.Image | None = None,
+    adapter: Any = None,
+) -> Iterator[CharacterDrawing]:
     """Inside the block ``task`` draws with the characters (record, position) of ``placed``: their LoRAs and
-    words (``drawing_with``), their reference pictures each steering its place (``drawing_characters``; the only
-    character steers the whole picture) and, with ``shared_attention``, self-attention shared with that picture.
-    The ``CharacterDrawing`` it gives names them in prompts and parameters."""
+    words (``drawing_with``), their reference pictures (from ``pictures``) each steering its place
+    (``drawing_characters``; the only character steers the whole picture) and, with ``shared_attention``,
+    self-attention shared with that picture. The ``CharacterDrawing`` it gives names them, and their places, in
+    prompts and parameters."""
     from storyloom.models.image.lora import drawing_with
     from storyloom.models.image.references import PageCharacter, drawing_characters
 
-    default_weight = context.config.characters.reference_weight
-    # Loaded through the resources, so its memory is counted in the image group and one copy serves every
-    # checkpoint's tasks.
-    adapter = context.resources.character_adapter() if any(record.has_reference for record, _ in placed) else None
+    default_weight = config.characters.reference_weight
     cast = [
         PageCharacter(
             record.name,
             "whole" if len(placed) == 1 else position,  # type: ignore[arg-type]  # checked by the job's parameters
-            reference_picture(record, context.lookup_file),
+            pictures(record),
             record.weight(default_weight),
         )
         for record, position in placed
     ]
     records = [record for record, _position in placed]
     with (
-        drawing_with(task, records, context.config.paths.data_dir) as drawing,
+        drawing_with(task, records, config.paths.data_dir) as drawing,
         drawing_characters(task, cast, shared_attention=shared_attention, adapter=adapter),
     ):
         yield dataclasses.replace(drawing, places=tuple(character.position for character in cast))
