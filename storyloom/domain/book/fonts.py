@@ -198,11 +198,21 @@ def wrap_text(text: str, length: Callable[[str], float], limit: float) -> list[s
 def picture_font(sample_text: str, size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     """A font for text drawn into a picture: the book's text font (or a fallback that has the text's script),
     else Pillow's built-in font."""
+    return picture_fonts(sample_text, size)[0]
+
+
+def picture_fonts(sample_text: str, *sizes: int) -> list[ImageFont.FreeTypeFont | ImageFont.ImageFont]:
+    """``picture_font`` at each of ``sizes``, from one search of the installed fonts."""
     fonts = find_fonts(sample_text)
     needed = {ord(c) for c in sample_text if not c.isspace()}
     candidates = [*([fonts.regular] if fonts.regular else []), *fonts.fallbacks]
     # A CJK text wants the fallback that covers it; Latin text the regular face.
-    for font in sorted(candidates, key=lambda f: f is fonts.regular and bool(needed - fonts.coverage)):
+    ordered = sorted(candidates, key=lambda f: f is fonts.regular and bool(needed - fonts.coverage))
+    return [_first_loadable(ordered, size) for size in sizes]
+
+
+def _first_loadable(fonts: list[FontFile], size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
+    for font in fonts:
         try:
             return ImageFont.truetype(str(font.path), size, index=font.index)
         except OSError:

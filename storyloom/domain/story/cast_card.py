@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from PIL import Image, ImageDraw
 
-from storyloom.domain.book.fonts import picture_font, wrap_text
+from storyloom.domain.book.fonts import picture_fonts, wrap_text
 
 PORTRAIT_SIDE = 256  # each portrait on the card, whatever size it was drawn at
 MARGIN = 16
@@ -35,8 +35,7 @@ def compose_cast_card(portraits: Sequence[CastPortrait]) -> Image.Image:
     if not portraits:
         raise ValueError("a cast card needs at least one portrait")
     sample = " ".join(f"{p.name} {p.description}" for p in portraits)
-    name_font = picture_font(sample, NAME_SIZE)
-    text_font = picture_font(sample, DESCRIPTION_SIZE)
+    name_font, text_font = picture_fonts(sample, NAME_SIZE, DESCRIPTION_SIZE)
     measure = ImageDraw.Draw(Image.new("L", (1, 1)))
     name_height = int(NAME_SIZE * 1.4)
     line_height = int(DESCRIPTION_SIZE * 1.35)
