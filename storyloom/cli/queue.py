@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 from storyloom.config import Config
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from storyloom.queue.job import Job, QueuePosition
     from storyloom.queue.postgres.from_sqlite import TableProgress
 
@@ -150,10 +152,7 @@ def purge_command(config: Config, args: argparse.Namespace) -> int:
         return 1
     with store:
         print(f"removed {removed} job(s) that finished more than {days:g} day(s) ago")
-        stored = 0
-        while batch := store.purge_blobs(days):
-            stored += batch
-            time.sleep(PURGE_PAUSE_SECONDS)
+        stored = in_batches(lambda: store.purge_blobs(days))
         if stored:
             print(f"removed {stored} stored file(s) (LoRAs, photos) nothing refers to any more")
         # Purged jobs no longer keep their photos and outputs: remove what nothing needs now.
@@ -203,8 +202,14 @@ NOTHING_DELETED = (
 
 
 def purge_in_batches(store, days: float) -> int:
+    return in_batches(lambda: store.purge(days))
+
+
+def in_batches(step: Callable[[], int]) -> int:
+    """Run ``step`` (one batch of deletions, giving how many it removed) until it removes nothing, pausing
+    between batches so that workers get the write lock; the total removed."""
     removed = 0
-    while batch := store.purge(days):
+    while batch := step():
         removed += batch
         time.sleep(PURGE_PAUSE_SECONDS)
     return removed
