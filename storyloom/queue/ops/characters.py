@@ -7,6 +7,8 @@ finished job, nor a succeeded job whose character is missing.
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 from storyloom.errors import InvalidInput
 from storyloom.queue import sql
 from storyloom.queue.character import CharacterExists, CharacterNotFound, CharacterRecord, NewCharacter, name_key
@@ -61,12 +63,7 @@ def delete_character(name: str, guild_id: int | None) -> Steps[CharacterRecord]:
     row = yield from one(sql.DELETE_CHARACTER, {"name_key": name_key(name), "guild_id": guild_id})
     if row is not None:
         return CharacterRecord.from_row(row)
-    seen = yield from one(sql.SELECT_VISIBLE_CHARACTER, {"name_key": name_key(name), "guild_id": guild_id})
-    if seen is not None:
-        raise InvalidInput(f"character {seen['name']!r} was registered on the command line; delete it there")
-    rows = yield from query(sql.LIST_CHARACTERS, {"guild_id": guild_id, "all_guilds": False})
-    own = [r["name"] for r in rows if r["guild_id"] == guild_id]
-    raise CharacterNotFound(_unknown_message(name, own))
+    return (yield from _not_in_scope(name, guild_id, "delete"))
 
 
 @writes
@@ -86,9 +83,15 @@ def set_character_reference(
     )
     if row is not None:
         return CharacterRecord.from_row(row)
+    return (yield from _not_in_scope(name, guild_id, "change"))
+
+
+def _not_in_scope(name: str, guild_id: int | None, verb: str) -> Steps[NoReturn]:
+    """Why a character of this scope could not be changed: it is the command line's (``verb`` it there), or there
+    is none of that name (listing the scope's own)."""
     seen = yield from one(sql.SELECT_VISIBLE_CHARACTER, {"name_key": name_key(name), "guild_id": guild_id})
     if seen is not None:
-        raise InvalidInput(f"character {seen['name']!r} was registered on the command line; change it there")
+        raise InvalidInput(f"character {seen['name']!r} was registered on the command line; {verb} it there")
     rows = yield from query(sql.LIST_CHARACTERS, {"guild_id": guild_id, "all_guilds": False})
     raise CharacterNotFound(_unknown_message(name, [r["name"] for r in rows if r["guild_id"] == guild_id]))
 
