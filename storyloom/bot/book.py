@@ -38,10 +38,11 @@ BOOK_CACHE_SIZE = 16  # books kept laid out
 
 async def book_pdf(stories: Stories, story_id: int) -> tuple[StoryPlan, bytes] | None:
     """(plan, PDF bytes) of story job ``story_id``, or None when it has no plan."""
-    plan = await stories.plan(story_id)
+    versions = await stories.versions(story_id)
+    plan = await stories.plan(story_id, versions)
     if plan is None:
         return None
-    images = await stories.page_images(story_id)
+    images = await stories.page_images(story_id, versions)
     data = await asyncio.to_thread(_write, plan, images)
     return plan, data
 

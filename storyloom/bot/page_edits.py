@@ -31,6 +31,7 @@ from storyloom.queue.stories import page_of
 
 if TYPE_CHECKING:
     from storyloom.bot.app import StoryloomBot
+    from storyloom.queue.stories import StoryVersions
 
 logger = logging.getLogger(__name__)
 
@@ -122,8 +123,8 @@ class PageEditModal(discord.ui.Modal, title="Edit the page"):
             bot.story_screen.ensure_allowed(f"{text}\n{scene}")
             source = await load_source(interaction, self.page_job_id)
             story_id, index = _page_of(source)
-            plan = await _story_plan(bot, story_id)
             versions = await bot.stories.versions(story_id)
+            plan = await _story_plan(bot, story_id, versions)
             newest_job = versions.pages.get(index)
             newest = newest_job if newest_job is not None and newest_job.kind is JobKind.STORY_PAGE else source
             request = edited_page_request(
@@ -201,8 +202,8 @@ def _page_of(source: Job) -> tuple[int, int]:
     return source.parent_id, index
 
 
-async def _story_plan(bot: StoryloomBot, story_id: int) -> StoryPlan:
-    plan = await bot.stories.plan(story_id)
+async def _story_plan(bot: StoryloomBot, story_id: int, versions: StoryVersions | None = None) -> StoryPlan:
+    plan = await bot.stories.plan(story_id, versions)
     if plan is None:
         raise JobFailure("this story's text is gone (it was purged, or is still being written)", story_id)
     return plan

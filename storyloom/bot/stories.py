@@ -59,25 +59,31 @@ class Stories:
             self._summaries.popitem(last=False)
         return found
 
-    async def plan(self, story_id: int) -> StoryPlan | None:
-        """The story as it now reads: its plan with the edited title and every page's newest words."""
+    async def plan(self, story_id: int, versions: StoryVersions | None = None) -> StoryPlan | None:
+        """The story as it now reads: its plan with the edited title and every page's newest words (from
+        ``versions`` when the caller has read them)."""
         artifact = await self._store.artifact(story_id, 0, ArtifactKind.TEXT)
         if artifact is None or artifact.name != PLAN_FILE:
             return None
-        versions = await self.versions(story_id)
+        if versions is None:
+            versions = await self.versions(story_id)
         return edited_plan(StoryPlan.model_validate_json(artifact.data), versions.title, versions.page_words)
 
     async def versions(self, story_id: int) -> StoryVersions:
         """The newest drawing of each page and the edited title, following earlier chapters."""
         return await self._store.story_versions(story_id)
 
-    async def page_images(self, story_id: int) -> dict[int, bytes]:
-        """Page index → PNG of every illustrated page, following earlier chapters through ``continue_from``.
+    async def page_images(self, story_id: int, versions: StoryVersions | None = None) -> dict[int, bytes]:
+        """Page index → PNG of every illustrated page, following earlier chapters through ``continue_from``
+        (from ``versions`` when the caller has read them).
 
-        A page that was redrawn shows its newest successful drawing, so the book follows the thread."""
+        A page that was redrawn shows its newest successful drawing (or the picture chosen for it by hand, when
+        that is newer), so the book follows the thread."""
+        if versions is None:
+            versions = await self.versions(story_id)
         images: dict[int, bytes] = {}
-        for page, job_id in (await self.page_sources(story_id)).items():
-            picture = await self._store.artifact(job_id, 0, ArtifactKind.IMAGE)
+        for page, job in versions.pages.items():
+            picture = await self._store.artifact(job.id, 0, ArtifactKind.IMAGE)
             if picture is not None:
                 images[page] = picture.data
         return images
@@ -96,9 +102,3 @@ class Stories:
             except JobNotFound:
                 return None
         return None
-
-    async def page_sources(self, story_id: int) -> dict[int, int]:
-        """Page index → the job of its newest successful drawing (or of the picture chosen for it by hand, when
-        that is newer), following earlier chapters (a later chapter's page wins). Reads no pictures: cheap
-        enough to tell whether a book has changed."""
-        return {page: job.id for page, job in (await self.versions(story_id)).pages.items()}
